@@ -1,0 +1,37 @@
+/* cli.h - subcommands; modules with their own commands (migrate, jobs,
+ * enqueue, ...) list them in rn__cli_extra_commands. */
+#ifndef RN_CLI_H
+#define RN_CLI_H
+
+#include <stdbool.h>
+
+#include "internal.h"
+
+typedef struct rn__cli_s {
+  const char *config_path;
+  const char *confd; /* NULL = conf.d beside config_path */
+  bool json;
+  bool quiet;         /* log errors only, whatever the config says */
+  int argc;          /* arguments after the command */
+  char **argv;
+} rn__cli_t;
+
+typedef struct rn__cli_command_s {
+  const char *name;
+  int (*run)(rn__cli_t *cli);
+  const char *usage;
+  const char *help;
+} rn__cli_command_t;
+
+/* NULL-terminated; defined by the module that owns the commands. */
+extern const rn__cli_command_t rn__cli_extra_commands[];
+
+int rn__cli_main(int argc, char **argv);
+int rn__cli_usage_error(const char *fmt, ...) RN_PRINTF_LIKE(1, 2);
+int rn__cli_load(rn__cli_t *cli, rn__runner_t *runner, uv_loop_t *loop);
+int rn__cli_unload(rn__runner_t *runner, uv_loop_t *loop);
+int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
+                    const char *job_name, const char *params_json,
+                    bool prefer_json);
+
+#endif

@@ -1,0 +1,710 @@
+/* config.c - runner.conf and conf.d/NN-name.conf (INI, libinih), with file:line
+ * on every error. Parsing is pure: nothing is applied until the caller has
+ * the whole tree and its list of errors. */
+#include <dirent.h>
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+#ifndef RN_DEFAULT_PLUGIN_DIR
+#define RN_DEFAULT_PLUGIN_DIR "/usr/lib/regentra-runner/plugins"
+#endif
+#ifndef RN_DEFAULT_STATE_DIR
+#define RN_DEFAULT_STATE_DIR "/var/lib/regentra-runner"
+#endif
+#ifndef RN_DEFAULT_MIGRATIONS_DIR
+#define RN_DEFAULT_MIGRATIONS_DIR "/usr/share/regentra-runner/migrations"
+#endif
+
+static char *xstrdup(const char *s) {
+  char *p = strdup(s);
+  if (!p)
+    abort(); /* configuration is tiny; out of memory here is not survivable */
+  return p;
+}
+
+static void *xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n);
+  if (!q)
+    abort();
+  return q;
+}
+
+#define GROW(arr, count, cap)                                                \
+  do {                                                                       \
+    if ((count) == (cap)) {                                                  \
+      (cap) = (cap) ? (cap)*2 : 8;                                           \
+      (arr) = xrealloc((arr), (cap) * sizeof *(arr));                        \
+    }                                                                        \
+  } while (0)
+
+void rn__config_error(rn__config_t *config, const char *file, int line,
+                      const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  char *text;
+  if (line > 0) {
+    if (asprintf(&text, "%s:%d: %s", file, line, msg) < 0)
+      abort();
+  } else if (asprintf(&text, "%s: %s", file, msg) < 0) {
+    abort();
+  }
+  config->errors = xrealloc(config->errors,
+                            (config->nerrors + 1) * sizeof *config->errors);
+  config->errors[config->nerrors++] = text;
+}
+
+const rn__kv_t *rn__kvs_find(const rn__kvs_t *kvs, const char *key) {
+  for (size_t i = 0; i < kvs->count; i++)
+    if (strcmp(kvs->items[i].key, key) == 0)
+      return &kvs->items[i];
+  return NULL;
+}
+
+static void kvs_add(rn__kvs_t *kvs, const char *key, const char *value,
+                    int line) {
+  size_t cap = kvs->cap;
+  GROW(kvs->items, kvs->count, cap);
+  kvs->cap = cap;
+  kvs->items[kvs->count++] =
+      (rn__kv_t){.key = xstrdup(key), .value = xstrdup(value), .line = line};
+}
+
+static void kvs_free(rn__kvs_t *kvs) {
+  for (size_t i = 0; i < kvs->count; i++) {
+    free(kvs->items[i].key);
+    free(kvs->items[i].value);
+  }
+  free(kvs->items);
+  *kvs = (rn__kvs_t){0};
+}
+
+int rn__parse_bool(const char *text, bool *value) {
+  static const char *const yes[] = {"true", "yes", "on", "1"};
+  static const char *const no[] = {"false", "no", "off", "0"};
+  for (size_t i = 0; i < RN_ARRAY_SIZE(yes); i++) {
+    if (strcasecmp(text, yes[i]) == 0) {
+      *value = true;
+      return 0;
+    }
+    if (strcasecmp(text, no[i]) == 0) {
+      *value = false;
+      return 0;
+    }
+  }
+  return RN_EINVAL;
+}
+
+int rn__parse_duration_ms(const char *text, uint64_t *ms) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(text, &end, 10);
+  if (end == text || errno || text[0] == '-')
+    return RN_EINVAL;
+  uint64_t unit = 1000;
+  if (strcmp(end, "ms") == 0)
+    unit = 1;
+  else if (strcmp(end, "s") == 0 || *end == '\0')
+    unit = 1000;
+  else if (strcmp(end, "m") == 0)
+    unit = 60 * 1000;
+  else if (strcmp(end, "h") == 0)
+    unit = 3600 * 1000;
+  else if (strcmp(end, "d") == 0)
+    unit = 86400 * 1000;
+  else
+    return RN_EINVAL;
+  if (n > UINT64_MAX / unit)
+    return RN_ERANGE;
+  *ms = n * unit;
+  return 0;
+}
+
+static int parse_int(const char *text, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long n = strtoll(text, &end, 10);
+  if (end == text || *end != '\0' || errno)
+    return RN_EINVAL;
+  *out = n;
+  return 0;
+}
+
+static bool enum_has(const char *choices, const char *word) {
+  size_t wlen = strlen(word);
+  for (const char *p = choices; p && *p;) {
+    const char *bar = strchr(p, '|');
+    size_t len = bar ? (size_t)(bar - p) : strlen(p);
+    if (len == wlen && strncmp(p, word, len) == 0)
+      return true;
+    p = bar ? bar + 1 : NULL;
+  }
+  return false;
+}
+
+int rn__option_parse(const rn_option_t *option, const char *text,
+                     int64_t *number, char *err, size_t errlen) {
+  *number = 0;
+  switch (option->type) {
+  case RN_OPT_STRING:
+  case RN_OPT_PATH:
+  case RN_OPT_SECRET_FILE:
+    if (!*text) {
+      snprintf(err, errlen, "%s must not be empty", option->name);
+      return RN_EINVAL;
+    }
+    return 0;
+  case RN_OPT_INT:
+    if (parse_int(text, number) < 0) {
+      snprintf(err, errlen, "%s = \"%s\": not a whole number", option->name,
+               text);
+      return RN_EINVAL;
+    }
+    if ((option->min || option->max) &&
+        (*number < option->min || *number > option->max)) {
+      snprintf(err, errlen, "%s = %s: out of range %" PRId64 "..%" PRId64,
+               option->name, text, option->min, option->max);
+      return RN_ERANGE;
+    }
+    return 0;
+  case RN_OPT_BOOL: {
+    bool b;
+    if (rn__parse_bool(text, &b) < 0) {
+      snprintf(err, errlen, "%s = \"%s\": expected true or false",
+               option->name, text);
+      return RN_EINVAL;
+    }
+    *number = b;
+    return 0;
+  }
+  case RN_OPT_DURATION: {
+    uint64_t ms;
+    if (rn__parse_duration_ms(text, &ms) < 0 || ms > INT64_MAX) {
+      snprintf(err, errlen,
+               "%s = \"%s\": expected a duration such as 30s, 5m, 2h, 1d",
+               option->name, text);
+      return RN_EINVAL;
+    }
+    *number = (int64_t)ms;
+    return 0;
+  }
+  case RN_OPT_ENUM:
+    if (!enum_has(option->choices, text)) {
+      snprintf(err, errlen, "%s = \"%s\": expected one of %s", option->name,
+               text, option->choices ? option->choices : "(none)");
+      return RN_EINVAL;
+    }
+    return 0;
+  case RN_OPT_URL:
+    if (strncmp(text, "https://", 8) != 0 && strncmp(text, "http://", 7) != 0) {
+      snprintf(err, errlen, "%s = \"%s\": expected an http:// or https:// URL",
+               option->name, text);
+      return RN_EINVAL;
+    }
+    return 0;
+  default:
+    snprintf(err, errlen, "%s: option type %d is not known to this host",
+             option->name, option->type);
+    return RN_EABI;
+  }
+}
+
+int rn__options_check(rn__config_t *config, const char *file, int line,
+                      const rn_option_t *schema, const rn__kvs_t *kvs,
+                      rn_config_t *out) {
+  size_t before = config->nerrors;
+  size_t n = 0;
+  while (schema && schema[n].name)
+    n++;
+  *out = (rn_config_t){0};
+  if (n) {
+    out->values = calloc(n, sizeof *out->values);
+    if (!out->values)
+      abort();
+  }
+  out->count = n;
+  for (size_t i = 0; i < kvs->count; i++) {
+    size_t k = 0;
+    while (k < n && strcmp(schema[k].name, kvs->items[i].key) != 0)
+      k++;
+    if (k == n)
+      rn__config_error(config, file, kvs->items[i].line,
+                       "unknown key \"%s\"", kvs->items[i].key);
+  }
+  for (size_t k = 0; k < n; k++) {
+    const rn_option_t *option = &schema[k];
+    const rn__kv_t *kv = rn__kvs_find(kvs, option->name);
+    const char *text = kv ? kv->value : option->default_value;
+    out->values[k].option = option;
+    if (!text) {
+      if (option->flags & RN_OPT_REQUIRED)
+        rn__config_error(config, file, line, "missing required key \"%s\"",
+                         option->name);
+      continue;
+    }
+    char reason[512];
+    if (rn__option_parse(option, text, &out->values[k].number, reason,
+                         sizeof reason) < 0) {
+      rn__config_error(config, file, kv ? kv->line : line, "%s%s", reason,
+                       kv ? "" : " (the plugin's default)");
+      continue;
+    }
+    out->values[k].text = xstrdup(text);
+  }
+  return (int)(config->nerrors - before);
+}
+
+void rn__options_free(rn_config_t *values) {
+  for (size_t i = 0; i < values->count; i++)
+    free(values->values[i].text);
+  free(values->values);
+  *values = (rn_config_t){0};
+}
+
+/* ------------------------------------------------------------ parsing */
+
+enum section_kind { SEC_NONE, SEC_RUNNER, SEC_DATABASE, SEC_PLUGIN, SEC_JOB,
+                    SEC_BAD };
+
+typedef struct parse_state_s {
+  rn__config_t *config;
+  const char *file;
+  bool main_file;
+  FILE *stream;
+  int line;        /* of the line inih is working on */
+  int header_line; /* of the last [section] header */
+  char *section;   /* the section text inih reported last */
+  enum section_kind kind;
+  size_t index;    /* into plugins[] or jobs[] */
+  size_t first_job, first_plugin; /* this file's first entries */
+} parse_state_t;
+
+/* inih reads through us so that we know the line of every callback. */
+static char *counting_reader(char *str, int num, void *stream) {
+  parse_state_t *st = stream;
+  char *got = fgets(str, num, st->stream);
+  if (got) {
+    st->line++;
+    const char *p = got;
+    while (*p == ' ' || *p == '\t')
+      p++;
+    if (*p == '[')
+      st->header_line = st->line;
+  }
+  return got;
+}
+
+static char *quoted_name(const char *rest, const char *file, int line,
+                         rn__config_t *config) {
+  while (*rest == ' ')
+    rest++;
+  size_t len = strlen(rest);
+  if (len < 3 || rest[0] != '"' || rest[len - 1] != '"') {
+    rn__config_error(config, file, line,
+                     "section name must be quoted, like [job \"nightly\"]");
+    return NULL;
+  }
+  char *name = strndup(rest + 1, len - 2);
+  for (const char *c = name; *c; c++) {
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+          *c == '_' || *c == '.')) {
+      rn__config_error(config, file, line,
+                       "name \"%s\" may hold only a-z, 0-9, '-', '_' and '.'",
+                       name);
+      free(name);
+      return NULL;
+    }
+  }
+  return name;
+}
+
+static void begin_section(parse_state_t *st, const char *section) {
+  rn__config_t *config = st->config;
+  free(st->section);
+  st->section = xstrdup(section);
+  int line = st->header_line;
+  if (strcmp(section, "runner") == 0 || strcmp(section, "database") == 0) {
+    if (!st->main_file) {
+      rn__config_error(config, st->file, line,
+                       "[%s] belongs in runner.conf, not in conf.d", section);
+      st->kind = SEC_BAD;
+      return;
+    }
+    st->kind = section[0] == 'r' ? SEC_RUNNER : SEC_DATABASE;
+    return;
+  }
+  bool is_job = strncmp(section, "job ", 4) == 0;
+  bool is_plugin = strncmp(section, "plugin ", 7) == 0;
+  if (!is_job && !is_plugin) {
+    rn__config_error(config, st->file, line,
+                     "unknown section [%s]; expected [runner], [database], "
+                     "[plugin \"name\"] or [job \"name\"]",
+                     section);
+    st->kind = SEC_BAD;
+    return;
+  }
+  char *name = quoted_name(section + (is_job ? 4 : 7), st->file, line, config);
+  if (!name) {
+    st->kind = SEC_BAD;
+    return;
+  }
+  if (is_job) {
+    for (size_t i = 0; i < config->njobs; i++) {
+      if (strcmp(config->jobs[i].name, name) == 0) {
+        rn__config_error(config, st->file, line,
+                         "duplicate job \"%s\" (first defined at %s:%d)", name,
+                         config->jobs[i].file, config->jobs[i].line);
+        free(name);
+        st->kind = SEC_BAD;
+        return;
+      }
+    }
+    config->jobs =
+        xrealloc(config->jobs, (config->njobs + 1) * sizeof *config->jobs);
+    config->jobs[config->njobs] =
+        (rn__job_conf_t){.name = name, .enabled = true,
+                         .file = xstrdup(st->file), .line = line};
+    st->index = config->njobs++;
+    st->kind = SEC_JOB;
+  } else {
+    for (size_t i = 0; i < config->nplugins; i++) {
+      if (strcmp(config->plugins[i].name, name) == 0) {
+        rn__config_error(config, st->file, line,
+                         "duplicate [plugin \"%s\"] (first at %s:%d)", name,
+                         config->plugins[i].file, config->plugins[i].line);
+        free(name);
+        st->kind = SEC_BAD;
+        return;
+      }
+    }
+    config->plugins = xrealloc(config->plugins,
+                               (config->nplugins + 1) * sizeof *config->plugins);
+    config->plugins[config->nplugins] =
+        (rn__plugin_conf_t){.name = name, .enabled = true,
+                            .file = xstrdup(st->file), .line = line};
+    st->index = config->nplugins++;
+    st->kind = SEC_PLUGIN;
+  }
+}
+
+static char *resolve_path(const char *file, const char *value) {
+  if (value[0] == '/')
+    return xstrdup(value);
+  char *copy = xstrdup(file);
+  char *path;
+  if (asprintf(&path, "%s/%s", dirname(copy), value) < 0)
+    abort();
+  free(copy);
+  return path;
+}
+
+static void set_string(char **slot, char *value) {
+  free(*slot);
+  *slot = value;
+}
+
+static void runner_key(parse_state_t *st, const char *key, const char *value) {
+  rn__config_t *c = st->config;
+  uint64_t ms;
+  int64_t n;
+  if (strcmp(key, "plugin_dir") == 0)
+    set_string(&c->plugin_dir, resolve_path(st->file, value));
+  else if (strcmp(key, "state_dir") == 0)
+    set_string(&c->state_dir, resolve_path(st->file, value));
+  else if (strcmp(key, "master_key_file") == 0)
+    set_string(&c->master_key_file, resolve_path(st->file, value));
+  else if (strcmp(key, "log_level") == 0) {
+    int level = rn__log_parse_level(value);
+    if (level < 0)
+      rn__config_error(c, st->file, st->line,
+                       "log_level = \"%s\": expected error, warning, notice, "
+                       "info or debug",
+                       value);
+    else
+      c->log_level = level;
+  } else if (strcmp(key, "drain_timeout") == 0) {
+    if (rn__parse_duration_ms(value, &ms) < 0)
+      rn__config_error(c, st->file, st->line,
+                       "drain_timeout = \"%s\": expected a duration", value);
+    else
+      c->drain_timeout_ms = ms;
+  } else if (strcmp(key, "workers") == 0) {
+    if (parse_int(value, &n) < 0 || n < 1 || n > 1024)
+      rn__config_error(c, st->file, st->line,
+                       "workers = \"%s\": expected 1..1024", value);
+    else
+      c->workers = (uint32_t)n;
+  } else {
+    rn__config_error(c, st->file, st->line, "unknown key \"%s\" in [runner]",
+                     key);
+  }
+}
+
+static void database_key(parse_state_t *st, const char *key,
+                         const char *value) {
+  rn__config_t *c = st->config;
+  if (strcmp(key, "url") == 0)
+    set_string(&c->database_url, xstrdup(value));
+  else if (strcmp(key, "migrations_dir") == 0)
+    set_string(&c->migrations_dir, resolve_path(st->file, value));
+  else
+    rn__config_error(c, st->file, st->line,
+                     "unknown key \"%s\" in [database]", key);
+}
+
+static void job_key(parse_state_t *st, const char *key, const char *value) {
+  rn__config_t *c = st->config;
+  rn__job_conf_t *job = &c->jobs[st->index];
+  int line = st->line;
+  if (strcmp(key, "plugin") == 0) {
+    set_string(&job->plugin, xstrdup(value));
+  } else if (strcmp(key, "job") == 0) {
+    set_string(&job->job, xstrdup(value));
+  } else if (strcmp(key, "schedule") == 0) {
+    char reason[256];
+    if (rn__cron_parse(value, &job->cron, reason, sizeof reason) < 0)
+      rn__config_error(c, st->file, line, "schedule = \"%s\": %s", value,
+                       reason);
+    else
+      set_string(&job->schedule, xstrdup(value));
+  } else if (strcmp(key, "enabled") == 0) {
+    if (rn__parse_bool(value, &job->enabled) < 0)
+      rn__config_error(c, st->file, line,
+                       "enabled = \"%s\": expected true or false", value);
+  } else if (strcmp(key, "timeout") == 0) {
+    if (rn__parse_duration_ms(value, &job->timeout_ms) < 0)
+      rn__config_error(c, st->file, line,
+                       "timeout = \"%s\": expected a duration such as 10m",
+                       value);
+  } else if (strcmp(key, "max_attempts") == 0) {
+    int64_t n;
+    if (parse_int(value, &n) < 0 || n < 1 || n > 100)
+      rn__config_error(c, st->file, line,
+                       "max_attempts = \"%s\": expected 1..100", value);
+    else
+      job->max_attempts = (uint32_t)n;
+  } else {
+    kvs_add(&job->options, key, value, line);
+  }
+}
+
+static int on_key(void *user, const char *section, const char *key,
+                  const char *value) {
+  parse_state_t *st = user;
+  if (!*section) {
+    rn__config_error(st->config, st->file, st->line,
+                     "key \"%s\" outside of any section", key);
+    return 1;
+  }
+  if (!st->section || strcmp(st->section, section) != 0)
+    begin_section(st, section);
+  switch (st->kind) {
+  case SEC_RUNNER:
+    runner_key(st, key, value);
+    break;
+  case SEC_DATABASE:
+    database_key(st, key, value);
+    break;
+  case SEC_JOB: {
+    rn__job_conf_t *job = &st->config->jobs[st->index];
+    if (rn__kvs_find(&job->options, key) ||
+        (strcmp(key, "plugin") == 0 && job->plugin) ||
+        (strcmp(key, "job") == 0 && job->job)) {
+      rn__config_error(st->config, st->file, st->line, "duplicate key \"%s\"",
+                       key);
+      break;
+    }
+    job_key(st, key, value);
+    break;
+  }
+  case SEC_PLUGIN: {
+    rn__plugin_conf_t *plugin = &st->config->plugins[st->index];
+    if (strcmp(key, "enabled") == 0) {
+      if (rn__parse_bool(value, &plugin->enabled) < 0)
+        rn__config_error(st->config, st->file, st->line,
+                         "enabled = \"%s\": expected true or false", value);
+    } else if (rn__kvs_find(&plugin->options, key)) {
+      rn__config_error(st->config, st->file, st->line, "duplicate key \"%s\"",
+                       key);
+    } else {
+      kvs_add(&plugin->options, key, value, st->line);
+    }
+    break;
+  }
+  default:
+    break; /* the section itself was reported */
+  }
+  return 1;
+}
+
+static void job_conf_free(rn__job_conf_t *job) {
+  free(job->name);
+  free(job->plugin);
+  free(job->job);
+  free(job->schedule);
+  free(job->file);
+  kvs_free(&job->options);
+}
+
+static void plugin_conf_free(rn__plugin_conf_t *plugin) {
+  free(plugin->name);
+  free(plugin->file);
+  kvs_free(&plugin->options);
+}
+
+/* A file with errors loses all of its jobs and plugin sections. */
+static void drop_file_sections(parse_state_t *st) {
+  rn__config_t *c = st->config;
+  for (size_t i = st->first_job; i < c->njobs; i++)
+    job_conf_free(&c->jobs[i]);
+  c->njobs = st->first_job;
+  for (size_t i = st->first_plugin; i < c->nplugins; i++)
+    plugin_conf_free(&c->plugins[i]);
+  c->nplugins = st->first_plugin;
+}
+
+static void check_jobs_complete(parse_state_t *st) {
+  rn__config_t *c = st->config;
+  for (size_t i = st->first_job; i < c->njobs; i++) {
+    rn__job_conf_t *job = &c->jobs[i];
+    if (!job->plugin)
+      rn__config_error(c, job->file, job->line,
+                       "job \"%s\": missing required key \"plugin\"",
+                       job->name);
+    if (!job->job)
+      rn__config_error(c, job->file, job->line,
+                       "job \"%s\": missing required key \"job\"", job->name);
+  }
+}
+
+static void parse_file(rn__config_t *config, const char *file,
+                       bool main_file) {
+  parse_state_t st = {.config = config, .file = file, .main_file = main_file,
+                      .first_job = config->njobs,
+                      .first_plugin = config->nplugins};
+  size_t errors_before = config->nerrors;
+  st.stream = fopen(file, "r");
+  if (!st.stream) {
+    rn__config_error(config, file, 0, "cannot read: %s", strerror(errno));
+    return;
+  }
+  int rc = ini_parse_stream(counting_reader, &st, on_key, &st);
+  fclose(st.stream);
+  if (rc > 0)
+    rn__config_error(config, file, rc,
+                     "syntax error (expected [section] or key = value)");
+  check_jobs_complete(&st);
+  free(st.section);
+  if (config->nerrors > errors_before && !main_file)
+    drop_file_sections(&st);
+}
+
+static int compare_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void parse_confd(rn__config_t *config, const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    if (errno != ENOENT)
+      rn__config_error(config, dir, 0, "cannot read directory: %s",
+                       strerror(errno));
+    return;
+  }
+  char **names = NULL;
+  size_t count = 0, cap = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    if (e->d_name[0] == '.' || len < 6 ||
+        strcmp(e->d_name + len - 5, ".conf") != 0)
+      continue;
+    GROW(names, count, cap);
+    names[count++] = xstrdup(e->d_name);
+  }
+  closedir(d);
+  qsort(names, count, sizeof *names, compare_names);
+  for (size_t i = 0; i < count; i++) {
+    char *path;
+    if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
+      abort();
+    parse_file(config, path, false);
+    free(path);
+    free(names[i]);
+  }
+  free(names);
+}
+
+rn__config_t *rn__config_load(const char *path, const char *confd) {
+  rn__config_t *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  /* Line continuation would make one key span lines; we want one line each. */
+  ini_allow_multiline = false;
+  c->path = xstrdup(path);
+  c->log_level = RN_LOG_INFO;
+  c->drain_timeout_ms = 30000;
+  c->workers = 16;
+  parse_file(c, path, true);
+  if (confd)
+    c->confd = xstrdup(confd);
+  else {
+    char *copy = xstrdup(path);
+    if (asprintf(&c->confd, "%s/conf.d", dirname(copy)) < 0)
+      abort();
+    free(copy);
+  }
+  parse_confd(c, c->confd);
+  if (!c->plugin_dir)
+    c->plugin_dir = xstrdup(RN_DEFAULT_PLUGIN_DIR);
+  if (!c->state_dir)
+    c->state_dir = xstrdup(RN_DEFAULT_STATE_DIR);
+  if (!c->migrations_dir)
+    c->migrations_dir = xstrdup(RN_DEFAULT_MIGRATIONS_DIR);
+  const char *env_url = getenv("REGENTRA_DATABASE_URL");
+  if (env_url && *env_url)
+    set_string(&c->database_url, xstrdup(env_url));
+  return c;
+}
+
+const rn__plugin_conf_t *rn__config_plugin(const rn__config_t *config,
+                                           const char *name) {
+  for (size_t i = 0; i < config->nplugins; i++)
+    if (strcmp(config->plugins[i].name, name) == 0)
+      return &config->plugins[i];
+  return NULL;
+}
+
+void rn__config_free(rn__config_t *c) {
+  if (!c)
+    return;
+  for (size_t i = 0; i < c->njobs; i++)
+    job_conf_free(&c->jobs[i]);
+  for (size_t i = 0; i < c->nplugins; i++)
+    plugin_conf_free(&c->plugins[i]);
+  for (size_t i = 0; i < c->nerrors; i++)
+    free(c->errors[i]);
+  free(c->jobs);
+  free(c->plugins);
+  free(c->errors);
+  free(c->path);
+  free(c->confd);
+  free(c->plugin_dir);
+  free(c->state_dir);
+  free(c->master_key_file);
+  free(c->database_url);
+  free(c->migrations_dir);
+  free(c);
+}

@@ -1,0 +1,228 @@
+/* generation.c - one consistent set of config, plugin images and instances.
+ *
+ * A reload builds a new generation beside the current one and swaps only
+ * when it is complete; the old one keeps its images until its last job and
+ * request have finished, then destroys its instances and unloads. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+static int compare_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The *.so files of plugin_dir, sorted. */
+static int list_plugins(const char *dir, char ***out, size_t *count) {
+  DIR *d = opendir(dir);
+  *out = NULL;
+  *count = 0;
+  if (!d)
+    return errno == ENOENT ? 0 : RN_EIO;
+  size_t cap = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    if (e->d_name[0] == '.' || len < 4 || strcmp(e->d_name + len - 3, ".so"))
+      continue;
+    if (*count == cap) {
+      cap = cap ? cap * 2 : 8;
+      char **grown = realloc(*out, cap * sizeof **out);
+      if (!grown)
+        break;
+      *out = grown;
+    }
+    (*out)[(*count)++] = strdup(e->d_name);
+  }
+  closedir(d);
+  qsort(*out, *count, sizeof **out, compare_names);
+  return 0;
+}
+
+static void refuse(rn__generation_t *gen, const char *path, const char *why) {
+  rn__config_error(gen->config, path, 0, "plugin refused: %s", why);
+  rn__log(RN_LOG_ERR, NULL, "plugin refused: %s", why);
+  gen->refuse_count++;
+}
+
+static void load_one(rn__generation_t *gen, const char *dir,
+                     const char *file) {
+  rn__config_t *config = gen->config;
+  char path[4096], err[8192];
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  char stem[256];
+  snprintf(stem, sizeof stem, "%.*s", (int)(strlen(file) - 3), file);
+  const rn__plugin_conf_t *pconf = rn__config_plugin(config, stem);
+  if (pconf && !pconf->enabled) {
+    rn__log(RN_LOG_INFO, NULL, "plugin %s disabled by %s:%d", stem,
+            pconf->file, pconf->line);
+    return;
+  }
+  rn__plugin_t *plugin = &gen->plugins[gen->nplugins];
+  *plugin = (rn__plugin_t){.gen = gen};
+  int rc = rn__plugin_load(path, config->state_dir, plugin, err, sizeof err);
+  if (rc < 0) {
+    refuse(gen, path, err);
+    return;
+  }
+  if (strcmp(plugin->name, stem) != 0) {
+    snprintf(err, sizeof err, "plugin %s declares the name \"%s\"; the file "
+             "must be named %s.so", path, plugin->name, plugin->name);
+    refuse(gen, path, err);
+    rn__plugin_unload(plugin);
+    return;
+  }
+  for (size_t i = 0; i < gen->nplugins; i++) {
+    if (strcmp(gen->plugins[i].name, plugin->name) == 0) {
+      snprintf(err, sizeof err, "plugin %s: name \"%s\" already loaded", path,
+               plugin->name);
+      refuse(gen, path, err);
+      rn__plugin_unload(plugin);
+      return;
+    }
+  }
+  static const rn__kvs_t no_options;
+  const char *where = pconf ? pconf->file : config->path;
+  int line = pconf ? pconf->line : 0;
+  if (rn__options_check(config, where, line, plugin->desc->options,
+                        pconf ? &pconf->options : &no_options,
+                        &plugin->config) > 0) {
+    snprintf(err, sizeof err, "plugin %s: its [plugin \"%s\"] options are "
+             "invalid (see above)", path, plugin->name);
+    refuse(gen, path, err);
+    rn__plugin_unload(plugin);
+    return;
+  }
+  plugin->ctx.plugin = plugin;
+  plugin->ctx.runner = gen->runner;
+  rn__list_init(&plugin->ctx.reqs);
+  rc = plugin->desc->create(&plugin->ctx, &plugin->config, &plugin->state);
+  if (rc < 0) {
+    snprintf(err, sizeof err, "plugin %s (%s %s): create() failed: %s", path,
+             plugin->name, plugin->desc->version ? plugin->desc->version : "?",
+             rn__strerror(rc));
+    refuse(gen, path, err);
+    rn__plugin_unload(plugin);
+    return;
+  }
+  plugin->created = true;
+  gen->nplugins++;
+  rn__log(RN_LOG_INFO, NULL, "plugin %s %s loaded (ABI %u.%u) from %s",
+          plugin->name, plugin->desc->version ? plugin->desc->version : "?",
+          RN_ABI_MAJOR_OF(plugin->desc->abi_version),
+          RN_ABI_MINOR_OF(plugin->desc->abi_version), path);
+}
+
+static void validate_jobs(rn__generation_t *gen) {
+  rn__config_t *config = gen->config;
+  gen->jobs = calloc(config->njobs ? config->njobs : 1, sizeof *gen->jobs);
+  if (!gen->jobs)
+    abort();
+  gen->njobs = config->njobs;
+  for (size_t i = 0; i < config->njobs; i++) {
+    const rn__job_conf_t *conf = &config->jobs[i];
+    rn__gen_job_t *job = &gen->jobs[i];
+    job->conf = conf;
+    job->plugin = rn__generation_plugin(gen, conf->plugin);
+    if (!job->plugin) {
+      rn__config_error(config, conf->file, conf->line,
+                       "job \"%s\": plugin \"%s\" is not loaded (no %s/%s.so, "
+                       "or it was refused)",
+                       conf->name, conf->plugin, config->plugin_dir,
+                       conf->plugin);
+      continue;
+    }
+    job->def = rn__plugin_job(job->plugin, conf->job);
+    if (!job->def) {
+      rn__config_error(config, conf->file, conf->line,
+                       "job \"%s\": plugin \"%s\" has no job \"%s\"",
+                       conf->name, conf->plugin, conf->job);
+      continue;
+    }
+    if (rn__options_check(config, conf->file, conf->line, job->def->options,
+                          &conf->options, &job->options) > 0)
+      continue;
+    job->valid = true;
+  }
+}
+
+int rn__generation_build(rn__runner_t *runner, rn__config_t *config,
+                         rn__generation_t **out) {
+  rn__generation_t *gen = calloc(1, sizeof *gen);
+  if (!gen)
+    return RN_ENOMEM;
+  gen->runner = runner;
+  gen->id = ++runner->next_gen_id;
+  gen->config = config;
+  gen->refs = 1;
+  rn__list_init(&gen->link);
+  if (mkdir(config->state_dir, 0700) < 0 && errno != EEXIST) {
+    rn__config_error(config, config->state_dir, 0,
+                     "cannot create state_dir: %s", strerror(errno));
+  }
+  char **files;
+  size_t nfiles;
+  if (list_plugins(config->plugin_dir, &files, &nfiles) < 0)
+    rn__config_error(config, config->plugin_dir, 0,
+                     "cannot read plugin_dir: %s", strerror(errno));
+  gen->plugins = calloc(nfiles ? nfiles : 1, sizeof *gen->plugins);
+  if (!gen->plugins)
+    abort();
+  for (size_t i = 0; i < nfiles; i++) {
+    load_one(gen, config->plugin_dir, files[i]);
+    free(files[i]);
+  }
+  free(files);
+  validate_jobs(gen);
+  *out = gen;
+  return 0;
+}
+
+rn__plugin_t *rn__generation_plugin(rn__generation_t *gen, const char *name) {
+  for (size_t i = 0; i < gen->nplugins; i++)
+    if (strcmp(gen->plugins[i].name, name) == 0)
+      return &gen->plugins[i];
+  return NULL;
+}
+
+rn__gen_job_t *rn__generation_job(rn__generation_t *gen, const char *name) {
+  for (size_t i = 0; i < gen->njobs; i++)
+    if (strcmp(gen->jobs[i].conf->name, name) == 0)
+      return &gen->jobs[i];
+  return NULL;
+}
+
+void rn__generation_ref(rn__generation_t *gen) { gen->refs++; }
+
+static void destroy(rn__generation_t *gen) {
+  for (size_t i = 0; i < gen->nplugins; i++) {
+    rn__plugin_t *plugin = &gen->plugins[i];
+    if (plugin->created)
+      plugin->desc->destroy(&plugin->ctx, plugin->state);
+    rn__plugin_unload(plugin);
+  }
+  for (size_t i = 0; i < gen->njobs; i++)
+    rn__options_free(&gen->jobs[i].options);
+  if (!rn__list_empty(&gen->link))
+    rn__list_remove(&gen->link);
+  rn__log(RN_LOG_DEBUG, NULL, "generation %llu unloaded",
+          (unsigned long long)gen->id);
+  free(gen->jobs);
+  free(gen->plugins);
+  rn__config_free(gen->config);
+  free(gen);
+}
+
+void rn__generation_unref(rn__generation_t *gen) {
+  if (--gen->refs == 0)
+    destroy(gen);
+}
+
+void rn__generation_retire(rn__generation_t *gen) {
+  gen->retired = true;
+  rn__generation_unref(gen);
+}

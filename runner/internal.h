@@ -1,0 +1,409 @@
+/*
+ * internal.h - what the host's modules share. Nothing here crosses the
+ * plugin ABI: plugins see only sdk/include/regentra/plugin.h.
+ */
+#ifndef RN_INTERNAL_H
+#define RN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "regentra/plugin.h"
+
+#define RN_PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#define rn__container_of(ptr, type, member)                                  \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
+#define RN_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ------------------------------------------------------ intrusive list */
+
+typedef struct rn__list_s {
+  struct rn__list_s *prev, *next;
+} rn__list_t;
+
+static inline void rn__list_init(rn__list_t *l) { l->prev = l->next = l; }
+static inline bool rn__list_empty(const rn__list_t *l) { return l->next == l; }
+static inline void rn__list_push(rn__list_t *head, rn__list_t *n) {
+  n->prev = head->prev;
+  n->next = head;
+  head->prev->next = n;
+  head->prev = n;
+}
+static inline void rn__list_remove(rn__list_t *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  rn__list_init(n);
+}
+
+/* ---------------------------------------------------------- errors.c */
+
+const char *rn__strerror(int err);
+const char *rn__err_name(int err);
+/* Maps a libuv error (negated errno) into ours; unknown ones become EIO. */
+int rn__from_uv(int uv_err);
+
+/* ------------------------------------------------------------- log.c */
+
+void rn__log_set_level(int level);
+int rn__log_level(void);
+int rn__log_parse_level(const char *text); /* -1 if unknown */
+/* prefix may be NULL ("runner"). One line per call, to stderr. */
+void rn__log(int level, const char *prefix, const char *fmt, ...)
+    RN_PRINTF_LIKE(3, 4);
+void rn__logv(int level, const char *prefix, const char *fmt, va_list ap);
+
+/* ------------------------------------------------------------ cron.c */
+
+/* A parsed 5-field cron expression (minute hour day-of-month month
+ * day-of-week), evaluated in UTC. */
+typedef struct rn__cron_s {
+  uint64_t minutes; /* bit n = minute n */
+  uint32_t hours;
+  uint32_t mdays;   /* bit n = day n, 1..31 */
+  uint16_t months;  /* bit n = month n, 1..12 */
+  uint8_t wdays;    /* bit n = weekday n, 0 = Sunday (7 accepted as 0) */
+  bool mday_any;    /* day-of-month field was "*" */
+  bool wday_any;    /* day-of-week field was "*" */
+} rn__cron_t;
+
+/* 0, or RN_EINVAL with a one-line reason in err. */
+int rn__cron_parse(const char *expr, rn__cron_t *out, char *err, size_t errlen);
+/* The first matching time strictly after `after` (epoch seconds, UTC), or -1
+ * when none exists within five years (e.g. "0 0 31 2 *"). */
+int64_t rn__cron_next(const rn__cron_t *cron, int64_t after);
+
+/* ---------------------------------------------------------- config.c */
+
+typedef struct rn__kv_s {
+  char *key;
+  char *value;
+  int line;
+} rn__kv_t;
+
+typedef struct rn__kvs_s {
+  rn__kv_t *items;
+  size_t count, cap;
+} rn__kvs_t;
+
+const rn__kv_t *rn__kvs_find(const rn__kvs_t *kvs, const char *key);
+
+/* A [plugin "name"] section. */
+typedef struct rn__plugin_conf_s {
+  char *name;
+  char *file;
+  int line;
+  bool enabled;
+  rn__kvs_t options; /* keys other than `enabled` */
+} rn__plugin_conf_t;
+
+/* A [job "name"] section. */
+typedef struct rn__job_conf_s {
+  char *name;   /* section name, unique across files */
+  char *plugin; /* plugin name */
+  char *job;    /* job of that plugin */
+  char *schedule; /* NULL = on demand only */
+  rn__cron_t cron;
+  bool enabled;
+  uint64_t timeout_ms; /* 0 = none */
+  uint32_t max_attempts;
+  char *file;
+  int line;
+  rn__kvs_t options; /* plugin job options, validated against its schema */
+} rn__job_conf_t;
+
+typedef struct rn__config_s {
+  char *path;     /* runner.conf */
+  char *confd;    /* conf.d directory */
+  /* [runner] */
+  char *plugin_dir;
+  char *state_dir;      /* private copies of plugins live here */
+  char *master_key_file;
+  int log_level;
+  uint64_t drain_timeout_ms;
+  uint32_t workers;     /* jobs running at once in this process */
+  /* [database] */
+  char *database_url;   /* REGENTRA_DATABASE_URL overrides */
+  char *migrations_dir;
+  /* sections */
+  rn__plugin_conf_t *plugins;
+  size_t nplugins;
+  rn__job_conf_t *jobs;
+  size_t njobs;
+  /* "file:line: message" lines, in the order found */
+  char **errors;
+  size_t nerrors;
+} rn__config_t;
+
+/* Reads runner.conf and every conf.d/NN-name.conf in sorted order. Returns the
+ * config (new) even when it holds errors; NULL only when out of memory.
+ * A job in a file with errors is dropped; runner.conf errors are fatal
+ * for the caller to decide. */
+rn__config_t *rn__config_load(const char *path, const char *confd);
+void rn__config_free(rn__config_t *config);
+void rn__config_error(rn__config_t *config, const char *file, int line,
+                      const char *fmt, ...) RN_PRINTF_LIKE(4, 5);
+const rn__plugin_conf_t *rn__config_plugin(const rn__config_t *config,
+                                           const char *name);
+/* Checks `kvs` against `schema` and fills `out` with the values (defaults
+ * applied). Errors go to config with file:line; returns their count. */
+typedef struct rn__opt_value_s {
+  const rn_option_t *option;
+  char *text; /* NULL = unset */
+  int64_t number;
+} rn__opt_value_t;
+
+struct rn_config_s {
+  rn__opt_value_t *values;
+  size_t count;
+};
+
+int rn__options_check(rn__config_t *config, const char *file, int line,
+                      const rn_option_t *schema, const rn__kvs_t *kvs,
+                      rn_config_t *out);
+void rn__options_free(rn_config_t *values);
+/* Parses one value of an option; 0 or RN_EINVAL with the reason in err. */
+int rn__option_parse(const rn_option_t *option, const char *text,
+                     int64_t *number, char *err, size_t errlen);
+int rn__parse_duration_ms(const char *text, uint64_t *ms);
+int rn__parse_bool(const char *text, bool *value);
+
+/* ---------------------------------------------------------- loader.c */
+
+typedef struct rn__runner_s rn__runner_t;
+typedef struct rn__generation_s rn__generation_t;
+typedef struct rn__scheduler_s rn__scheduler_t;
+
+/* One plugin loaded into one generation: its image, descriptor, instance. */
+typedef struct rn__plugin_s rn__plugin_t;
+
+struct rn_ctx_s {
+  rn__plugin_t *plugin;
+  rn__runner_t *runner;
+  rn__list_t reqs; /* live rn_req_t */
+};
+
+struct rn__plugin_s {
+  rn__generation_t *gen;
+  char *name;
+  char *source_path; /* as installed */
+  void *image;       /* dlopen handle */
+  const rn_plugin_t *desc;
+  rn_config_t config;
+  void *state;
+  bool created;
+  rn_ctx_t ctx;
+  unsigned live_jobs;
+};
+
+/* The host's service table (host.c). */
+const rn_host_t *rn__host(void);
+
+/* Checks the file and its directory (not writable by group or others, owned
+ * by root or by us), copies it under state_dir with a unique name, dlopens
+ * the copy and checks the descriptor. On failure returns a negative error
+ * and writes a sentence naming the file and versions to err. */
+int rn__plugin_load(const char *path, const char *state_dir,
+                    rn__plugin_t *plugin, char *err, size_t errlen);
+void rn__plugin_unload(rn__plugin_t *plugin);
+const rn_job_def_t *rn__plugin_job(const rn__plugin_t *plugin,
+                                   const char *job_name);
+/* Reads a field of a descriptor only when it lies within struct_size. */
+#define RN__DESC_HAS(desc, type, field)                                      \
+  (offsetof(type, field) + sizeof(((type *)0)->field) <= (desc)->struct_size)
+
+/* ------------------------------------------------------ generation.c */
+
+/* A configured job as this generation validated it. */
+typedef struct rn__gen_job_s {
+  const rn__job_conf_t *conf;
+  rn__plugin_t *plugin;
+  const rn_job_def_t *def;
+  rn_config_t options;
+  bool valid; /* false: reported, never run */
+} rn__gen_job_t;
+
+/* Everything one reload builds: config, plugins and their instances. */
+struct rn__generation_s {
+  rn__runner_t *runner;
+  uint64_t id;
+  rn__config_t *config;
+  rn__plugin_t *plugins;
+  size_t nplugins;
+  rn__gen_job_t *jobs;
+  size_t njobs;
+  unsigned refuse_count; /* plugins refused while building */
+  unsigned refs;     /* live jobs + live requests + 1 while current */
+  bool retired;
+  rn__list_t link;   /* in runner->retired */
+};
+
+/* Builds a whole generation from config: loads every plugin of plugin_dir,
+ * validates plugin and job options. Plugins that fail are refused with a
+ * logged reason; the generation still loads. */
+int rn__generation_build(rn__runner_t *runner, rn__config_t *config,
+                         rn__generation_t **out);
+rn__plugin_t *rn__generation_plugin(rn__generation_t *gen, const char *name);
+rn__gen_job_t *rn__generation_job(rn__generation_t *gen, const char *name);
+void rn__generation_ref(rn__generation_t *gen);
+/* Drops a reference; the last one destroys instances and unloads images. */
+void rn__generation_unref(rn__generation_t *gen);
+/* Stops new work going to gen and drops the "current" reference. */
+void rn__generation_retire(rn__generation_t *gen);
+
+/* ------------------------------------------------------------- job.c */
+
+typedef void (*rn__job_done_cb)(rn_job_t *job, int status,
+                                const char *result_json, const char *summary,
+                                void *data);
+
+typedef struct rn__secret_param_s {
+  char *name;
+  char *bytes;
+  size_t len;
+} rn__secret_param_t;
+
+struct rn_job_s {
+  rn__plugin_t *plugin;
+  const rn_job_def_t *def;
+  const rn__job_conf_t *conf; /* NULL for an ad-hoc run */
+  const rn_config_t *options; /* validated [job] options; borrowed */
+  char *qualified_name;       /* "plugin.job" */
+  char *params_json;
+  rn__secret_param_t *secrets;
+  size_t nsecrets;
+  void *plugin_data;
+  int64_t queue_id;           /* queue row, 0 when not from the queue */
+  uint64_t started_ms;
+  uv_timer_t timeout;
+  bool timeout_armed;
+  bool completed;
+  bool cancel_requested;
+  rn__job_done_cb done;
+  void *done_data;
+  rn__list_t link;            /* in runner->jobs */
+};
+
+typedef struct rn__job_start_s {
+  rn__plugin_t *plugin;
+  const rn_job_def_t *def;
+  const rn__job_conf_t *conf; /* optional */
+  const rn_config_t *options; /* optional, borrowed from the generation */
+  const char *params_json;    /* optional, copied; must be an object */
+  int64_t queue_id;
+  rn__job_done_cb done;
+  void *done_data;
+} rn__job_start_t;
+
+/* Validates params against the job's schema (reading secret files), then
+ * calls run(). Returns 0 and calls done exactly once, or a negative error
+ * with the reason in err and never calls done. */
+int rn__job_start(const rn__job_start_t *start, char *err, size_t errlen);
+void rn__job_cancel(rn_job_t *job);
+
+/* ------------------------------------------------------------- req.c */
+
+/* The common head of every cancellable request a plugin starts. */
+struct rn_req_s {
+  rn_ctx_t *ctx;
+  rn__list_t link;
+  void (*cancel)(rn_req_t *req); /* must lead to exactly one callback */
+};
+
+void rn__req_start(rn_ctx_t *ctx, rn_req_t *req, void (*cancel)(rn_req_t *));
+/* After the request's callback has run. */
+void rn__req_finish(rn_req_t *req);
+void rn__ctx_cancel_all(rn_ctx_t *ctx);
+
+/* ---------------------------------------------------------- secrets.c */
+
+typedef struct rn__secrets_s rn__secrets_t;
+/* Reads a file that must not be readable by group or others; *data is new
+ * and NUL-terminated, release with rn__secret_wipe. */
+int rn__secret_read_file(const char *path, char **data, size_t *len,
+                         char *err, size_t errlen);
+/* Zeroes len bytes, then frees. */
+void rn__secret_wipe(char *data, size_t len);
+int rn__secrets_open(const char *key_file, rn__secrets_t **out, char *err,
+                     size_t errlen);
+void rn__secrets_close(rn__secrets_t *secrets);
+int rn__secret_seal(const rn__secrets_t *secrets, const char *plain,
+                    size_t len, char **sealed);
+int rn__secret_open(const rn__secrets_t *secrets, const char *sealed,
+                    char **plain, size_t *len);
+unsigned rn__secrets_version(const rn__secrets_t *secrets);
+
+/* ------------------------------------------------------------- host.c */
+
+/* Job services implemented in job.c. */
+void rn__host_job_complete(rn_job_t *job, int status, const char *result_json,
+                           const char *summary);
+const char *rn__host_job_secret(rn_job_t *job, const char *param, size_t *len);
+/* Modules that provide services fill their slots of the table. */
+void rn__http_fill_host(rn_host_t *host);
+void rn__db_fill_host(rn_host_t *host);
+
+/* ------------------------------------------------------------ runner.c */
+
+struct rn__runner_s {
+  uv_loop_t *loop;
+  char *config_path;
+  char *confd;
+  rn__generation_t *gen; /* current */
+  uint64_t next_gen_id;
+  rn__list_t jobs;       /* running rn_job_t */
+  unsigned running_jobs;
+  /* The clock: real time, or (for tests) a start time and a speed-up read
+   * from REGENTRA_CLOCK_START_MS and REGENTRA_CLOCK_SCALE. */
+  int64_t clock_fake_start_ms; /* 0 = the real clock */
+  int64_t clock_real_start_ms;
+  double clock_scale;
+  /* How a due cron tick becomes a run: in-process here, the queue later. */
+  int (*dispatch_tick)(rn__runner_t *runner, rn__gen_job_t *job,
+                       int64_t tick_s);
+  /* Where emitted events go: the in-process scheduler, or the queue. */
+  int (*emit)(rn__runner_t *runner, const char *event, const char *payload,
+              const rn_emit_opts_t *opts, char *err, size_t errlen);
+  bool stopping;
+  bool quiet; /* operator commands: errors only */
+  /* services owned by their modules; NULL until started */
+  rn__scheduler_t *scheduler;
+  bool reload_pending;
+  bool reloading;
+  uv_signal_t sighup, sigterm, sigint;
+  uv_timer_t reload_timer;
+  uv_timer_t drain_timer;
+  uint64_t drain_deadline; /* loop time */
+  bool drain_cancelled;
+  int exit_code;
+  struct rn__http_s *http;
+  struct rn__db_s *db;
+  rn__secrets_t *secrets;
+};
+
+int64_t rn__now_ms(const rn__runner_t *runner);
+int64_t rn__real_now_ms(void);
+/* Real milliseconds until the runner's clock reads `when_ms`. */
+uint64_t rn__real_delay_ms(const rn__runner_t *runner, int64_t when_ms);
+
+int rn__runner_init(rn__runner_t *runner, uv_loop_t *loop,
+                    const char *config_path, const char *confd);
+/* Loads config and plugins into a first generation. Returns the number of
+ * errors found (logged); negative when nothing could be loaded. */
+int rn__runner_load(rn__runner_t *runner);
+/* Serves until SIGTERM/SIGINT: cron, reload on SIGHUP, graceful drain. */
+int rn__runner_serve(rn__runner_t *runner);
+/* Releases everything; the loop is then closable. */
+void rn__runner_close(rn__runner_t *runner);
+
+/* --------------------------------------------------------- scheduler.c */
+
+int rn__scheduler_start(rn__runner_t *runner);
+void rn__scheduler_stop(rn__runner_t *runner);
+/* Runs one configured job now, in this process. */
+int rn__run_in_process(rn__runner_t *runner, rn__gen_job_t *job,
+                       const char *params_json, rn__job_done_cb done,
+                       void *data, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,325 @@
+/* job.c - one run of a plugin job: parameters, secrets, timeout, and the
+ * single completion every run ends with. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Reads an RN_OPT_SECRET_FILE parameter: a file that only its owner may
+ * read, or "-" for standard input (operator commands). */
+static int read_secret_param(const char *path, char **bytes, size_t *len,
+                             char *err, size_t errlen) {
+  if (strcmp(path, "-") != 0)
+    return rn__secret_read_file(path, bytes, len, err, errlen);
+  size_t cap = 256, n = 0;
+  char *buf = malloc(cap);
+  if (!buf)
+    return RN_ENOMEM;
+  int c;
+  while ((c = getchar()) != EOF) {
+    if (n + 1 == cap) {
+      char *grown = malloc(cap * 2);
+      if (!grown) {
+        rn__secret_wipe(buf, cap);
+        return RN_ENOMEM;
+      }
+      memcpy(grown, buf, n);
+      rn__secret_wipe(buf, cap);
+      buf = grown;
+      cap *= 2;
+    }
+    buf[n++] = (char)c;
+  }
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+    n--;
+  buf[n] = '\0';
+  if (n == 0) {
+    snprintf(err, errlen, "the secret read from standard input is empty");
+    rn__secret_wipe(buf, cap);
+    return RN_EINVAL;
+  }
+  /* Shrink to an exact allocation so the wipe length is known. */
+  char *exact = malloc(n + 1);
+  if (!exact) {
+    rn__secret_wipe(buf, cap);
+    return RN_ENOMEM;
+  }
+  memcpy(exact, buf, n + 1);
+  rn__secret_wipe(buf, cap);
+  *bytes = exact;
+  *len = n;
+  return 0;
+}
+
+static json_t *typed_value(const rn_option_t *option, const char *text,
+                           int64_t number) {
+  switch (option->type) {
+  case RN_OPT_INT:
+  case RN_OPT_DURATION:
+    return json_integer(number);
+  case RN_OPT_BOOL:
+    return json_boolean(number);
+  default:
+    return json_string(text);
+  }
+}
+
+static void free_secrets(rn_job_t *job) {
+  for (size_t i = 0; i < job->nsecrets; i++) {
+    free(job->secrets[i].name);
+    rn__secret_wipe(job->secrets[i].bytes, job->secrets[i].len + 1);
+  }
+  free(job->secrets);
+  job->secrets = NULL;
+  job->nsecrets = 0;
+}
+
+/* Checks params against the job's schema and rewrites them with typed
+ * values and defaults; secret-file parameters move into job->secrets. */
+static int prepare_params(rn_job_t *job, const char *params_json, char *err,
+                          size_t errlen) {
+  json_error_t jerr;
+  json_t *in = params_json && *params_json
+                   ? json_loads(params_json, JSON_REJECT_DUPLICATES, &jerr)
+                   : json_object();
+  if (!in) {
+    snprintf(err, errlen, "parameters of %s are not valid JSON: %s (line %d)",
+             job->qualified_name, jerr.text, jerr.line);
+    return RN_EJSON;
+  }
+  if (!json_is_object(in)) {
+    json_decref(in);
+    snprintf(err, errlen, "parameters of %s must be a JSON object",
+             job->qualified_name);
+    return RN_EJSON;
+  }
+  const rn_option_t *schema = job->def->params;
+  json_t *out = json_object();
+  int rc = 0;
+  const char *key;
+  json_t *value;
+  json_object_foreach(in, key, value) {
+    const rn_option_t *option = schema;
+    while (option && option->name && strcmp(option->name, key) != 0)
+      option++;
+    if (!option || !option->name) {
+      snprintf(err, errlen, "%s has no parameter \"%s\"", job->qualified_name,
+               key);
+      rc = RN_EINVAL;
+      goto done;
+    }
+  }
+  for (const rn_option_t *option = schema; option && option->name; option++) {
+    value = json_object_get(in, option->name);
+    char text_buf[64];
+    const char *text = NULL;
+    if (json_is_string(value))
+      text = json_string_value(value);
+    else if (json_is_integer(value)) {
+      snprintf(text_buf, sizeof text_buf, "%lld",
+               (long long)json_integer_value(value));
+      text = text_buf;
+    } else if (json_is_boolean(value))
+      text = json_is_true(value) ? "true" : "false";
+    else if (value && !json_is_null(value)) {
+      snprintf(err, errlen, "%s: parameter \"%s\" must be a string, number or "
+               "boolean", job->qualified_name, option->name);
+      rc = RN_EINVAL;
+      goto done;
+    }
+    if (!text)
+      text = option->default_value;
+    if (!text) {
+      if (option->flags & RN_OPT_REQUIRED) {
+        snprintf(err, errlen, "%s: missing required parameter \"%s\"",
+                 job->qualified_name, option->name);
+        rc = RN_EINVAL;
+        goto done;
+      }
+      continue;
+    }
+    int64_t number;
+    char reason[512];
+    rc = rn__option_parse(option, text, &number, reason, sizeof reason);
+    if (rc < 0) {
+      snprintf(err, errlen, "%s: parameter %s", job->qualified_name, reason);
+      goto done;
+    }
+    if (option->type == RN_OPT_SECRET_FILE) {
+      rn__secret_param_t secret = {0};
+      rc = read_secret_param(text, &secret.bytes, &secret.len, reason,
+                             sizeof reason);
+      if (rc < 0) {
+        snprintf(err, errlen, "%s: parameter %s: %s", job->qualified_name,
+                 option->name, reason);
+        goto done;
+      }
+      secret.name = strdup(option->name);
+      rn__secret_param_t *grown =
+          realloc(job->secrets, (job->nsecrets + 1) * sizeof *grown);
+      if (!secret.name || !grown) {
+        free(secret.name);
+        rn__secret_wipe(secret.bytes, secret.len + 1);
+        if (grown)
+          job->secrets = grown;
+        rc = RN_ENOMEM;
+        goto done;
+      }
+      job->secrets = grown;
+      job->secrets[job->nsecrets++] = secret;
+      continue; /* the path itself stays out of the parameters */
+    }
+    json_object_set_new(out, option->name, typed_value(option, text, number));
+  }
+  job->params_json = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+  if (!job->params_json)
+    rc = RN_ENOMEM;
+done:
+  json_decref(in);
+  json_decref(out);
+  return rc;
+}
+
+static void free_job(uv_handle_t *handle) {
+  rn_job_t *job = rn__container_of(handle, rn_job_t, timeout);
+  rn__generation_t *gen = job->plugin->gen;
+  free(job->qualified_name);
+  free(job->params_json);
+  free(job);
+  rn__generation_unref(gen);
+}
+
+static void on_timeout(uv_timer_t *timer) {
+  rn_job_t *job = rn__container_of(timer, rn_job_t, timeout);
+  rn__log(RN_LOG_WARNING, job->qualified_name,
+          "timed out after %llu ms; cancelling",
+          (unsigned long long)(job->conf ? job->conf->timeout_ms : 0));
+  rn__job_cancel(job);
+}
+
+int rn__job_start(const rn__job_start_t *start, char *err, size_t errlen) {
+  rn__plugin_t *plugin = start->plugin;
+  rn__runner_t *runner = plugin->ctx.runner;
+  rn_job_t *job = calloc(1, sizeof *job);
+  if (!job)
+    return RN_ENOMEM;
+  job->plugin = plugin;
+  job->def = start->def;
+  job->conf = start->conf;
+  job->options = start->options;
+  job->queue_id = start->queue_id;
+  job->done = start->done;
+  job->done_data = start->done_data;
+  rn__list_init(&job->link);
+  if (asprintf(&job->qualified_name, "%s.%s", plugin->name, start->def->name) <
+      0) {
+    free(job);
+    return RN_ENOMEM;
+  }
+  int rc = prepare_params(job, start->params_json, err, errlen);
+  if (rc < 0) {
+    free_secrets(job);
+    free(job->params_json);
+    free(job->qualified_name);
+    free(job);
+    return rc;
+  }
+  uv_timer_init(runner->loop, &job->timeout);
+  rn__generation_ref(plugin->gen);
+  plugin->live_jobs++;
+  runner->running_jobs++;
+  rn__list_push(&runner->jobs, &job->link);
+  job->started_ms = uv_now(runner->loop);
+  if (job->conf && job->conf->timeout_ms) {
+    uv_timer_start(&job->timeout, on_timeout, job->conf->timeout_ms, 0);
+    job->timeout_armed = true;
+  }
+  static const rn_config_t no_options;
+  if (!job->options)
+    job->options = &no_options;
+  rc = job->def->run(&plugin->ctx, plugin->state, job);
+  if (rc < 0 && !job->completed) {
+    snprintf(err, errlen, "%s failed to start: %s", job->qualified_name,
+             rn__strerror(rc));
+    /* The run never started: undo without calling done. */
+    job->done = NULL;
+    job->completed = true;
+    free_secrets(job);
+    rn__list_remove(&job->link);
+    plugin->live_jobs--;
+    runner->running_jobs--;
+    uv_close((uv_handle_t *)&job->timeout, free_job);
+    return rc;
+  }
+  return 0;
+}
+
+void rn__job_cancel(rn_job_t *job) {
+  if (job->completed || job->cancel_requested)
+    return;
+  job->cancel_requested = true;
+  /* The plugin knows which of its requests belong to this run. */
+  if (job->def->cancel)
+    job->def->cancel(&job->plugin->ctx, job->plugin->state, job);
+}
+
+/* Results are delivered from a fresh loop turn, never from inside the
+ * plugin's own call to job_complete. */
+typedef struct completion_s {
+  int status;
+  char *result_json;
+  char *summary;
+} completion_t;
+
+static void deliver(uv_timer_t *timer) {
+  rn_job_t *job = rn__container_of(timer, rn_job_t, timeout);
+  completion_t *c = timer->data;
+  rn__runner_t *runner = job->plugin->ctx.runner;
+  rn__list_remove(&job->link);
+  job->plugin->live_jobs--;
+  runner->running_jobs--;
+  uint64_t took = uv_now(runner->loop) - job->started_ms;
+  rn__log(c->status < 0 ? RN_LOG_WARNING : RN_LOG_INFO, job->qualified_name,
+          "finished in %llu ms: %s", (unsigned long long)took,
+          c->status < 0 ? rn__strerror(c->status) : "ok");
+  free_secrets(job);
+  if (job->done)
+    job->done(job, c->status, c->result_json, c->summary, job->done_data);
+  free(c->result_json);
+  free(c->summary);
+  free(c);
+  uv_close((uv_handle_t *)&job->timeout, free_job);
+}
+
+void rn__host_job_complete(rn_job_t *job, int status, const char *result_json,
+                           const char *summary) {
+  if (job->completed) {
+    rn__log(RN_LOG_ERR, job->qualified_name,
+            "job_complete called twice; the second call is ignored");
+    return;
+  }
+  job->completed = true;
+  completion_t *c = calloc(1, sizeof *c);
+  if (!c)
+    abort();
+  c->status = status > 0 ? 0 : status;
+  c->result_json = result_json ? strdup(result_json) : NULL;
+  c->summary = summary ? strdup(summary) : NULL;
+  job->timeout.data = c;
+  uv_timer_stop(&job->timeout);
+  uv_timer_start(&job->timeout, deliver, 0, 0);
+}
+
+const char *rn__host_job_secret(rn_job_t *job, const char *param,
+                                size_t *len) {
+  for (size_t i = 0; i < job->nsecrets; i++) {
+    if (strcmp(job->secrets[i].name, param) == 0) {
+      if (len)
+        *len = job->secrets[i].len;
+      return job->secrets[i].bytes;
+    }
+  }
+  return NULL;
+}

@@ -1,0 +1,208 @@
+/* runner.c - the daemon's life: load, serve, reload on SIGHUP, drain and
+ * exit on SIGTERM/SIGINT. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int rn__runner_init(rn__runner_t *runner, uv_loop_t *loop,
+                    const char *config_path, const char *confd) {
+  memset(runner, 0, sizeof *runner);
+  runner->loop = loop;
+  runner->config_path = strdup(config_path);
+  runner->confd = confd ? strdup(confd) : NULL;
+  if (!runner->config_path || (confd && !runner->confd))
+    return RN_ENOMEM;
+  rn__list_init(&runner->jobs);
+  const char *start = getenv("REGENTRA_CLOCK_START_MS");
+  if (start && *start) {
+    runner->clock_real_start_ms = rn__real_now_ms();
+    runner->clock_fake_start_ms = strtoll(start, NULL, 10);
+    const char *scale = getenv("REGENTRA_CLOCK_SCALE");
+    runner->clock_scale = scale && *scale ? strtod(scale, NULL) : 1.0;
+    if (runner->clock_scale <= 0)
+      runner->clock_scale = 1.0;
+  }
+  return 0;
+}
+
+static void log_config_errors(const rn__config_t *config, size_t from) {
+  for (size_t i = from; i < config->nerrors; i++)
+    rn__log(RN_LOG_ERR, NULL, "%s", config->errors[i]);
+}
+
+int rn__runner_load(rn__runner_t *runner) {
+  rn__config_t *config = rn__config_load(runner->config_path, runner->confd);
+  if (!config)
+    return RN_ENOMEM;
+  rn__log_set_level(runner->quiet ? RN_LOG_ERR : config->log_level);
+  size_t parse_errors = config->nerrors;
+  log_config_errors(config, 0);
+  if (config->master_key_file) {
+    char err[512];
+    int rc = rn__secrets_open(config->master_key_file, &runner->secrets, err,
+                              sizeof err);
+    if (rc < 0)
+      rn__config_error(config, config->path, 0, "master_key_file: %s", err);
+  }
+  rn__generation_t *gen;
+  int rc = rn__generation_build(runner, config, &gen);
+  if (rc < 0) {
+    rn__config_free(config);
+    return rc;
+  }
+  /* Plugin refusals were logged as they happened; log option errors. */
+  for (size_t i = parse_errors; i < config->nerrors; i++)
+    if (!strstr(config->errors[i], "plugin refused"))
+      rn__log(RN_LOG_ERR, NULL, "%s", config->errors[i]);
+  runner->gen = gen;
+  return (int)config->nerrors;
+}
+
+/* ------------------------------------------------------------- reload */
+
+static void reload_now(uv_timer_t *timer) {
+  rn__runner_t *runner = timer->data;
+  runner->reload_pending = false;
+  if (runner->stopping)
+    return;
+  runner->reloading = true;
+  rn__log(RN_LOG_NOTICE, NULL, "reloading configuration and plugins");
+  rn__config_t *config = rn__config_load(runner->config_path, runner->confd);
+  rn__generation_t *gen = NULL;
+  if (config && rn__generation_build(runner, config, &gen) == 0 &&
+      config->nerrors == 0) {
+    rn__generation_t *old = runner->gen;
+    runner->gen = gen;
+    rn__log_set_level(config->log_level);
+    rn__log(RN_LOG_NOTICE, NULL,
+            "reload done: generation %llu serves %zu plugins and %zu jobs; "
+            "generation %llu drains",
+            (unsigned long long)gen->id, gen->nplugins, gen->njobs,
+            (unsigned long long)old->id);
+    rn__generation_retire(old);
+  } else {
+    if (config)
+      log_config_errors(config, 0);
+    rn__log(RN_LOG_ERR, NULL,
+            "reload halted: %zu error(s) above; generation %llu keeps "
+            "serving unchanged",
+            config ? config->nerrors : 1,
+            (unsigned long long)runner->gen->id);
+    if (gen)
+      rn__generation_retire(gen); /* destroys it: nothing references it */
+    else
+      rn__config_free(config);
+  }
+  runner->reloading = false;
+  /* A SIGHUP that arrived meanwhile asked for one more reload. */
+  if (runner->reload_pending)
+    uv_timer_start(&runner->reload_timer, reload_now, 0, 0);
+}
+
+static void on_sighup(uv_signal_t *handle, int signum) {
+  rn__runner_t *runner = handle->data;
+  (void)signum;
+  if (runner->reload_pending || runner->stopping)
+    return; /* coalesced into the reload already due */
+  runner->reload_pending = true;
+  if (!runner->reloading)
+    uv_timer_start(&runner->reload_timer, reload_now, 0, 0);
+}
+
+/* ----------------------------------------------------------- shutdown */
+
+static void close_walk(uv_handle_t *handle, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(handle))
+    uv_close(handle, NULL);
+}
+
+static void finish(rn__runner_t *runner) {
+  rn__log(RN_LOG_NOTICE, NULL, "stopped");
+  uv_close((uv_handle_t *)&runner->sighup, NULL);
+  uv_close((uv_handle_t *)&runner->sigterm, NULL);
+  uv_close((uv_handle_t *)&runner->sigint, NULL);
+  uv_close((uv_handle_t *)&runner->reload_timer, NULL);
+  uv_close((uv_handle_t *)&runner->drain_timer, NULL);
+}
+
+
+/* Polled while draining: finish when the last job is done; cancel what is
+ * left at the deadline. */
+static void drain_poll(uv_timer_t *timer) {
+  rn__runner_t *runner = timer->data;
+  if (runner->running_jobs == 0) {
+    uv_timer_stop(timer);
+    finish(runner);
+    return;
+  }
+  if (runner->drain_cancelled || uv_now(runner->loop) < runner->drain_deadline)
+    return;
+  runner->drain_cancelled = true;
+  rn__log(RN_LOG_WARNING, NULL,
+          "drain deadline reached with %u job(s) running; cancelling them",
+          runner->running_jobs);
+  rn__list_t *n = runner->jobs.next;
+  while (n != &runner->jobs) {
+    rn__list_t *next = n->next;
+    rn__job_cancel(rn__container_of(n, rn_job_t, link));
+    n = next;
+  }
+}
+
+static void on_stop_signal(uv_signal_t *handle, int signum) {
+  rn__runner_t *runner = handle->data;
+  const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+  if (runner->stopping) {
+    rn__log(RN_LOG_WARNING, NULL, "%s again: still draining", name);
+    return;
+  }
+  runner->stopping = true;
+  rn__scheduler_stop(runner);
+  uv_timer_stop(&runner->reload_timer);
+  uint64_t grace = runner->gen->config->drain_timeout_ms;
+  rn__log(RN_LOG_NOTICE, NULL,
+          "%s: stopping; %u job(s) running, waiting up to %llu ms", name,
+          runner->running_jobs, (unsigned long long)grace);
+  runner->drain_deadline = uv_now(runner->loop) + grace;
+  uv_timer_start(&runner->drain_timer, drain_poll, 0, 50);
+}
+
+int rn__runner_serve(rn__runner_t *runner) {
+  uv_loop_t *loop = runner->loop;
+  uv_signal_init(loop, &runner->sighup);
+  uv_signal_init(loop, &runner->sigterm);
+  uv_signal_init(loop, &runner->sigint);
+  uv_timer_init(loop, &runner->reload_timer);
+  uv_timer_init(loop, &runner->drain_timer);
+  runner->sighup.data = runner->sigterm.data = runner->sigint.data = runner;
+  runner->reload_timer.data = runner->drain_timer.data = runner;
+  uv_signal_start(&runner->sighup, on_sighup, SIGHUP);
+  uv_signal_start(&runner->sigterm, on_stop_signal, SIGTERM);
+  uv_signal_start(&runner->sigint, on_stop_signal, SIGINT);
+  int rc = rn__scheduler_start(runner);
+  if (rc < 0)
+    return rc;
+  rn__log(RN_LOG_NOTICE, NULL, "serving: %zu plugin(s), %zu job(s)",
+          runner->gen->nplugins, runner->gen->njobs);
+  uv_run(loop, UV_RUN_DEFAULT);
+  return runner->exit_code;
+}
+
+void rn__runner_close(rn__runner_t *runner) {
+  if (runner->gen) {
+    rn__generation_retire(runner->gen);
+    runner->gen = NULL;
+  }
+  /* Let close callbacks and the last completions run. */
+  uv_run(runner->loop, UV_RUN_DEFAULT);
+  uv_walk(runner->loop, close_walk, NULL);
+  uv_run(runner->loop, UV_RUN_DEFAULT);
+  rn__secrets_close(runner->secrets);
+  runner->secrets = NULL;
+  free(runner->config_path);
+  free(runner->confd);
+}

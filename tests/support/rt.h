@@ -1,0 +1,52 @@
+/* rt.h - test support: a real PostgreSQL, child processes, files. */
+#ifndef RT_H
+#define RT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A connection string for a new, empty database of its own. Uses
+ * REGENTRA_TEST_DSN's server when set; otherwise starts a throwaway cluster
+ * (initdb in a temp dir, as the postgres user when run as root) once per
+ * process and stops it at exit. Returns a static string; aborts on failure
+ * with a message. */
+const char *rt_pg_fresh_db(void);
+/* Runs one SQL statement on dsn (blocking); returns the first value of the
+ * first row (new, free it) or NULL. Aborts the test on an error. */
+char *rt_pg_query(const char *dsn, const char *sql);
+long rt_pg_count(const char *dsn, const char *sql);
+
+/* A child process whose stdout and stderr go to files. */
+typedef struct rt_proc_s {
+  pid_t pid;
+  char out_path[256];
+  char err_path[256];
+  int status; /* after rt_proc_wait: exit code, or 128 + signal */
+} rt_proc_t;
+
+/* argv is NULL-terminated; env entries "K=V" are added (NULL-terminated or
+ * NULL). Standard input is /dev/null unless stdin_text is given. */
+void rt_proc_start(rt_proc_t *p, char *const argv[], char *const env[],
+                   const char *stdin_text);
+/* Waits up to timeout_ms; returns false if it is still running. */
+bool rt_proc_wait(rt_proc_t *p, int timeout_ms);
+void rt_proc_kill(rt_proc_t *p, int sig);
+/* Waits until file contains needle `count` times; false on timeout. */
+bool rt_wait_for_text(const char *path, const char *needle, int count,
+                      int timeout_ms);
+int rt_count_text(const char *path, const char *needle);
+/* Runs argv to completion (timeout 60 s) and returns its exit status; the
+ * outputs are read into *out and *err (new; may pass NULL). */
+int rt_run(char *const argv[], char *const env[], const char *stdin_text,
+           char **out, char **err);
+
+/* Files. */
+char *rt_read_file(const char *path); /* new; NULL if unreadable */
+void rt_write_file(const char *path, const char *text, int mode);
+void rt_copy_file(const char *from, const char *to, int mode);
+/* A fresh directory under /tmp (static buffer per call site is fine). */
+void rt_make_temp_dir(char *buf, size_t len, const char *tag);
+void rt_remove_tree(const char *path);
+
+#endif
