@@ -201,8 +201,12 @@ static void basic_credentials(const sim_request_t *req, char *id, char *secret, 
     if (!colon)
         return;
     *colon = '\0';
-    snprintf(id, n, "%s", decoded);
-    snprintf(secret, n, "%s", colon + 1);
+    size_t id_len = strnlen(decoded, n - 1);
+    memcpy(id, decoded, id_len);
+    id[id_len] = '\0';
+    size_t secret_len = strnlen(colon + 1, n - 1);
+    memcpy(secret, colon + 1, secret_len);
+    secret[secret_len] = '\0';
 }
 
 void sim_auth_token_endpoint(sim_t *sim, sim_request_t *req, sim_response_t *res)
