@@ -72,6 +72,7 @@ cmd_test() {
   # Plugins are dlopen'ed and unloaded: keep their symbols for leak reports.
   export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
   (cd "$root/build-test" && ctest --output-on-failure -j "$jobs" --timeout 600)
   check_sdk_out_of_tree "$root/build-test"
 }
