@@ -16,6 +16,8 @@ const char *rt_pg_fresh_db(void);
  * first row (new, free it) or NULL. Aborts the test on an error. */
 char *rt_pg_query(const char *dsn, const char *sql);
 long rt_pg_count(const char *dsn, const char *sql);
+/* Applies every *.sql of dir in name order, each as one transaction. */
+void rt_pg_apply_dir(const char *dsn, const char *dir);
 
 /* A child process whose stdout and stderr go to files. */
 typedef struct rt_proc_s {

@@ -102,3 +102,16 @@ const char *rt_pg_fresh_db(void) {
            name, query ? query : "");
   return dsn;
 }
+
+void rt_pg_apply_dir(const char *dsn, const char *dir) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "set -e; for f in $(ls '%s'/*.sql | sort); do "
+           "psql -X -q -v ON_ERROR_STOP=1 -1 -d '%s' -f \"$f\" >/dev/null; "
+           "done",
+           dir, dsn);
+  if (system(cmd) != 0) {
+    fprintf(stderr, "rt_pg: applying %s failed\n", dir);
+    abort();
+  }
+}

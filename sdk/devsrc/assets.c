@@ -1,0 +1,258 @@
+/* assets.c - devices of a source become Asset rows of a company, set-based:
+ * the whole pull travels as arrays in one statement, retirement and
+ * cross-source dedup are one statement each. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "devsrc_internal.h"
+
+static const char *const default_priority[] = {"ninjaone", "level", "intune",
+                                                "entra", NULL};
+
+/* The pull as column arrays. MAC lists travel as comma-joined text per
+ * device (PostgreSQL has no ragged arrays) and are split in SQL. */
+typedef struct columns_s {
+  ds_array_t external_id, name, hostname, serial, serial_norm, macs, os_name,
+      device_class, manufacturer, model, last_seen;
+} columns_t;
+
+static void columns_free(columns_t *c) {
+  ds_array_t *all[] = {&c->external_id, &c->name,    &c->hostname,
+                       &c->serial,      &c->serial_norm, &c->macs,
+                       &c->os_name,     &c->device_class, &c->manufacturer,
+                       &c->model,       &c->last_seen};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+    ds_array_free(all[i]);
+}
+
+static const char *blank_to_null(const char *s) {
+  return s && *s ? s : NULL;
+}
+
+static int fill_columns(rn_devsrc_t *ds, const rn_asset_t *assets,
+                        size_t count, columns_t *c) {
+  for (size_t i = 0; i < count; i++) {
+    const rn_asset_t *a = &assets[i];
+    if (!a->external_id || !*a->external_id)
+      return ds_fail(ds, RN_EINVAL, "asset #%zu has no external id", i + 1);
+    char serial[128], mac[18], seen[32];
+    ds_buf_t macs = {0};
+    for (size_t k = 0; a->mac_addresses && a->mac_addresses[k]; k++) {
+      if (!rn_normalize_mac(a->mac_addresses[k], mac, sizeof mac))
+        continue;
+      if (macs.len && strstr(macs.data, mac))
+        continue; /* the same address listed twice */
+      if (macs.len)
+        ds_buf_append(&macs, ",", 1);
+      ds_buf_append(&macs, mac, strlen(mac));
+    }
+    ds_array_add(&c->external_id, a->external_id);
+    ds_array_add(&c->name, blank_to_null(a->name));
+    ds_array_add(&c->hostname, blank_to_null(a->hostname));
+    ds_array_add(&c->serial, blank_to_null(a->serial_number));
+    ds_array_add(&c->serial_norm,
+                 rn_normalize_serial(a->serial_number, serial, sizeof serial)
+                     ? serial
+                     : NULL);
+    ds_array_add(&c->macs, macs.len ? macs.data : NULL);
+    ds_array_add(&c->os_name, blank_to_null(a->os_name));
+    ds_array_add(&c->device_class, blank_to_null(a->device_class));
+    ds_array_add(&c->manufacturer, blank_to_null(a->manufacturer));
+    ds_array_add(&c->model, blank_to_null(a->model));
+    if (a->last_seen_ms)
+      ds_epoch_text(a->last_seen_ms, seen);
+    ds_array_add(&c->last_seen, a->last_seen_ms ? seen : NULL);
+    bool failed = macs.failed;
+    ds_buf_free(&macs);
+    if (failed)
+      return ds_fail(ds, RN_ENOMEM, "assets: out of memory");
+  }
+  return 0;
+}
+
+static const char upsert_sql[] =
+    "WITH i AS (SELECT * FROM unnest($4::text[], $5::text[], $6::text[],"
+    "  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],"
+    "  $12::text[], $13::text[], $14::float8[])"
+    "  AS t(external_id, name, hostname, serial_number, serial_normalized,"
+    "   macs, os_name, device_class, manufacturer, model, last_seen)),"
+    " up AS ("
+    " INSERT INTO asset AS a (msp_org_id, portal_company_id, external_source,"
+    "  external_id, name, hostname, serial_number, serial_normalized,"
+    "  mac_addresses, os_name, device_class, manufacturer, model, last_seen_at,"
+    "  status, first_synced_at, last_synced_at)"
+    " SELECT $1, $2, $3, external_id, name, hostname, serial_number,"
+    "  serial_normalized, string_to_array(macs, ','), os_name, device_class,"
+    "  manufacturer, model, to_timestamp(last_seen), 'ACTIVE',"
+    "  to_timestamp($15), to_timestamp($15) FROM i"
+    " ON CONFLICT (msp_org_id, external_source, external_id) DO UPDATE SET"
+    "  portal_company_id = EXCLUDED.portal_company_id, name = EXCLUDED.name,"
+    "  hostname = EXCLUDED.hostname, serial_number = EXCLUDED.serial_number,"
+    "  serial_normalized = EXCLUDED.serial_normalized,"
+    "  mac_addresses = EXCLUDED.mac_addresses, os_name = EXCLUDED.os_name,"
+    "  device_class = EXCLUDED.device_class,"
+    "  manufacturer = EXCLUDED.manufacturer, model = EXCLUDED.model,"
+    "  last_seen_at = EXCLUDED.last_seen_at,"
+    "  last_synced_at = EXCLUDED.last_synced_at,"
+    /* Seen again: active again, unless dedup retired it (decided below). */
+    "  status = CASE WHEN a.duplicate_of_asset_id IS NULL THEN 'ACTIVE'"
+    "   ELSE a.status END,"
+    "  retired_at = CASE WHEN a.duplicate_of_asset_id IS NULL THEN NULL"
+    "   ELSE a.retired_at END,"
+    "  retired_reason = CASE WHEN a.duplicate_of_asset_id IS NULL THEN NULL"
+    "   ELSE a.retired_reason END"
+    " RETURNING xmax = 0 AS inserted)"
+    " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT"
+    "  inserted) FROM up";
+
+/* Not in a complete pull: retired (a duplicate that vanished from its own
+ * source is no longer a candidate for restoring either). */
+static const char retire_unseen_sql[] =
+    "UPDATE asset SET status = 'RETIRED', retired_at = to_timestamp($5),"
+    " retired_reason = 'not seen in a complete pull from ' || $3,"
+    " duplicate_of_asset_id = NULL"
+    " WHERE msp_org_id = $1 AND portal_company_id = $2 AND external_source = $3"
+    " AND (status = 'ACTIVE' OR duplicate_of_asset_id IS NOT NULL)"
+    " AND NOT (external_id = ANY ($4::text[]))";
+
+/* Cross-source dedup of one company. Candidates are rows alive in their
+ * source (ACTIVE, or retired only as a duplicate). Two rows are the same
+ * device when both have a normalized serial and they are equal; else, when
+ * both have MAC addresses and share one; else, when both have a hostname and
+ * they are equal ignoring case. Each row's winner is the best-ranked
+ * matching row of a strictly better source; rows with none are active. */
+static const char dedup_sql[] =
+    "WITH alive AS ("
+    " SELECT id, external_source, external_id, serial_normalized AS sn,"
+    "  NULLIF(mac_addresses, '{}') AS macs, lower(hostname) AS host,"
+    "  COALESCE(array_position($3::text[], external_source), 1000) AS rank,"
+    "  duplicate_of_asset_id"
+    " FROM asset WHERE msp_org_id = $1 AND portal_company_id = $2"
+    " AND (status = 'ACTIVE' OR duplicate_of_asset_id IS NOT NULL)),"
+    " mac AS (SELECT id, rank, sn, unnest(macs) AS mac FROM alive),"
+    " cand AS ("
+    "  SELECT r.id AS rid, w.id AS wid, w.rank AS wrank FROM alive r"
+    "   JOIN alive w ON w.sn = r.sn AND w.rank < r.rank"
+    "  UNION ALL"
+    "  SELECT rm.id, wm.id, wm.rank FROM mac rm JOIN mac wm"
+    "   ON wm.mac = rm.mac AND wm.rank < rm.rank"
+    "   AND (rm.sn IS NULL OR wm.sn IS NULL)"
+    "  UNION ALL"
+    "  SELECT r.id, w.id, w.rank FROM alive r JOIN alive w"
+    "   ON w.host = r.host AND w.rank < r.rank"
+    "   AND (r.sn IS NULL OR w.sn IS NULL)"
+    "   AND (r.macs IS NULL OR w.macs IS NULL)),"
+    " verdict AS (SELECT DISTINCT ON (rid) rid, wid FROM cand"
+    "  ORDER BY rid, wrank, wid),"
+    " change AS (SELECT alive.id, v.wid FROM alive"
+    "  LEFT JOIN verdict v ON v.rid = alive.id"
+    "  WHERE alive.duplicate_of_asset_id IS DISTINCT FROM v.wid)"
+    " UPDATE asset a SET"
+    "  status = CASE WHEN c.wid IS NULL THEN 'ACTIVE' ELSE 'RETIRED' END,"
+    "  duplicate_of_asset_id = c.wid,"
+    "  retired_at = CASE WHEN c.wid IS NULL THEN NULL ELSE to_timestamp($4)"
+    "   END,"
+    "  retired_reason = CASE WHEN c.wid IS NULL THEN NULL ELSE"
+    "   'duplicate of ' || w.external_source || ' asset ' || w.external_id END"
+    " FROM change c LEFT JOIN asset w ON w.id = c.wid"
+    " WHERE a.id = c.id"
+    " RETURNING c.wid IS NOT NULL";
+
+int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
+                   const char *source, const rn_asset_t *assets, size_t count,
+                   bool complete, const rn_source_priority_t *priority,
+                   rn_asset_counts_t *counts) {
+  memset(counts, 0, sizeof *counts);
+  counts->seen = (int64_t)count;
+  columns_t c = {0};
+  ds_array_t order = {0};
+  rn_db_result_t *res = NULL;
+  int rc = fill_columns(ds, assets, count, &c);
+  if (rc < 0)
+    goto done;
+  const char *const *sources =
+      priority && priority->sources ? priority->sources : default_priority;
+  for (size_t i = 0; sources[i]; i++)
+    ds_array_add(&order, sources[i]);
+  char msp_id[24], company_id[24], now[32];
+  ds_int_text(msp.id, msp_id);
+  ds_int_text(company.id, company_id);
+  ds_epoch_text(ds->now_ms, now);
+  const char *upsert_params[] = {
+      msp_id, company_id, source,
+      ds_array_text(&c.external_id), ds_array_text(&c.name),
+      ds_array_text(&c.hostname), ds_array_text(&c.serial),
+      ds_array_text(&c.serial_norm), ds_array_text(&c.macs),
+      ds_array_text(&c.os_name), ds_array_text(&c.device_class),
+      ds_array_text(&c.manufacturer), ds_array_text(&c.model),
+      ds_array_text(&c.last_seen), now};
+  for (size_t i = 0; i < sizeof upsert_params / sizeof *upsert_params; i++) {
+    if (!upsert_params[i]) {
+      rc = ds_fail(ds, RN_ENOMEM, "assets: out of memory");
+      goto done;
+    }
+  }
+  const rn_host_t *h = ds->host;
+  if (count > 0) {
+    rc = ds_exec(ds, "upsert assets", upsert_sql, 15, upsert_params, &res);
+    counts->statements++;
+    if (rc < 0)
+      goto done;
+    counts->created = strtoll(h->db_value(res, 0, 0), NULL, 10);
+    counts->updated = strtoll(h->db_value(res, 0, 1), NULL, 10);
+    ds_free_result(ds, res);
+    res = NULL;
+  }
+  if (complete) {
+    const char *retire_params[] = {msp_id, company_id, source,
+                                   upsert_params[3], now};
+    rc = ds_exec(ds, "retire unseen assets", retire_unseen_sql, 5,
+                 retire_params, &res);
+    counts->statements++;
+    if (rc < 0)
+      goto done;
+    counts->retired = h->db_affected(res);
+    ds_free_result(ds, res);
+    res = NULL;
+  }
+  const char *dedup_params[] = {msp_id, company_id, ds_array_text(&order), now};
+  rc = ds_exec(ds, "dedup assets", dedup_sql, 4, dedup_params, &res);
+  counts->statements++;
+  if (rc < 0)
+    goto done;
+  for (int i = 0; i < h->db_rows(res); i++) {
+    if (strcmp(h->db_value(res, i, 0), "t") == 0)
+      counts->deduped++;
+    else
+      counts->restored++;
+  }
+  rc = 0;
+done:
+  ds_free_result(ds, res);
+  columns_free(&c);
+  ds_array_free(&order);
+  return rc;
+}
+
+int rn_assets_retire_source(rn_devsrc_t *ds, rn_msp_org_t msp,
+                            const char *source, const char *reason,
+                            int64_t *retired) {
+  char msp_id[24], now[32];
+  ds_int_text(msp.id, msp_id);
+  ds_epoch_text(ds->now_ms, now);
+  const char *params[] = {msp_id, source, reason, now};
+  rn_db_result_t *res;
+  int rc = ds_exec(ds, "retire assets of a source",
+                   "UPDATE asset SET status = 'RETIRED',"
+                   " retired_at = to_timestamp($4), retired_reason = $3,"
+                   " duplicate_of_asset_id = NULL"
+                   " WHERE msp_org_id = $1 AND external_source = $2"
+                   " AND status = 'ACTIVE'",
+                   4, params, &res);
+  if (rc < 0)
+    return rc;
+  if (retired)
+    *retired = ds->host->db_affected(res);
+  ds_free_result(ds, res);
+  return 0;
+}

@@ -1,0 +1,240 @@
+/*
+ * regentra/devsrc.h - the device-source library.
+ *
+ * What every device source needs beyond fetching and normalizing, done once:
+ * credentials, organization mappings, assets with cross-source dedup and
+ * retirement, signals with evidence behind a PII guard, the audit log and the
+ * PSA ticket bridge. Plugins link it (libregentra-devsrc.a); it uses only the
+ * host services of <regentra/plugin.h>.
+ *
+ * Every function runs inside a database transaction: call them from the
+ * rn_db_tx_fn you pass to host->db_transaction (a worker thread), with an
+ * rn_devsrc_t bound to that transaction. They return 0 or a negative RN_E*
+ * error; on error rn_devsrc_error() says what and where, and the caller
+ * returns the error so that the whole transaction rolls back: nothing is
+ * half written.
+ *
+ * Tenant isolation: the MSP organization (the platform customer that owns
+ * the RMM credential) and a customer compliance organization (one of the
+ * MSP's clients) are different types, so one cannot be passed for the
+ * other. Credential lookups take the MSP; signals, evidence and customer
+ * audit rows take the customer; every query filters on the id it was given.
+ */
+#ifndef REGENTRA_DEVSRC_H
+#define REGENTRA_DEVSRC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "regentra/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------ tenancy */
+
+typedef struct rn_msp_org_s {
+  int64_t id;
+} rn_msp_org_t;
+typedef struct rn_customer_org_s {
+  int64_t id;
+} rn_customer_org_t;
+typedef struct rn_company_s {
+  int64_t id;
+} rn_company_t;
+
+#define RN_MSP_ORG(n) ((rn_msp_org_t){(n)})
+#define RN_CUSTOMER_ORG(n) ((rn_customer_org_t){(n)})
+#define RN_COMPANY(n) ((rn_company_t){(n)})
+
+/* One transaction's worth of library state. */
+typedef struct rn_devsrc_s {
+  const rn_host_t *host;
+  rn_db_tx_t *tx;
+  int64_t now_ms;    /* the clock every row of this transaction uses */
+  char error[1024];  /* the last error, for rn_devsrc_error */
+} rn_devsrc_t;
+
+void rn_devsrc_init(rn_devsrc_t *ds, const rn_host_t *host, rn_db_tx_t *tx,
+                    int64_t now_ms);
+const char *rn_devsrc_error(const rn_devsrc_t *ds); /* borrowed */
+
+/* --------------------------------------------------------- credentials */
+
+typedef struct rn_credential_s {
+  int64_t id;
+  rn_msp_org_t msp;
+  char provider[32];
+  char region[16];
+  char client_id[256];
+  char *sealed_secret;  /* new (host->free); NULL when inactive */
+  bool is_active;
+  bool first_evidence_synced; /* first_evidence_synced_at is set */
+} rn_credential_t;
+
+void rn_credential_release(const rn_host_t *host, rn_credential_t *cred);
+
+/* Saves the sealed secret for (msp, provider, region): inserts, or replaces
+ * the sealed values of an existing row and reactivates it. The key version
+ * is read from the sealed text. */
+int rn_credential_save(rn_devsrc_t *ds, rn_msp_org_t msp, const char *provider,
+                       const char *region, const char *client_id,
+                       const char *sealed_secret, int64_t *credential_id);
+/* RN_ENOENT when there is none. */
+int rn_credential_get(rn_devsrc_t *ds, rn_msp_org_t msp, const char *provider,
+                      const char *region, rn_credential_t *out);
+/* Zeroes the sealed columns and sets is_active=false. Idempotent. */
+int rn_credential_deactivate(rn_devsrc_t *ds, rn_msp_org_t msp,
+                             const char *provider, const char *region);
+/* Stamps first_evidence_synced_at if still NULL. */
+int rn_credential_mark_first_evidence(rn_devsrc_t *ds, rn_msp_org_t msp,
+                                      const char *provider, const char *region);
+/* Records the outcome of a run: what is one of "discovery", "asset_sync",
+ * "evidence_sweep"; details is a JSON object (copied). */
+int rn_credential_record_run(rn_devsrc_t *ds, rn_msp_org_t msp,
+                             const char *provider, const char *region,
+                             const char *what, const char *details_json);
+
+/* ------------------------------------------------------------ mappings */
+
+typedef enum rn_mapping_state {
+  RN_MAPPING_PENDING = 1,
+  RN_MAPPING_MAPPED,
+  RN_MAPPING_IGNORED
+} rn_mapping_state_t;
+
+typedef struct rn_discovered_org_s {
+  const char *external_id;
+  const char *name;
+} rn_discovered_org_t;
+
+typedef struct rn_discovery_counts_s {
+  int64_t seen, added, renamed, vanished, reappeared;
+} rn_discovery_counts_t;
+
+/* Upserts what discovery saw: new orgs become PENDING with a suggestion,
+ * renamed ones are updated, ones not seen in a complete walk are flagged
+ * vanished (never deleted). A walk that was not complete flags nothing. */
+int rn_mappings_discovered(rn_devsrc_t *ds, rn_msp_org_t msp,
+                           const char *provider, const char *region,
+                           const rn_discovered_org_t *orgs, size_t count,
+                           bool complete, rn_discovery_counts_t *counts);
+
+/* The three operator actions. `actor` names who acted (audited on the MSP
+ * org). An IGNORED mapping changes only with allow_from_ignored. A company
+ * of another MSP is refused with RN_ETENANT; an org never discovered with
+ * RN_ENOENT. *company_out (optional) receives the bound company. */
+int rn_mapping_use_existing(rn_devsrc_t *ds, rn_msp_org_t msp,
+                            const char *provider, const char *region,
+                            const char *external_org_id, rn_company_t company,
+                            bool allow_from_ignored, const char *actor);
+int rn_mapping_create_new(rn_devsrc_t *ds, rn_msp_org_t msp,
+                          const char *provider, const char *region,
+                          const char *external_org_id, bool allow_from_ignored,
+                          const char *actor, rn_company_t *company_out);
+int rn_mapping_ignore(rn_devsrc_t *ds, rn_msp_org_t msp, const char *provider,
+                      const char *region, const char *external_org_id,
+                      const char *actor);
+
+/* -------------------------------------------------------------- assets */
+
+/* One normalized device. Strings may be NULL. */
+typedef struct rn_asset_s {
+  const char *external_id;  /* the source's id, unique per source and MSP */
+  const char *name;
+  const char *hostname;
+  const char *serial_number;
+  const char *const *mac_addresses; /* NULL-terminated; any common format */
+  const char *os_name;
+  const char *device_class;
+  const char *manufacturer;
+  const char *model;
+  int64_t last_seen_ms;     /* 0 = unknown */
+} rn_asset_t;
+
+typedef struct rn_asset_counts_s {
+  int64_t seen, created, updated, retired, deduped, restored;
+  int64_t statements; /* SQL round trips this sync used */
+} rn_asset_counts_t;
+
+/* Source priority, highest first; NULL = ninjaone, level, intune, entra. */
+typedef struct rn_source_priority_s {
+  const char *const *sources; /* NULL-terminated */
+} rn_source_priority_t;
+
+/* Upserts a pull of devices for (msp, company, source) with set-based SQL;
+ * when `complete`, retires this source's devices of the company that the
+ * pull did not contain (a truncated pull retires nothing). Then dedups the
+ * company across sources: the same device (normalized serial, else a shared
+ * MAC address, else hostname) stays ACTIVE only in the highest-priority
+ * source; the others are retired naming the winner and come back when the
+ * winner goes. */
+int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
+                   const char *source, const rn_asset_t *assets, size_t count,
+                   bool complete, const rn_source_priority_t *priority,
+                   rn_asset_counts_t *counts);
+/* Retires every ACTIVE asset of a source in the MSP org (disconnect). */
+int rn_assets_retire_source(rn_devsrc_t *ds, rn_msp_org_t msp,
+                            const char *source, const char *reason,
+                            int64_t *retired);
+
+/* Normalizations used by dedup (exposed for plugins and tests). Write into
+ * out (NUL-terminated); return false when the input has no usable value. */
+bool rn_normalize_serial(const char *serial, char *out, size_t outlen);
+bool rn_normalize_mac(const char *mac, char *out, size_t outlen);
+
+/* ---------------------------------------------- signals and evidence */
+
+typedef enum rn_signal_status {
+  RN_SIGNAL_PASS = 1,
+  RN_SIGNAL_WARNING,
+  RN_SIGNAL_FAIL
+} rn_signal_status_t;
+
+const char *rn_signal_status_name(rn_signal_status_t status);
+
+/* The PII guard: 0 when metadata (a JSON object) holds only aggregates;
+ * RN_EPII with the offending path in err otherwise (never the value). */
+int rn_pii_check(const char *metadata_json, char *err, size_t errlen);
+
+/* Writes a signal on the customer's compliance organization with
+ * expires_at = collected + 7 days, and one evidence row per internal control
+ * the signal maps to. The PII guard runs first: a violation writes nothing. */
+int rn_signal_write(rn_devsrc_t *ds, rn_customer_org_t customer,
+                    const char *source, const char *signal_key,
+                    rn_signal_status_t status, const char *metadata_json,
+                    int64_t mapping_id, int64_t *signal_id);
+
+/* ---------------------------------------------------------- audit log */
+
+int rn_audit_msp(rn_devsrc_t *ds, rn_msp_org_t msp, const char *actor,
+                 const char *event, const char *details_json);
+int rn_audit_customer(rn_devsrc_t *ds, rn_customer_org_t customer,
+                      const char *actor, const char *event,
+                      const char *details_json);
+
+/* -------------------------------------------------------- ticket bridge */
+
+typedef enum rn_ticket_action {
+  RN_TICKET_NONE = 0,      /* nothing to do (PASS with no open ticket) */
+  RN_TICKET_SUPPRESSED,    /* first sweep: the bridge stays quiet */
+  RN_TICKET_OPENED,
+  RN_TICKET_UPDATED,
+  RN_TICKET_RESOLVED
+} rn_ticket_action_t;
+
+/* Routes one signal to the MSP's PSA queue for the company: FAIL opens or
+ * updates a HIGH ticket, WARNING a MEDIUM one, one open ticket per
+ * (customer, signal key); PASS resolves an open one with a note. Does
+ * nothing (RN_TICKET_SUPPRESSED) while first_sync_done is false. */
+int rn_ticket_bridge(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
+                     rn_customer_org_t customer, const char *signal_key,
+                     rn_signal_status_t status, bool first_sync_done,
+                     rn_ticket_action_t *action, int64_t *ticket_id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
