@@ -397,6 +397,13 @@ int rn__runner_serve(rn__runner_t *runner);
 /* Releases everything; the loop is then closable. */
 void rn__runner_close(rn__runner_t *runner);
 
+/* ------------------------------------------------------------ http.c */
+
+/* The HTTP engine (http.h) starts with the first request. Close cancels
+ * what is in flight (each callback runs once, with RN_ECANCELED) and closes
+ * its handles; the loop must then run for their close callbacks. */
+void rn__http_close(rn__runner_t *runner);
+
 /* --------------------------------------------------------- scheduler.c */
 
 int rn__scheduler_start(rn__runner_t *runner);

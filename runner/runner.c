@@ -197,6 +197,7 @@ void rn__runner_close(rn__runner_t *runner) {
     rn__generation_retire(runner->gen);
     runner->gen = NULL;
   }
+  rn__http_close(runner); /* cancels requests still in flight */
   /* Let close callbacks and the last completions run. */
   uv_run(runner->loop, UV_RUN_DEFAULT);
   uv_walk(runner->loop, close_walk, NULL);

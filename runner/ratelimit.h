@@ -1,0 +1,105 @@
+/*
+ * ratelimit.h - per-key request budgets for upstream tenants.
+ *
+ * A key (chosen by the plugin, e.g. "ninjaone/eu/<credential hash>") has one
+ * or more windows "at most `limit` requests per `period_ms`". Each window is
+ * a bucket of `limit` tokens in which a spent token comes back exactly one
+ * period after it was spent, so no span of `period_ms` ever sees more than
+ * `limit` admissions (upstreams count in sliding windows; a bucket refilled
+ * at a steady rate would overshoot them right after a burst).
+ *
+ * Requests that find no token wait in a FIFO per key; a 429, a Retry-After
+ * or an exhausted remaining-quota header pauses the whole key. The limiter
+ * is plain logic over an injectable clock: it never arms timers itself. The
+ * owner calls rn__rate_pump() when rn__rate_next_ms() says something is due.
+ */
+#ifndef RN_RATELIMIT_H
+#define RN_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "regentra/plugin.h"
+
+/* Monotonic milliseconds. */
+typedef int64_t (*rn__rate_clock_fn)(void *data);
+
+typedef struct rn__rate_s rn__rate_t;
+typedef struct rn__rate_key_s rn__rate_key_t;
+typedef struct rn__rate_waiter_s rn__rate_waiter_t;
+
+/* Called by rn__rate_pump() when the waiter got its token; the waiter is
+ * already off the queue. */
+typedef void (*rn__rate_ready_fn)(rn__rate_waiter_t *waiter);
+
+struct rn__rate_waiter_s {
+  rn__rate_key_t *key;
+  rn__rate_waiter_t *prev, *next;
+  rn__rate_ready_fn ready;
+  int64_t queued_ms;
+  bool queued;
+};
+
+/* Figures per key, for logs and the metrics endpoint. */
+typedef struct rn__rate_stats_s {
+  uint64_t admitted;        /* tokens handed out */
+  uint64_t waited;          /* admissions that had to queue first */
+  uint64_t throttled;       /* 429s and throttle signals reported */
+  uint64_t paused;          /* pauses applied (Retry-After, 429, quota) */
+  uint64_t wait_ms_total;   /* summed queueing time */
+  size_t queued;            /* waiting right now */
+  int64_t remaining;        /* last remaining-quota header; -1 = never seen */
+  int64_t paused_until_ms;  /* clock value; 0 = not paused */
+} rn__rate_stats_t;
+
+/* clock NULL = CLOCK_MONOTONIC. NULL when out of memory. */
+rn__rate_t *rn__rate_new(rn__rate_clock_fn clock, void *clock_data);
+/* Waiters still queued are dropped without a call. */
+void rn__rate_free(rn__rate_t *rl);
+void rn__rate_set_clock(rn__rate_t *rl, rn__rate_clock_fn clock, void *data);
+int64_t rn__rate_now(const rn__rate_t *rl);
+
+/* Sets (or replaces) the windows of a key, creating it. count 0 = no
+ * budget (only pauses apply). Spent tokens are kept across a change. */
+int rn__rate_configure(rn__rate_t *rl, const char *name,
+                       const rn_rate_window_t *windows, size_t count);
+/* The key named so; with create, an unknown name gets a key without
+ * windows. NULL when absent (or out of memory). */
+rn__rate_key_t *rn__rate_key(rn__rate_t *rl, const char *name, bool create);
+const char *rn__rate_key_name(const rn__rate_key_t *key);
+
+/* Takes a token now if the key's queue is empty and every window has one:
+ * returns true (ready is not called). Otherwise queues the waiter (FIFO)
+ * and returns false; ready() comes from a later rn__rate_pump(). */
+bool rn__rate_acquire(rn__rate_key_t *key, rn__rate_waiter_t *waiter,
+                      rn__rate_ready_fn ready);
+/* Takes a queued waiter off its queue (cancellation). No call. */
+void rn__rate_withdraw(rn__rate_waiter_t *waiter);
+/* Admits due waiters of every key in FIFO order, calling ready() for each.
+ * ready() may queue or withdraw other waiters. */
+void rn__rate_pump(rn__rate_t *rl);
+/* Clock value when the next queued waiter may be admitted; -1 if nobody
+ * waits. */
+int64_t rn__rate_next_ms(const rn__rate_t *rl);
+
+/* What an upstream answered, for the key the request was charged to:
+ * status is the HTTP status; retry_after / remaining are the header texts
+ * (NULL when absent). Returns the pause applied in ms (0 = none). */
+int64_t rn__rate_observe(rn__rate_key_t *key, long status,
+                         const char *retry_after, const char *remaining,
+                         const char *reset);
+/* Pauses the key for ms (the longer of this and any pause in force). */
+void rn__rate_pause(rn__rate_key_t *key, int64_t ms);
+
+/* Below this remaining quota the key logs one warning (then again only
+ * after the quota recovered above it). */
+#define RN__RATE_REMAINING_WARN 100
+
+void rn__rate_get_stats(const rn__rate_key_t *key, rn__rate_stats_t *out);
+/* Calls fn for every key, in creation order. */
+void rn__rate_each(const rn__rate_t *rl,
+                   void (*fn)(const rn__rate_key_t *key, void *data),
+                   void *data);
+
+#endif

@@ -1,0 +1,380 @@
+/* The host's HTTP service, against the NinjaOne simulator over real
+ * sockets: concurrency on one loop, cancellation, timeouts, the response
+ * cap, the http:// rule and TLS verification. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "rt.h"
+#include "rt_host.h"
+#include "sim_client.h"
+
+static rt_host_t h;
+static sim_proc_t sim;
+static char base[128]; /* http://127.0.0.1:PORT/eu */
+static char *token;
+static char auth[512];
+
+typedef struct call_s {
+  int calls;
+  int status;
+  long http_status;
+  size_t body_len;
+  char request_id[80];
+  char content_type[80];
+  int *done_count;
+} call_t;
+
+static void on_response(rn_ctx_t *ctx, int status,
+                        const rn_http_response_t *resp, void *data) {
+  (void)ctx;
+  call_t *c = data;
+  c->calls++;
+  c->status = status;
+  if (status == 0) {
+    cr_assert_not_null(resp);
+    c->http_status = resp->status;
+    c->body_len = resp->body_len;
+    cr_assert_eq(resp->body[resp->body_len], '\0');
+    const char *id = h.api->http_header(resp, "X-NJ-Request-Id");
+    if (id)
+      snprintf(c->request_id, sizeof c->request_id, "%s", id);
+    if (resp->content_type)
+      snprintf(c->content_type, sizeof c->content_type, "%s",
+               resp->content_type);
+  } else {
+    cr_assert_null(resp);
+  }
+  if (c->done_count)
+    (*c->done_count)++;
+}
+
+static void start_sim(const char *const *extra) {
+  const char *args[24] = {"--generate", "--orgs", "3", "--devices-per-org",
+                          "40", "--rate-limit-minute", "0",
+                          "--rate-limit-hour", "0"};
+  int n = 9;
+  for (int i = 0; extra && extra[i]; i++)
+    args[n++] = extra[i];
+  args[n] = NULL;
+  cr_assert_eq(simc_start(&sim, args), 0, "simulator did not start");
+  snprintf(base, sizeof base, "%s://127.0.0.1:%d/eu", sim.scheme, sim.port);
+}
+
+static void get_token(void) {
+  token = simc_token(&sim, "eu", "sim-eu-client", "sim-eu-secret",
+                     "monitoring");
+  cr_assert_not_null(token);
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+}
+
+static void setup(void) {
+  rt_host_open(&h, NULL);
+  start_sim(NULL);
+  get_token();
+}
+
+static void teardown(void) {
+  rt_host_close(&h);
+  free(token);
+  token = NULL;
+  if (sim.pid > 0)
+    cr_expect_eq(simc_stop(&sim), 0);
+}
+
+static int get(const char *url, const char *const *headers, uint32_t timeout,
+               size_t cap, call_t *c, rn_req_t **req) {
+  rn_http_request_t rq = RN_HTTP_REQUEST_INIT;
+  rq.url = url;
+  rq.headers = headers;
+  rq.timeout_ms = timeout;
+  rq.max_response_bytes = cap;
+  return h.api->http_request(h.ctx, &rq, on_response, c, req);
+}
+
+static long tenant_requests(void) {
+  simc_resp_t r = simc_get(&sim, "/_sim/stats", NULL);
+  cr_assert_not_null(r.json);
+  json_t *n = json_object_get(
+      json_object_get(json_object_get(r.json, "tenants"), "eu"), "requests");
+  long v = n ? (long)json_integer_value(n) : 0;
+  simc_resp_free(&r);
+  return v;
+}
+
+TestSuite(http, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(http, completes_200_concurrent_requests_on_one_loop) {
+  enum { N = 200 };
+  static call_t calls[N];
+  int done = 0;
+  char url[256];
+  snprintf(url, sizeof url, "%s/v2/organizations?pageSize=5", base);
+  const char *headers[] = {auth, "Accept: application/json", NULL};
+  for (int i = 0; i < N; i++) {
+    calls[i].done_count = &done;
+    cr_assert_eq(get(url, headers, 0, 0, &calls[i], NULL), 0);
+  }
+  bool all = false;
+  for (int spins = 0; spins < 600 && !all; spins++) {
+    bool unused = false;
+    rt_host_run_until(&h, &unused, 50);
+    all = done == N;
+  }
+  cr_assert_eq(done, N, "only %d of %d requests called back", done, N);
+  for (int i = 0; i < N; i++) {
+    cr_expect_eq(calls[i].calls, 1);
+    cr_expect_eq(calls[i].status, 0, "request %d: %s", i,
+                 rn__strerror(calls[i].status));
+    cr_expect_eq(calls[i].http_status, 200);
+    cr_expect_gt(calls[i].body_len, 2);
+    cr_expect_neq(calls[i].request_id[0], '\0', "x-nj-request-id missing");
+    cr_expect(strstr(calls[i].content_type, "application/json"));
+  }
+  cr_expect_eq(tenant_requests(), N);
+  rn__http_stats_t st;
+  rn__http_get_stats(&h.runner, &st);
+  cr_expect_eq(st.completed, N);
+  cr_expect_eq(st.active, 0);
+}
+
+static bool all_done(const int *done, int n) { return *done >= n; }
+
+static void run_until_count(const int *done, int n, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms && !all_done(done, n);
+       waited += 20) {
+    bool unused = false;
+    rt_host_run_until(&h, &unused, 20);
+  }
+}
+
+Test(http, cancelling_calls_back_exactly_once_with_ECANCELED) {
+  enum { N = 40 };
+  static call_t calls[N];
+  static rn_req_t *reqs[N];
+  int done = 0;
+  cr_assert_eq(simc_control(&sim, "faults",
+                            "{\"endpoint\":\"*\",\"kind\":\"slow\","
+                            "\"delayMs\":3000,\"count\":1000,\"rate\":1}"),
+               200);
+  char url[256];
+  snprintf(url, sizeof url, "%s/v2/organizations?pageSize=5", base);
+  const char *headers[] = {auth, NULL};
+  for (int i = 0; i < N; i++) {
+    calls[i].done_count = &done;
+    cr_assert_eq(get(url, headers, 0, 0, &calls[i], &reqs[i]), 0);
+  }
+  /* Half are on the wire, half cancelled before the loop even ran. */
+  for (int i = 0; i < N / 2; i++)
+    cr_assert_eq(h.api->cancel(reqs[i]), 0);
+  bool unused = false;
+  rt_host_run_until(&h, &unused, 300);
+  cr_expect_eq(done, N / 2, "cancelled before the loop ran: %d of %d back",
+               done, N / 2);
+  for (int i = N / 2; i < N; i++) {
+    cr_assert_eq(calls[i].calls, 0, "a slow request finished early");
+    cr_assert_eq(h.api->cancel(reqs[i]), 0);
+    cr_assert_eq(h.api->cancel(reqs[i]), 0); /* twice: still one callback */
+  }
+  cr_expect_eq(done, N / 2, "a cancellation called back inside cancel()");
+  run_until_count(&done, N, 5000);
+  rt_host_run_until(&h, &unused, 100);
+  for (int i = 0; i < N; i++) {
+    cr_expect_eq(calls[i].calls, 1, "request %d called back %d times", i,
+                 calls[i].calls);
+    cr_expect_eq(calls[i].status, RN_ECANCELED);
+  }
+}
+
+Test(http, times_out_a_slow_transfer) {
+  cr_assert_eq(simc_control(&sim, "faults",
+                            "{\"endpoint\":\"*\",\"kind\":\"slow\","
+                            "\"delayMs\":3000}"),
+               200);
+  call_t c = {0};
+  int done = 0;
+  c.done_count = &done;
+  char url[256];
+  snprintf(url, sizeof url, "%s/v2/organizations", base);
+  const char *headers[] = {auth, NULL};
+  cr_assert_eq(get(url, headers, 300, 0, &c, NULL), 0);
+  run_until_count(&done, 1, 5000);
+  cr_expect_eq(c.calls, 1);
+  cr_expect_eq(c.status, RN_ETIMEDOUT, "got %s", rn__err_name(c.status));
+}
+
+Test(http, refuses_a_response_larger_than_the_cap) {
+  call_t c = {0};
+  int done = 0;
+  c.done_count = &done;
+  char url[256];
+  snprintf(url, sizeof url, "%s/v2/devices-detailed?pageSize=100", base);
+  const char *headers[] = {auth, NULL};
+  cr_assert_eq(get(url, headers, 0, 4096, &c, NULL), 0);
+  run_until_count(&done, 1, 10000);
+  cr_expect_eq(c.calls, 1);
+  cr_expect_eq(c.status, RN_ERANGE, "got %s", rn__err_name(c.status));
+  /* The same page without a cap arrives whole. */
+  call_t whole = {0};
+  whole.done_count = &done;
+  cr_assert_eq(get(url, headers, 0, 0, &whole, NULL), 0);
+  run_until_count(&done, 2, 10000);
+  cr_expect_eq(whole.status, 0);
+  cr_expect_gt(whole.body_len, 4096);
+}
+
+Test(http, accepts_plain_http_only_for_loopback_hosts) {
+  call_t c = {0};
+  int done = 0;
+  c.done_count = &done;
+  cr_expect_eq(get("http://example.com/v2/organizations", NULL, 0, 0, &c,
+                   NULL),
+               RN_EACCES);
+  cr_expect_eq(get("http://10.0.0.1:8080/x", NULL, 0, 0, &c, NULL),
+               RN_EACCES);
+  cr_expect_eq(get("ftp://127.0.0.1/x", NULL, 0, 0, &c, NULL), RN_EINVAL);
+  cr_expect_eq(get("not a url", NULL, 0, 0, &c, NULL), RN_EINVAL);
+  const char *bad_header[] = {"X-Evil: a\r\nX-Injected: b", NULL};
+  char url[256];
+  snprintf(url, sizeof url, "http://localhost:%d/_sim/clock", sim.port);
+  cr_expect_eq(get(url, bad_header, 0, 0, &c, NULL), RN_EINVAL);
+  bool unused = false;
+  rt_host_run_until(&h, &unused, 50);
+  cr_expect_eq(c.calls, 0, "a refused request called back");
+  cr_assert_eq(get(url, NULL, 0, 0, &c, NULL), 0);
+  run_until_count(&done, 1, 5000);
+  cr_expect_eq(c.status, 0);
+  cr_expect_eq(c.http_status, 200);
+}
+
+Test(http, posts_a_form_body_and_reads_the_answer) {
+  call_t c = {0};
+  int done = 0;
+  c.done_count = &done;
+  char url[256];
+  snprintf(url, sizeof url, "%s/ws/oauth/token", base);
+  static const char form[] = "grant_type=client_credentials&client_id=sim-eu-"
+                             "client&client_secret=sim-eu-secret&scope="
+                             "monitoring";
+  rn_http_request_t rq = RN_HTTP_REQUEST_INIT;
+  rq.method = "POST";
+  rq.url = url;
+  const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
+                           NULL};
+  rq.headers = headers;
+  rq.body = form;
+  rq.body_len = strlen(form);
+  cr_assert_eq(h.api->http_request(h.ctx, &rq, on_response, &c, NULL), 0);
+  run_until_count(&done, 1, 5000);
+  cr_expect_eq(c.status, 0);
+  cr_expect_eq(c.http_status, 200);
+}
+
+Test(http, unloading_cancels_requests_in_flight_once_each) {
+  enum { N = 100 };
+  static call_t calls[N];
+  int done = 0;
+  cr_assert_eq(simc_control(&sim, "faults",
+                            "{\"endpoint\":\"*\",\"kind\":\"slow\","
+                            "\"delayMs\":5000,\"count\":1000,\"rate\":1}"),
+               200);
+  char url[256];
+  snprintf(url, sizeof url, "%s/v2/devices-detailed?pageSize=10", base);
+  const char *headers[] = {auth, NULL};
+  /* Some wait for the limiter, the rest are on the wire. */
+  rn_rate_window_t w = {.limit = 60, .period_ms = 60000};
+  cr_assert_eq(h.api->rate_configure(h.ctx, "test-tenant", &w, 1), 0);
+  for (int i = 0; i < N; i++) {
+    calls[i].done_count = &done;
+    rn_http_request_t rq = RN_HTTP_REQUEST_INIT;
+    rq.url = url;
+    rq.headers = headers;
+    rq.rate_key = "test-tenant";
+    cr_assert_eq(h.api->http_request(h.ctx, &rq, on_response, &calls[i], NULL),
+                 0);
+  }
+  bool unused = false;
+  rt_host_run_until(&h, &unused, 300);
+  rn__http_stats_t st;
+  rn__http_get_stats(&h.runner, &st);
+  cr_expect_eq(st.active, 60);
+  cr_expect_eq(st.waiting, 40);
+  cr_expect_eq(done, 0);
+  rt_host_close(&h); /* unload: every request calls back, handles close */
+  cr_expect_eq(done, N);
+  for (int i = 0; i < N; i++) {
+    cr_expect_eq(calls[i].calls, 1);
+    cr_expect_eq(calls[i].status, RN_ECANCELED);
+  }
+  rt_host_open(&h, NULL); /* for the fixture's teardown */
+}
+
+/* ----------------------------------------------------------------- TLS */
+
+static char tls_dir[64];
+
+static void make_ca(void) {
+  snprintf(tls_dir, sizeof tls_dir, "/tmp/rn-http-tls-XXXXXX");
+  cr_assert(mkdtemp(tls_dir));
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key "
+           "-out ca.pem -days 2 -subj /CN=rn-test-ca >/dev/null 2>&1 && "
+           "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr "
+           "-subj /CN=127.0.0.1 >/dev/null 2>&1 && "
+           "printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && "
+           "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+           "-CAcreateserial -out srv.pem -days 2 -extfile ext.cnf "
+           ">/dev/null 2>&1",
+           tls_dir);
+  cr_assert_eq(system(cmd), 0, "openssl could not make a throwaway CA");
+}
+
+static void tls_setup(void) {
+  rt_host_open(&h, NULL);
+  make_ca();
+  char cert[128], key[128];
+  snprintf(cert, sizeof cert, "%s/srv.pem", tls_dir);
+  snprintf(key, sizeof key, "%s/srv.key", tls_dir);
+  const char *extra[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+  start_sim(extra);
+  snprintf(sim.ca_file, sizeof sim.ca_file, "%s/ca.pem", tls_dir);
+}
+
+static void tls_teardown(void) {
+  teardown();
+  rt_remove_tree(tls_dir);
+}
+
+TestSuite(http_tls, .init = tls_setup, .fini = tls_teardown, .timeout = 60);
+
+static void tls_get(const char *url, const char *ca, call_t *c) {
+  rn_http_request_t rq = RN_HTTP_REQUEST_INIT;
+  rq.url = url;
+  rq.ca_file = ca;
+  cr_assert_eq(h.api->http_request(h.ctx, &rq, on_response, c, NULL), 0);
+}
+
+Test(http_tls, verifies_the_certificate_against_the_given_ca) {
+  char url[256], ca[128], wrong_name[256];
+  snprintf(url, sizeof url, "https://127.0.0.1:%d/_sim/clock", sim.port);
+  snprintf(wrong_name, sizeof wrong_name, "https://localhost:%d/_sim/clock",
+           sim.port);
+  snprintf(ca, sizeof ca, "%s/ca.pem", tls_dir);
+  int done = 0;
+  call_t unknown = {.done_count = &done}, trusted = {.done_count = &done},
+         mismatch = {.done_count = &done};
+  tls_get(url, NULL, &unknown);       /* system store: unknown CA */
+  tls_get(url, ca, &trusted);         /* our CA: accepted */
+  tls_get(wrong_name, ca, &mismatch); /* our CA, but not its name */
+  run_until_count(&done, 3, 10000);
+  cr_expect_eq(unknown.status, RN_EHTTP, "unknown CA: %s",
+               rn__err_name(unknown.status));
+  cr_expect_eq(trusted.status, 0, "trusted CA: %s",
+               rn__err_name(trusted.status));
+  cr_expect_eq(trusted.http_status, 200);
+  cr_expect_eq(mismatch.status, RN_EHTTP, "name mismatch: %s",
+               rn__err_name(mismatch.status));
+}
