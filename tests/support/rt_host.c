@@ -1,9 +1,18 @@
 /* rt_host.c - see rt_host.h. */
-#include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rt_host.h"
+
+/* Plain checks: benchmarks use this host too, outside any test. */
+#define CHECK(cond, what)                                                    \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      fprintf(stderr, "rt_host: %s\n", what);                                \
+      abort();                                                               \
+    }                                                                        \
+  } while (0)
 
 static int no_create(rn_ctx_t *ctx, const rn_config_t *config, void **state) {
   (void)ctx;
@@ -30,8 +39,9 @@ static const rn_plugin_t test_plugin = {
 
 void rt_host_open(rt_host_t *h, rn__config_t *config) {
   memset(h, 0, sizeof *h);
-  cr_assert_eq(uv_loop_init(&h->loop), 0);
-  cr_assert_eq(rn__runner_init(&h->runner, &h->loop, "/dev/null", NULL), 0);
+  CHECK(uv_loop_init(&h->loop) == 0, "uv_loop_init failed");
+  CHECK(rn__runner_init(&h->runner, &h->loop, "/dev/null", NULL) == 0,
+        "runner init failed");
   if (!config) {
     config = calloc(1, sizeof *config);
     config->path = strdup("(test)");
@@ -64,7 +74,7 @@ void rt_host_open(rt_host_t *h, rn__config_t *config) {
 
 void rt_host_close(rt_host_t *h) {
   rn__runner_close(&h->runner);
-  cr_assert_eq(uv_loop_close(&h->loop), 0, "handles left open on the loop");
+  CHECK(uv_loop_close(&h->loop) == 0, "handles left open on the loop");
 }
 
 static void on_deadline(uv_timer_t *t) { *(bool *)t->data = true; }
