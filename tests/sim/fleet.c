@@ -55,6 +55,18 @@ static void *grow(void *arr, size_t *cap, size_t n, size_t size)
     return sim_xrealloc(arr, *cap * size);
 }
 
+void sim_fleet_reserve(sim_fleet_t *fleet, size_t devices, size_t activities)
+{
+    if (devices > fleet->cap_devices) {
+        fleet->devices = sim_xrealloc(fleet->devices, devices * sizeof *fleet->devices);
+        fleet->cap_devices = devices;
+    }
+    if (activities > fleet->cap_activities) {
+        fleet->activities = sim_xrealloc(fleet->activities, activities * sizeof *fleet->activities);
+        fleet->cap_activities = activities;
+    }
+}
+
 sim_org_t *sim_fleet_add_org(sim_fleet_t *fleet)
 {
     fleet->orgs = grow(fleet->orgs, &fleet->cap_orgs, fleet->n_orgs, sizeof *fleet->orgs);

@@ -219,6 +219,9 @@ sim_org_t *sim_fleet_add_org(sim_fleet_t *fleet);
 sim_device_t *sim_fleet_add_device(sim_fleet_t *fleet);
 sim_activity_t *sim_fleet_add_activity(sim_fleet_t *fleet);
 
+/* Grows the device and activity arrays to at least these capacities. */
+void sim_fleet_reserve(sim_fleet_t *fleet, size_t devices, size_t activities);
+
 /* Sorts orgs, devices and activities by id, builds each org's device
  * index and the id counters. Returns 0, or -1 with a message in err. */
 int sim_fleet_finish(sim_fleet_t *fleet, char *err, size_t errlen);

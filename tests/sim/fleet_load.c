@@ -564,24 +564,24 @@ void sim_device_fill_defaults(sim_fleet_t *fleet, sim_device_t *dev, int64_t now
         dev->role_id = p->role_id;
     if (!dev->system_name) {
         snprintf(tmp, sizeof tmp, "%s-%d", p->suffix, dev->id);
-        dev->system_name = sim_pool_intern(pool, tmp);
+        dev->system_name = sim_pool_strdup(pool, tmp);
     }
     if (!dev->dns_name) {
         snprintf(tmp, sizeof tmp, "%s.corp.local", dev->system_name);
         for (char *c = tmp; *c; c++)
             if (*c >= 'A' && *c <= 'Z')
                 *c = (char)(*c - 'A' + 'a');
-        dev->dns_name = sim_pool_intern(pool, tmp);
+        dev->dns_name = sim_pool_strdup(pool, tmp);
     }
     if (!dev->ip_address) {
         snprintf(tmp, sizeof tmp, "10.%d.%d.%d", (dev->org_id >> 8) & 255, dev->org_id & 255,
                  (dev->id % 250) + 2);
-        dev->ip_address = sim_pool_intern(pool, tmp);
+        dev->ip_address = sim_pool_strdup(pool, tmp);
     }
     if (!dev->mac_address) {
         snprintf(tmp, sizeof tmp, "00:50:56:%02X:%02X:%02X", (dev->id >> 16) & 255,
                  (dev->id >> 8) & 255, dev->id & 255);
-        dev->mac_address = sim_pool_intern(pool, tmp);
+        dev->mac_address = sim_pool_strdup(pool, tmp);
     }
     if (!dev->os_name)
         dev->os_name = p->os_name;
@@ -615,7 +615,7 @@ void sim_device_fill_defaults(sim_fleet_t *fleet, sim_device_t *dev, int64_t now
             h /= 31;
         }
         tmp[7] = '\0';
-        dev->serial_number = sim_pool_intern(pool, tmp);
+        dev->serial_number = sim_pool_strdup(pool, tmp);
     }
     if (!dev->created_ms)
         dev->created_ms = now_ms - (int64_t)(400 + dev->id % 300) * 86400000LL;

@@ -134,11 +134,27 @@ typedef struct gen {
     sim_fleet_t *fleet;
     sim_rng_t rng;
     int64_t now_ms;
+    /* Interned copies of string constants, keyed by the constant's
+     * address: half a million devices ask for "Local Disk" millions of
+     * times, and a pointer compare beats a hash lookup. */
+    struct { const char *constant; const char *interned; } cache[512];
 } gen_t;
 
-static const char *intern(gen_t *g, const char *s)
+/* For string constants only (literals and static tables). */
+static const char *intern(gen_t *g, const char *constant)
 {
-    return sim_pool_intern(g->fleet->pool, s);
+    size_t k = ((uintptr_t)constant >> 3) % 512;
+    if (g->cache[k].constant != constant) {
+        g->cache[k].constant = constant;
+        g->cache[k].interned = sim_pool_intern(g->fleet->pool, constant);
+    }
+    return g->cache[k].interned;
+}
+
+/* For text built in a buffer. */
+static const char *intern_text(gen_t *g, const char *text)
+{
+    return sim_pool_intern(g->fleet->pool, text);
 }
 
 static void make_volumes(gen_t *g, sim_device_t *dev, bool windows, bool mac, bool workstation)
@@ -155,7 +171,7 @@ static void make_volumes(gen_t *g, sim_device_t *dev, bool windows, bool mac, bo
         v->timestamp_ms = g->now_ms - (int64_t)sim_rng_below(rng, 86400) * 1000;
         char serial[16];
         snprintf(serial, sizeof serial, "%08X", (unsigned)sim_rng_next(rng));
-        v->serial_number = intern(g, serial);
+        v->serial_number = sim_pool_strdup(g->fleet->pool, serial);
         bool is_removable = removable && i == n - 1;
         if (is_removable) {
             v->name = intern(g, "E:");
@@ -300,7 +316,7 @@ static void make_patches(gen_t *g, sim_device_t *dev, bool windows)
             uint32_t k = (first + i) % N_SW_PATCHES;
             char uuid[37];
             sim_uuid(uuid, g->fleet->seed, 20, k, 0);
-            p->product_identifier = intern(g, uuid);
+            p->product_identifier = intern_text(g, uuid);
             p->title = intern(g, sw_patch_catalog[k].title);
             p->impact = intern(g, sw_patch_catalog[k].impact);
             p->status = intern(g, sim_rng_unit(rng) < 0.5 ? "APPROVED" : "MANUAL");
@@ -331,10 +347,10 @@ static void add_backup_activity(gen_t *g, const sim_device_t *dev, const sim_bac
     char msg[160];
     snprintf(msg, sizeof msg, "Backup job '%s' %s", job->plan_name,
              !ok ? "failed" : warn ? "completed with warnings" : "completed");
-    act->message = intern(g, msg);
+    act->message = intern_text(g, msg);
     snprintf(msg, sizeof msg, "{\"message\":{\"code\":\"%s\",\"params\":{\"planName\":\"%s\"}}}",
              ok ? "backup_job_completed" : "backup_job_failed", job->plan_name);
-    act->data_json = intern(g, msg);
+    act->data_json = intern_text(g, msg);
 }
 
 static void make_backups(gen_t *g, sim_device_t *dev, bool server)
@@ -393,11 +409,16 @@ sim_fleet_t *sim_generate(const sim_gen_options_t *opts, int64_t now_ms)
         sim_client_t *c = &fleet->clients[fleet->n_clients++];
         c->region = opts->regions[i];
         snprintf(buf, sizeof buf, "sim-%s-client", sim_region_name(c->region));
-        c->client_id = intern(&g, buf);
+        c->client_id = intern_text(&g, buf);
         snprintf(buf, sizeof buf, "sim-%s-secret", sim_region_name(c->region));
-        c->client_secret = intern(&g, buf);
+        c->client_secret = intern_text(&g, buf);
         c->scopes = SIM_SCOPE_MONITORING | SIM_SCOPE_MANAGEMENT | SIM_SCOPE_CONTROL;
     }
+
+    /* Size the arrays once: growing a 500,000-device array by doubling
+     * copies and faults in far more memory than it keeps. */
+    size_t expected = (size_t)opts->orgs * ((size_t)opts->devices_min + opts->devices_max) / 2 + 16;
+    sim_fleet_reserve(fleet, expected, expected * (size_t)(opts->backup_rate * 2 + 1));
 
     double mix[4] = {opts->mix_workstation, opts->mix_server, opts->mix_mac, opts->mix_linux};
     static const char *const classes[4] = {"WINDOWS_WORKSTATION", "WINDOWS_SERVER", "MAC",
@@ -411,7 +432,7 @@ sim_fleet_t *sim_generate(const sim_gen_options_t *opts, int64_t now_ms)
         org->region = opts->regions[o % (uint32_t)opts->n_regions];
         char name[128];
         org_name(o, name, sizeof name);
-        org->name = intern(&g, name);
+        org->name = intern_text(&g, name);
         org->approval_mode = intern(&g, sim_rng_unit(&g.rng) < 0.3 ? "MANUAL" : "AUTOMATIC");
         org->n_locations = 1 + (sim_rng_unit(&g.rng) < 0.3 ? 1 : 0);
         org->locations = sim_pool_alloc(fleet->pool, sizeof *org->locations * org->n_locations);
@@ -419,7 +440,7 @@ sim_fleet_t *sim_generate(const sim_gen_options_t *opts, int64_t now_ms)
             org->locations[l].id = location_id++;
             org->locations[l].name = intern(&g, l == 0 ? "Head Office" : "Branch Office");
             snprintf(name, sizeof name, "%u Market Street", 10 + (o * 7 + l) % 900);
-            org->locations[l].address = intern(&g, name);
+            org->locations[l].address = intern_text(&g, name);
         }
         uint32_t size = opts->devices_min;
         if (opts->devices_max > opts->devices_min) {
@@ -453,7 +474,7 @@ sim_fleet_t *sim_generate(const sim_gen_options_t *opts, int64_t now_ms)
                 intern(&g, sim_rng_unit(&g.rng) < opts->pending_rate ? "PENDING" : "APPROVED");
             char sysname[32];
             snprintf(sysname, sizeof sysname, "%.3s-%s%04u", code, prefixes[cls], d + 1);
-            dev->system_name = intern(&g, sysname);
+            dev->system_name = sim_pool_strdup(fleet->pool, sysname);
             bool windows = cls == 0 || cls == 1;
             bool mac = cls == 2;
             make_volumes(&g, dev, windows, mac, cls == 0 || cls == 2);

@@ -77,7 +77,9 @@ static uint64_t hash_str(const char *s)
     uint64_t h = 1469598103934665603ULL;
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    /* FNV's low bits cluster for strings that differ only at the end;
+     * the table indexes by low bits, so mix them. */
+    return sim_mix64(h);
 }
 
 static void grow_slots(sim_pool_t *pool)
@@ -115,6 +117,16 @@ const char *sim_pool_intern(sim_pool_t *pool, const char *s)
     memcpy(copy, s, len + 1);
     pool->slots[k] = copy;
     pool->n_used++;
+    return copy;
+}
+
+const char *sim_pool_strdup(sim_pool_t *pool, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t len = strlen(s);
+    char *copy = sim_pool_alloc(pool, len + 1);
+    memcpy(copy, s, len + 1);
     return copy;
 }
 

@@ -13,6 +13,9 @@ void sim_pool_free(sim_pool_t *pool);
 void *sim_pool_alloc(sim_pool_t *pool, size_t n);
 /* Returns the pool's single copy of s (NULL stays NULL). */
 const char *sim_pool_intern(sim_pool_t *pool, const char *s);
+/* Copy owned by the pool, not interned: for strings unique to one row
+ * (names, serials), where a lookup would only cost time. */
+const char *sim_pool_strdup(sim_pool_t *pool, const char *s);
 size_t sim_pool_bytes(const sim_pool_t *pool);
 
 #endif
