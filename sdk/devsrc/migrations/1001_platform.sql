@@ -156,7 +156,7 @@ CREATE TABLE IF NOT EXISTS public.integration_credential (
   CONSTRAINT integration_credential_inactive_zeroed CHECK (
     is_active OR (sealed_secret IS NULL AND key_version IS NULL)),
   CONSTRAINT integration_credential_sealed_base64 CHECK (
-    sealed_secret IS NULL OR sealed_secret ~ '^[A-Za-z0-9+/_-]+={0,2}$'),
+    sealed_secret IS NULL OR sealed_secret ~ '^(v[0-9]+:)?[A-Za-z0-9+/_-]+={0,2}$'),
   CONSTRAINT integration_credential_key_version_positive CHECK (
     key_version IS NULL OR key_version >= 1),
   CONSTRAINT integration_credential_json_objects CHECK (

@@ -1,0 +1,504 @@
+/* The device-source library against a real PostgreSQL, through the host's
+ * own transaction service, as a plugin uses it. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "regentra/devsrc.h"
+#include "rt.h"
+#include "rt_host.h"
+
+static rt_host_t host;
+static const char *dsn;
+static int64_t msp_id, other_msp_id, customer_id;
+
+static char *q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *q(const char *fmt, ...) {
+  char sql[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  return rt_pg_query(dsn, sql);
+}
+
+static int64_t q_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int64_t q_int(const char *fmt, ...) {
+  char sql[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  char *v = rt_pg_query(dsn, sql);
+  int64_t n = v ? strtoll(v, NULL, 10) : -1;
+  free(v);
+  return n;
+}
+
+static void setup(void) {
+  dsn = rt_pg_fresh_db();
+  rt_pg_apply_dir(dsn, RT_SOURCE_DIR "/sdk/devsrc/migrations");
+  msp_id = q_int("INSERT INTO organization (name, kind) VALUES ('Acme MSP',"
+                 " 'MSP') RETURNING id");
+  other_msp_id = q_int("INSERT INTO organization (name, kind) VALUES"
+                       " ('Other MSP', 'MSP') RETURNING id");
+  customer_id = q_int("INSERT INTO organization (name, kind) VALUES"
+                      " ('Contoso compliance', 'CUSTOMER') RETURNING id");
+  rn__config_t *config = calloc(1, sizeof *config);
+  config->path = strdup("(test)");
+  config->drain_timeout_ms = 1000;
+  config->workers = 4;
+  config->database_url = strdup(dsn);
+  rt_host_open(&host, config);
+}
+
+static void teardown(void) { rt_host_close(&host); }
+
+TestSuite(devsrc, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Runs fn inside one transaction through the host; returns its status. */
+typedef int (*body_fn)(rn_devsrc_t *ds, void *data);
+typedef struct tx_s {
+  body_fn body;
+  void *data;
+  bool done;
+  int status;
+  char error[1024];
+} tx_t;
+
+static int tx_body(rn_db_tx_t *dbtx, void *data) {
+  tx_t *t = data;
+  rn_devsrc_t ds;
+  rn_devsrc_init(&ds, host.api, dbtx, 1767225600000); /* 2026-01-01 */
+  int rc = t->body(&ds, t->data);
+  if (rc < 0)
+    snprintf(t->error, sizeof t->error, "%s", rn_devsrc_error(&ds));
+  return rc;
+}
+
+static void tx_done(rn_ctx_t *ctx, int status, void *data) {
+  (void)ctx;
+  tx_t *t = data;
+  t->done = true;
+  t->status = status;
+}
+
+static int in_tx(body_fn body, void *data, char *error) {
+  tx_t t = {.body = body, .data = data};
+  cr_assert_eq(host.api->db_transaction(host.ctx, tx_body, tx_done, &t, NULL),
+               0);
+  cr_assert(rt_host_run_until(&host, &t.done, 30000), "transaction hung");
+  if (error)
+    strcpy(error, t.error);
+  return t.status;
+}
+
+/* ------------------------------------------------------------- assets */
+
+typedef struct sync_s {
+  int64_t company;
+  const char *source;
+  rn_asset_t *assets;
+  size_t count;
+  bool complete;
+  rn_asset_counts_t counts;
+} sync_t;
+
+static int do_sync(rn_devsrc_t *ds, void *data) {
+  sync_t *s = data;
+  return rn_assets_sync(ds, RN_MSP_ORG(msp_id), RN_COMPANY(s->company),
+                        s->source, s->assets, s->count, s->complete, NULL,
+                        &s->counts);
+}
+
+static int64_t company(const char *name) {
+  return q_int("INSERT INTO portal_company (msp_org_id, name) VALUES (%lld,"
+               " '%s') RETURNING id",
+               (long long)msp_id, name);
+}
+
+static char *status_of(const char *source, const char *id) {
+  return q("SELECT status || coalesce(':' || retired_reason, '') FROM asset"
+           " WHERE external_source = '%s' AND external_id = '%s'",
+           source, id);
+}
+
+#define EXPECT_STATUS(source, id, expected)                                  \
+  do {                                                                       \
+    char *got_ = status_of(source, id);                                      \
+    cr_expect(got_ && strncmp(got_, expected, strlen(expected)) == 0,         \
+              "%s/%s: %s, expected %s", source, id, got_ ? got_ : "(none)",   \
+              expected);                                                     \
+    free(got_);                                                              \
+  } while (0)
+
+Test(devsrc, dedups_across_four_sources_by_serial_then_mac_then_hostname) {
+  int64_t c = company("Contoso");
+  const char *mac_a[] = {"00-1A-2B-3C-4D-5E", NULL};
+  const char *mac_a2[] = {"00:1a:2b:3c:4d:5e", "aa:bb:cc:dd:ee:01", NULL};
+  const char *mac_b[] = {"aa:bb:cc:dd:ee:02", NULL};
+  rn_asset_t ninja[] = {
+      {.external_id = "n1", .hostname = "CTS-FS01", .serial_number = "7XK2QH3"},
+      {.external_id = "n2", .hostname = "CTS-WS02", .mac_addresses = mac_a},
+      {.external_id = "n3", .hostname = "CTS-WS03"},
+  };
+  rn_asset_t level[] = {
+      /* same serial, another hostname: the same machine renamed */
+      {.external_id = "l1", .hostname = "renamed-fs", .serial_number = "7xk2-qh3"},
+      /* no serial, shares a MAC with n2 */
+      {.external_id = "l2", .hostname = "other", .mac_addresses = mac_a2},
+  };
+  rn_asset_t intune[] = {
+      /* no serial, no MAC: hostname match, case-insensitive */
+      {.external_id = "i3", .hostname = "cts-ws03"},
+      /* a different serial and the same hostname: a different device */
+      {.external_id = "i4", .hostname = "CTS-FS01", .serial_number = "ZZZ99999"},
+  };
+  rn_asset_t entra[] = {
+      {.external_id = "e1", .hostname = "x", .serial_number = "7XK2QH3"},
+      {.external_id = "e5", .hostname = "lonely", .mac_addresses = mac_b},
+  };
+  sync_t syncs[] = {
+      {c, "entra", entra, 2, true, {0}},   {c, "intune", intune, 2, true, {0}},
+      {c, "level", level, 2, true, {0}},   {c, "ninjaone", ninja, 3, true, {0}},
+  };
+  char err[1024];
+  for (size_t i = 0; i < 4; i++)
+    cr_assert_eq(in_tx(do_sync, &syncs[i], err), 0, "%s", err);
+  EXPECT_STATUS("ninjaone", "n1", "ACTIVE");
+  EXPECT_STATUS("ninjaone", "n2", "ACTIVE");
+  EXPECT_STATUS("ninjaone", "n3", "ACTIVE");
+  EXPECT_STATUS("level", "l1", "RETIRED:duplicate of ninjaone asset n1");
+  EXPECT_STATUS("level", "l2", "RETIRED:duplicate of ninjaone asset n2");
+  EXPECT_STATUS("intune", "i3", "RETIRED:duplicate of ninjaone asset n3");
+  EXPECT_STATUS("intune", "i4", "ACTIVE");
+  EXPECT_STATUS("entra", "e1", "RETIRED:duplicate of ninjaone asset n1");
+  EXPECT_STATUS("entra", "e5", "ACTIVE");
+  cr_expect_eq(syncs[3].counts.deduped, 4, "ninjaone's sync retired %lld",
+               (long long)syncs[3].counts.deduped);
+  cr_expect_eq(syncs[3].counts.statements, 3, "one upsert, retire, dedup");
+}
+
+Test(devsrc, a_duplicate_comes_back_when_its_winner_goes) {
+  int64_t c = company("Fabrikam");
+  rn_asset_t ninja[] = {{.external_id = "n1", .serial_number = "SER12345"}};
+  rn_asset_t level[] = {{.external_id = "l1", .serial_number = "SER12345"}};
+  sync_t s_level = {c, "level", level, 1, true, {0}};
+  sync_t s_ninja = {c, "ninjaone", ninja, 1, true, {0}};
+  char err[1024];
+  cr_assert_eq(in_tx(do_sync, &s_level, err), 0, "%s", err);
+  cr_assert_eq(in_tx(do_sync, &s_ninja, err), 0, "%s", err);
+  EXPECT_STATUS("level", "l1", "RETIRED:duplicate of ninjaone asset n1");
+  /* The device leaves NinjaOne: a complete, empty pull. */
+  sync_t gone = {c, "ninjaone", NULL, 0, true, {0}};
+  cr_assert_eq(in_tx(do_sync, &gone, err), 0, "%s", err);
+  EXPECT_STATUS("ninjaone", "n1", "RETIRED:not seen in a complete pull");
+  EXPECT_STATUS("level", "l1", "ACTIVE");
+  cr_expect_eq(gone.counts.retired, 1);
+  cr_expect_eq(gone.counts.restored, 1);
+  /* And it returns: the winner is active again, level retired again. */
+  cr_assert_eq(in_tx(do_sync, &s_ninja, err), 0, "%s", err);
+  EXPECT_STATUS("ninjaone", "n1", "ACTIVE");
+  EXPECT_STATUS("level", "l1", "RETIRED:duplicate of ninjaone asset n1");
+}
+
+Test(devsrc, a_truncated_pull_retires_nothing) {
+  int64_t c = company("Tailspin");
+  rn_asset_t two[] = {{.external_id = "a"}, {.external_id = "b"}};
+  sync_t full = {c, "ninjaone", two, 2, true, {0}};
+  char err[1024];
+  cr_assert_eq(in_tx(do_sync, &full, err), 0, "%s", err);
+  cr_expect_eq(full.counts.created, 2);
+  sync_t partial = {c, "ninjaone", two, 1, false, {0}};
+  cr_assert_eq(in_tx(do_sync, &partial, err), 0, "%s", err);
+  EXPECT_STATUS("ninjaone", "b", "ACTIVE");
+  cr_expect_eq(partial.counts.retired, 0);
+  cr_expect_eq(partial.counts.updated, 1);
+  sync_t complete = {c, "ninjaone", two, 1, true, {0}};
+  cr_assert_eq(in_tx(do_sync, &complete, err), 0, "%s", err);
+  EXPECT_STATUS("ninjaone", "b", "RETIRED:not seen in a complete pull");
+  cr_expect_eq(q_int("SELECT count(*) FROM asset"), 2, "rows are kept");
+}
+
+Test(devsrc, an_asset_without_an_id_fails_the_whole_sync_and_writes_nothing) {
+  int64_t c = company("Wingtip");
+  rn_asset_t bad[] = {{.external_id = "ok"}, {.external_id = ""}};
+  sync_t s = {c, "ninjaone", bad, 2, true, {0}};
+  char err[1024];
+  cr_expect_eq(in_tx(do_sync, &s, err), RN_EINVAL);
+  cr_expect(strstr(err, "asset #2 has no external id"), "%s", err);
+  cr_expect_eq(q_int("SELECT count(*) FROM asset"), 0);
+}
+
+/* ----------------------------------------------------------- mappings */
+
+typedef struct discover_s {
+  rn_discovered_org_t *orgs;
+  size_t count;
+  bool complete;
+  rn_discovery_counts_t counts;
+} discover_t;
+
+static int do_discover(rn_devsrc_t *ds, void *data) {
+  discover_t *d = data;
+  return rn_mappings_discovered(ds, RN_MSP_ORG(msp_id), "ninjaone", "eu",
+                                d->orgs, d->count, d->complete, &d->counts);
+}
+
+static char *suggestion_of(const char *external_id) {
+  return q("SELECT coalesce(pc.name, '(none)') FROM integration_org_mapping m"
+           " LEFT JOIN portal_company pc ON pc.id = m.suggested_company_id"
+           " WHERE m.external_org_id = '%s'",
+           external_id);
+}
+
+Test(devsrc, suggests_a_company_by_trimmed_case_folded_name_only_if_unique) {
+  company("Contoso Ltd");
+  company("Fabrikam");
+  company("fabrikam ");
+  company("Another company");
+  q_int("INSERT INTO portal_company (msp_org_id, name) VALUES (%lld,"
+        " 'Tailspin') RETURNING id",
+        (long long)other_msp_id);
+  rn_discovered_org_t orgs[] = {{"1", "  CONTOSO LTD "},
+                                {"2", "Fabrikam"},
+                                {"3", "Tailspin"},
+                                {"4", "Northwind"}};
+  discover_t d = {orgs, 4, true, {0}};
+  char err[1024];
+  cr_assert_eq(in_tx(do_discover, &d, err), 0, "%s", err);
+  cr_expect_eq(d.counts.added, 4);
+  char *s1 = suggestion_of("1"), *s2 = suggestion_of("2"),
+       *s3 = suggestion_of("3"), *s4 = suggestion_of("4");
+  cr_expect_str_eq(s1, "Contoso Ltd");
+  cr_expect_str_eq(s2, "(none)", "two companies share the name");
+  cr_expect_str_eq(s3, "(none)", "another MSP's company was suggested");
+  cr_expect_str_eq(s4, "(none)");
+  free(s1);
+  free(s2);
+  free(s3);
+  free(s4);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " state = 'PENDING'"),
+               4);
+}
+
+typedef struct action_s {
+  const char *org;
+  int64_t company;
+  bool allow_ignored;
+  rn_company_t out;
+  int kind; /* 0 use existing, 1 create new, 2 ignore */
+} action_t;
+
+static int do_action(rn_devsrc_t *ds, void *data) {
+  action_t *a = data;
+  rn_msp_org_t msp = RN_MSP_ORG(msp_id);
+  switch (a->kind) {
+  case 0:
+    return rn_mapping_use_existing(ds, msp, "ninjaone", "eu", a->org,
+                                   RN_COMPANY(a->company), a->allow_ignored,
+                                   "operator@test");
+  case 1:
+    return rn_mapping_create_new(ds, msp, "ninjaone", "eu", a->org,
+                                 a->allow_ignored, "operator@test", &a->out);
+  default:
+    return rn_mapping_ignore(ds, msp, "ninjaone", "eu", a->org,
+                             "operator@test");
+  }
+}
+
+Test(devsrc, mapping_actions_are_audited_and_guarded) {
+  int64_t existing = company("Fabrikam Inc");
+  int64_t foreign = q_int("INSERT INTO portal_company (msp_org_id, name)"
+                          " VALUES (%lld, 'Theirs') RETURNING id",
+                          (long long)other_msp_id);
+  rn_discovered_org_t orgs[] = {{"10", "Contoso"}, {"11", "fabrikam inc"},
+                                {"12", "Noise Org"}};
+  discover_t d = {orgs, 3, true, {0}};
+  char err[1024];
+  cr_assert_eq(in_tx(do_discover, &d, err), 0, "%s", err);
+
+  action_t use = {.org = "10", .company = existing, .kind = 0};
+  cr_expect_eq(in_tx(do_action, &use, err), 0, "%s", err);
+  action_t create = {.org = "11", .kind = 1};
+  cr_expect_eq(in_tx(do_action, &create, err), 0, "%s", err);
+  cr_expect_eq(create.out.id, existing, "create-new must reuse the same name");
+  cr_expect_eq(q_int("SELECT count(*) FROM portal_company WHERE msp_org_id ="
+                     " %lld", (long long)msp_id), 1);
+  action_t ignore = {.org = "12", .kind = 2};
+  cr_expect_eq(in_tx(do_action, &ignore, err), 0, "%s", err);
+
+  action_t cross = {.org = "10", .company = foreign, .kind = 0};
+  cr_expect_eq(in_tx(do_action, &cross, err), RN_ETENANT);
+  cr_expect(strstr(err, "is not a company of MSP organization"), "%s", err);
+  action_t unknown = {.org = "999", .kind = 1};
+  cr_expect_eq(in_tx(do_action, &unknown, err), RN_ENOENT);
+  action_t silent = {.org = "12", .kind = 1};
+  cr_expect_eq(in_tx(do_action, &silent, err), RN_ESTATE, "%s", err);
+  silent.allow_ignored = true;
+  cr_expect_eq(in_tx(do_action, &silent, err), 0, "%s", err);
+
+  char *events = q("SELECT string_agg(event, ',' ORDER BY id) FROM audit_log"
+                   " WHERE organization_id = %lld", (long long)msp_id);
+  cr_expect_str_eq(events,
+                   "ORG_MAPPING_USE_EXISTING,ORG_MAPPING_CREATE_NEW_REUSED,"
+                   "ORG_MAPPING_IGNORED,ORG_MAPPING_CREATE_NEW");
+  free(events);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE actor ="
+                     " 'operator@test' AND details->>'previous_state' ="
+                     " 'IGNORED'"),
+               1);
+}
+
+Test(devsrc, rediscovery_renames_flags_vanished_and_never_deletes) {
+  rn_discovered_org_t first[] = {{"1", "Alpha"}, {"2", "Beta"}};
+  discover_t d1 = {first, 2, true, {0}};
+  char err[1024];
+  cr_assert_eq(in_tx(do_discover, &d1, err), 0, "%s", err);
+  rn_discovered_org_t second[] = {{"1", "Alpha Renamed"}};
+  discover_t partial = {second, 1, false, {0}};
+  cr_assert_eq(in_tx(do_discover, &partial, err), 0, "%s", err);
+  cr_expect_eq(partial.counts.renamed, 1);
+  cr_expect_eq(partial.counts.vanished, 0, "an incomplete walk flags nothing");
+  discover_t complete = {second, 1, true, {0}};
+  cr_assert_eq(in_tx(do_discover, &complete, err), 0, "%s", err);
+  cr_expect_eq(complete.counts.vanished, 1);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping"), 2);
+  discover_t back = {first, 2, true, {0}};
+  cr_assert_eq(in_tx(do_discover, &back, err), 0, "%s", err);
+  cr_expect_eq(back.counts.reappeared, 1);
+}
+
+/* -------------------------------------------------------- credentials */
+
+typedef struct cred_s {
+  const char *sealed;
+  int step; /* 0 save, 1 deactivate, 2 get */
+  rn_credential_t got;
+} cred_t;
+
+static int do_cred(rn_devsrc_t *ds, void *data) {
+  cred_t *c = data;
+  rn_msp_org_t msp = RN_MSP_ORG(msp_id);
+  if (c->step == 0)
+    return rn_credential_save(ds, msp, "ninjaone", "eu", "client-1", c->sealed,
+                              NULL);
+  if (c->step == 1)
+    return rn_credential_deactivate(ds, msp, "ninjaone", "eu");
+  return rn_credential_get(ds, msp, "ninjaone", "eu", &c->got);
+}
+
+Test(devsrc, reconnect_keeps_every_mapping) {
+  rn_discovered_org_t orgs[] = {{"1", "Alpha"}};
+  discover_t d = {orgs, 1, true, {0}};
+  char err[1024];
+  cr_assert_eq(in_tx(do_discover, &d, err), 0, "%s", err);
+  action_t create = {.org = "1", .kind = 1};
+  cr_assert_eq(in_tx(do_action, &create, err), 0, "%s", err);
+  cred_t save = {.sealed = "v1:AAAA", .step = 0};
+  cr_assert_eq(in_tx(do_cred, &save, err), 0, "%s", err);
+  cred_t off = {.step = 1};
+  cr_assert_eq(in_tx(do_cred, &off, err), 0, "%s", err);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " sealed_secret IS NULL AND NOT is_active"),
+               1);
+  cred_t again = {.sealed = "v2:BBBB", .step = 0};
+  cr_assert_eq(in_tx(do_cred, &again, err), 0, "%s", err);
+  cred_t get = {.step = 2};
+  cr_assert_eq(in_tx(do_cred, &get, err), 0, "%s", err);
+  cr_expect(get.got.is_active);
+  cr_expect_str_eq(get.got.sealed_secret, "v2:BBBB");
+  rn_credential_release(host.api, &get.got);
+  cr_expect_eq(q_int("SELECT key_version FROM integration_credential"), 2);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " state = 'MAPPED'"),
+               1);
+}
+
+/* ----------------------------------------------- signals and tickets */
+
+typedef struct signal_s {
+  const char *key;
+  rn_signal_status_t status;
+  const char *metadata;
+  bool first_sync_done;
+  int64_t company;
+  bool to_msp; /* write to the MSP org by mistake */
+  rn_ticket_action_t action;
+} signal_t;
+
+static int do_signal(rn_devsrc_t *ds, void *data) {
+  signal_t *s = data;
+  rn_customer_org_t customer =
+      RN_CUSTOMER_ORG(s->to_msp ? msp_id : customer_id);
+  int rc = rn_signal_write(ds, customer, "ninjaone", s->key, s->status,
+                           s->metadata, 0, NULL);
+  if (rc < 0)
+    return rc;
+  return rn_ticket_bridge(ds, RN_MSP_ORG(msp_id), RN_COMPANY(s->company),
+                          customer, s->key, s->status, s->first_sync_done,
+                          &s->action, NULL);
+}
+
+Test(devsrc, signals_write_evidence_per_control_and_tickets_dedup) {
+  int64_t c = company("Contoso");
+  q_int("UPDATE portal_company SET converted_to_organization_id = %lld"
+        " WHERE id = %lld RETURNING id",
+        (long long)customer_id, (long long)c);
+  char err[1024];
+  signal_t first = {"patch_sla", RN_SIGNAL_FAIL, "{\"outstanding\":7}", false,
+                    c, false, 0};
+  cr_assert_eq(in_tx(do_signal, &first, err), 0, "%s", err);
+  cr_expect_eq(first.action, RN_TICKET_SUPPRESSED);
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM evidence WHERE organization_id ="
+                     " %lld AND control_id IN ('IC-038', 'IC-053')",
+                     (long long)customer_id),
+               2);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal WHERE"
+                     " expires_at - collected_at = interval '7 days'"),
+               1);
+
+  signal_t warn = {"patch_sla", RN_SIGNAL_WARNING, "{\"outstanding\":2}", true,
+                   c, false, 0};
+  cr_assert_eq(in_tx(do_signal, &warn, err), 0, "%s", err);
+  cr_expect_eq(warn.action, RN_TICKET_OPENED);
+  signal_t fail = {"patch_sla", RN_SIGNAL_FAIL, "{\"outstanding\":9}", true, c,
+                   false, 0};
+  cr_assert_eq(in_tx(do_signal, &fail, err), 0, "%s", err);
+  cr_expect_eq(fail.action, RN_TICKET_UPDATED);
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket"), 1);
+  char *t = q("SELECT priority || ' ' || occurrences FROM psa_ticket");
+  cr_expect_str_eq(t, "HIGH 2");
+  free(t);
+  signal_t pass = {"patch_sla", RN_SIGNAL_PASS, "{\"outstanding\":0}", true, c,
+                   false, 0};
+  cr_assert_eq(in_tx(do_signal, &pass, err), 0, "%s", err);
+  cr_expect_eq(pass.action, RN_TICKET_RESOLVED);
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket WHERE status ="
+                     " 'RESOLVED' AND resolution_note LIKE 'Resolved%%'"),
+               1);
+  signal_t again = {"patch_sla", RN_SIGNAL_FAIL, "{\"outstanding\":6}", true,
+                    c, false, 0};
+  cr_assert_eq(in_tx(do_signal, &again, err), 0, "%s", err);
+  cr_expect_eq(again.action, RN_TICKET_OPENED, "a new finding, a new ticket");
+}
+
+Test(devsrc, pii_or_a_wrong_organization_writes_nothing) {
+  int64_t c = company("Contoso");
+  char err[1024];
+  signal_t leak = {"device_inventory", RN_SIGNAL_PASS,
+                   "{\"devices\":3,\"names\":[\"CTS-FS01\"]}", true, c, false,
+                   0};
+  cr_expect_eq(in_tx(do_signal, &leak, err), RN_EPII);
+  cr_expect(strstr(err, "metadata.names[0]: value looks like a machine name"),
+            "%s", err);
+  cr_expect(!strstr(err, "CTS-FS01"), "the error repeats the value: %s", err);
+  signal_t wrong = {"device_inventory", RN_SIGNAL_PASS, "{\"devices\":3}",
+                    true, c, true, 0};
+  cr_expect_eq(in_tx(do_signal, &wrong, err), RN_ETENANT);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM evidence"), 0);
+}
