@@ -1,0 +1,827 @@
+/*
+ * client.c - regions, the client, OAuth client credentials (one token per
+ * client, fetched once for every concurrent request), and one logical API
+ * call with its retries and error mapping.
+ *
+ * Error mapping of an API answer:
+ *   2xx JSON            -> the body goes to the caller
+ *   2xx HTML / 429      -> throttled: back off (Retry-After when given) and
+ *                          retry, up to max_throttle_retries
+ *   401                 -> renew the token once and retry; then RN_EAUTH
+ *   5xx, transport      -> retry with exponential backoff and jitter, up to
+ *                          max_retries; then the error
+ *   body not JSON       -> (reported by the decoder) like a 5xx
+ *   other               -> RN_EUPSTREAM with NinjaOne's incidentId
+ * At the token endpoint 400/401/404 mean wrong credentials or region:
+ * RN_EAUTH with a sentence naming both.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "nj_internal.h"
+
+/* ------------------------------------------------------------ regions */
+
+static const struct {
+  const char *name, *host;
+} regions[NJ_REGION_COUNT] = {
+    [NJ_REGION_US] = {"us", "app.ninjarmm.com"},
+    [NJ_REGION_US2] = {"us2", "us2.ninjarmm.com"},
+    [NJ_REGION_EU] = {"eu", "eu.ninjarmm.com"},
+    [NJ_REGION_CA] = {"ca", "ca.ninjarmm.com"},
+    [NJ_REGION_OC] = {"oc", "oc.ninjarmm.com"},
+};
+
+int nj_region_parse(const char *name, nj_region_t *out) {
+  for (int i = 0; name && i < NJ_REGION_COUNT; i++)
+    if (strcasecmp(name, regions[i].name) == 0) {
+      *out = (nj_region_t)i;
+      return 0;
+    }
+  return RN_EINVAL;
+}
+
+const char *nj_region_name(nj_region_t r) {
+  return (unsigned)r < NJ_REGION_COUNT ? regions[r].name : "?";
+}
+
+const char *nj_region_host(nj_region_t r) {
+  return (unsigned)r < NJ_REGION_COUNT ? regions[r].host : "?";
+}
+
+/* ------------------------------------------------------------- client */
+
+#define RENEW_MARGIN_MS 60000
+#define DEFAULT_TIMEOUT_MS 60000u
+#define TOKEN_PATH "/ws/oauth/token"
+
+static char *dup_str(const char *s) {
+  if (!s)
+    return NULL;
+  size_t n = strlen(s);
+  char *d = malloc(n + 1);
+  if (d)
+    memcpy(d, s, n + 1);
+  return d;
+}
+
+static char *host_of(const char *url) {
+  const char *p = strstr(url, "://");
+  p = p ? p + 3 : url;
+  size_t n = strcspn(p, "/?#");
+  char *h = malloc(n + 1);
+  if (h) {
+    memcpy(h, p, n);
+    h[n] = '\0';
+  }
+  return h;
+}
+
+static void client_destroy(nj_client_t *c);
+
+int nj_client_new(const rn_host_t *host, rn_ctx_t *ctx,
+                  const nj_client_opts_t *opts, nj_client_t **out, char *err,
+                  size_t errlen) {
+  *out = NULL;
+  if (!host || !opts || !RN_HOST_HAS(host, http_request) ||
+      !RN_HOST_HAS(host, work_queue) || !RN_HOST_HAS(host, timer_start) ||
+      !RN_HOST_HAS(host, rate_configure)) {
+    snprintf(err, errlen, "the host lacks the HTTP, timer or work services");
+    return RN_ENOSYS;
+  }
+  if ((unsigned)opts->region >= NJ_REGION_COUNT) {
+    snprintf(err, errlen, "unknown NinjaOne region %d", (int)opts->region);
+    return RN_EINVAL;
+  }
+  if (!opts->client_id || !*opts->client_id || !opts->client_secret ||
+      !opts->client_secret_len) {
+    snprintf(err, errlen, "a client id and a client secret are required");
+    return RN_EINVAL;
+  }
+  if (sodium_init() < 0) {
+    snprintf(err, errlen, "libsodium failed to initialise");
+    return RN_ECRYPTO;
+  }
+  nj_client_t *c = calloc(1, sizeof *c);
+  if (!c)
+    goto nomem;
+  c->host = host;
+  c->ctx = ctx;
+  c->region = opts->region;
+  c->opts = *opts;
+  c->opts.base_url = c->opts.ca_file = c->opts.client_id = NULL;
+  c->opts.client_secret = NULL;
+  if (!c->opts.rate_per_minute)
+    c->opts.rate_per_minute = 200;
+  if (!c->opts.rate_per_hour)
+    c->opts.rate_per_hour = 1500;
+  if (!c->opts.timeout_ms)
+    c->opts.timeout_ms = DEFAULT_TIMEOUT_MS;
+  if (!c->opts.max_retries)
+    c->opts.max_retries = 4;
+  if (!c->opts.max_throttle_retries)
+    c->opts.max_throttle_retries = 8;
+  if (!c->opts.backoff_base_ms)
+    c->opts.backoff_base_ms = 1000;
+  if (!c->opts.backoff_max_ms)
+    c->opts.backoff_max_ms = 30000;
+  if (!c->opts.max_orgs)
+    c->opts.max_orgs = 5000;
+  if (!c->opts.max_devices_per_org)
+    c->opts.max_devices_per_org = 10000;
+  if (opts->base_url && *opts->base_url) {
+    c->base_url = dup_str(opts->base_url);
+    if (!c->base_url)
+      goto nomem;
+    size_t n = strlen(c->base_url);
+    while (n && c->base_url[n - 1] == '/')
+      c->base_url[--n] = '\0';
+  } else {
+    size_t n = strlen(regions[c->region].host) + 9;
+    c->base_url = malloc(n);
+    if (!c->base_url)
+      goto nomem;
+    snprintf(c->base_url, n, "https://%s", regions[c->region].host);
+  }
+  c->host_name = host_of(c->base_url);
+  c->client_id = dup_str(opts->client_id);
+  c->secret = malloc(opts->client_secret_len + 1);
+  if (!c->host_name || !c->client_id || !c->secret)
+    goto nomem;
+  memcpy(c->secret, opts->client_secret, opts->client_secret_len);
+  c->secret[opts->client_secret_len] = '\0';
+  c->secret_len = opts->client_secret_len;
+  if (opts->ca_file && *opts->ca_file && !(c->ca_file = dup_str(opts->ca_file)))
+    goto nomem;
+  /* The budget belongs to credential + region; the id is hashed so the key
+   * can appear in logs and metrics. */
+  unsigned char digest[8];
+  crypto_generichash(digest, sizeof digest, (const unsigned char *)c->client_id,
+                     strlen(c->client_id), NULL, 0);
+  char hex[sizeof digest * 2 + 1];
+  sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+  snprintf(c->rate_key, sizeof c->rate_key, "ninjaone/%s/%s",
+           regions[c->region].name, hex);
+  rn_rate_window_t windows[2] = {
+      {.limit = c->opts.rate_per_minute, .period_ms = 60000},
+      {.limit = c->opts.rate_per_hour, .period_ms = 3600000},
+  };
+  int rc = host->rate_configure(ctx, c->rate_key, windows,
+                                c->opts.rate_limit_off ? 0 : 2);
+  if (rc < 0) {
+    snprintf(err, errlen, "rate limit for %s refused: %s", c->rate_key,
+             host->strerror(rc));
+    client_destroy(c);
+    return rc;
+  }
+  *out = c;
+  return 0;
+nomem:
+  if (c)
+    client_destroy(c);
+  snprintf(err, errlen, "out of memory");
+  return RN_ENOMEM;
+}
+
+static void client_destroy(nj_client_t *c) {
+  if (c->secret) {
+    sodium_memzero(c->secret, c->secret_len);
+    free(c->secret);
+  }
+  if (c->token) {
+    sodium_memzero(c->token, strlen(c->token));
+    free(c->token);
+  }
+  free(c->granted_scope);
+  free(c->base_url);
+  free(c->host_name);
+  free(c->ca_file);
+  free(c->client_id);
+  free(c);
+}
+
+void nj_client_free(nj_client_t *c) {
+  if (!c)
+    return;
+  if (c->token_req) {
+    /* A token fetch nobody waits for any more: its callback frees. */
+    c->freeing = true;
+    c->host->cancel(c->token_req);
+    return;
+  }
+  client_destroy(c);
+}
+
+const char *nj_client_base_url(const nj_client_t *c) { return c->base_url; }
+const char *nj_client_rate_key(const nj_client_t *c) { return c->rate_key; }
+const char *nj_client_granted_scope(const nj_client_t *c) {
+  return c->granted_scope;
+}
+void nj_client_get_stats(const nj_client_t *c, nj_client_stats_t *out) {
+  *out = c->stats;
+}
+
+void nj__describe(const nj_client_t *c, const char *path, char *buf,
+                  size_t len) {
+  size_t n = strcspn(path, "?");
+  snprintf(buf, len, "GET %.*s at %s (%s)", (int)n, path,
+           regions[c->region].name, c->host_name);
+}
+
+/* ----------------------------------------------------- answer reading */
+
+static bool is_html(const rn_http_response_t *resp) {
+  if (resp->content_type && strstr(resp->content_type, "html"))
+    return true;
+  const char *p = resp->body;
+  while (p < resp->body + resp->body_len && isspace((unsigned char)*p))
+    p++;
+  return p < resp->body + resp->body_len && *p == '<';
+}
+
+/* A short description of a NinjaOne error body (any of its three JSON
+ * families), with incidentId when present. Never copies the body itself
+ * when it is not JSON. */
+static void error_detail(const rn_http_response_t *resp, char *buf,
+                         size_t len) {
+  json_error_t jerr;
+  json_t *root = json_loadb(resp->body, resp->body_len, 0, &jerr);
+  const char *what = NULL, *detail = NULL, *incident = NULL;
+  if (json_is_object(root)) {
+    const char *keys[] = {"resultCode", "error", "errorCode"};
+    for (size_t i = 0; i < 3 && !what; i++)
+      what = json_string_value(json_object_get(root, keys[i]));
+    const char *dkeys[] = {"errorMessage", "error_description", "message"};
+    for (size_t i = 0; i < 3 && !detail; i++)
+      detail = json_string_value(json_object_get(root, dkeys[i]));
+    incident = json_string_value(json_object_get(root, "incidentId"));
+  }
+  snprintf(buf, len, "HTTP %ld%s%s%s%s%s%s%s", resp->status, what ? " " : "",
+           what ? what : "", detail ? ": " : "", detail ? detail : "",
+           incident ? " (incidentId " : "", incident ? incident : "",
+           incident ? ")" : "");
+  json_decref(root);
+}
+
+static uint64_t backoff_ms(const nj_client_t *c, unsigned attempt) {
+  uint64_t d = c->opts.backoff_base_ms;
+  for (unsigned i = 1; i < attempt && d < c->opts.backoff_max_ms; i++)
+    d *= 2;
+  if (d > c->opts.backoff_max_ms)
+    d = c->opts.backoff_max_ms;
+  /* Jitter over the upper half: spread, never much shorter than asked. */
+  uint64_t half = d / 2;
+  return half + randombytes_uniform((uint32_t)(half + 1));
+}
+
+static int64_t retry_after_ms(const rn_http_response_t *resp,
+                              const rn_host_t *host) {
+  const char *ra = host->http_header(resp, "Retry-After");
+  if (!ra)
+    return -1;
+  char *end;
+  long long s = strtoll(ra, &end, 10);
+  if (end == ra || s < 0)
+    return -1;
+  return s > 3600 ? 3600000 : s * 1000;
+}
+
+/* -------------------------------------------------------------- token */
+
+static void call_send(nj_call_t *call);
+static void call_fail(nj_call_t *call, int status, const char *fmt, ...)
+    RN_PRINTF(3, 4);
+
+static bool token_fresh(nj_client_t *c) {
+  if (!c->token)
+    return false;
+  int64_t margin = c->token_ttl_ms / 4 < RENEW_MARGIN_MS ? c->token_ttl_ms / 4
+                                                         : RENEW_MARGIN_MS;
+  return c->host->now_ms(c->ctx) < c->token_expires_ms - margin;
+}
+
+static void drop_token(nj_client_t *c) {
+  if (c->token) {
+    sodium_memzero(c->token, strlen(c->token));
+    free(c->token);
+    c->token = NULL;
+  }
+}
+
+static void waiters_fail(nj_client_t *c, int status, const char *message) {
+  nj_call_t *w = c->waiters;
+  c->waiters = c->last_waiter = NULL;
+  while (w) {
+    nj_call_t *next = w->next_waiter;
+    w->next_waiter = NULL;
+    call_fail(w, status, "%s", message);
+    w = next;
+  }
+}
+
+static void waiters_go(nj_client_t *c) {
+  nj_call_t *w = c->waiters;
+  c->waiters = c->last_waiter = NULL;
+  while (w) {
+    nj_call_t *next = w->next_waiter;
+    w->next_waiter = NULL;
+    call_send(w);
+    w = next;
+  }
+}
+
+static void token_fetch(nj_client_t *c);
+
+static void on_token_retry(rn_ctx_t *ctx, int status, void *data) {
+  nj_client_t *c = data;
+  (void)ctx;
+  c->token_req = NULL;
+  if (c->freeing) {
+    client_destroy(c);
+    return;
+  }
+  if (status == RN_ECANCELED) {
+    c->token_fetching = false;
+    waiters_fail(c, RN_ECANCELED, "cancelled");
+    return;
+  }
+  token_fetch(c);
+}
+
+static void token_later(nj_client_t *c, uint64_t delay) {
+  int rc = c->host->timer_start(c->ctx, delay, on_token_retry, c,
+                                &c->token_req);
+  if (rc < 0) {
+    c->token_fetching = false;
+    waiters_fail(c, rc, "cannot arm a timer");
+  }
+}
+
+static void token_failed(nj_client_t *c, int status, const char *message) {
+  c->token_fetching = false;
+  c->host->log(c->ctx, RN_LOG_ERR, "%s", message);
+  waiters_fail(c, status, message);
+}
+
+static void on_token(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
+                     void *data) {
+  nj_client_t *c = data;
+  (void)ctx;
+  c->token_req = NULL;
+  char msg[NJ_ERR_LEN], detail[300];
+  const char *where = regions[c->region].name;
+  if (c->freeing) {
+    client_destroy(c);
+    return;
+  }
+  if (status == RN_ECANCELED) {
+    c->token_fetching = false;
+    waiters_fail(c, RN_ECANCELED, "cancelled");
+    return;
+  }
+  bool throttled = status == 0 && (resp->status == 429 ||
+                                   (resp->status < 300 && is_html(resp)));
+  if (throttled) {
+    c->stats.throttled++;
+    if (c->token_throttles++ < c->opts.max_throttle_retries) {
+      int64_t ra = retry_after_ms(resp, c->host);
+      uint64_t b = backoff_ms(c, c->token_throttles);
+      token_later(c, ra > (int64_t)b ? (uint64_t)ra : b);
+      return;
+    }
+    snprintf(msg, sizeof msg,
+             "NinjaOne token endpoint at %s (%s) kept throttling", where,
+             c->host_name);
+    token_failed(c, RN_ETHROTTLED, msg);
+    return;
+  }
+  if (status < 0 || resp->status >= 500) {
+    if (c->token_attempts++ < c->opts.max_retries) {
+      c->stats.retries++;
+      token_later(c, backoff_ms(c, c->token_attempts));
+      return;
+    }
+    if (status < 0)
+      snprintf(detail, sizeof detail, "%s", c->host->strerror(status));
+    else
+      error_detail(resp, detail, sizeof detail);
+    snprintf(msg, sizeof msg,
+             "NinjaOne token endpoint at %s (%s) failed after %u attempts: %s",
+             where, c->host_name, c->token_attempts, detail);
+    token_failed(c, status < 0 ? status : RN_EUPSTREAM, msg);
+    return;
+  }
+  if (resp->status == 400 || resp->status == 401 || resp->status == 403 ||
+      resp->status == 404) {
+    error_detail(resp, detail, sizeof detail);
+    snprintf(msg, sizeof msg,
+             "NinjaOne refused the client credentials at region %s (%s): "
+             "wrong client id/secret or wrong region (%s)",
+             where, c->host_name, detail);
+    token_failed(c, RN_EAUTH, msg);
+    return;
+  }
+  if (resp->status != 200) {
+    error_detail(resp, detail, sizeof detail);
+    snprintf(msg, sizeof msg, "NinjaOne token endpoint at %s (%s): %s", where,
+             c->host_name, detail);
+    token_failed(c, RN_EUPSTREAM, msg);
+    return;
+  }
+  json_error_t jerr;
+  json_t *root = json_loadb(resp->body, resp->body_len, 0, &jerr);
+  json_t *tok = json_object_get(root, "access_token");
+  json_t *exp = json_object_get(root, "expires_in");
+  json_t *scope = json_object_get(root, "scope");
+  if (!json_is_string(tok) || !json_string_length(tok) ||
+      (exp && !json_is_integer(exp)) || (scope && !json_is_string(scope))) {
+    json_decref(root);
+    snprintf(msg, sizeof msg,
+             "NinjaOne token endpoint at %s (%s): the answer is not a token "
+             "(access_token, expires_in or scope missing or mistyped)",
+             where, c->host_name);
+    token_failed(c, RN_EJSON, msg);
+    return;
+  }
+  drop_token(c);
+  c->token = dup_str(json_string_value(tok));
+  int64_t ttl = exp ? (int64_t)json_integer_value(exp) * 1000 : 3600000;
+  if (ttl <= 0)
+    ttl = 1000;
+  c->token_ttl_ms = ttl;
+  c->token_expires_ms = c->host->now_ms(c->ctx) + ttl;
+  c->token_gen++;
+  free(c->granted_scope);
+  c->granted_scope = scope ? dup_str(json_string_value(scope)) : NULL;
+  if (c->granted_scope && !c->scope_warned) {
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", c->granted_scope);
+    bool wider = false;
+    for (char *save, *w = strtok_r(copy, " ", &save); w;
+         w = strtok_r(NULL, " ", &save))
+      wider |= strcmp(w, "monitoring") != 0;
+    if (wider) {
+      c->scope_warned = true;
+      c->host->log(c->ctx, RN_LOG_WARNING,
+                   "NinjaOne at %s granted a wider scope than asked "
+                   "(monitoring): \"%s\"; only monitoring is used",
+                   where, c->granted_scope);
+    }
+  }
+  json_decref(root);
+  c->token_fetching = false;
+  if (!c->token) {
+    waiters_fail(c, RN_ENOMEM, "out of memory");
+    return;
+  }
+  waiters_go(c);
+}
+
+/* Appends s percent-encoded (RFC 3986 unreserved kept). */
+size_t nj__encode(char *out, const char *s, size_t n) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+      if (out)
+        out[o] = (char)ch;
+      o++;
+    } else {
+      if (out) {
+        out[o] = '%';
+        out[o + 1] = hex[ch >> 4];
+        out[o + 2] = hex[ch & 15];
+      }
+      o += 3;
+    }
+  }
+  return o;
+}
+
+static void token_fetch(nj_client_t *c) {
+  static const char a[] = "grant_type=client_credentials&client_id=";
+  static const char b[] = "&client_secret=";
+  static const char d[] = "&scope=monitoring";
+  size_t idn = strlen(c->client_id);
+  size_t len = sizeof a - 1 + nj__encode(NULL, c->client_id, idn) +
+               sizeof b - 1 + nj__encode(NULL, c->secret, c->secret_len) +
+               sizeof d - 1;
+  char *body = malloc(len + 1);
+  size_t ulen = strlen(c->base_url) + sizeof TOKEN_PATH;
+  char *url = malloc(ulen);
+  if (!body || !url) {
+    free(body);
+    free(url);
+    token_failed(c, RN_ENOMEM, "out of memory");
+    return;
+  }
+  size_t o = 0;
+  memcpy(body + o, a, sizeof a - 1);
+  o += sizeof a - 1;
+  o += nj__encode(body + o, c->client_id, idn);
+  memcpy(body + o, b, sizeof b - 1);
+  o += sizeof b - 1;
+  o += nj__encode(body + o, c->secret, c->secret_len);
+  memcpy(body + o, d, sizeof d - 1);
+  o += sizeof d - 1;
+  body[o] = '\0';
+  snprintf(url, ulen, "%s%s", c->base_url, TOKEN_PATH);
+  const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
+                           "Accept: application/json", NULL};
+  rn_http_request_t rq = RN_HTTP_REQUEST_INIT;
+  rq.method = "POST";
+  rq.url = url;
+  rq.headers = headers;
+  rq.body = body;
+  rq.body_len = o;
+  rq.timeout_ms = c->opts.timeout_ms;
+  rq.ca_file = c->ca_file;
+  c->stats.token_requests++;
+  int rc = c->host->http_request(c->ctx, &rq, on_token, c, &c->token_req);
+  sodium_memzero(body, o); /* the host copied it (and wipes its copy) */
+  free(body);
+  free(url);
+  if (rc < 0) {
+    char msg[NJ_ERR_LEN];
+    snprintf(msg, sizeof msg, "NinjaOne token request to %s refused: %s",
+             c->host_name, c->host->strerror(rc));
+    token_failed(c, rc, msg);
+  }
+}
+
+/* Queues call until a token is at hand; starts the one fetch. */
+static void token_wait(nj_client_t *c, nj_call_t *call) {
+  call->state = CALL_WAIT_TOKEN;
+  call->next_waiter = NULL;
+  if (c->last_waiter)
+    c->last_waiter->next_waiter = call;
+  else
+    c->waiters = call;
+  c->last_waiter = call;
+  if (!c->token_fetching) {
+    c->token_fetching = true;
+    c->token_attempts = c->token_throttles = 0;
+    token_fetch(c);
+  }
+}
+
+static void waiter_remove(nj_client_t *c, nj_call_t *call) {
+  nj_call_t **pp = &c->waiters, *prev = NULL;
+  while (*pp && *pp != call) {
+    prev = *pp;
+    pp = &(*pp)->next_waiter;
+  }
+  if (!*pp)
+    return;
+  *pp = call->next_waiter;
+  if (c->last_waiter == call)
+    c->last_waiter = prev;
+  call->next_waiter = NULL;
+}
+
+/* --------------------------------------------------------------- calls */
+
+void nj__call_init(nj_call_t *call, nj_client_t *client, nj__call_cb cb,
+                   void *data) {
+  memset(call, 0, sizeof *call);
+  call->client = client;
+  call->cb = cb;
+  call->data = data;
+}
+
+void nj__call_clear(nj_call_t *call) {
+  free(call->path);
+  call->path = NULL;
+}
+
+static void call_fail(nj_call_t *call, int status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(call->message, sizeof call->message, fmt, ap);
+  va_end(ap);
+  call->state = CALL_IDLE;
+  call->cb(call, status, call->message, NULL, 0, call->data);
+}
+
+static void on_backoff_done(rn_ctx_t *ctx, int status, void *data) {
+  nj_call_t *call = data;
+  (void)ctx;
+  call->req = NULL;
+  if (status == RN_ECANCELED || call->cancelled) {
+    call_fail(call, RN_ECANCELED, "cancelled");
+    return;
+  }
+  call->state = CALL_IDLE;
+  if (token_fresh(call->client))
+    call_send(call);
+  else
+    token_wait(call->client, call);
+}
+
+static void call_later(nj_call_t *call, uint64_t delay) {
+  nj_client_t *c = call->client;
+  call->state = CALL_BACKOFF;
+  int rc = c->host->timer_start(c->ctx, delay, on_backoff_done, call,
+                                &call->req);
+  if (rc < 0)
+    call_fail(call, rc, "cannot arm a timer: %s", c->host->strerror(rc));
+}
+
+void nj__call_retry(nj_call_t *call, int status, const char *message) {
+  nj_client_t *c = call->client;
+  char where[200];
+  nj__describe(c, call->path, where, sizeof where);
+  if (call->attempts++ < c->opts.max_retries) {
+    c->stats.retries++;
+    call_later(call, backoff_ms(c, call->attempts));
+    return;
+  }
+  call_fail(call, status, "%s failed after %u attempts: %s", where,
+            call->attempts, message);
+}
+
+static void on_api(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
+                   void *data) {
+  nj_call_t *call = data;
+  nj_client_t *c = call->client;
+  (void)ctx;
+  call->req = NULL;
+  char where[200], detail[300];
+  nj__describe(c, call->path, where, sizeof where);
+  if (status == RN_ECANCELED || call->cancelled) {
+    call_fail(call, RN_ECANCELED, "cancelled");
+    return;
+  }
+  if (status == RN_ERANGE) {
+    call_fail(call, status, "%s: the answer is larger than the response cap",
+              where);
+    return;
+  }
+  if (status < 0) {
+    nj__call_retry(call, status, c->host->strerror(status));
+    return;
+  }
+  long http = resp->status;
+  if (http == 429 || (http >= 200 && http < 300 && is_html(resp))) {
+    c->stats.throttled++;
+    if (call->throttles++ < c->opts.max_throttle_retries) {
+      int64_t ra = retry_after_ms(resp, c->host);
+      uint64_t b = backoff_ms(c, call->throttles);
+      call_later(call, ra > (int64_t)b ? (uint64_t)ra : b);
+      return;
+    }
+    call_fail(call, RN_ETHROTTLED, "%s: still throttled after %u retries",
+              where, call->throttles - 1);
+    return;
+  }
+  if (http == 401) {
+    if (!call->renewed) {
+      call->renewed = true;
+      c->stats.renewals_401++;
+      if (c->token_gen == call->token_gen)
+        drop_token(c); /* others may have renewed it already */
+      if (token_fresh(c))
+        call_send(call);
+      else
+        token_wait(c, call);
+      return;
+    }
+    error_detail(resp, detail, sizeof detail);
+    call_fail(call, RN_EAUTH, "%s: the renewed token was refused too (%s)",
+              where, detail);
+    return;
+  }
+  if (http >= 500) {
+    error_detail(resp, detail, sizeof detail);
+    nj__call_retry(call, RN_EUPSTREAM, detail);
+    return;
+  }
+  if (http < 200 || http >= 300) {
+    error_detail(resp, detail, sizeof detail);
+    call_fail(call, http == 403 ? RN_EACCES : RN_EUPSTREAM, "%s: %s", where,
+              detail);
+    return;
+  }
+  char *body = malloc(resp->body_len + 1);
+  if (!body) {
+    call_fail(call, RN_ENOMEM, "out of memory");
+    return;
+  }
+  memcpy(body, resp->body, resp->body_len + 1);
+  call->state = CALL_IDLE;
+  call->cb(call, 0, NULL, body, resp->body_len, call->data);
+}
+
+static void call_send(nj_call_t *call) {
+  nj_client_t *c = call->client;
+  if (call->cancelled) {
+    /* Cancelled while waiting for the token: report from the loop. */
+    call_later(call, 0);
+    return;
+  }
+  size_t tlen = strlen(c->token) + 32;
+  char *auth = malloc(tlen);
+  size_t ulen = strlen(c->base_url) + strlen(call->path) + 1;
+  char *url = malloc(ulen);
+  if (!auth || !url) {
+    free(auth);
+    free(url);
+    call_fail(call, RN_ENOMEM, "out of memory");
+    return;
+  }
+  snprintf(auth, tlen, "Authorization: Bearer %s", c->token);
+  snprintf(url, ulen, "%s%s", c->base_url, call->path);
+  const char *headers[] = {auth, "Accept: application/json", NULL};
+  rn_http_request_t rq = RN_HTTP_REQUEST_INIT;
+  rq.url = url;
+  rq.headers = headers;
+  rq.timeout_ms = c->opts.timeout_ms;
+  rq.ca_file = c->ca_file;
+  rq.rate_key = c->rate_key;
+  call->token_gen = c->token_gen;
+  call->state = CALL_HTTP;
+  call->requests++;
+  c->stats.requests++;
+  int rc = c->host->http_request(c->ctx, &rq, on_api, call, &call->req);
+  sodium_memzero(auth, strlen(auth));
+  free(auth);
+  free(url);
+  if (rc < 0) {
+    char where[200];
+    nj__describe(c, call->path, where, sizeof where);
+    call_fail(call, rc, "%s: request refused: %s", where,
+              c->host->strerror(rc));
+  }
+}
+
+int nj__call_start(nj_call_t *call, char *path) {
+  free(call->path);
+  call->path = path;
+  call->attempts = call->throttles = 0;
+  call->renewed = false;
+  if (token_fresh(call->client))
+    call_send(call);
+  else
+    token_wait(call->client, call);
+  return 0;
+}
+
+void nj__call_cancel(nj_call_t *call) {
+  if (call->cancelled)
+    return;
+  call->cancelled = true;
+  switch (call->state) {
+  case CALL_WAIT_TOKEN:
+    waiter_remove(call->client, call);
+    call_later(call, 0);
+    break;
+  case CALL_HTTP:
+  case CALL_BACKOFF:
+    if (call->req)
+      call->client->host->cancel(call->req);
+    break;
+  case CALL_IDLE:
+    break;
+  }
+}
+
+/* ---------------------------------------------------- authenticate */
+
+typedef struct auth_probe_s {
+  nj_call_t call;
+  nj_status_cb cb;
+  void *data;
+} auth_probe_t;
+
+static void on_auth_probe(nj_call_t *call, int status, const char *message,
+                          char *body, size_t len, void *data) {
+  auth_probe_t *p = data;
+  (void)len;
+  free(body);
+  nj_client_t *c = call->client;
+  nj__call_clear(call);
+  p->cb(c, status, status ? message : NULL, p->data);
+  free(p);
+}
+
+int nj_client_authenticate(nj_client_t *c, nj_status_cb cb, void *data) {
+  if (!c || !cb)
+    return RN_EINVAL;
+  auth_probe_t *p = calloc(1, sizeof *p);
+  char *path = dup_str("/v2/organizations?pageSize=1");
+  if (!p || !path) {
+    free(p);
+    free(path);
+    return RN_ENOMEM;
+  }
+  p->cb = cb;
+  p->data = data;
+  nj__call_init(&p->call, c, on_auth_probe, p);
+  return nj__call_start(&p->call, path);
+}
