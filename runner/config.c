@@ -452,6 +452,57 @@ static void runner_key(parse_state_t *st, const char *key, const char *value) {
   }
 }
 
+/* Queue tuning in [database]; false when key is not one of them. */
+static bool queue_key(rn__config_t *c, parse_state_t *st, const char *key,
+                      const char *value) {
+  static const struct {
+    const char *key;
+    size_t offset;
+    uint64_t min_ms;
+  } durations[] = {
+      {"lease", offsetof(rn__config_t, queue_lease_ms), 1000},
+      {"poll_interval", offsetof(rn__config_t, queue_poll_ms), 10},
+      {"retention", offsetof(rn__config_t, queue_retention_ms), 1000},
+      {"retry_base", offsetof(rn__config_t, queue_retry_base_ms), 10},
+  };
+  for (size_t i = 0; i < RN_ARRAY_SIZE(durations); i++) {
+    if (strcmp(key, durations[i].key) != 0)
+      continue;
+    uint64_t ms;
+    if (rn__parse_duration_ms(value, &ms) < 0 || ms < durations[i].min_ms)
+      rn__config_error(c, st->file, st->line,
+                       "%s = \"%s\": expected a duration of at least %llu ms",
+                       key, value, (unsigned long long)durations[i].min_ms);
+    else
+      *(uint64_t *)((char *)c + durations[i].offset) = ms;
+    return true;
+  }
+  int64_t n;
+  if (strcmp(key, "pool_size") == 0) {
+    if (parse_int(value, &n) < 0 || n < 1 || n > 64)
+      rn__config_error(c, st->file, st->line,
+                       "pool_size = \"%s\": expected 1..64", value);
+    else
+      c->db_pool_size = (uint32_t)n;
+  } else if (strcmp(key, "max_payload") == 0) {
+    if (parse_int(value, &n) < 0 || n < 2 || n > 16 * 1024 * 1024)
+      rn__config_error(c, st->file, st->line,
+                       "max_payload = \"%s\": expected bytes, 2..16777216",
+                       value);
+    else
+      c->queue_max_payload = (uint32_t)n;
+  } else if (strcmp(key, "max_attempts") == 0) {
+    if (parse_int(value, &n) < 0 || n < 1 || n > 100)
+      rn__config_error(c, st->file, st->line,
+                       "max_attempts = \"%s\": expected 1..100", value);
+    else
+      c->queue_max_attempts = (uint32_t)n;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 static void database_key(parse_state_t *st, const char *key,
                          const char *value) {
   rn__config_t *c = st->config;
@@ -459,7 +510,7 @@ static void database_key(parse_state_t *st, const char *key,
     set_string(&c->database_url, xstrdup(value));
   else if (strcmp(key, "migrations_dir") == 0)
     set_string(&c->migrations_dir, resolve_path(st->file, value));
-  else
+  else if (!queue_key(c, st, key, value))
     rn__config_error(c, st->file, st->line,
                      "unknown key \"%s\" in [database]", key);
 }
@@ -495,6 +546,12 @@ static void job_key(parse_state_t *st, const char *key, const char *value) {
                        "max_attempts = \"%s\": expected 1..100", value);
     else
       job->max_attempts = (uint32_t)n;
+  } else if (strcmp(key, "missed_runs") == 0) {
+    if (strcmp(value, "once") == 0 || strcmp(value, "skip") == 0)
+      job->missed_runs_skip = value[0] == 's';
+    else
+      rn__config_error(c, st->file, line,
+                       "missed_runs = \"%s\": expected once or skip", value);
   } else {
     kvs_add(&job->options, key, value, line);
   }
@@ -657,6 +714,13 @@ rn__config_t *rn__config_load(const char *path, const char *confd) {
   c->log_level = RN_LOG_INFO;
   c->drain_timeout_ms = 30000;
   c->workers = 16;
+  c->db_pool_size = 4;
+  c->queue_lease_ms = 30000;
+  c->queue_poll_ms = 2000;
+  c->queue_retention_ms = 7ULL * 24 * 3600 * 1000;
+  c->queue_retry_base_ms = 10000;
+  c->queue_max_payload = 256 * 1024;
+  c->queue_max_attempts = 5;
   parse_file(c, path, true);
   if (confd)
     c->confd = xstrdup(confd);

@@ -47,6 +47,9 @@ static int job_emit(rn_job_t *job, const char *event, const char *payload,
                     const rn_emit_opts_t *opts) {
   rn__runner_t *runner = job->plugin->ctx.runner;
   char err[512] = "";
+  /* A run claimed from the queue emits with its completion. */
+  if (job->queue_id && runner->queue)
+    return rn__queue_job_emit(job, event, payload, opts);
   if (!runner->emit)
     return RN_ENOSYS;
   int rc = runner->emit(runner, event, payload, opts, err, sizeof err);

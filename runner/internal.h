@@ -111,6 +111,8 @@ typedef struct rn__job_conf_s {
   char *file;
   int line;
   rn__kvs_t options; /* plugin job options, validated against its schema */
+  /* queue: ticks missed while no runner was up */
+  bool missed_runs_skip; /* missed_runs = skip; default once */
 } rn__job_conf_t;
 
 typedef struct rn__config_s {
@@ -134,6 +136,14 @@ typedef struct rn__config_s {
   /* "file:line: message" lines, in the order found */
   char **errors;
   size_t nerrors;
+  /* [database]: the pool and the queue (defaults in config.c) */
+  uint32_t db_pool_size;
+  uint64_t queue_lease_ms;
+  uint64_t queue_poll_ms;
+  uint64_t queue_retention_ms;
+  uint64_t queue_retry_base_ms;
+  uint32_t queue_max_payload;
+  uint32_t queue_max_attempts; /* when a job section sets none */
 } rn__config_t;
 
 /* Reads runner.conf and every conf.d/NN-name.conf in sorted order. Returns the
@@ -380,6 +390,7 @@ struct rn__runner_s {
   struct rn__http_s *http;
   struct rn__db_s *db;
   rn__secrets_t *secrets;
+  struct rn__queue_s *queue; /* the durable queue, when serving with a db */
 };
 
 int64_t rn__now_ms(const rn__runner_t *runner);
@@ -412,5 +423,32 @@ void rn__scheduler_stop(rn__runner_t *runner);
 int rn__run_in_process(rn__runner_t *runner, rn__gen_job_t *job,
                        const char *params_json, rn__job_done_cb done,
                        void *data, char *err, size_t errlen);
+
+/* ------------------------------------------- queue.c, migrate.c (queue) */
+
+/* Serving with a database: cron ticks, emits and runs go through the
+ * durable queue. Starts connecting at once; claims once the db is up. */
+int rn__queue_start(rn__runner_t *runner);
+/* SIGTERM: stop claiming; runs still going finish (or are cancelled at the
+ * drain deadline) and their rows are written back or released. */
+void rn__queue_stop(rn__runner_t *runner);
+/* True when no claimed run remains unwritten (or no queue at all). */
+bool rn__queue_idle(const rn__runner_t *runner);
+/* Closes the queue's handles; leases still held expire on their own. */
+void rn__queue_close(rn__runner_t *runner);
+/* host->emit for a run claimed from the queue: buffered on the run and
+ * inserted in the transaction that records its completion. */
+int rn__queue_job_emit(rn_job_t *job, const char *event, const char *payload,
+                       const rn_emit_opts_t *opts);
+/* Checks an event for enqueue: a known job name, a JSON object payload
+ * within the size cap. 0, or a negative error with a sentence in err. */
+int rn__queue_check_event(rn__generation_t *gen, const char *event,
+                          const char *payload, char *err, size_t errlen);
+
+/* Applies the NNNN_*.sql files of the ':'-separated dirs in numeric order,
+ * each in its own transaction, under an advisory lock; refuses when an
+ * applied file has changed. conn is a libpq PGconn. */
+int rn__migrate(void *conn, const char *dirs, unsigned *applied,
+                unsigned *skipped, char *err, size_t errlen);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "internal.h"
 
 int rn__runner_init(rn__runner_t *runner, uv_loop_t *loop,
@@ -121,6 +122,10 @@ static void close_walk(uv_handle_t *handle, void *arg) {
 }
 
 static void finish(rn__runner_t *runner) {
+  /* The db first: it fails what is still in flight to the queue, which
+   * then frees what it holds. */
+  rn__db_close(runner);
+  rn__queue_close(runner);
   rn__log(RN_LOG_NOTICE, NULL, "stopped");
   uv_close((uv_handle_t *)&runner->sighup, NULL);
   uv_close((uv_handle_t *)&runner->sigterm, NULL);
@@ -134,7 +139,7 @@ static void finish(rn__runner_t *runner) {
  * left at the deadline. */
 static void drain_poll(uv_timer_t *timer) {
   rn__runner_t *runner = timer->data;
-  if (runner->running_jobs == 0) {
+  if (runner->running_jobs == 0 && rn__queue_idle(runner)) {
     uv_timer_stop(timer);
     finish(runner);
     return;
@@ -162,6 +167,7 @@ static void on_stop_signal(uv_signal_t *handle, int signum) {
   }
   runner->stopping = true;
   rn__scheduler_stop(runner);
+  rn__queue_stop(runner);
   uv_timer_stop(&runner->reload_timer);
   uint64_t grace = runner->gen->config->drain_timeout_ms;
   rn__log(RN_LOG_NOTICE, NULL,
@@ -183,6 +189,12 @@ int rn__runner_serve(rn__runner_t *runner) {
   uv_signal_start(&runner->sighup, on_sighup, SIGHUP);
   uv_signal_start(&runner->sigterm, on_stop_signal, SIGTERM);
   uv_signal_start(&runner->sigint, on_stop_signal, SIGINT);
+  const char *url = runner->gen->config->database_url;
+  if (url && *url) {
+    int qrc = rn__queue_start(runner);
+    if (qrc < 0)
+      return qrc;
+  }
   int rc = rn__scheduler_start(runner);
   if (rc < 0)
     return rc;
@@ -198,6 +210,8 @@ void rn__runner_close(rn__runner_t *runner) {
     runner->gen = NULL;
   }
   rn__http_close(runner); /* cancels requests still in flight */
+  rn__db_close(runner);    /* likewise, then the queue frees its runs */
+  rn__queue_close(runner);
   /* Let close callbacks and the last completions run. */
   uv_run(runner->loop, UV_RUN_DEFAULT);
   uv_walk(runner->loop, close_walk, NULL);

@@ -1,0 +1,251 @@
+/* The database service as a plugin sees it, on a real host and a real
+ * PostgreSQL: borrowed results, errors, transactions on the thread pool,
+ * cancellation, LISTEN, and reconnection after the server drops us. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "rt.h"
+#include "rt_host.h"
+
+static rt_host_t host;
+static char dsn[700];
+
+static void open_host(const char *url, uint32_t pool) {
+  rn__config_t *config = calloc(1, sizeof *config);
+  config->path = strdup("(test)");
+  config->drain_timeout_ms = 1000;
+  config->workers = 4;
+  config->db_pool_size = pool;
+  config->database_url = url ? strdup(url) : NULL;
+  rt_host_open(&host, config);
+}
+
+static void setup(void) {
+  snprintf(dsn, sizeof dsn, "%s", rt_pg_fresh_db());
+  open_host(dsn, 2);
+}
+
+static void teardown(void) { rt_host_close(&host); }
+
+typedef struct outcome_s {
+  bool done;
+  int calls;
+  int status;
+  int rows;
+  char value[256];
+  bool second_null;
+} outcome_t;
+
+static void on_result(rn_ctx_t *ctx, int status, const rn_db_result_t *result,
+                      void *data) {
+  outcome_t *o = data;
+  (void)ctx;
+  o->calls++;
+  o->done = true;
+  o->status = status;
+  if (status == 0 && host.api->db_rows(result) > 0) {
+    o->rows = host.api->db_rows(result);
+    const char *v = host.api->db_value(result, 0, 0);
+    snprintf(o->value, sizeof o->value, "%s", v ? v : "(null)");
+    o->second_null = host.api->db_cols(result) > 1 &&
+                     host.api->db_value(result, 0, 1) == NULL;
+  }
+}
+
+TestSuite(db, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(db, query_hands_back_rows_as_a_borrowed_view_with_sql_nulls) {
+  outcome_t o = {0};
+  const char *params[] = {"41", NULL};
+  cr_assert_eq(host.api->db_query(host.ctx, "SELECT $1::int + 1, $2::text", 2,
+                                  params, on_result, &o, NULL),
+               0);
+  cr_assert(rt_host_run_until(&host, &o.done, 10000));
+  cr_expect_eq(o.status, 0);
+  cr_expect_eq(o.rows, 1);
+  cr_expect_str_eq(o.value, "42");
+  cr_expect(o.second_null);
+}
+
+Test(db, a_failing_statement_calls_back_once_with_edb) {
+  outcome_t o = {0};
+  cr_assert_eq(host.api->db_query(host.ctx, "SELECT * FROM no_such_table", 0,
+                                  NULL, on_result, &o, NULL),
+               0);
+  cr_assert(rt_host_run_until(&host, &o.done, 10000));
+  cr_expect_eq(o.status, RN_EDB);
+  cr_expect_eq(o.calls, 1);
+  /* The connection stays usable. */
+  outcome_t again = {0};
+  cr_assert_eq(host.api->db_query(host.ctx, "SELECT 'still here'", 0, NULL,
+                                  on_result, &again, NULL),
+               0);
+  cr_assert(rt_host_run_until(&host, &again.done, 10000));
+  cr_expect_str_eq(again.value, "still here");
+}
+
+typedef struct tx_data_s {
+  int rows;
+  bool fail;
+  bool done;
+  int status;
+  char error[256];
+} tx_data_t;
+
+static int insert_rows(rn_db_tx_t *tx, void *data) {
+  tx_data_t *d = data;
+  const rn_host_t *api = host.api;
+  int rc = api->db_tx_exec(tx, "CREATE TABLE IF NOT EXISTS t (n int)", 0,
+                           NULL, NULL);
+  for (int i = 0; rc == 0 && i < d->rows; i++) {
+    char n[16];
+    snprintf(n, sizeof n, "%d", i);
+    const char *params[] = {n};
+    rn_db_result_t *res = NULL;
+    rc = api->db_tx_exec(tx, "INSERT INTO t VALUES ($1::int) RETURNING n", 1,
+                         params, &res);
+    if (rc == 0 && strcmp(api->db_value(res, 0, 0), n) != 0)
+      rc = RN_EDB;
+    api->db_result_free(res);
+  }
+  if (d->fail) {
+    rc = api->db_tx_exec(tx, "SELECT 1/0", 0, NULL, NULL);
+    snprintf(d->error, sizeof d->error, "%s", api->db_tx_error(tx));
+  }
+  return rc;
+}
+
+static void tx_done(rn_ctx_t *ctx, int status, void *data) {
+  tx_data_t *d = data;
+  (void)ctx;
+  d->done = true;
+  d->status = status;
+}
+
+Test(db, transaction_commits_its_rows_or_rolls_all_of_them_back) {
+  tx_data_t ok = {.rows = 50};
+  cr_assert_eq(host.api->db_transaction(host.ctx, insert_rows, tx_done, &ok,
+                                        NULL),
+               0);
+  cr_assert(rt_host_run_until(&host, &ok.done, 20000));
+  cr_expect_eq(ok.status, 0);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM t"), 50);
+
+  tx_data_t bad = {.rows = 10, .fail = true};
+  cr_assert_eq(host.api->db_transaction(host.ctx, insert_rows, tx_done, &bad,
+                                        NULL),
+               0);
+  cr_assert(rt_host_run_until(&host, &bad.done, 20000));
+  cr_expect_eq(bad.status, RN_EDB);
+  cr_expect(strstr(bad.error, "division by zero"), "%s", bad.error);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM t"), 50);
+}
+
+Test(db, cancelling_a_queued_query_calls_back_once_with_ecanceled) {
+  outcome_t slow[2] = {{0}}, cancelled = {0};
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(host.api->db_query(host.ctx, "SELECT pg_sleep(0.3)::text", 0,
+                                    NULL, on_result, &slow[i], NULL),
+                 0);
+  rn_req_t *req;
+  cr_assert_eq(host.api->db_query(host.ctx, "SELECT 1", 0, NULL, on_result,
+                                  &cancelled, &req),
+               0);
+  cr_assert_eq(host.api->cancel(req), 0);
+  cr_expect(!cancelled.done, "cancel called back synchronously");
+  cr_assert(rt_host_run_until(&host, &cancelled.done, 5000));
+  cr_expect_eq(cancelled.status, RN_ECANCELED);
+  cr_assert(rt_host_run_until(&host, &slow[1].done, 5000));
+  cr_expect_eq(slow[0].status, 0);
+  cr_expect_eq(slow[1].status, 0);
+  cr_expect_eq(cancelled.calls, 1);
+}
+
+typedef struct heard_s {
+  int resubscribed;
+  int notices;
+  char extra[64];
+} heard_t;
+
+static void on_notice(const char *channel, const char *extra, void *data) {
+  heard_t *h = data;
+  if (!channel) {
+    h->resubscribed++;
+    return;
+  }
+  h->notices++;
+  snprintf(h->extra, sizeof h->extra, "%s", extra);
+}
+
+static bool wait_heard(const int *counter, int want, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms && *counter < want; waited += 20) {
+    bool never = false;
+    rt_host_run_until(&host, &never, 20);
+  }
+  return *counter >= want;
+}
+
+Test(db, reconnects_and_listens_again_after_the_server_drops_every_connection) {
+  rn__db_t *db = rn__db_get(&host.runner);
+  cr_assert(db);
+  heard_t heard = {0};
+  cr_assert_eq(rn__db_listen(db, "rt_channel", on_notice, &heard), 0);
+  cr_assert(wait_heard(&heard.resubscribed, 1, 10000), "LISTEN never ready");
+  free(rt_pg_query(dsn, "NOTIFY rt_channel, 'one'"));
+  cr_assert(wait_heard(&heard.notices, 1, 5000));
+  cr_expect_str_eq(heard.extra, "one");
+
+  /* The server ends every session of ours (as a restart would). */
+  free(rt_pg_query(dsn, "SELECT count(pg_terminate_backend(pid)) FROM "
+                        "pg_stat_activity WHERE application_name = "
+                        "'regentra-runner' AND datname = current_database()"));
+  cr_assert(wait_heard(&heard.resubscribed, 2, 15000),
+            "LISTEN was not re-established");
+  free(rt_pg_query(dsn, "NOTIFY rt_channel, 'two'"));
+  cr_assert(wait_heard(&heard.notices, 2, 5000));
+  cr_expect_str_eq(heard.extra, "two");
+
+  /* Queries work again (the first ones may have failed fast). */
+  bool ok = false;
+  for (int i = 0; i < 100 && !ok; i++) {
+    outcome_t o = {0};
+    int rc = host.api->db_query(host.ctx, "SELECT 'back'", 0, NULL, on_result,
+                                &o, NULL);
+    if (rc == 0) {
+      rt_host_run_until(&host, &o.done, 5000);
+      ok = o.status == 0 && strcmp(o.value, "back") == 0;
+    }
+    if (!ok) {
+      bool never = false;
+      rt_host_run_until(&host, &never, 100);
+    }
+  }
+  cr_expect(ok, "no query succeeded after the reconnect");
+}
+
+Test(db, without_a_database_the_services_say_enosys) {
+  rt_host_close(&host);
+  open_host(NULL, 0);
+  outcome_t o = {0};
+  cr_expect_eq(host.api->db_query(host.ctx, "SELECT 1", 0, NULL, on_result, &o,
+                                  NULL),
+               RN_ENOSYS);
+  tx_data_t d = {0};
+  cr_expect_eq(host.api->db_transaction(host.ctx, insert_rows, tx_done, &d,
+                                        NULL),
+               RN_ENOSYS);
+  cr_expect(!o.done && !d.done);
+}
+
+Test(db, the_password_of_a_url_never_reaches_a_log_line) {
+  char *a = rn__db_redact("postgresql://app:s3cret@db.example:5432/x?ssl=1");
+  char *b = rn__db_redact("host=db user=app password=s3cret dbname=x");
+  cr_expect_str_eq(a, "postgresql://app:***@db.example:5432/x?ssl=1");
+  cr_expect_str_eq(b, "host=db user=app password=*** dbname=x");
+  free(a);
+  free(b);
+}

@@ -1,0 +1,505 @@
+/* The durable queue across runner processes on one real PostgreSQL: each
+ * row runs once, cron ticks once, leases of a killed runner are reclaimed,
+ * concurrency keys hold across processes, retries back off and die, and
+ * fan-out happens only with a completion. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rt.h"
+
+#define MIGRATIONS RT_SOURCE_DIR "/runner/migrations:" RT_SOURCE_DIR "/sdk/devsrc/migrations"
+
+static char dir[256], conf[300], dsn[700];
+static rt_proc_t procs[2];
+static int nprocs;
+
+static long long real_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A fresh database with the queue schema and the probe's table, and a
+ * config with qprobe installed. db_extra goes into [database], jobs into
+ * conf.d. */
+static void configure(int workers, const char *db_extra, const char *jobs) {
+  snprintf(dsn, sizeof dsn, "%s", rt_pg_fresh_db());
+  rt_make_temp_dir(dir, sizeof dir, "queue");
+  char path[600], text[4096];
+  snprintf(path, sizeof path, "%s/plugins", dir);
+  mkdir(path, 0755);
+  snprintf(path, sizeof path, "%s/plugins/qprobe.so", dir);
+  rt_copy_file(RT_QPROBE, path, 0755);
+  snprintf(path, sizeof path, "%s/conf.d", dir);
+  mkdir(path, 0755);
+  snprintf(conf, sizeof conf, "%s/runner.conf", dir);
+  snprintf(text, sizeof text,
+           "[runner]\nplugin_dir = %s/plugins\nstate_dir = %s/state\n"
+           "workers = %d\ndrain_timeout = 10s\n"
+           "[database]\nurl = %s\nmigrations_dir = %s\n"
+           "poll_interval = 500ms\nretry_base = 200ms\n%s",
+           dir, dir, workers, dsn, MIGRATIONS, db_extra ? db_extra : "");
+  rt_write_file(conf, text, 0644);
+  snprintf(path, sizeof path, "%s/conf.d/10-jobs.conf", dir);
+  rt_write_file(path, jobs ? jobs : "", 0644);
+  char *argv[] = {RT_RUNNER, "migrate", "-c", conf, NULL};
+  char *err = NULL;
+  int rc = rt_run(argv, NULL, NULL, NULL, &err);
+  cr_assert_eq(rc, 0, "migrate failed: %s", err);
+  free(err);
+  free(rt_pg_query(dsn, "CREATE TABLE qprobe_run (id bigserial PRIMARY KEY,"
+                        " n int, key text, pid int, started_at timestamptz,"
+                        " finished_at timestamptz)"));
+}
+
+static void start_runner(const char *clock_start) {
+  cr_assert_lt(nprocs, 2);
+  static char clock_env[2][64];
+  char *env[3] = {NULL, NULL, NULL};
+  if (clock_start) {
+    snprintf(clock_env[nprocs], sizeof clock_env[nprocs],
+             "REGENTRA_CLOCK_START_MS=%s", clock_start);
+    env[0] = clock_env[nprocs];
+    env[1] = "REGENTRA_CLOCK_SCALE=60";
+  }
+  char *argv[] = {RT_RUNNER, "serve", "-c", conf, NULL};
+  rt_proc_start(&procs[nprocs], argv, env, NULL);
+  nprocs++;
+}
+
+static void stop_runner(int i) {
+  rt_proc_kill(&procs[i], SIGTERM);
+  cr_assert(rt_proc_wait(&procs[i], 30000), "runner %d did not stop", i);
+  char *log = rt_read_file(procs[i].err_path);
+  cr_expect_eq(procs[i].status, 0, "runner %d exit %d:\n%s", i,
+               procs[i].status, log);
+  cr_expect(!strstr(log, "handles left open"), "%s", log);
+  cr_expect(!strstr(log, "ERROR: AddressSanitizer"), "%s", log);
+  free(log);
+  procs[i].pid = 0;
+}
+
+static void teardown(void) {
+  for (int i = 0; i < nprocs; i++) {
+    if (procs[i].pid > 0) {
+      rt_proc_kill(&procs[i], SIGKILL);
+      rt_proc_wait(&procs[i], 5000);
+    }
+  }
+  nprocs = 0;
+  rt_remove_tree(dir);
+}
+
+static bool wait_count(const char *sql, long want, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 100) {
+    if (rt_pg_count(dsn, sql) >= want)
+      return true;
+    usleep(100 * 1000);
+  }
+  return false;
+}
+
+static char *runner_log(int i) { return rt_read_file(procs[i].err_path); }
+
+TestSuite(queue, .fini = teardown, .timeout = 180);
+
+Test(queue, two_runners_run_1000_jobs_each_exactly_once) {
+  configure(8, NULL, NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) SELECT "
+                        "'qprobe.record', jsonb_build_object('n', g) FROM "
+                        "generate_series(1, 1000) g"));
+  start_runner(NULL);
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                       "'completed'", 1000, 90000),
+            "only %ld of 1000 completed",
+            rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state = "
+                             "'completed'"));
+  stop_runner(0);
+  stop_runner(1);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run"), 1000);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(DISTINCT n) FROM qprobe_run"),
+               1000);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT max(attempt) FROM runner.job"), 1);
+  /* Both processes took a share of the work. */
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(DISTINCT pid) FROM qprobe_run"),
+               2);
+}
+
+Test(queue, cron_tick_every_minute_runs_once_across_two_runners) {
+  configure(2, NULL,
+            "[job \"every\"]\nplugin = qprobe\njob = record\n"
+            "schedule = * * * * *\n");
+  /* The clocks start 30 s (0.5 s real) before minute M and run 60x, so
+   * start-up is over before M: M, M+1, M+2 are due within 3.5 real s. */
+  long long now = real_now_ms();
+  long long m = (now / 60000 + 2) * 60000;
+  char start[32];
+  snprintf(start, sizeof start, "%lld", m - 30000);
+  start_runner(start);
+  start_runner(start);
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM runner.job WHERE name = 'every' AND state = "
+           "'completed' AND scheduled_at BETWEEN to_timestamp(%lld) AND "
+           "to_timestamp(%lld)",
+           m / 1000, m / 1000 + 120);
+  cr_assert(wait_count(sql, 3, 20000), "3 ticks did not complete");
+  stop_runner(0);
+  stop_runner(1);
+  cr_expect_eq(rt_pg_count(dsn, sql), 3);
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM runner.cron_tick WHERE scheduled_at BETWEEN "
+           "to_timestamp(%lld) AND to_timestamp(%lld)",
+           m / 1000, m / 1000 + 120);
+  cr_expect_eq(rt_pg_count(dsn, sql), 3);
+  /* Every tick row ran once: as many probe runs as completed ticks. */
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run"),
+               rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state "
+                                "= 'completed'"));
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM (SELECT scheduled_at "
+                                "FROM runner.job GROUP BY scheduled_at HAVING "
+                                "count(*) > 1) d"),
+               0);
+}
+
+Test(queue, killed_runner_leases_are_reclaimed_by_its_peer_and_completed_once) {
+  configure(4, "lease = 2s\n", NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) SELECT "
+                        "'qprobe.record', jsonb_build_object('n', g, "
+                        "'sleep_ms', 1500) FROM generate_series(1, 12) g"));
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 4, 15000));
+  rt_proc_kill(&procs[0], SIGKILL);
+  rt_proc_wait(&procs[0], 5000);
+  procs[0].pid = 0;
+  long held = rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state "
+                               "= 'running'");
+  cr_assert_gt(held, 0, "the killed runner held no lease");
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                       "'completed'", 12, 60000),
+            "the peer did not complete every job");
+  stop_runner(1);
+  /* Each job finished once; the killed runner's runs never finished. */
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run WHERE "
+                                "finished_at IS NOT NULL"),
+               12);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(DISTINCT n) FROM qprobe_run "
+                                "WHERE finished_at IS NOT NULL"),
+               12);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
+                                "attempt = 2"),
+               held, "reclaimed jobs should show their second attempt");
+  char *log = runner_log(1);
+  cr_expect(strstr(log, "whose lease expired"), "%s", log);
+  free(log);
+}
+
+Test(queue, concurrency_key_limit_1_never_overlaps_across_runners) {
+  configure(8, NULL, NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload, "
+                        "concurrency_key, concurrency_limit) SELECT "
+                        "'qprobe.record', jsonb_build_object('n', g, "
+                        "'sleep_ms', 40), 'org-1', 1 FROM "
+                        "generate_series(1, 20) g"));
+  start_runner(NULL);
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                       "'completed'", 20, 60000));
+  stop_runner(0);
+  stop_runner(1);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run"), 20);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run a JOIN "
+                                "qprobe_run b ON a.id < b.id AND a.started_at "
+                                "< b.finished_at AND b.started_at < "
+                                "a.finished_at"),
+               0, "two runs with the same key overlapped");
+}
+
+Test(queue, different_concurrency_keys_run_in_parallel) {
+  configure(16, NULL, NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload, "
+                        "concurrency_key, concurrency_limit) SELECT "
+                        "'qprobe.record', jsonb_build_object('n', g, "
+                        "'sleep_ms', 500), 'org-' || g, 1 FROM "
+                        "generate_series(1, 20) g"));
+  start_runner(NULL);
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                       "'completed'", 20, 60000));
+  stop_runner(0);
+  stop_runner(1);
+  cr_expect_gt(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run a JOIN "
+                                "qprobe_run b ON a.id < b.id AND a.started_at "
+                                "< b.finished_at AND b.started_at < "
+                                "a.finished_at"),
+               20, "runs with different keys did not overlap");
+  /* 20 x 500 ms in series would take 10 s. */
+  cr_expect_lt(rt_pg_count(dsn, "SELECT (extract(epoch FROM max(finished_at) "
+                                "- min(started_at)) * 1000)::bigint FROM "
+                                "qprobe_run"),
+               5000);
+}
+
+Test(queue, failing_job_retries_with_backoff_then_dies_with_its_last_error) {
+  configure(4, NULL, NULL);
+  /* n=1 succeeds on its third attempt; n=2 never does within 3. */
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload, max_attempts)"
+                        " VALUES ('qprobe.record', '{\"n\":1,\"fail_until\":3}',"
+                        " 5), ('qprobe.record', '{\"n\":2,\"fail_until\":100}',"
+                        " 3)"));
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state IN "
+                       "('completed', 'dead')", 2, 30000));
+  cr_expect_eq(rt_pg_count(dsn, "SELECT attempt FROM runner.job WHERE "
+                                "payload->>'n' = '1' AND state = 'completed'"),
+               3);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT attempt FROM runner.job WHERE "
+                                "payload->>'n' = '2' AND state = 'dead'"),
+               3);
+  char *error = rt_pg_query(dsn, "SELECT last_error FROM runner.job WHERE "
+                                 "state = 'dead'");
+  cr_expect(error && strstr(error, "qprobe n=2 attempt 3 failed"), "%s",
+            error);
+  free(error);
+  /* Backoff doubles (200 ms, then 400 ms, each +-25%). */
+  long gap1 = rt_pg_count(dsn, "SELECT (extract(epoch FROM s[2] - s[1]) * "
+                               "1000)::bigint FROM (SELECT array_agg("
+                               "started_at ORDER BY id) s FROM qprobe_run "
+                               "WHERE n = 2) x");
+  long gap2 = rt_pg_count(dsn, "SELECT (extract(epoch FROM s[3] - s[2]) * "
+                               "1000)::bigint FROM (SELECT array_agg("
+                               "started_at ORDER BY id) s FROM qprobe_run "
+                               "WHERE n = 2) x");
+  cr_expect_geq(gap1, 150, "first retry after %ld ms", gap1);
+  cr_expect_geq(gap2, 300, "second retry after %ld ms", gap2);
+  cr_expect_lt(gap1, 2000);
+
+  /* The operator sees it dead and revives it: three more attempts. */
+  char *out = NULL, *err = NULL;
+  char *jobs_argv[] = {RT_RUNNER, "jobs", "--json", "-c", conf, NULL};
+  cr_expect_eq(rt_run(jobs_argv, NULL, NULL, &out, &err), 0, "%s", err);
+  cr_expect(strstr(out, "\"dead\": 1"), "%s", out);
+  free(out);
+  free(err);
+  char *id = rt_pg_query(dsn, "SELECT id FROM runner.job WHERE state = "
+                              "'dead'");
+  char *retry_argv[] = {RT_RUNNER, "retry", id, "-c", conf, NULL};
+  cr_expect_eq(rt_run(retry_argv, NULL, NULL, &out, &err), 0, "%s", err);
+  free(out);
+  free(err);
+  cr_expect(wait_count("SELECT count(*) FROM qprobe_run WHERE n = 2", 6,
+                       20000));
+  cr_expect(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                       "'dead'", 1, 20000));
+  free(id);
+  /* Retrying a job that is not dead is refused. */
+  id = rt_pg_query(dsn, "SELECT id FROM runner.job WHERE state = "
+                        "'completed'");
+  char *done_argv[] = {RT_RUNNER, "retry", id, "-c", conf, NULL};
+  cr_expect_eq(rt_run(done_argv, NULL, NULL, &out, &err), 1);
+  cr_expect(strstr(err, "is completed, not dead"), "%s", err);
+  free(out);
+  free(err);
+  free(id);
+  char *bad_argv[] = {RT_RUNNER, "retry", "999999", "-c", conf, NULL};
+  cr_expect_eq(rt_run(bad_argv, NULL, NULL, &out, &err), 1);
+  cr_expect(strstr(err, "no job 999999"), "%s", err);
+  free(out);
+  free(err);
+  stop_runner(0);
+}
+
+Test(queue, same_idempotency_key_twice_adds_one_job) {
+  configure(2, NULL, NULL);
+  char *out1 = NULL, *out2 = NULL, *err = NULL;
+  char *argv[] = {RT_RUNNER, "enqueue", "qprobe.record", "{\"n\":7}",
+                  "--idempotency-key", "order-7", "--json", "-c", conf, NULL};
+  cr_assert_eq(rt_run(argv, NULL, NULL, &out1, &err), 0, "%s", err);
+  free(err);
+  cr_assert_eq(rt_run(argv, NULL, NULL, &out2, &err), 0, "%s", err);
+  free(err);
+  cr_expect(strstr(out1, "\"created\": true"), "%s", out1);
+  cr_expect(strstr(out2, "\"created\": false"), "%s", out2);
+  /* Both answers name the same job. */
+  cr_expect_eq(strncmp(out1, out2, strcspn(out1, ",")), 0, "%s vs %s", out1,
+               out2);
+  free(out1);
+  free(out2);
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                       "'completed'", 1, 15000));
+  /* Still a no-op while the completed row is kept. */
+  cr_assert_eq(rt_run(argv, NULL, NULL, &out1, &err), 0, "%s", err);
+  cr_expect(strstr(out1, "\"created\": false"), "%s", out1);
+  free(out1);
+  free(err);
+  usleep(700 * 1000);
+  stop_runner(0);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job"), 1);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run"), 1);
+}
+
+Test(queue, enqueue_rejects_bad_input_with_a_clear_error) {
+  configure(2, "max_payload = 64\n", NULL);
+  static const struct {
+    const char *event, *payload, *expect;
+    int rc;
+  } cases[] = {
+      {"qprobe.record", "{\"n\":", "payload is not valid JSON", 1},
+      {"qprobe.record", "[1,2]", "payload must be a JSON object", 1},
+      {"nosuch.job", "{}", "unknown job \"nosuch.job\"", 1},
+      {"qprobe.record",
+       "{\"key\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+       "larger than max_payload", 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char *out = NULL, *err = NULL;
+    char *argv[] = {RT_RUNNER, "enqueue", (char *)cases[i].event,
+                    (char *)cases[i].payload, "-c", conf, NULL};
+    int rc = rt_run(argv, NULL, NULL, &out, &err);
+    cr_expect_eq(rc, cases[i].rc, "case %zu: exit %d", i, rc);
+    cr_expect(strstr(err, cases[i].expect), "case %zu: %s", i, err);
+    free(out);
+    free(err);
+  }
+  char *out = NULL, *err = NULL;
+  char *usage[] = {RT_RUNNER, "enqueue", "-c", conf, NULL};
+  cr_expect_eq(rt_run(usage, NULL, NULL, &out, &err), 2);
+  free(out);
+  free(err);
+  char *bad_flag[] = {RT_RUNNER, "enqueue", "qprobe.record", "{}",
+                      "--priority", "high", "-c", conf, NULL};
+  cr_expect_eq(rt_run(bad_flag, NULL, NULL, &out, &err), 2);
+  free(out);
+  free(err);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job"), 0);
+}
+
+static void missed_runs(const char *policy, long expect_runs) {
+  char jobs[256];
+  snprintf(jobs, sizeof jobs,
+           "[job \"every\"]\nplugin = qprobe\njob = record\n"
+           "schedule = * * * * *\nmissed_runs = %s\n",
+           policy);
+  configure(2, NULL, jobs);
+  /* The last tick was ten minutes before the clock's current minute m. */
+  long long m = (real_now_ms() / 60000 + 5) * 60000;
+  char sql[256], start[32];
+  snprintf(sql, sizeof sql, "INSERT INTO runner.cron_tick (job_name, "
+           "scheduled_at) VALUES ('every', to_timestamp(%lld))",
+           m / 1000 - 600);
+  free(rt_pg_query(dsn, sql));
+  /* 20 s into minute m at 60x: m+1 is due after 0.67 s, so wait less. */
+  snprintf(start, sizeof start, "%lld", m + 20000);
+  start_runner(start);
+  usleep(500 * 1000);
+  if (expect_runs)
+    cr_expect(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                         "'completed'", expect_runs, 10000));
+  stop_runner(0);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM runner.job WHERE "
+           "scheduled_at = to_timestamp(%lld)", m / 1000);
+  cr_expect_eq(rt_pg_count(dsn, sql), expect_runs,
+               "the latest missed tick (minute m) ran %ld time(s)",
+               rt_pg_count(dsn, sql));
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM runner.job WHERE "
+           "scheduled_at < to_timestamp(%lld)", m / 1000);
+  cr_expect_eq(rt_pg_count(dsn, sql), 0, "an older missed tick ran");
+}
+
+Test(queue, missed_runs_once_runs_the_latest_missed_tick_only) {
+  missed_runs("once", 1);
+  char *log = runner_log(0);
+  cr_expect(strstr(log, "10 missed tick(s)"), "%s", log);
+  free(log);
+}
+
+Test(queue, missed_runs_skip_runs_none_of_them) { missed_runs("skip", 0); }
+
+Test(queue, emitted_events_become_jobs_only_when_the_run_completes) {
+  configure(4, NULL, NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload, max_attempts)"
+                        " VALUES ('qprobe.record', '{\"n\":5,\"emit\":3}', 1),"
+                        " ('qprobe.record', '{\"n\":6,\"emit\":3,"
+                        "\"fail_after_emit\":true}', 1)"));
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state IN "
+                       "('completed', 'dead')", 5, 20000));
+  usleep(800 * 1000);
+  stop_runner(0);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job c JOIN "
+                                "runner.job p ON c.parent_id = p.id WHERE "
+                                "p.payload->>'n' = '5'"),
+               3);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run WHERE n "
+                                "BETWEEN 5000 AND 5002"),
+               3);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run WHERE n "
+                                "BETWEEN 6000 AND 6002"),
+               0, "a failed run's events were inserted");
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job"), 5);
+}
+
+Test(queue, sigterm_returns_unfinished_jobs_to_the_queue) {
+  configure(2, NULL, NULL);
+  char text[4096];
+  snprintf(text, sizeof text,
+           "[runner]\nplugin_dir = %s/plugins\nstate_dir = %s/state\n"
+           "workers = 2\ndrain_timeout = 500ms\n"
+           "[database]\nurl = %s\nmigrations_dir = %s\n",
+           dir, dir, dsn, MIGRATIONS);
+  rt_write_file(conf, text, 0644);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) VALUES "
+                        "('qprobe.record', '{\"n\":1,\"sleep_ms\":60000}'),"
+                        " ('qprobe.record', '{\"n\":2,\"sleep_ms\":60000}'),"
+                        " ('qprobe.record', '{\"n\":3,\"sleep_ms\":60000}')"));
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 2, 15000));
+  stop_runner(0);
+  /* Nothing is left leased: peers can take all three at once. */
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state "
+                                "= 'available' AND attempt = 0 AND "
+                                "lease_owner IS NULL AND run_at <= now()"),
+               3);
+  char *log = runner_log(0);
+  cr_expect(strstr(log, "drain deadline reached"), "%s", log);
+  free(log);
+}
+
+Test(queue, reload_keeps_in_flight_jobs_and_stops_claiming_removed_ones) {
+  configure(4, NULL,
+            "[job \"slow\"]\nplugin = qprobe\njob = record\n");
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) VALUES "
+                        "('slow', '{\"n\":1,\"sleep_ms\":1500}')"));
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 1, 15000));
+  /* Remove the job and reload while its run is in flight. */
+  char path[600];
+  snprintf(path, sizeof path, "%s/conf.d/10-jobs.conf", dir);
+  rt_write_file(path, "", 0644);
+  rt_proc_kill(&procs[0], SIGHUP);
+  cr_assert(rt_wait_for_text(procs[0].err_path, "reload done", 1, 10000));
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) VALUES "
+                        "('slow', '{\"n\":2}')"));
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                       "'completed'", 1, 10000));
+  usleep(1500 * 1000);
+  stop_runner(0);
+  /* The in-flight run completed once; the new row waits for a runner that
+   * still has the job. */
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run WHERE n = 1 "
+                                "AND finished_at IS NOT NULL"),
+               1);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
+                                "payload->>'n' = '2' AND state = 'available' "
+                                "AND attempt = 0"),
+               1);
+}
