@@ -418,10 +418,11 @@ static void dispatch_notifies(conn_t *c) {
 static void on_io(uv_poll_t *poll, int status, int events) {
   conn_t *c = poll->data;
   rn__db_t *db = c->db;
-  if (status < 0) {
+  if (status < 0 && c->state != CONN_CONNECTING) {
     conn_broken(c, uv_strerror(status));
     return;
   }
+  /* While connecting, a socket error is libpq's to explain. */
   if (c->state == CONN_CONNECTING) {
     connect_step(c);
     return;

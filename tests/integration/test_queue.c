@@ -28,8 +28,11 @@ static long long real_now_ms(void) {
 /* A fresh database with the queue schema and the probe's table, and a
  * config with qprobe installed. db_extra goes into [database], jobs into
  * conf.d. */
+static char private_dsn[256];
+
 static void configure(int workers, const char *db_extra, const char *jobs) {
-  snprintf(dsn, sizeof dsn, "%s", rt_pg_fresh_db());
+  snprintf(dsn, sizeof dsn, "%s",
+           private_dsn[0] ? private_dsn : rt_pg_fresh_db());
   rt_make_temp_dir(dir, sizeof dir, "queue");
   char path[600], text[4096];
   snprintf(path, sizeof path, "%s/plugins", dir);
@@ -85,7 +88,48 @@ static void stop_runner(int i) {
   procs[i].pid = 0;
 }
 
+/* A cluster of this test's own, which it may stop and restart. */
+static char cluster[128];
+static int cluster_port;
+
+static int cluster_ctl(const char *action) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1); "
+           "%s \"$bin/pg_ctl\" -D %s/data -l %s/server.log -w -t 60 -m fast "
+           "-o '-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off' %s "
+           ">/dev/null 2>&1",
+           geteuid() == 0 ? "runuser -u postgres --" : "", cluster, cluster,
+           cluster_port, cluster, action);
+  return system(cmd);
+}
+
+static void cluster_create(void) {
+  snprintf(cluster, sizeof cluster, "/tmp/rt-qpg-%ld", (long)getpid());
+  cluster_port = 50000 + (int)(getpid() % 10000);
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "set -e; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | "
+           "tail -n1); rm -rf %1$s; mkdir -p %1$s; chmod 755 %1$s; "
+           "[ \"$(id -u)\" != 0 ] || chown postgres: %1$s; "
+           "%2$s \"$bin/initdb\" -D %1$s/data -U regentra --auth=trust "
+           "-E UTF8 --locale=C.UTF-8 >%1$s/initdb.log 2>&1",
+           cluster, geteuid() == 0 ? "runuser -u postgres --" : "");
+  cr_assert_eq(system(cmd), 0, "initdb failed (see %s)", cluster);
+  cr_assert_eq(cluster_ctl("start"), 0, "cluster did not start");
+  snprintf(private_dsn, sizeof private_dsn,
+           "postgresql://regentra@127.0.0.1:%d/postgres", cluster_port);
+}
+
 static void teardown(void) {
+  if (cluster[0]) {
+    cluster_ctl("stop");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", cluster);
+    if (system(cmd) != 0)
+      fprintf(stderr, "could not remove %s\n", cluster);
+    cluster[0] = private_dsn[0] = '\0';
+  }
   for (int i = 0; i < nprocs; i++) {
     if (procs[i].pid > 0) {
       rt_proc_kill(&procs[i], SIGKILL);
@@ -501,5 +545,68 @@ Test(queue, reload_keeps_in_flight_jobs_and_stops_claiming_removed_ones) {
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
                                 "payload->>'n' = '2' AND state = 'available' "
                                 "AND attempt = 0"),
+               1);
+}
+
+Test(queue, database_down_at_start_and_restarted_mid_run_loses_and_doubles_nothing) {
+  cluster_create();
+  configure(8, NULL, NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) SELECT "
+                        "'qprobe.record', jsonb_build_object('n', g, "
+                        "'sleep_ms', 20) FROM generate_series(1, 300) g"));
+  cr_assert_eq(cluster_ctl("stop"), 0);
+  start_runner(NULL);
+  cr_assert(rt_wait_for_text(procs[0].err_path, "unreachable", 1, 15000),
+            "the runner did not say the database is down");
+  cr_assert_eq(cluster_ctl("start"), 0);
+  cr_assert(rt_wait_for_text(procs[0].err_path, "database reachable again", 1,
+                             30000));
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                       "'completed'", 60, 30000));
+  /* Restart while jobs are claimed, running and being written back. */
+  cr_assert_eq(cluster_ctl("restart"), 0);
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                       "'completed'", 300, 90000),
+            "only %ld of 300 completed after the restart",
+            rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state = "
+                             "'completed'"));
+  stop_runner(0);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
+                                "state <> 'completed'"),
+               0);
+  /* Runs cut short by the restart were retried; each n finished once. */
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run WHERE "
+                                "finished_at IS NOT NULL"),
+               300);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(DISTINCT n) FROM qprobe_run "
+                                "WHERE finished_at IS NOT NULL"),
+               300);
+  char *log = runner_log(0);
+  cr_expect_geq(rt_count_text(procs[0].err_path, "database reachable again"),
+                2, "%s", log);
+  free(log);
+}
+
+Test(queue, completed_rows_past_retention_are_pruned_and_others_kept) {
+  configure(2, "retention = 1s\nlease = 2s\n", NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, state, finished_at, "
+                        "attempt) VALUES ('qprobe.noop', 'completed', now() - "
+                        "interval '1 hour', 1), ('qprobe.noop', 'dead', now() -"
+                        " interval '1 hour', 5), ('qprobe.noop', 'completed', "
+                        "now() + interval '1 hour', 1)"));
+  start_runner(NULL);
+  bool pruned = false;
+  for (int i = 0; i < 100 && !pruned; i++) {
+    pruned = rt_pg_count(dsn, "SELECT count(*) FROM runner.job") == 2;
+    usleep(100 * 1000);
+  }
+  stop_runner(0);
+  cr_expect(pruned, "the old completed row is still there");
+  /* Dead rows stay for the operator; recent completions stay too. */
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state "
+                                "= 'dead'"),
+               1);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state "
+                                "= 'completed'"),
                1);
 }
