@@ -1,0 +1,73 @@
+/* evidence.h - shared by the ninjaone-evidence plugin's files. */
+#ifndef NJ_EVIDENCE_H
+#define NJ_EVIDENCE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "ninjaone/client.h"
+#include "regentra/devsrc.h"
+#include "regentra/plugin.h"
+#include "signals.h"
+
+#define PROVIDER "ninjaone"
+#define CUSTOMER_EVENT "ninjaone-evidence.customer"
+#define EV_MAX_BACKUP_TYPES 8
+
+extern const rn_host_t *host;
+
+/* The plugin instance: options of its [plugin "ninjaone-evidence"] section. */
+typedef struct ev_state_s {
+  const char *base_url[NJ_REGION_COUNT]; /* overrides; NULL = the real host */
+  const char *ca_file;
+  uint32_t rate_per_minute, rate_per_hour;
+  uint32_t max_devices_per_org;
+  char backup_types[EV_MAX_BACKUP_TYPES][48]; /* activity types counted */
+  size_t n_backup_types;
+} ev_state_t;
+
+/* One customer to sweep: what the stage-1 event carries. */
+typedef struct ev_target_s {
+  int64_t msp_org_id;      /* owns the credential; lookups only */
+  int64_t customer_org_id; /* the compliance org; every write */
+  int64_t mapping_id;
+  nj_region_t region;
+  char external_org_id[64];
+  /* The tick that emitted this saw first_evidence_synced_at NULL: its
+   * sweeps stay a dry run for tickets even after one of them stamps it. */
+  bool first_sweep;
+} ev_target_t;
+
+/* The outcome of one customer sweep, handed to its caller. */
+typedef struct ev_outcome_s {
+  int status;          /* 0 or the error */
+  const char *error;   /* borrowed; "" when status is 0 */
+  json_t *report;      /* borrowed: statuses, tickets, counts */
+} ev_outcome_t;
+
+typedef void (*ev_customer_cb)(const ev_outcome_t *outcome, void *data);
+
+/* Sweeps one customer: mapping and credential checks, the six walks, the
+ * five signals, then one transaction of writes. Returns 0 and calls cb
+ * exactly once, or a negative error and does not call it. */
+int ev_customer_sweep(rn_ctx_t *ctx, ev_state_t *state,
+                      const ev_target_t *target, ev_customer_cb cb,
+                      void *data);
+
+/* Runs body(data, ds) in one transaction; done gets the status and the
+ * error text (borrowed). */
+typedef int (*ev_tx_fn)(void *data, rn_devsrc_t *ds, char *err,
+                        size_t errlen);
+typedef void (*ev_tx_done)(void *data, int status, const char *error);
+int ev_transaction(rn_ctx_t *ctx, int64_t now_ms, ev_tx_fn body,
+                   ev_tx_done done, void *data);
+
+/* Helpers for JSON parameters given as numbers or decimal strings. */
+bool ev_param_int(json_t *params, const char *name, int64_t *out);
+
+/* Formats into a fixed buffer, for SQL parameters. */
+void ev_itoa(int64_t n, char out[24]);
+
+extern const rn_job_def_t job_sweep, job_customer;
+
+#endif

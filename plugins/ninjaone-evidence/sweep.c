@@ -1,0 +1,440 @@
+/* sweep.c - the two jobs. `sweep` (stage 1, every 6 hours at :30) runs on the
+ * MSP scope: it lists active NinjaOne credentials joined to MAPPED mappings
+ * whose company was promoted to a compliance organization and emits one
+ * `customer` event per tuple, keyed for concurrency on the customer. Where
+ * there is no queue (a plain CLI run) it sweeps them inline, one after
+ * another. `customer` (stage 2) sweeps one. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evidence.h"
+
+#define REGIONS "us|us2|eu|ca|oc"
+#define TICK_PERIOD_S (6 * 3600)
+#define TICK_OFFSET_S (30 * 60)
+
+/* ---------------------------------------------------------- customer job */
+
+static const rn_option_t customer_params[] = {
+    {.name = "msp_org_id", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+     .min = 1, .max = INT64_MAX,
+     .help = "the MSP organization that owns the NinjaOne credential"},
+    {.name = "customer_org_id", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+     .min = 1, .max = INT64_MAX,
+     .help = "the customer's compliance organization (signals land here)"},
+    {.name = "mapping_id", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+     .min = 1, .max = INT64_MAX, .help = "the organization mapping"},
+    {.name = "region", .type = RN_OPT_ENUM, .flags = RN_OPT_REQUIRED,
+     .choices = REGIONS, .help = "the credential's NinjaOne region"},
+    {.name = "external_org_id", .type = RN_OPT_STRING,
+     .flags = RN_OPT_REQUIRED, .help = "the NinjaOne organization id"},
+    {.name = "first_sweep", .type = RN_OPT_BOOL,
+     .help = "set by the sweep when its tick found the first sweep not "
+             "done: keeps the ticket bridge quiet"},
+    {0},
+};
+
+/* Parses an event or command payload; err says what is wrong. */
+static int parse_target(json_t *params, ev_target_t *t, char *err,
+                        size_t errlen) {
+  memset(t, 0, sizeof *t);
+  static const char *const ints[] = {"msp_org_id", "customer_org_id",
+                                     "mapping_id"};
+  int64_t *dst[] = {&t->msp_org_id, &t->customer_org_id, &t->mapping_id};
+  for (int i = 0; i < 3; i++)
+    if (!ev_param_int(params, ints[i], dst[i]) || *dst[i] <= 0) {
+      snprintf(err, errlen, "parameter \"%s\": expected a positive integer",
+               ints[i]);
+      return RN_EINVAL;
+    }
+  const char *region = json_string_value(json_object_get(params, "region"));
+  if (!region || nj_region_parse(region, &t->region) < 0) {
+    snprintf(err, errlen, "parameter \"region\": expected one of " REGIONS);
+    return RN_EINVAL;
+  }
+  json_t *ext = json_object_get(params, "external_org_id");
+  if (json_is_integer(ext))
+    snprintf(t->external_org_id, sizeof t->external_org_id, "%lld",
+             (long long)json_integer_value(ext));
+  else if (json_is_string(ext))
+    snprintf(t->external_org_id, sizeof t->external_org_id, "%s",
+             json_string_value(ext));
+  size_t digits = strspn(t->external_org_id, "0123456789");
+  if (!digits || digits > 18 || t->external_org_id[digits]) {
+    snprintf(err, errlen,
+             "parameter \"external_org_id\": expected a NinjaOne "
+             "organization id (digits)");
+    return RN_EINVAL;
+  }
+  t->first_sweep = json_is_true(json_object_get(params, "first_sweep"));
+  return 0;
+}
+
+static void summarize(const ev_outcome_t *o, char *out, size_t len) {
+  json_t *r = o->report;
+  if (o->status < 0) {
+    snprintf(out, len, "customer organization %lld: %s",
+             (long long)json_integer_value(
+                 json_object_get(r, "customer_org_id")),
+             o->error);
+    return;
+  }
+  json_t *sig = json_object_get(r, "signals");
+  json_t *tk = json_object_get(r, "tickets");
+  size_t used = (size_t)snprintf(
+      out, len,
+      "customer organization %lld (NinjaOne organization %s, %lld approved "
+      "device(s)%s): ",
+      (long long)json_integer_value(json_object_get(r, "customer_org_id")),
+      json_string_value(json_object_get(r, "external_org_id")),
+      (long long)json_integer_value(json_object_get(r, "approved_devices")),
+      json_is_true(json_object_get(r, "truncated")) ? ", truncated" : "");
+  const char *key;
+  json_t *v;
+  bool first = true;
+  json_object_foreach(sig, key, v) {
+    if (used >= len)
+      return;
+    const char *ticket = json_string_value(json_object_get(tk, key));
+    used += (size_t)snprintf(out + used, len - used, "%s%s %s%s%s",
+                             first ? "" : ", ", key, json_string_value(v),
+                             ticket && strcmp(ticket, "none") != 0 ? " ticket "
+                                                                   : "",
+                             ticket && strcmp(ticket, "none") != 0 ? ticket
+                                                                   : "");
+    first = false;
+  }
+}
+
+static void customer_done(const ev_outcome_t *o, void *data) {
+  rn_job_t *job = data;
+  char *result = json_dumps(o->report, JSON_COMPACT | JSON_SORT_KEYS);
+  char summary[2048];
+  summarize(o, summary, sizeof summary);
+  host->job_complete(job, o->status, result, summary);
+  free(result);
+}
+
+static int run_customer(rn_ctx_t *ctx, void *state, rn_job_t *job) {
+  json_t *params = json_loads(host->job_params(job), 0, NULL);
+  ev_target_t t;
+  char err[256];
+  int rc = params ? parse_target(params, &t, err, sizeof err) : RN_EJSON;
+  json_decref(params);
+  if (rc == 0)
+    rc = ev_customer_sweep(ctx, state, &t, customer_done, job);
+  if (rc < 0) {
+    char result[512];
+    json_t *o = json_pack("{s:s}", "error",
+                          rc == RN_EINVAL ? err : host->strerror(rc));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    snprintf(result, sizeof result, "%s", text ? text : "{}");
+    free(text);
+    host->job_complete(job, rc, result,
+                       rc == RN_EINVAL ? err : host->strerror(rc));
+  }
+  return 0;
+}
+
+const rn_job_def_t job_customer = {
+    .struct_size = sizeof(rn_job_def_t),
+    .name = "customer",
+    .summary = "sweep one compliance-promoted customer: six NinjaOne calls, "
+               "five signals on its compliance organization",
+    .params = customer_params,
+    .run = run_customer,
+    .command = "sweep-customer",
+};
+
+/* ------------------------------------------------------------- sweep job */
+
+static const rn_option_t sweep_params[] = {
+    {.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
+     .help = "only this MSP organization (default: every MSP)"},
+    {0},
+};
+
+typedef struct sweep_s {
+  rn_ctx_t *ctx;
+  ev_state_t *state;
+  rn_job_t *job;
+  int64_t msp_filter; /* 0 = every MSP */
+  int64_t now_ms;
+  ev_target_t *targets;
+  size_t n, next;
+  size_t emitted, swept, failed;
+  bool inline_mode;
+  json_t *results;
+  int status;
+  char error[1024];
+} sweep_t;
+
+static void sweep_error(sweep_t *s, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void sweep_error(sweep_t *s, int status, const char *fmt, ...) {
+  if (s->status < 0)
+    return;
+  s->status = status < 0 ? status : RN_EINVAL;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->error, sizeof s->error, fmt, ap);
+  va_end(ap);
+}
+
+static void sweep_finish(sweep_t *s) {
+  json_t *result = json_pack(
+      "{s:s, s:I, s:I, s:I, s:I, s:O}", "mode",
+      s->inline_mode ? "inline" : "queued", "customers", (json_int_t)s->n,
+      "emitted", (json_int_t)s->emitted, "swept", (json_int_t)s->swept,
+      "failed", (json_int_t)s->failed, "results", s->results);
+  if (s->status < 0)
+    json_object_set_new(result, "error", json_string(s->error));
+  char *text = result ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS)
+                      : NULL;
+  json_decref(result);
+  char summary[8192];
+  size_t used;
+  if (s->inline_mode)
+    used = (size_t)snprintf(summary, sizeof summary,
+                            "evidence sweep (inline, no queue): %zu "
+                            "customer(s), %zu swept, %zu failed",
+                            s->n, s->swept, s->failed);
+  else
+    used = (size_t)snprintf(summary, sizeof summary,
+                            "evidence sweep: %zu customer event(s) emitted "
+                            "of %zu",
+                            s->emitted, s->n);
+  size_t i;
+  json_t *r;
+  json_array_foreach(s->results, i, r) {
+    const char *line = json_string_value(json_object_get(r, "summary"));
+    if (line && used < sizeof summary)
+      used += (size_t)snprintf(summary + used, sizeof summary - used,
+                               "\n  %s", line);
+  }
+  if (s->status < 0 && used < sizeof summary)
+    snprintf(summary + used, sizeof summary - used, "\nerror: %s", s->error);
+  host->job_complete(s->job, s->status, text, summary);
+  free(text);
+  json_decref(s->results);
+  host->free(s->targets);
+  host->free(s);
+}
+
+static void sweep_next(sweep_t *s);
+
+static void inline_done(const ev_outcome_t *o, void *data) {
+  sweep_t *s = data;
+  char line[2048];
+  summarize(o, line, sizeof line);
+  json_t *r = json_deep_copy(o->report);
+  json_object_set_new(r, "summary", json_string(line));
+  json_array_append_new(s->results, r);
+  if (o->status < 0) {
+    s->failed++;
+    sweep_error(s, o->status, "%s", line);
+  } else {
+    s->swept++;
+  }
+  sweep_next(s);
+}
+
+/* Customers one after another: one credential's rate budget, one at a time. */
+static void sweep_next(sweep_t *s) {
+  while (s->next < s->n) {
+    ev_target_t *t = &s->targets[s->next++];
+    int rc = ev_customer_sweep(s->ctx, s->state, t, inline_done, s);
+    if (rc == 0)
+      return;
+    s->failed++;
+    sweep_error(s, rc, "customer organization %lld: cannot start: %s",
+                (long long)t->customer_org_id, host->strerror(rc));
+  }
+  sweep_finish(s);
+}
+
+/* The scheduled :30 of a 6-hour boundary at or before now: re-emitting
+ * within one tick (a retried or repeated run) is a no-op. */
+static int64_t tick_of(int64_t now_ms) {
+  int64_t now_s = now_ms / 1000 - TICK_OFFSET_S;
+  return now_s - ((now_s % TICK_PERIOD_S) + TICK_PERIOD_S) % TICK_PERIOD_S +
+         TICK_OFFSET_S;
+}
+
+static int emit_one(sweep_t *s, const ev_target_t *t, int64_t tick) {
+  json_t *payload = json_pack(
+      "{s:I, s:I, s:I, s:s, s:s, s:b}", "msp_org_id",
+      (json_int_t)t->msp_org_id, "customer_org_id",
+      (json_int_t)t->customer_org_id, "mapping_id", (json_int_t)t->mapping_id,
+      "region", nj_region_name(t->region), "external_org_id",
+      t->external_org_id, "first_sweep", t->first_sweep);
+  char *text = payload ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS)
+                       : NULL;
+  json_decref(payload);
+  if (!text)
+    return RN_ENOMEM;
+  char concurrency_key[24], idempotency_key[96];
+  /* One sweep at a time per compliance org; customers run in parallel. */
+  ev_itoa(t->customer_org_id, concurrency_key);
+  snprintf(idempotency_key, sizeof idempotency_key,
+           "ninjaone-evidence:mapping:%lld:tick:%lld",
+           (long long)t->mapping_id, (long long)tick);
+  rn_emit_opts_t opts = RN_EMIT_OPTS_INIT;
+  opts.concurrency_key = concurrency_key;
+  opts.concurrency_limit = 1;
+  opts.idempotency_key = idempotency_key;
+  int rc = RN_HOST_HAS(host, emit)
+               ? host->emit(s->job, CUSTOMER_EVENT, text, &opts)
+               : RN_ENOSYS;
+  free(text);
+  return rc;
+}
+
+static void listed(void *data, int status, const char *error) {
+  sweep_t *s = data;
+  if (status < 0) {
+    sweep_error(s, status, "%s", error);
+    sweep_finish(s);
+    return;
+  }
+  int64_t tick = tick_of(s->now_ms);
+  for (size_t i = 0; i < s->n; i++) {
+    const ev_target_t *t = &s->targets[i];
+    int rc = emit_one(s, t, tick);
+    if (rc == RN_ENOSYS && i == 0) {
+      /* No queue here (a plain CLI run): do the work ourselves. */
+      s->inline_mode = true;
+      sweep_next(s);
+      return;
+    }
+    if (rc < 0) {
+      s->failed++;
+      sweep_error(s, rc, "customer organization %lld: event refused: %s",
+                  (long long)t->customer_org_id, host->strerror(rc));
+      continue;
+    }
+    s->emitted++;
+    json_array_append_new(
+        s->results,
+        json_pack("{s:I, s:I, s:I, s:s}", "msp_org_id",
+                  (json_int_t)t->msp_org_id, "customer_org_id",
+                  (json_int_t)t->customer_org_id, "mapping_id",
+                  (json_int_t)t->mapping_id, "status", "emitted"));
+  }
+  sweep_finish(s);
+}
+
+static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
+  sweep_t *s = data;
+  char msp_org_id[24] = "";
+  rn_db_result_t *res;
+  int rc;
+  if (s->msp_filter) {
+    ev_itoa(s->msp_filter, msp_org_id);
+    const char *p[] = {msp_org_id};
+    rc = host->db_tx_exec(ds->tx, "SELECT kind FROM organization WHERE id = $1",
+                          1, p, &res);
+    if (rc < 0) {
+      snprintf(err, errlen, "database: %s", host->db_tx_error(ds->tx));
+      return rc;
+    }
+    const char *kind = host->db_rows(res) ? host->db_value(res, 0, 0) : NULL;
+    rc = !kind ? RN_ENOENT : strcmp(kind, "MSP") != 0 ? RN_ETENANT : 0;
+    if (rc < 0)
+      snprintf(err, errlen,
+               rc == RN_ENOENT ? "unknown MSP organization %lld"
+                               : "organization %lld is not an MSP "
+                                 "organization",
+               (long long)s->msp_filter);
+    host->db_result_free(res);
+    if (rc < 0)
+      return rc;
+  }
+  const char *params[] = {s->msp_filter ? msp_org_id : NULL};
+  rc = host->db_tx_exec(
+      ds->tx,
+      "SELECT c.msp_org_id, pc.converted_to_organization_id AS"
+      " customer_org_id, m.id, m.region, m.external_org_id,"
+      " c.first_evidence_synced_at IS NULL"
+      " FROM integration_credential c"
+      " JOIN integration_org_mapping m ON m.msp_org_id = c.msp_org_id"
+      "  AND m.provider = c.provider AND m.region = c.region"
+      "  AND m.state = 'MAPPED'"
+      " JOIN portal_company pc ON pc.id = m.portal_company_id"
+      "  AND pc.msp_org_id = m.msp_org_id"
+      " WHERE c.provider = 'ninjaone' AND c.is_active"
+      " AND pc.converted_to_organization_id IS NOT NULL"
+      " AND ($1::bigint IS NULL OR c.msp_org_id = $1::bigint)"
+      " ORDER BY c.msp_org_id, customer_org_id, m.id",
+      1, params, &res);
+  if (rc < 0) {
+    snprintf(err, errlen, "database: %s", host->db_tx_error(ds->tx));
+    return rc;
+  }
+  int rows = host->db_rows(res);
+  s->targets = host->calloc(rows ? (size_t)rows : 1, sizeof *s->targets);
+  if (!s->targets) {
+    host->db_result_free(res);
+    return RN_ENOMEM;
+  }
+  s->n = 0;
+  for (int r = 0; r < rows; r++) {
+    ev_target_t *t = &s->targets[s->n];
+    t->msp_org_id = strtoll(host->db_value(res, r, 0), NULL, 10);
+    t->customer_org_id = strtoll(host->db_value(res, r, 1), NULL, 10);
+    t->mapping_id = strtoll(host->db_value(res, r, 2), NULL, 10);
+    snprintf(t->external_org_id, sizeof t->external_org_id, "%s",
+             host->db_value(res, r, 4));
+    t->first_sweep = strcmp(host->db_value(res, r, 5), "t") == 0;
+    /* A region this build does not know is skipped, not guessed. */
+    if (nj_region_parse(host->db_value(res, r, 3), &t->region) == 0)
+      s->n++;
+  }
+  host->db_result_free(res);
+  return 0;
+}
+
+static int run_sweep(rn_ctx_t *ctx, void *state, rn_job_t *job) {
+  sweep_t *s = host->calloc(1, sizeof *s);
+  if (!s)
+    return RN_ENOMEM;
+  s->ctx = ctx;
+  s->state = state;
+  s->job = job;
+  s->now_ms = host->now_ms(ctx);
+  s->results = json_array();
+  json_t *params = json_loads(host->job_params(job), 0, NULL);
+  int64_t msp = 0;
+  if (params && json_object_get(params, "msp_org") &&
+      (!ev_param_int(params, "msp_org", &msp) || msp <= 0)) {
+    json_decref(params);
+    sweep_error(s, RN_EINVAL, "parameter \"msp_org\": expected a positive "
+                              "integer");
+    sweep_finish(s);
+    return 0;
+  }
+  json_decref(params);
+  s->msp_filter = msp;
+  int rc = s->results ? ev_transaction(ctx, s->now_ms, list_body, listed, s)
+                      : RN_ENOMEM;
+  if (rc < 0) {
+    sweep_error(s, rc, "no database: %s (set [database] url or "
+                       "REGENTRA_DATABASE_URL)",
+                host->strerror(rc));
+    sweep_finish(s);
+  }
+  return 0;
+}
+
+const rn_job_def_t job_sweep = {
+    .struct_size = sizeof(rn_job_def_t),
+    .name = "sweep",
+    .summary = "compliance evidence sweep: one customer event per "
+               "compliance-promoted NinjaOne mapping (cron 30 */6 * * *)",
+    .params = sweep_params,
+    .run = run_sweep,
+    .command = "sweep",
+};

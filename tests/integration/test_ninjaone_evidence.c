@@ -1,0 +1,428 @@
+/* ninjaone-evidence end to end: the regentra-runner binary, a real
+ * PostgreSQL and the NinjaOne simulator serving boundaries.json with its
+ * data clock pinned, and the runner's clock pinned to the same instant. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "regentra/devsrc.h"
+#include "rt.h"
+
+#define FIXTURE SIM_FIXTURES "/boundaries.json"
+#define NOW_S "1767225600"
+#define SECRET "boundary-eu-secret"
+
+static const char *const signal_keys[] = {"disk_encryption",
+                                          "antivirus_posture", "patch_sla",
+                                          "backup_activity",
+                                          "device_inventory"};
+
+static char dir[256], conf[300], secret_file[300], key_file[300];
+static char db_env[700];
+static const char *dsn;
+static rt_proc_t sim;
+static int sim_port;
+static long long msp;
+static json_t *fixture;
+
+static long long q_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long long q_int(const char *fmt, ...) {
+  char sql[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  char *v = rt_pg_query(dsn, sql);
+  long long n = v ? strtoll(v, NULL, 10) : -1;
+  free(v);
+  return n;
+}
+
+static char *q_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *q_text(const char *fmt, ...) {
+  char sql[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  return rt_pg_query(dsn, sql);
+}
+
+static void setup(void) {
+  rt_make_temp_dir(dir, sizeof dir, "njev");
+  snprintf(conf, sizeof conf, "%s/runner.conf", dir);
+  snprintf(secret_file, sizeof secret_file, "%s/secret", dir);
+  snprintf(key_file, sizeof key_file, "%s/master.key", dir);
+  rt_write_file(secret_file, SECRET "\n", 0600);
+  rt_write_file(key_file,
+                "1 0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9\n",
+                0600);
+  dsn = rt_pg_fresh_db();
+  rt_pg_apply_dir(dsn, RT_SOURCE_DIR "/sdk/devsrc/migrations");
+  snprintf(db_env, sizeof db_env, "REGENTRA_DATABASE_URL=%s", dsn);
+  msp = q_int("INSERT INTO organization (name, kind) VALUES ('Acme MSP',"
+              " 'MSP') RETURNING id");
+  char *argv[] = {SIM_BINARY, "--port", "0", "--fleet", FIXTURE, "--now",
+                  NOW_S, "--rate-limit-minute", "0", "--rate-limit-hour", "0",
+                  NULL};
+  rt_proc_start(&sim, argv, NULL, NULL);
+  cr_assert(rt_wait_for_text(sim.out_path, "port=", 1, 60000),
+            "simulator did not start");
+  char *out = rt_read_file(sim.out_path);
+  sim_port = atoi(strstr(out, "port=") + 5);
+  free(out);
+  char text[2048];
+  snprintf(text, sizeof text,
+           "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
+           "master_key_file = %s\nlog_level = warning\n\n"
+           "[plugin \"ninjaone-mapping\"]\n"
+           "base_url_eu = http://127.0.0.1:%d/eu\n\n"
+           "[plugin \"ninjaone-evidence\"]\n"
+           "base_url_eu = http://127.0.0.1:%d/eu\n"
+           "rate_per_minute = 100000\nrate_per_hour = 1000000\n",
+           RT_PLUGIN_DIR, dir, key_file, sim_port, sim_port);
+  rt_write_file(conf, text, 0644);
+  json_error_t jerr;
+  fixture = json_load_file(FIXTURE, 0, &jerr);
+  cr_assert(fixture, "fixture: %s", jerr.text);
+}
+
+static void teardown(void) {
+  if (sim.pid > 0) {
+    rt_proc_kill(&sim, SIGTERM);
+    rt_proc_wait(&sim, 10000);
+  }
+  json_decref(fixture);
+  fixture = NULL;
+  rt_remove_tree(dir);
+}
+
+/* Runs `regentra-runner ninjaone ARGS... -c conf --json` with the clock
+ * pinned to the fixture's now (a scale of 1e-9: it barely moves); returns
+ * the exit status; out/err are new when asked for. */
+static int nj(char **out, char **err, ...) {
+  char *argv[40] = {RT_RUNNER, "ninjaone"};
+  int argc = 2;
+  va_list ap;
+  va_start(ap, err);
+  for (const char *a; (a = va_arg(ap, const char *)) && argc < 34;)
+    argv[argc++] = (char *)a;
+  va_end(ap);
+  argv[argc++] = "-c";
+  argv[argc++] = conf;
+  argv[argc++] = "--json";
+  argv[argc] = NULL;
+  char *env[] = {db_env, "REGENTRA_CLOCK_START_MS=" NOW_S "000",
+                 "REGENTRA_CLOCK_SCALE=0.000000001", NULL};
+  char *o = NULL, *e = NULL;
+  int rc = rt_run(argv, env, NULL, &o, &e);
+  cr_expect(!strstr(o ? o : "", SECRET) && !strstr(e ? e : "", SECRET),
+            "the secret was printed");
+  if (out)
+    *out = o;
+  else
+    free(o);
+  if (err)
+    *err = e;
+  else
+    free(e);
+  return rc;
+}
+
+static char msp_arg[24];
+static const char *msp_id(void) {
+  snprintf(msp_arg, sizeof msp_arg, "%lld", msp);
+  return msp_arg;
+}
+
+static void connect_eu(void) {
+  char *out, *err;
+  int rc = nj(&out, &err, "connect", "--msp-org", msp_id(), "--region", "eu",
+              "--client-id", "boundary-eu-client", "--client-secret-file",
+              secret_file, NULL);
+  cr_assert_eq(rc, 0, "connect failed: %s%s", out, err);
+  free(out);
+  free(err);
+}
+
+/* A company for the org, promoted to a new customer compliance org when
+ * asked; the org mapped to it. Returns the customer org id (0 if not
+ * promoted). */
+static long long map_org(long long org, bool promoted) {
+  long long customer = 0;
+  if (promoted)
+    customer = q_int("INSERT INTO organization (name, kind) VALUES"
+                     " ('Customer of org %lld', 'CUSTOMER') RETURNING id",
+                     org);
+  char converted[24] = "NULL";
+  if (promoted)
+    snprintf(converted, sizeof converted, "%lld", customer);
+  long long company = q_int(
+      "INSERT INTO portal_company (msp_org_id, name,"
+      " converted_to_organization_id) VALUES (%lld, 'Company %lld', %s)"
+      " RETURNING id",
+      msp, org, converted);
+  char o[24], c[24];
+  snprintf(o, sizeof o, "%lld", org);
+  snprintf(c, sizeof c, "%lld", company);
+  char *out, *err;
+  int rc = nj(&out, &err, "map", "--msp-org", msp_id(), "--org", o,
+              "--use-existing", c, NULL);
+  cr_assert_eq(rc, 0, "map %s: %s%s", o, out, err);
+  free(out);
+  free(err);
+  return customer;
+}
+
+static int sweep(char **out) {
+  char *o, *e;
+  int rc = nj(&o, &e, "sweep", NULL);
+  cr_expect_eq(rc, 0, "sweep failed: %s%s", o, e);
+  free(e);
+  if (out)
+    *out = o;
+  else
+    free(o);
+  return rc;
+}
+
+static json_t *orgs(void) { return json_object_get(fixture, "organizations"); }
+
+static const char *expected(json_t *org, const char *key) {
+  return json_string_value(json_object_get(json_object_get(org, "expected"),
+                                           key));
+}
+
+static bool expected_no_data(json_t *org, const char *key) {
+  size_t i;
+  json_t *k;
+  json_array_foreach(json_object_get(org, "expectedNoData"), i, k) {
+    if (strcmp(json_string_value(k), key) == 0)
+      return true;
+  }
+  return false;
+}
+
+TestSuite(ninjaone_evidence, .init = setup, .fini = teardown, .timeout = 300);
+
+Test(ninjaone_evidence, boundaries_dry_run_then_tickets) {
+  connect_eu();
+  size_t n = json_array_size(orgs());
+  cr_assert_eq(n, 22);
+  long long customer[32];
+  for (size_t i = 0; i < n; i++)
+    customer[i] = map_org(json_integer_value(json_object_get(
+                              json_array_get(orgs(), i), "id")),
+                          true);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " first_evidence_synced_at IS NULL"), 1);
+
+  /* First sweep: a dry run for the bridge. */
+  char *out;
+  sweep(&out);
+  cr_expect(strstr(out, "\"mode\": \"inline\""), "%s", out);
+  cr_expect(strstr(out, "\"swept\": 22"), "%s", out);
+  free(out);
+
+  for (size_t i = 0; i < n; i++) {
+    json_t *org = json_array_get(orgs(), i);
+    const char *name = json_string_value(json_object_get(org, "name"));
+    for (size_t k = 0; k < 5; k++) {
+      char *status = q_text(
+          "SELECT status FROM monitoring_signal WHERE organization_id = %lld"
+          " AND signal_key = '%s'", customer[i], signal_keys[k]);
+      cr_expect(status && strcmp(status, expected(org, signal_keys[k])) == 0,
+                "%s: %s is %s, the fixture expects %s", name, signal_keys[k],
+                status ? status : "(missing)", expected(org, signal_keys[k]));
+      free(status);
+      long long no_data = q_int(
+          "SELECT count(*) FROM monitoring_signal WHERE organization_id ="
+          " %lld AND signal_key = '%s' AND metadata->>'reason' = 'no_data'",
+          customer[i], signal_keys[k]);
+      cr_expect_eq(no_data, expected_no_data(org, signal_keys[k]) ? 1 : 0,
+                   "%s: %s no_data", name, signal_keys[k]);
+    }
+  }
+
+  /* Everything on the customer orgs, nothing on the MSP's. */
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 22 * 5);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal s JOIN"
+                     " organization o ON o.id = s.organization_id WHERE"
+                     " o.kind = 'CUSTOMER' AND s.expires_at = s.collected_at"
+                     " + interval '7 days' AND s.collected_at ="
+                     " to_timestamp(" NOW_S ")"), 22 * 5);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal WHERE"
+                     " organization_id = %lld", msp), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM evidence e JOIN organization o ON"
+                     " o.id = e.organization_id WHERE o.kind = 'CUSTOMER'"),
+               22 * 5 * 2);
+  cr_expect_eq(q_int("SELECT count(*) FROM evidence WHERE organization_id ="
+                     " %lld", msp), 0);
+  cr_expect_eq(q_int("SELECT count(DISTINCT a.organization_id) FROM audit_log a"
+                     " JOIN organization o ON o.id = a.organization_id WHERE"
+                     " a.event = 'NINJAONE_EVIDENCE_SWEEP' AND o.kind ="
+                     " 'CUSTOMER'"), 22);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
+                     " 'NINJAONE_EVIDENCE_SWEEP'"), 22);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE organization_id ="
+                     " %lld AND event = 'NINJAONE_EVIDENCE_SWEEP'", msp), 0);
+  /* Dry run: no ticket, and the flag is stamped. */
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " first_evidence_synced_at IS NOT NULL AND"
+                     " last_evidence_sweep->>'status' = 'ok'"), 1);
+
+  /* No device identifier in any metadata. */
+  char *all = q_text("SELECT string_agg(metadata::text, E'\\n') FROM"
+                     " monitoring_signal");
+  cr_assert(all);
+  for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n")) {
+    char why[256] = "";
+    cr_expect_eq(rn_pii_check(line, why, sizeof why), 0, "%s: %s", why, line);
+  }
+  free(all);
+  all = q_text("SELECT string_agg(metadata::text, ' ') || ' ' ||"
+               " (SELECT string_agg(details::text, ' ') FROM audit_log WHERE"
+               " event = 'NINJAONE_EVIDENCE_SWEEP') FROM monitoring_signal");
+  size_t i;
+  json_t *org;
+  json_array_foreach(orgs(), i, org) {
+    size_t d;
+    json_t *dev;
+    json_array_foreach(json_object_get(org, "devices"), d, dev) {
+      const char *hostname =
+          json_string_value(json_object_get(dev, "systemName"));
+      char id[32];
+      snprintf(id, sizeof id, "\"%lld\"",
+               (long long)json_integer_value(json_object_get(dev, "id")));
+      cr_expect(!hostname || !strstr(all, hostname), "%s leaked", hostname);
+      cr_expect(!strstr(all, id), "device id %s leaked", id);
+    }
+  }
+  cr_expect(!strstr(all, "deviceId") && !strstr(all, "device_id"));
+  free(all);
+
+  /* Only the monitoring scope was ever requested. */
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/_sim/stats", sim_port);
+  char *curl_argv[] = {"/usr/bin/curl", "-s", url, NULL};
+  rt_run(curl_argv, NULL, NULL, &out, NULL);
+  json_t *stats = json_loads(out, 0, NULL);
+  free(out);
+  json_t *scope;
+  json_array_foreach(json_object_get(stats, "tokenScopes"), i, scope)
+    cr_expect_str_eq(json_string_value(scope), "monitoring");
+  cr_expect(json_array_size(json_object_get(stats, "tokenScopes")) > 0);
+  json_t *eps = json_object_get(
+      json_object_get(json_object_get(stats, "tenants"), "eu"), "endpoints");
+  const char *used[] = {"/v2/devices-detailed", "/v2/queries/volumes",
+                        "/v2/queries/antivirus-status", "/v2/queries/os-patches",
+                        "/v2/queries/software-patches", "/v2/activities"};
+  for (size_t k = 0; k < 6; k++)
+    cr_expect(json_integer_value(json_object_get(eps, used[k])) >= 22,
+              "%s: %s", used[k], json_dumps(eps, 0));
+  json_decref(stats);
+
+  /* Second sweep: FAIL opens HIGH, WARNING MEDIUM, PASS nothing. */
+  sweep(NULL);
+  long long want_high = 0, want_medium = 0;
+  json_array_foreach(orgs(), i, org) {
+    for (size_t k = 0; k < 5; k++) {
+      const char *st = expected(org, signal_keys[k]);
+      want_high += strcmp(st, "FAIL") == 0;
+      want_medium += strcmp(st, "WARNING") == 0;
+      long long tickets = q_int(
+          "SELECT count(*) FROM psa_ticket WHERE customer_org_id = %lld AND"
+          " signal_key = '%s' AND status = 'OPEN' AND msp_org_id = %lld AND"
+          " priority = '%s'",
+          customer[i], signal_keys[k], msp,
+          strcmp(st, "FAIL") == 0 ? "HIGH" : "MEDIUM");
+      cr_expect_eq(tickets, strcmp(st, "PASS") == 0 ? 0 : 1, "%s %s",
+                   json_string_value(json_object_get(org, "name")),
+                   signal_keys[k]);
+    }
+  }
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket WHERE priority ="
+                     " 'HIGH'"), want_high);
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket WHERE priority ="
+                     " 'MEDIUM'"), want_medium);
+
+  /* Third sweep: the same tickets, updated, never duplicated. */
+  sweep(NULL);
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket"),
+               want_high + want_medium);
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket WHERE occurrences < 2"),
+               0);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 3 * 22 * 5);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
+                     " 'NINJAONE_EVIDENCE_SWEEP' AND organization_id = %lld",
+                     msp), 0);
+}
+
+Test(ninjaone_evidence, a_company_not_promoted_gets_no_signal) {
+  connect_eu();
+  long long customer = map_org(101, true);
+  cr_assert_eq(map_org(102, false), 0);
+  char *out;
+  sweep(&out);
+  cr_expect(strstr(out, "\"customers\": 1"), "%s", out);
+  free(out);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 5);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal WHERE"
+                     " organization_id = %lld", customer), 5);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
+                     " 'NINJAONE_EVIDENCE_SWEEP'"), 1);
+  /* Only org 101 was pulled. */
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/_sim/stats", sim_port);
+  char *curl_argv[] = {"/usr/bin/curl", "-s", url, NULL};
+  rt_run(curl_argv, NULL, NULL, &out, NULL);
+  json_t *stats = json_loads(out, 0, NULL);
+  free(out);
+  json_t *eps = json_object_get(
+      json_object_get(json_object_get(stats, "tenants"), "eu"), "endpoints");
+  cr_expect_eq(json_integer_value(json_object_get(eps, "/v2/devices-detailed")),
+               1);
+  json_decref(stats);
+}
+
+Test(ninjaone_evidence, sweep_customer_refuses_a_mismatched_customer) {
+  connect_eu();
+  long long customer = map_org(201, true);
+  long long other = q_int("INSERT INTO organization (name, kind) VALUES"
+                          " ('Someone else', 'CUSTOMER') RETURNING id");
+  long long mapping = q_int("SELECT id FROM integration_org_mapping WHERE"
+                            " external_org_id = '201'");
+  char m[24], c[24], o[24];
+  snprintf(m, sizeof m, "%lld", mapping);
+  snprintf(c, sizeof c, "%lld", customer);
+  snprintf(o, sizeof o, "%lld", other);
+  char *out, *err;
+  /* Another customer's id, or the MSP's, as the destination: refused. */
+  cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org-id", msp_id(),
+                  "--customer-org-id", o, "--mapping-id", m, "--region", "eu",
+                  "--external-org-id", "201", NULL), 1);
+  cr_expect(strstr(err, "nothing was written"), "%s", err);
+  free(out);
+  free(err);
+  cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org-id", msp_id(),
+                  "--customer-org-id", msp_id(), "--mapping-id", m,
+                  "--region", "eu", "--external-org-id", "201", NULL), 1);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 0);
+  /* The right one works, and writes only there. */
+  cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org-id", msp_id(),
+                  "--customer-org-id", c, "--mapping-id", m, "--region", "eu",
+                  "--external-org-id", "201", NULL), 0, "%s", err);
+  cr_expect(strstr(out, "\"antivirus_posture\": \"PASS\""), "%s", out);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal WHERE"
+                     " organization_id = %lld", customer), 5);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 5);
+}
