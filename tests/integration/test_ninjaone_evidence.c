@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "regentra/devsrc.h"
 #include "rt.h"
@@ -425,4 +426,80 @@ Test(ninjaone_evidence, sweep_customer_refuses_a_mismatched_customer) {
   cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal WHERE"
                      " organization_id = %lld", customer), 5);
   cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 5);
+}
+
+static bool wait_for(const char *sql, long long want, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 200) {
+    if (q_int("%s", sql) >= want)
+      return true;
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return false;
+}
+
+/* Under `serve` the sweep fans out through the durable queue: one customer
+ * job per promoted mapping, keyed on the customer org, emitted with the
+ * sweep's completion and idempotent within a tick. */
+Test(ninjaone_evidence, queued_fan_out_keys_each_customer) {
+  connect_eu();
+  long long c303 = map_org(303, true), c304 = map_org(304, true);
+  map_org(305, false);
+  char *text = rt_read_file(conf), extra[1024];
+  snprintf(extra, sizeof extra,
+           "\n[database]\nurl = %s\nmigrations_dir = %s\n"
+           "poll_interval = 200ms\n",
+           dsn, RT_SOURCE_DIR "/runner/migrations");
+  char *full = malloc(strlen(text) + strlen(extra) + 1);
+  cr_assert(full);
+  strcpy(full, text);
+  strcat(full, extra);
+  rt_write_file(conf, full, 0644);
+  free(full);
+  free(text);
+  char *migrate[] = {RT_RUNNER, "migrate", "-c", conf, NULL};
+  char *err = NULL;
+  cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
+  free(err);
+  rt_proc_t runner;
+  char *serve[] = {RT_RUNNER, "serve", "-c", conf, NULL};
+  char *env[] = {db_env, NULL};
+  rt_proc_start(&runner, serve, env, NULL);
+  char *enqueue[] = {RT_RUNNER, "enqueue", "ninjaone-evidence.sweep", "{}",
+                     "-c", conf, NULL};
+  cr_assert_eq(rt_run(enqueue, env, NULL, NULL, &err), 0, "%s", err);
+  free(err);
+  bool done = wait_for("SELECT count(*) FROM runner.job WHERE name ="
+                       " 'ninjaone-evidence.customer' AND state ="
+                       " 'completed'", 2, 60000);
+  /* The same tick again: the customer events are not added twice. */
+  cr_assert_eq(rt_run(enqueue, env, NULL, NULL, &err), 0, "%s", err);
+  free(err);
+  cr_expect(wait_for("SELECT count(*) FROM runner.job WHERE name ="
+                     " 'ninjaone-evidence.sweep' AND state = 'completed'",
+                     2, 60000));
+  rt_proc_kill(&runner, SIGTERM);
+  cr_expect(rt_proc_wait(&runner, 30000));
+  char *log = rt_read_file(runner.err_path);
+  cr_assert(done, "customer jobs did not complete:\n%s", log);
+  cr_expect(!strstr(log, "ERROR: AddressSanitizer"), "%s", log);
+  free(log);
+  cr_expect_eq(q_int("SELECT count(*) FROM runner.job WHERE name ="
+                     " 'ninjaone-evidence.customer'"), 2);
+  cr_expect_eq(q_int("SELECT count(*) FROM runner.job j WHERE j.name ="
+                     " 'ninjaone-evidence.customer' AND j.concurrency_limit ="
+                     " 1 AND j.concurrency_key IN ('%lld', '%lld') AND"
+                     " j.concurrency_key = j.payload->>'customer_org_id' AND"
+                     " j.idempotency_key LIKE 'ninjaone-evidence:mapping:%%'"
+                     " AND (j.payload->>'msp_org_id')::bigint = %lld AND"
+                     " j.parent_id IS NOT NULL",
+                     c303, c304, msp), 2);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 10);
+  char *st = q_text("SELECT string_agg(status, ',' ORDER BY organization_id)"
+                    " FROM monitoring_signal WHERE signal_key = 'patch_sla'");
+  cr_expect_str_eq(st, c303 < c304 ? "WARNING,FAIL" : "FAIL,WARNING");
+  free(st);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
+                     " 'NINJAONE_EVIDENCE_SWEEP' AND organization_id IN"
+                     " (%lld, %lld)", c303, c304), 2);
 }
