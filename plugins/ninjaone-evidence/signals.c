@@ -613,7 +613,9 @@ int ev_compute(const ev_agg_t *agg, ev_signal_key_t key, ev_signal_t *out) {
     json_object_set_new(md, "reason", json_string("no_data"));
   json_object_set_new(md, "status",
                       json_string(rn_signal_status_name(out->status)));
-  out->metadata = json_dumps(md, JSON_COMPACT | JSON_SORT_KEYS);
+  /* Ten significant digits: 78.95, never 78.950000000000003. */
+  out->metadata =
+      json_dumps(md, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
   json_decref(md);
   return out->metadata ? 0 : RN_ENOMEM;
 }

@@ -197,7 +197,14 @@ static void sweep_finish(sweep_t *s) {
   json_decref(result);
   char summary[8192];
   size_t used;
-  if (s->inline_mode)
+  if (s->n == 0 && s->status < 0)
+    used = (size_t)snprintf(summary, sizeof summary, "evidence sweep failed");
+  else if (s->n == 0)
+    used = (size_t)snprintf(summary, sizeof summary,
+                            "evidence sweep: no active NinjaOne credential "
+                            "has a MAPPED organization whose company is "
+                            "promoted to a compliance organization");
+  else if (s->inline_mode)
     used = (size_t)snprintf(summary, sizeof summary,
                             "evidence sweep (inline, no queue): %zu "
                             "customer(s), %zu swept, %zu failed",

@@ -503,3 +503,31 @@ Test(ninjaone_evidence, queued_fan_out_keys_each_customer) {
                      " 'NINJAONE_EVIDENCE_SWEEP' AND organization_id IN"
                      " (%lld, %lld)", c303, c304), 2);
 }
+
+/* An endpoint that keeps failing fails the customer's sweep: nothing is
+ * written, the first sweep stays not done, and the run says why. */
+Test(ninjaone_evidence, a_failing_endpoint_writes_nothing) {
+  connect_eu();
+  long long customer = map_org(205, true);
+  char url[128], *out = NULL;
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/_sim/faults", sim_port);
+  char *curl_argv[] = {"/usr/bin/curl", "-s", "-X", "POST", "-d",
+                       "{\"endpoint\": \"/v2/queries/antivirus-status\","
+                       " \"kind\": \"http500\", \"rate\": 1.0, \"count\": 100}",
+                       url, NULL};
+  cr_assert_eq(rt_run(curl_argv, NULL, NULL, &out, NULL), 0);
+  cr_assert(strstr(out, "\"ok\""), "%s", out);
+  free(out);
+  char *err;
+  cr_expect_eq(nj(&out, &err, "sweep", NULL), 1);
+  cr_expect(strstr(err, "/v2/queries/antivirus-status"), "%s", err);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM evidence"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE organization_id ="
+                     " %lld", customer), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " first_evidence_synced_at IS NULL AND"
+                     " last_evidence_sweep->>'status' = 'error'"), 1);
+}
