@@ -30,6 +30,8 @@ int rn__cli_main(int argc, char **argv);
 int rn__cli_usage_error(const char *fmt, ...) RN_PRINTF_LIKE(1, 2);
 int rn__cli_load(rn__cli_t *cli, rn__runner_t *runner, uv_loop_t *loop);
 int rn__cli_unload(rn__runner_t *runner, uv_loop_t *loop);
+/* rotate.c */
+int rn__cmd_rotate_key(rn__cli_t *cli);
 int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
                     const char *job_name, const char *params_json,
                     bool prefer_json);

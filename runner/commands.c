@@ -402,5 +402,7 @@ const rn__cli_command_t rn__cli_extra_commands[] = {
     {"enqueue", cmd_enqueue, "EVENT ['{json}'] [--idempotency-key K ...]",
      "add a job: a [job] name or PLUGIN.JOB, with a JSON object payload"},
     {"retry", cmd_retry, "JOB_ID", "revive a dead job"},
+    {"rotate-key", rn__cmd_rotate_key, "[--add-key]",
+     "re-seal every stored credential under the newest master key"},
     {0},
 };

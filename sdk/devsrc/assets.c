@@ -113,7 +113,10 @@ static const char retire_unseen_sql[] =
     " duplicate_of_asset_id = NULL"
     " WHERE msp_org_id = $1 AND portal_company_id = $2 AND external_source = $3"
     " AND (status = 'ACTIVE' OR duplicate_of_asset_id IS NOT NULL)"
-    " AND NOT (external_id = ANY ($4::text[]))";
+    /* NOT IN a subquery is planned as one hashed subplan; "<> ALL (array)"
+     * or NOT EXISTS over unnest() rescan the whole pull for every row,
+     * quadratic at 100,000 devices. external_id is never NULL. */
+    " AND external_id NOT IN (SELECT unnest($4::text[]))";
 
 /* Cross-source dedup of one company. Candidates are rows alive in their
  * source (ACTIVE, or retired only as a duplicate). Two rows are the same
@@ -215,8 +218,19 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
     ds_free_result(ds, res);
     res = NULL;
   }
+  /* Rows written by this very transaction have no statistics yet, and the
+   * planner, guessing a few rows, would pair every device with every other
+   * in nested loops: quadratic at 100,000 devices. Hash joins it is. */
+  rc = ds_exec(ds, "plan dedup", "SET LOCAL enable_nestloop = off", 0, NULL,
+               NULL);
+  counts->statements++;
+  if (rc < 0)
+    goto done;
   const char *dedup_params[] = {msp_id, company_id, ds_array_text(&order), now};
   rc = ds_exec(ds, "dedup assets", dedup_sql, 4, dedup_params, &res);
+  counts->statements++;
+  if (rc == 0)
+    rc = ds_exec(ds, "plan dedup", "RESET enable_nestloop", 0, NULL, NULL);
   counts->statements++;
   if (rc < 0)
     goto done;

@@ -85,7 +85,7 @@ int rn_mappings_discovered(rn_devsrc_t *ds, rn_msp_org_t msp,
                  " to_timestamp($5), updated_at = to_timestamp($5)"
                  " WHERE msp_org_id = $1 AND provider = $2 AND region = $3"
                  " AND vanished_at IS NULL"
-                 " AND NOT (external_org_id = ANY ($4::text[]))",
+                 " AND external_org_id NOT IN (SELECT unnest($4::text[]))",
                  5, vparams, &res);
     if (rc < 0)
       goto done;

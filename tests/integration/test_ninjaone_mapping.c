@@ -1,0 +1,417 @@
+/* ninjaone-mapping end to end: the regentra-runner binary, a real
+ * PostgreSQL and the NinjaOne simulator over real sockets. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "rt.h"
+
+#define SECRET "demo-eu-secret"
+
+static char dir[256], conf[300], secret_file[300], key_file[300];
+static char db_env[700];
+static const char *dsn;
+static rt_proc_t sim;
+static int sim_port;
+static long long msp, other_msp;
+
+static long long q_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long long q_int(const char *fmt, ...) {
+  char sql[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  char *v = rt_pg_query(dsn, sql);
+  long long n = v ? strtoll(v, NULL, 10) : -1;
+  free(v);
+  return n;
+}
+
+static char *q_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *q_text(const char *fmt, ...) {
+  char sql[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  return rt_pg_query(dsn, sql);
+}
+
+static void start_sim(const char *fleet_args) {
+  char args[512];
+  snprintf(args, sizeof args, "%s", fleet_args);
+  char *argv[16] = {SIM_BINARY, "--port", "0"};
+  int argc = 3;
+  for (char *tok = strtok(args, " "); tok && argc < 15; tok = strtok(NULL, " "))
+    argv[argc++] = tok;
+  argv[argc] = NULL;
+  rt_proc_start(&sim, argv, NULL, NULL);
+  cr_assert(rt_wait_for_text(sim.out_path, "port=", 1, 60000),
+            "simulator did not start");
+  char *out = rt_read_file(sim.out_path);
+  sim_port = atoi(strstr(out, "port=") + 5);
+  free(out);
+}
+
+static void write_conf(const char *extra) {
+  char text[2048];
+  snprintf(text, sizeof text,
+           "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
+           "master_key_file = %s\nlog_level = warning\n\n"
+           "[plugin \"ninjaone-mapping\"]\n"
+           "base_url_eu = http://127.0.0.1:%d/eu\n"
+           "base_url_us = http://127.0.0.1:%d/us\n%s",
+           RT_PLUGIN_DIR, dir, key_file, sim_port, sim_port, extra);
+  rt_write_file(conf, text, 0644);
+}
+
+static void setup_with(const char *fleet_args, const char *extra_conf) {
+  rt_make_temp_dir(dir, sizeof dir, "njmap");
+  snprintf(conf, sizeof conf, "%s/runner.conf", dir);
+  snprintf(secret_file, sizeof secret_file, "%s/secret", dir);
+  snprintf(key_file, sizeof key_file, "%s/master.key", dir);
+  rt_write_file(secret_file, SECRET "\n", 0600);
+  rt_write_file(key_file,
+                "1 8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n",
+                0600);
+  dsn = rt_pg_fresh_db();
+  rt_pg_apply_dir(dsn, RT_SOURCE_DIR "/sdk/devsrc/migrations");
+  snprintf(db_env, sizeof db_env, "REGENTRA_DATABASE_URL=%s", dsn);
+  msp = q_int("INSERT INTO organization (name, kind) VALUES ('Acme MSP',"
+              " 'MSP') RETURNING id");
+  other_msp = q_int("INSERT INTO organization (name, kind) VALUES"
+                    " ('Rival MSP', 'MSP') RETURNING id");
+  start_sim(fleet_args);
+  write_conf(extra_conf);
+}
+
+static void setup(void) {
+  setup_with("--fleet " SIM_FIXTURES "/demo.json", "");
+}
+
+static void teardown(void) {
+  if (sim.pid > 0) {
+    rt_proc_kill(&sim, SIGTERM);
+    rt_proc_wait(&sim, 10000);
+  }
+  rt_remove_tree(dir);
+}
+
+/* Runs `regentra-runner ninjaone ARGS... -c conf --json`; returns the exit
+ * status; out/err are new. */
+static int nj(char **out, char **err, const char *stdin_text, ...) {
+  char *argv[32] = {RT_RUNNER, "ninjaone"};
+  int argc = 2;
+  va_list ap;
+  va_start(ap, stdin_text);
+  for (const char *a; (a = va_arg(ap, const char *)) && argc < 28;)
+    argv[argc++] = (char *)a;
+  va_end(ap);
+  argv[argc++] = "-c";
+  argv[argc++] = conf;
+  argv[argc++] = "--json";
+  argv[argc] = NULL;
+  char *env[] = {db_env, NULL};
+  char *o = NULL, *e = NULL;
+  int rc = rt_run(argv, env, stdin_text, &o, &e);
+  /* No command may ever print the secret, on any stream. */
+  cr_expect(!strstr(o ? o : "", SECRET) && !strstr(e ? e : "", SECRET),
+            "the secret was printed");
+  if (out)
+    *out = o;
+  else
+    free(o);
+  if (err)
+    *err = e;
+  else
+    free(e);
+  return rc;
+}
+
+static char msp_arg[24];
+static const char *msp_id(void) {
+  snprintf(msp_arg, sizeof msp_arg, "%lld", msp);
+  return msp_arg;
+}
+
+static void connect_eu(void) {
+  char *out, *err;
+  int rc = nj(&out, &err, NULL, "connect", "--msp-org", msp_id(), "--region",
+              "eu", "--client-id", "demo-eu-client", "--client-secret-file",
+              secret_file, NULL);
+  cr_assert_eq(rc, 0, "connect failed: %s%s", out, err);
+  free(out);
+  free(err);
+}
+
+TestSuite(ninjaone_mapping, .init = setup, .fini = teardown, .timeout = 120);
+
+Test(ninjaone_mapping, test_reports_organizations_and_saves_nothing) {
+  char *out, *err;
+  int rc = nj(&out, &err, NULL, "test", "--msp-org", msp_id(), "--region",
+              "eu", "--client-id", "demo-eu-client", "--client-secret-file",
+              secret_file, NULL);
+  cr_expect_eq(rc, 0, "%s%s", out, err);
+  cr_expect(strstr(out, "\"organizations\": 5"), "%s", out);
+  cr_expect(strstr(out, "\"granted_scope\": \"monitoring\""), "%s", out);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log"), 0);
+}
+
+Test(ninjaone_mapping, wrong_region_fails_naming_region_and_host_and_saves_nothing) {
+  char *out, *err, host[64];
+  snprintf(host, sizeof host, "127.0.0.1:%d", sim_port);
+  int rc = nj(&out, &err, NULL, "connect", "--msp-org", msp_id(), "--region",
+              "us", "--client-id", "demo-eu-client", "--client-secret-file",
+              secret_file, NULL);
+  cr_expect_eq(rc, 1);
+  cr_expect(strstr(err, "region us") && strstr(err, host),
+            "the error must name the region and host: %s", err);
+  cr_expect(strstr(err, "nothing was saved") || strstr(err, "wrong"), "%s",
+            err);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log"), 0);
+}
+
+Test(ninjaone_mapping, connect_discovers_and_suggests_a_case_different_name) {
+  long long acme = q_int("INSERT INTO portal_company (msp_org_id, name)"
+                         " VALUES (%lld, 'acme manufacturing') RETURNING id",
+                         msp);
+  /* The secret comes on standard input this time. */
+  char *out, *err;
+  int rc = nj(&out, &err, SECRET "\n", "connect", "--msp-org", msp_id(),
+              "--region", "eu", "--client-id", "demo-eu-client",
+              "--client-secret-file", "-", NULL);
+  cr_assert_eq(rc, 0, "%s%s", out, err);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " is_active AND key_version = 1 AND sealed_secret LIKE"
+                     " 'v1:%%' AND sealed_secret NOT LIKE '%%" SECRET "%%'"),
+               1);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE organization_id ="
+                     " %lld AND event = 'NINJAONE_CONNECTED'", msp), 1);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE details::text"
+                     " LIKE '%%" SECRET "%%'"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " msp_org_id = %lld AND state = 'PENDING'", msp), 5);
+  cr_expect_eq(q_int("SELECT suggested_company_id FROM integration_org_mapping"
+                     " WHERE external_name = 'ACME Manufacturing'"),
+               acme);
+
+  rc = nj(&out, &err, NULL, "orgs", "--msp-org", msp_id(), NULL);
+  cr_expect_eq(rc, 0, "%s", err);
+  cr_expect(strstr(out, "\"name\": \"acme manufacturing\""), "%s", out);
+  cr_expect(strstr(out, "\"state\": \"PENDING\""), "%s", out);
+  free(out);
+  free(err);
+
+  /* Only the monitoring scope was ever requested. */
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/_sim/stats", sim_port);
+  char *curl_argv[] = {"/usr/bin/curl", "-s", url, NULL};
+  rt_run(curl_argv, NULL, NULL, &out, NULL);
+  cr_expect(strstr(out, "\"tokenScopes\""), "%s", out);
+  cr_expect(!strstr(out, "management") && !strstr(out, "control"), "%s", out);
+  free(out);
+}
+
+Test(ninjaone_mapping, the_three_actions_are_audited_and_guarded) {
+  long long contoso = q_int("INSERT INTO portal_company (msp_org_id, name)"
+                            " VALUES (%lld, 'Contoso') RETURNING id", msp);
+  long long theirs = q_int("INSERT INTO portal_company (msp_org_id, name)"
+                           " VALUES (%lld, 'Theirs') RETURNING id", other_msp);
+  connect_eu();
+  char c[24], t[24];
+  snprintf(c, sizeof c, "%lld", contoso);
+  snprintf(t, sizeof t, "%lld", theirs);
+  cr_expect_eq(nj(NULL, NULL, NULL, "map", "--msp-org", msp_id(), "--org", "1",
+                  "--use-existing", c, NULL), 0);
+  cr_expect_eq(nj(NULL, NULL, NULL, "map", "--msp-org", msp_id(), "--org", "5",
+                  "--create-new", NULL), 0);
+  cr_expect_eq(nj(NULL, NULL, NULL, "map", "--msp-org", msp_id(), "--org", "4",
+                  "--ignore", NULL), 0);
+  char *out, *err;
+  cr_expect_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(), "--org",
+                  "2", "--use-existing", t, NULL), 1);
+  cr_expect(strstr(err, "is not a company of MSP organization"), "%s", err);
+  free(out);
+  free(err);
+  cr_expect_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(), "--org",
+                  "4", "--create-new", NULL), 1);
+  cr_expect(strstr(err, "IGNORED"), "%s", err);
+  free(out);
+  free(err);
+  cr_expect_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(), "--org",
+                  "999", "--ignore", NULL), 1);
+  cr_expect(strstr(err, "has not been discovered"), "%s", err);
+  free(out);
+  free(err);
+  cr_expect_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(), "--org",
+                  "3", "--ignore", "--create-new", NULL), 1);
+  free(out);
+  free(err);
+  cr_expect_eq(nj(NULL, NULL, NULL, "map", "--msp-org", msp_id(), "--org", "4",
+                  "--create-new", "--from-ignored", NULL), 0);
+  char *events = q_text("SELECT string_agg(event, ',' ORDER BY id) FROM"
+                        " audit_log WHERE organization_id = %lld AND event"
+                        " LIKE 'ORG_MAPPING%%'", msp);
+  cr_expect_str_eq(events, "ORG_MAPPING_USE_EXISTING,ORG_MAPPING_CREATE_NEW,"
+                           "ORG_MAPPING_IGNORED,ORG_MAPPING_CREATE_NEW");
+  free(events);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " state = 'MAPPED'"), 3);
+  cr_expect_eq(q_int("SELECT count(*) FROM portal_company WHERE msp_org_id ="
+                     " %lld", other_msp), 1, "nothing of the other MSP changed");
+}
+
+Test(ninjaone_mapping, disconnect_does_the_five_steps_and_reconnect_keeps_mappings) {
+  long long customer = q_int("INSERT INTO organization (name, kind) VALUES"
+                             " ('Contoso compliance', 'CUSTOMER') RETURNING id");
+  long long company = q_int("INSERT INTO portal_company (msp_org_id, name,"
+                            " converted_to_organization_id) VALUES (%lld,"
+                            " 'Contoso Dental Group', %lld) RETURNING id",
+                            msp, customer);
+  connect_eu();
+  char c[24];
+  snprintf(c, sizeof c, "%lld", company);
+  cr_assert_eq(nj(NULL, NULL, NULL, "map", "--msp-org", msp_id(), "--org",
+                  "1", "--use-existing", c, NULL), 0);
+  q_int("INSERT INTO asset (msp_org_id, portal_company_id, external_source,"
+        " external_id, hostname) VALUES (%lld, %lld, 'ninjaone', '101', 'a'),"
+        " (%lld, %lld, 'ninjaone', '102', 'b'), (%lld, %lld, 'level', 'x',"
+        " 'c') RETURNING 1",
+        msp, company, msp, company, msp, company);
+  q_int("INSERT INTO monitoring_signal (organization_id, source, signal_key,"
+        " status, metadata, expires_at) VALUES (%lld, 'ninjaone',"
+        " 'device_inventory', 'PASS', '{}', now() + interval '7 days')"
+        " RETURNING 1", customer);
+
+  char *out, *err;
+  cr_assert_eq(nj(&out, &err, NULL, "disconnect", "--msp-org", msp_id(),
+                  NULL), 0, "%s", err);
+  free(out);
+  free(err);
+  /* 1. sealed columns zeroed, inactive */
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE NOT"
+                     " is_active AND sealed_secret IS NULL AND key_version"
+                     " IS NULL"), 1);
+  /* 2. every ninjaone asset of the MSP retired, rows kept, others alone */
+  cr_expect_eq(q_int("SELECT count(*) FROM asset WHERE external_source ="
+                     " 'ninjaone' AND status = 'RETIRED'"), 2);
+  cr_expect_eq(q_int("SELECT count(*) FROM asset WHERE external_source ="
+                     " 'level' AND status = 'ACTIVE'"), 1);
+  /* 3. the event on the customer's trail and on the MSP's */
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE organization_id ="
+                     " %lld AND event = 'NINJAONE_DISCONNECTED' AND"
+                     " (details->>'signals_collected')::int = 1", customer), 1);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE organization_id ="
+                     " %lld AND event = 'NINJAONE_DISCONNECTED'", msp), 1);
+  /* 4. signals and 5. mappings untouched */
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 1);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " state = 'MAPPED' AND portal_company_id = %lld",
+                     company), 1);
+
+  /* Idempotent: a second disconnect changes nothing. */
+  long long audits = q_int("SELECT count(*) FROM audit_log");
+  cr_expect_eq(nj(NULL, NULL, NULL, "disconnect", "--msp-org", msp_id(),
+                  NULL), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log"), audits);
+
+  /* Commands that need the credential say to connect again. */
+  cr_expect_eq(nj(&out, &err, NULL, "orgs", "--msp-org", msp_id(),
+                  "--refresh", NULL), 1);
+  cr_expect(strstr(err, "connect again"), "%s", err);
+  free(out);
+  free(err);
+
+  connect_eu();
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " state = 'MAPPED' AND portal_company_id = %lld",
+                     company), 1, "reconnect lost a mapping");
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " is_active"), 1);
+  cr_expect_eq(nj(&out, &err, NULL, "status", "--msp-org", msp_id(), NULL), 0);
+  cr_expect(strstr(out, "\"connected\": true"), "%s", out);
+  free(out);
+  free(err);
+}
+
+Test(ninjaone_mapping, bad_input_is_refused_and_changes_nothing) {
+  char *out, *err;
+  cr_expect_eq(nj(&out, &err, NULL, "orgs", "--msp-org", msp_id(), NULL), 1);
+  cr_expect(strstr(err, "connect") && strstr(err, "first"), "%s", err);
+  free(out);
+  free(err);
+  cr_expect_eq(nj(&out, &err, NULL, "test", "--msp-org", "999999", "--region",
+                  "eu", "--client-id", "x", "--client-secret-file",
+                  secret_file, NULL), 1);
+  cr_expect(strstr(err, "unknown MSP organization 999999"), "%s", err);
+  free(out);
+  free(err);
+  cr_expect_eq(nj(&out, &err, NULL, "test", "--msp-org", msp_id(), "--region",
+                  "mars", "--client-id", "x", "--client-secret-file",
+                  secret_file, NULL), 1);
+  cr_expect(strstr(err, "expected one of us|us2|eu|ca|oc"), "%s", err);
+  free(out);
+  free(err);
+  cr_expect_eq(nj(&out, &err, NULL, "connect", "--msp-org", msp_id(),
+                  "--region", "eu", "--client-id", "x", NULL), 1);
+  cr_expect(strstr(err, "missing required parameter \"client_secret_file\""),
+            "%s", err);
+  free(out);
+  free(err);
+  chmod(secret_file, 0644);
+  cr_expect_eq(nj(&out, &err, NULL, "connect", "--msp-org", msp_id(),
+                  "--region", "eu", "--client-id", "demo-eu-client",
+                  "--client-secret-file", secret_file, NULL), 1);
+  cr_expect(strstr(err, "accessible by group or others"), "%s", err);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log"), 0);
+}
+
+Test(ninjaone_mapping, a_client_without_org_visibility_is_explained) {
+  teardown();
+  setup_with("--fleet " SIM_FIXTURES "/boundaries.json", "");
+  char *out, *err;
+  rt_write_file(secret_file, "boundary-blind-secret\n", 0600);
+  cr_expect_eq(nj(&out, &err, NULL, "test", "--msp-org", msp_id(), "--region",
+                  "eu", "--client-id", "boundary-blind-client",
+                  "--client-secret-file", secret_file, NULL), 1);
+  cr_expect(strstr(err, "sees no organization"), "%s", err);
+  free(out);
+  free(err);
+}
+
+Test(ninjaone_mapping, discovery_stops_at_5000_organizations_and_says_truncated,
+     .timeout = 240) {
+  teardown();
+  setup_with("--generate --seed 3 --orgs 5001 --devices-per-org 1 "
+             "--rate-limit-minute 0 --rate-limit-hour 0", "");
+  rt_write_file(secret_file, "sim-eu-secret\n", 0600);
+  char *out, *err;
+  int rc = nj(&out, &err, NULL, "connect", "--msp-org", msp_id(), "--region",
+              "eu", "--client-id", "sim-eu-client", "--client-secret-file",
+              secret_file, NULL);
+  cr_assert_eq(rc, 0, "%s%s", out, err);
+  cr_expect(strstr(out, "\"truncated\": true"), "%s", out);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping"), 5000);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
+                     " 'NINJAONE_DISCOVERY' AND (details->>'truncated')::bool"),
+               1);
+}
