@@ -49,11 +49,21 @@ drain_timeout = 10s
 [database]
 migrations_dir = $root/runner/migrations:$root/sdk/devsrc/migrations
 
-[plugin "ninjaone-mapping"]
 # The simulator stands in for https://eu.ninjarmm.com (and the US host).
+[plugin "ninjaone-mapping"]
 base_url_eu = http://127.0.0.1:$port/eu
 base_url_us = http://127.0.0.1:$port/us
+
+[plugin "ninjaone-assets"]
+base_url_eu = http://127.0.0.1:$port/eu
+
+[plugin "ninjaone-evidence"]
+base_url_eu = http://127.0.0.1:$port/eu
 CONF
+# The shipped cron schedules of the asset sync and the evidence sweep.
+for f in "$root"/conf.d/*-ninjaone-*.conf.example; do
+  cp "$f" "$work/conf.d/$(basename "$f" .example)"
+done
 cat >"$work/conf.d/10-hello.conf" <<CONF
 [job "hello-every-minute"]
 plugin = hello
@@ -93,6 +103,14 @@ rr ninjaone map --msp-org "$msp" --org 4 --ignore
 rr ninjaone orgs --msp-org "$msp"
 rr ninjaone status --msp-org "$msp"
 
+step "PSA asset sync: approved devices of every MAPPED organization become Asset rows"
+rr ninjaone sync --msp-org "$msp"
+
+step "compliance evidence sweep: the first one is a dry run for the ticket bridge, the second routes findings"
+rr ninjaone sweep --msp-org "$msp"
+rr ninjaone sweep --msp-org "$msp"
+rr ninjaone status --msp-org "$msp"
+
 step "the durable queue: an on-demand job, then serve (clock sped up 60x) for 4 seconds"
 rr enqueue hello.greet '{"name":"queue"}'
 now_ms=$(($(date +%s%N) / 1000000))
@@ -110,6 +128,14 @@ echo "audit log:"
 sql "SELECT '  ' || o.name || ': ' || a.event || ' ' || a.details::text FROM audit_log a JOIN organization o ON o.id = a.organization_id ORDER BY a.id"
 echo "mappings:"
 sql "SELECT '  ' || external_org_id || ' ' || rpad(external_name, 24) || ' ' || rpad(state, 8) || ' ' || coalesce(pc.name, '-') FROM integration_org_mapping m LEFT JOIN portal_company pc ON pc.id = m.portal_company_id ORDER BY external_org_id::int"
+echo "assets by company and status:"
+sql "SELECT '  ' || rpad(pc.name, 24) || ' ' || a.status || ' ' || count(*) FROM asset a JOIN portal_company pc ON pc.id = a.portal_company_id GROUP BY pc.name, a.status ORDER BY 1"
+echo "signals on the customer's compliance organization (aggregates only):"
+sql "SELECT '  ' || o.name || ': ' || rpad(s.signal_key, 18) || ' ' || rpad(s.status, 8) || ' ' || left(s.metadata::text, 90) FROM monitoring_signal s JOIN organization o ON o.id = s.organization_id WHERE s.id IN (SELECT max(id) FROM monitoring_signal GROUP BY organization_id, signal_key) ORDER BY s.signal_key"
+echo "evidence rows per internal control:"
+sql "SELECT '  ' || control_id || ' ' || count(*) FROM evidence GROUP BY control_id ORDER BY 1"
+echo "PSA tickets opened by the bridge:"
+sql "SELECT '  ' || priority || ' ' || status || ' ' || title || ' (seen ' || occurrences || 'x)' FROM psa_ticket ORDER BY id"
 echo "credential at rest (sealed, never the secret):"
 sql "SELECT '  region ' || region || ', active ' || is_active || ', key version ' || key_version || ', sealed ' || left(sealed_secret, 16) || '...' FROM integration_credential"
 step "demo done"
