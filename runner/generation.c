@@ -159,7 +159,6 @@ int rn__generation_build(rn__runner_t *runner, rn__config_t *config,
   gen->id = ++runner->next_gen_id;
   gen->config = config;
   gen->refs = 1;
-  rn__list_init(&gen->link);
   if (mkdir(config->state_dir, 0700) < 0 && errno != EEXIST) {
     rn__config_error(config, config->state_dir, 0,
                      "cannot create state_dir: %s", strerror(errno));
@@ -207,8 +206,6 @@ static void destroy(rn__generation_t *gen) {
   }
   for (size_t i = 0; i < gen->njobs; i++)
     rn__options_free(&gen->jobs[i].options);
-  if (!rn__list_empty(&gen->link))
-    rn__list_remove(&gen->link);
   rn__log(RN_LOG_DEBUG, NULL, "generation %llu unloaded",
           (unsigned long long)gen->id);
   free(gen->jobs);
@@ -223,6 +220,5 @@ void rn__generation_unref(rn__generation_t *gen) {
 }
 
 void rn__generation_retire(rn__generation_t *gen) {
-  gen->retired = true;
   rn__generation_unref(gen);
 }

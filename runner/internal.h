@@ -245,8 +245,6 @@ struct rn__generation_s {
   size_t njobs;
   unsigned refuse_count; /* plugins refused while building */
   unsigned refs;     /* live jobs + live requests + 1 while current */
-  bool retired;
-  rn__list_t link;   /* in runner->retired */
 };
 
 /* Builds a whole generation from config: loads every plugin of plugin_dir,
@@ -259,7 +257,8 @@ rn__gen_job_t *rn__generation_job(rn__generation_t *gen, const char *name);
 void rn__generation_ref(rn__generation_t *gen);
 /* Drops a reference; the last one destroys instances and unloads images. */
 void rn__generation_unref(rn__generation_t *gen);
-/* Stops new work going to gen and drops the "current" reference. */
+/* Drops the reference a generation holds while it is the current one; the
+ * caller has already stopped handing it new work. */
 void rn__generation_retire(rn__generation_t *gen);
 
 /* ------------------------------------------------------------- job.c */

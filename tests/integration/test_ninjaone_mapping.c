@@ -415,3 +415,31 @@ Test(ninjaone_mapping, discovery_stops_at_5000_organizations_and_says_truncated,
                      " 'NINJAONE_DISCOVERY' AND (details->>'truncated')::bool"),
                1);
 }
+
+Test(ninjaone_mapping, rotate_key_reseals_and_the_credential_still_opens) {
+  connect_eu();
+  char *sealed_before = q_text("SELECT sealed_secret FROM integration_credential");
+  char *argv[] = {RT_RUNNER, "rotate-key", "--add-key", "-c", conf, NULL};
+  char *env[] = {db_env, NULL};
+  char *out, *err;
+  cr_assert_eq(rt_run(argv, env, NULL, &out, &err), 0, "%s%s", out, err);
+  cr_expect(strstr(out, "re-sealed 1 credential(s) under key version 2"),
+            "%s", out);
+  free(out);
+  free(err);
+  char *key = rt_read_file(key_file);
+  cr_expect(strncmp(key, "1 ", 2) == 0 && strstr(key, "\n2 "),
+            "the old key must stay: %s", key);
+  free(key);
+  char *sealed_after = q_text("SELECT sealed_secret FROM integration_credential");
+  cr_expect(strncmp(sealed_after, "v2:", 3) == 0, "%s", sealed_after);
+  cr_expect_str_neq(sealed_before, sealed_after);
+  free(sealed_before);
+  free(sealed_after);
+  cr_expect_eq(q_int("SELECT key_version FROM integration_credential"), 2);
+  /* The re-sealed secret still signs in to NinjaOne. */
+  cr_expect_eq(nj(&out, &err, NULL, "orgs", "--msp-org", msp_id(),
+                  "--refresh", NULL), 0, "%s", err);
+  free(out);
+  free(err);
+}

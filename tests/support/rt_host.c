@@ -53,7 +53,6 @@ void rt_host_open(rt_host_t *h, rn__config_t *config) {
   gen->id = 1;
   gen->config = config;
   gen->refs = 1;
-  rn__list_init(&gen->link);
   gen->plugins = calloc(1, sizeof *gen->plugins);
   gen->nplugins = 1;
   rn__plugin_t *p = &gen->plugins[0];
