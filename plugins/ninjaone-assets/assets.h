@@ -18,10 +18,8 @@ extern const rn_host_t *host;
 
 /* The plugin instance: options of its [plugin "ninjaone-assets"] section. */
 typedef struct assets_state_s {
-  const char *base_url[NJ_REGION_COUNT]; /* overrides; NULL = the real host */
-  const char *ca_file;
+  nj_connection_t connection; /* where the API is, and the budget */
   uint32_t max_devices_per_org;
-  uint32_t rate_per_minute, rate_per_hour;
   uint32_t concurrency; /* device walks in flight per run */
 } assets_state_t;
 

@@ -499,16 +499,12 @@ static int cred_open(run_t *run, cred_t *cred) {
     return rc;
   }
   nj_client_opts_t opts = {
-      .region = cred->region,
-      .base_url = run->state->base_url[cred->region],
-      .ca_file = run->state->ca_file,
       .client_id = cred->client_id,
       .client_secret = plain,
       .client_secret_len = len,
-      .rate_per_minute = run->state->rate_per_minute,
-      .rate_per_hour = run->state->rate_per_hour,
       .max_devices_per_org = run->state->max_devices_per_org,
   };
+  nj_connection_apply(&run->state->connection, cred->region, &opts);
   rc = nj_client_new(host, run->ctx, &opts, &cred->client, cred->error,
                      sizeof cred->error);
   host->secret_free(plain, len); /* the client keeps its own copy */

@@ -451,16 +451,12 @@ static int make_client(cust_t *c) {
     return rc;
   }
   nj_client_opts_t opts = {
-      .region = c->t.region,
-      .base_url = c->state->base_url[c->t.region],
-      .ca_file = c->state->ca_file,
       .client_id = c->client_id,
       .client_secret = secret,
       .client_secret_len = len,
-      .rate_per_minute = c->state->rate_per_minute,
-      .rate_per_hour = c->state->rate_per_hour,
       .max_devices_per_org = c->state->max_devices_per_org,
   };
+  nj_connection_apply(&c->state->connection, c->t.region, &opts);
   char err[512] = "";
   rc = nj_client_new(host, c->ctx, &opts, &c->client, err, sizeof err);
   host->secret_free(secret, len); /* the client holds its own copy */

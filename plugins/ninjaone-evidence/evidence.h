@@ -18,9 +18,7 @@ extern const rn_host_t *host;
 
 /* The plugin instance: options of its [plugin "ninjaone-evidence"] section. */
 typedef struct ev_state_s {
-  const char *base_url[NJ_REGION_COUNT]; /* overrides; NULL = the real host */
-  const char *ca_file;
-  uint32_t rate_per_minute, rate_per_hour;
+  nj_connection_t connection; /* where the API is, and the budget */
   uint32_t max_devices_per_org;
   char backup_types[EV_MAX_BACKUP_TYPES][48]; /* activity types counted */
   size_t n_backup_types;

@@ -10,22 +10,7 @@
 const rn_host_t *host;
 
 static const rn_option_t plugin_options[] = {
-    {.name = "base_url_us", .type = RN_OPT_URL,
-     .help = "replaces https://app.ninjarmm.com (proxies, white-label hosts)"},
-    {.name = "base_url_us2", .type = RN_OPT_URL,
-     .help = "replaces https://us2.ninjarmm.com"},
-    {.name = "base_url_eu", .type = RN_OPT_URL,
-     .help = "replaces https://eu.ninjarmm.com"},
-    {.name = "base_url_ca", .type = RN_OPT_URL,
-     .help = "replaces https://ca.ninjarmm.com"},
-    {.name = "base_url_oc", .type = RN_OPT_URL,
-     .help = "replaces https://oc.ninjarmm.com"},
-    {.name = "ca_file", .type = RN_OPT_PATH,
-     .help = "extra certificate authority to trust (TLS is always verified)"},
-    {.name = "rate_per_minute", .type = RN_OPT_INT, .default_value = "200",
-     .min = 1, .max = 100000, .help = "request budget per credential"},
-    {.name = "rate_per_hour", .type = RN_OPT_INT, .default_value = "1500",
-     .min = 1, .max = 1000000, .help = "request budget per credential"},
+    NJ_CONNECTION_OPTIONS,
     {.name = "max_devices_per_org", .type = RN_OPT_INT,
      .default_value = "10000", .min = 1, .max = 1000000,
      .help = "device cap per customer; a sweep that hits it says truncated"},
@@ -62,14 +47,7 @@ static int evidence_create(rn_ctx_t *ctx, const rn_config_t *config,
   ev_state_t *s = host->calloc(1, sizeof *s);
   if (!s)
     return RN_ENOMEM;
-  static const char *const keys[NJ_REGION_COUNT] = {
-      "base_url_us", "base_url_us2", "base_url_eu", "base_url_ca",
-      "base_url_oc"};
-  for (int r = 0; r < NJ_REGION_COUNT; r++)
-    s->base_url[r] = host->config_str(config, keys[r]);
-  s->ca_file = host->config_str(config, "ca_file");
-  s->rate_per_minute = (uint32_t)host->config_int(config, "rate_per_minute");
-  s->rate_per_hour = (uint32_t)host->config_int(config, "rate_per_hour");
+  nj_connection_read(host, config, &s->connection);
   s->max_devices_per_org =
       (uint32_t)host->config_int(config, "max_devices_per_org");
   const char *types = host->config_str(config, "backup_activity_types");

@@ -15,10 +15,8 @@ extern const rn_host_t *host;
 
 /* The plugin instance: options of its [plugin "ninjaone-mapping"] section. */
 typedef struct mapping_state_s {
-  const char *base_url[NJ_REGION_COUNT]; /* overrides; NULL = the real host */
-  const char *ca_file;
+  nj_connection_t connection; /* where the API is, and the budget */
   uint32_t max_orgs;
-  uint32_t rate_per_minute, rate_per_hour;
 } mapping_state_t;
 
 /* One run of one command: everything its steps share. Freed by op_finish. */

@@ -70,16 +70,12 @@ void op_fail(op_t *op, int status, const char *fmt, ...) {
 
 int op_make_client(op_t *op, const char *secret, size_t secret_len) {
   nj_client_opts_t opts = {
-      .region = op->region,
-      .base_url = op->state->base_url[op->region],
-      .ca_file = op->state->ca_file,
       .client_id = op->client_id,
       .client_secret = secret,
       .client_secret_len = secret_len,
-      .rate_per_minute = op->state->rate_per_minute,
-      .rate_per_hour = op->state->rate_per_hour,
       .max_orgs = op->state->max_orgs,
   };
+  nj_connection_apply(&op->state->connection, op->region, &opts);
   int rc = nj_client_new(host, op->ctx, &opts, &op->client, op->error,
                          sizeof op->error);
   /* The client holds its own copy now; ours goes at once. */

@@ -68,6 +68,46 @@ typedef struct nj_client_opts_s {
   /* ABI-free struct: fields are only appended. */
 } nj_client_opts_t;
 
+/* ------------------------------------------------- plugin settings */
+
+/* The [plugin] options every NinjaOne plugin accepts: where each region's
+ * API lives (tests, proxies, white-label hosts), an extra CA, and the
+ * request budget of a credential. Put NJ_CONNECTION_OPTIONS first in the
+ * plugin's option array. */
+#define NJ_CONNECTION_OPTIONS                                                \
+  {.name = "base_url_us", .type = RN_OPT_URL,                                \
+   .help = "replaces https://app.ninjarmm.com (proxies, white-label hosts)"},\
+      {.name = "base_url_us2", .type = RN_OPT_URL,                           \
+       .help = "replaces https://us2.ninjarmm.com"},                         \
+      {.name = "base_url_eu", .type = RN_OPT_URL,                            \
+       .help = "replaces https://eu.ninjarmm.com"},                          \
+      {.name = "base_url_ca", .type = RN_OPT_URL,                            \
+       .help = "replaces https://ca.ninjarmm.com"},                          \
+      {.name = "base_url_oc", .type = RN_OPT_URL,                            \
+       .help = "replaces https://oc.ninjarmm.com"},                          \
+      {.name = "ca_file", .type = RN_OPT_PATH,                               \
+       .help = "extra certificate authority (TLS is always verified)"},      \
+      {.name = "rate_per_minute", .type = RN_OPT_INT,                        \
+       .default_value = "200", .min = 1, .max = 100000,                      \
+       .help = "request budget per credential and region"},                  \
+      {.name = "rate_per_hour", .type = RN_OPT_INT, .default_value = "1500", \
+       .min = 1, .max = 1000000,                                             \
+       .help = "request budget per credential and region"}
+
+typedef struct nj_connection_s {
+  const char *base_url[NJ_REGION_COUNT]; /* NULL = the region's real host */
+  const char *ca_file;                   /* NULL = the system store */
+  uint32_t rate_per_minute, rate_per_hour;
+} nj_connection_t;
+
+/* Reads the NJ_CONNECTION_OPTIONS of a plugin's validated config; strings
+ * are borrowed from the host for the life of the load. */
+void nj_connection_read(const rn_host_t *host, const rn_config_t *config,
+                        nj_connection_t *out);
+/* Sets region, base_url, ca_file and the rate budget of opts. */
+void nj_connection_apply(const nj_connection_t *connection,
+                         nj_region_t region, nj_client_opts_t *opts);
+
 /* Creates a client. On failure returns a negative error and writes a
  * sentence to err (never containing the secret). The client must be freed
  * after every request and walk it started has called back. */
