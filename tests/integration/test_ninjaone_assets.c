@@ -3,161 +3,62 @@
  * and mapping with the ninjaone-mapping commands. */
 #include <criterion/criterion.h>
 #include <jansson.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rt.h"
+#include "rt_ninjaone.h"
 #include "sim_client.h"
 
 #define SECRET "demo-eu-secret"
 
-static char dir[256], conf[300], secret_file[300], key_file[300];
-static char db_env[700];
-static const char *dsn;
-static rt_proc_t sim;
+static rt_nj_t h;
 static sim_proc_t simc;
 static long long msp, other_msp;
 
-static long long q_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long q_int(const char *fmt, ...) {
-  char sql[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sql, sizeof sql, fmt, ap);
-  va_end(ap);
-  char *v = rt_pg_query(dsn, sql);
-  long long n = v ? strtoll(v, NULL, 10) : -1;
-  free(v);
-  return n;
-}
-
-static char *q_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *q_text(const char *fmt, ...) {
-  char sql[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sql, sizeof sql, fmt, ap);
-  va_end(ap);
-  return rt_pg_query(dsn, sql);
-}
-
-static void start_sim(void) {
-  char *argv[] = {SIM_BINARY, "--port", "0", "--fleet",
-                  SIM_FIXTURES "/demo.json", NULL};
-  rt_proc_start(&sim, argv, NULL, NULL);
-  cr_assert(rt_wait_for_text(sim.out_path, "port=", 1, 60000),
-            "simulator did not start");
-  char *out = rt_read_file(sim.out_path);
-  memset(&simc, 0, sizeof simc);
-  simc.port = atoi(strstr(out, "port=") + 5);
-  snprintf(simc.scheme, sizeof simc.scheme, "http");
-  free(out);
-}
+#define q_int(...) rt_nj_int(&h, __VA_ARGS__)
+#define q_text(...) rt_nj_text(&h, __VA_ARGS__)
+/* `regentra-runner ninjaone ARGS... -c conf --json`; returns the exit
+ * status; out/err are new (or freed when NULL is passed). */
+#define nj(out, err, ...) rt_nj_run(&h, out, err, NULL, __VA_ARGS__)
 
 /* The runner's configuration; assets_extra goes into the assets plugin's
  * section (e.g. a device cap). */
 static void write_conf(const char *log_level, const char *assets_extra) {
-  char text[2048];
-  snprintf(text, sizeof text,
-           "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
-           "master_key_file = %s\nlog_level = %s\n\n"
-           "[plugin \"ninjaone-mapping\"]\n"
-           "base_url_eu = http://127.0.0.1:%d/eu\n"
-           "base_url_us = http://127.0.0.1:%d/us\n\n"
-           "[plugin \"ninjaone-assets\"]\n"
-           "base_url_eu = http://127.0.0.1:%d/eu\n"
-           "base_url_us = http://127.0.0.1:%d/us\n%s",
-           RT_PLUGIN_DIR, dir, key_file, log_level, simc.port, simc.port,
-           simc.port, simc.port, assets_extra);
-  rt_write_file(conf, text, 0644);
+  rt_nj_write_conf(&h, log_level, "eu us", assets_extra, "ninjaone-mapping",
+                   "ninjaone-assets", NULL);
 }
 
 static void setup(void) {
-  rt_make_temp_dir(dir, sizeof dir, "njassets");
-  snprintf(conf, sizeof conf, "%s/runner.conf", dir);
-  snprintf(secret_file, sizeof secret_file, "%s/secret", dir);
-  snprintf(key_file, sizeof key_file, "%s/master.key", dir);
-  rt_write_file(secret_file, SECRET "\n", 0600);
-  rt_write_file(key_file,
-                "1 8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n",
-                0600);
-  dsn = rt_pg_fresh_db();
-  rt_pg_apply_dir(dsn, RT_SOURCE_DIR "/sdk/devsrc/migrations");
-  snprintf(db_env, sizeof db_env, "REGENTRA_DATABASE_URL=%s", dsn);
+  rt_nj_setup(&h, "njassets", SECRET,
+              "1 8f1e2d3c4b5a69788796a5b4c3d2e1f0"
+              "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+              "--fleet " SIM_FIXTURES "/demo.json");
+  h.no_sanitizer_report = true;
+  /* The same simulator, for the checks that ask it directly. */
+  memset(&simc, 0, sizeof simc);
+  simc.port = h.sim.port;
+  snprintf(simc.scheme, sizeof simc.scheme, "http");
   msp = q_int("INSERT INTO organization (name, kind) VALUES ('Acme MSP',"
               " 'MSP') RETURNING id");
   other_msp = q_int("INSERT INTO organization (name, kind) VALUES"
                     " ('Rival MSP', 'MSP') RETURNING id");
-  start_sim();
   write_conf("info", "");
 }
 
 static void teardown(void) {
-  if (sim.pid > 0) {
-    rt_proc_kill(&sim, SIGTERM);
-    rt_proc_wait(&sim, 10000);
-  }
-  rt_remove_tree(dir);
-}
-
-/* Runs `regentra-runner ninjaone ARGS... -c conf --json`; returns the exit
- * status; out/err are new (or freed when NULL is passed). */
-static int nj(char **out, char **err, ...) {
-  char *argv[32] = {RT_RUNNER, "ninjaone"};
-  int argc = 2;
-  va_list ap;
-  va_start(ap, err);
-  for (const char *a; (a = va_arg(ap, const char *)) && argc < 28;)
-    argv[argc++] = (char *)a;
-  va_end(ap);
-  argv[argc++] = "-c";
-  argv[argc++] = conf;
-  argv[argc++] = "--json";
-  argv[argc] = NULL;
-  char *env[] = {db_env, NULL};
-  char *o = NULL, *e = NULL;
-  int rc = rt_run(argv, env, NULL, &o, &e);
-  cr_expect(!strstr(o ? o : "", SECRET) && !strstr(e ? e : "", SECRET),
-            "the secret was printed");
-  /* A failing run exits 1 anyway: look for sanitizer reports too. */
-  cr_expect(!strstr(e ? e : "", "Sanitizer"), "%s", e);
-  if (out)
-    *out = o;
-  else
-    free(o);
-  if (err)
-    *err = e;
-  else
-    free(e);
-  return rc;
-}
-
-static const char *id_text(long long id) {
-  static char buf[4][24];
-  static int next;
-  char *b = buf[next++ % 4];
-  snprintf(b, 24, "%lld", id);
-  return b;
+  rt_nj_teardown(&h);
 }
 
 static void connect_eu(long long msp_org_id) {
-  char *out, *err;
-  int rc = nj(&out, &err, "connect", "--msp-org", id_text(msp_org_id),
-              "--region", "eu", "--client-id", "demo-eu-client",
-              "--client-secret-file", secret_file, NULL);
-  cr_assert_eq(rc, 0, "connect failed: %s%s", out, err);
-  free(out);
-  free(err);
+  rt_nj_connect(&h, msp_org_id, "demo-eu-client");
 }
 
 /* Maps a NinjaOne org to a new company named after it; returns the
  * mapping id. */
 static long long map_new(long long msp_org_id, const char *org) {
   char *out, *err;
-  int rc = nj(&out, &err, "map", "--msp-org", id_text(msp_org_id), "--org",
+  int rc = nj(&out, &err, "map", "--msp-org", rt_nj_id(msp_org_id), "--org",
               org, "--create-new", NULL);
   cr_assert_eq(rc, 0, "map failed: %s%s", out, err);
   free(out);
@@ -237,13 +138,14 @@ TestSuite(ninjaone_assets, .init = setup, .fini = teardown, .timeout = 180);
 Test(ninjaone_assets, approved_devices_of_mapped_orgs_become_assets) {
   connect_eu(msp);
   long long m1 = map_new(msp, "1"), m5 = map_new(msp, "5");
-  cr_assert_eq(nj(NULL, NULL, "map", "--msp-org", id_text(msp), "--org", "4",
+  cr_assert_eq(nj(NULL, NULL, "map", "--msp-org", rt_nj_id(msp), "--org", "4",
                   "--ignore", NULL), 0);
   /* `run` logs at the configured level (commands log errors only). */
   write_conf("debug", "");
   char *out, *err;
-  char *argv[] = {RT_RUNNER, "run", "ninjaone-assets.sync", "-c", conf, NULL};
-  char *env[] = {db_env, NULL};
+  char *argv[] = {RT_RUNNER, "run", "ninjaone-assets.sync", "-c", h.conf,
+                  NULL};
+  char *env[] = {h.db_env, NULL};
   cr_assert_eq(rt_run(argv, env, NULL, &out, &err), 0);
   cr_expect(strstr(out, "\"truncatedAny\": false"), "%s", out);
   cr_expect(!strstr(out, SECRET) && !strstr(err, SECRET));
@@ -363,7 +265,7 @@ Test(ninjaone_assets, the_device_cap_sets_truncated_and_retires_nothing) {
 Test(ninjaone_assets, a_per_mapping_sync_touches_only_that_mapping) {
   connect_eu(msp);
   long long m1 = map_new(msp, "1"), m5 = map_new(msp, "5");
-  sync_expect(0, NULL, NULL, "--msp-org", id_text(msp), NULL, NULL);
+  sync_expect(0, NULL, NULL, "--msp-org", rt_nj_id(msp), NULL, NULL);
   cr_assert_eq(q_int("SELECT count(*) FROM asset WHERE status = 'ACTIVE'"), 28);
   cr_assert_eq(fleet("{\"op\": \"device_remove\", \"deviceId\": 2002}"), 200);
   cr_assert_eq(fleet("{\"op\": \"device_remove\", \"deviceId\": 2083}"), 200);
@@ -372,7 +274,7 @@ Test(ninjaone_assets, a_per_mapping_sync_touches_only_that_mapping) {
                            " portal_company_id = %lld", company_of(m5));
   char *m5_synced = q_text("SELECT max(last_synced_at)::text FROM asset WHERE"
                            " portal_company_id = %lld", company_of(m5));
-  sync_expect(0, NULL, NULL, "--mapping", id_text(m1), NULL, NULL);
+  sync_expect(0, NULL, NULL, "--mapping", rt_nj_id(m1), NULL, NULL);
   cr_expect_eq(q_int("SELECT count(*) FROM asset WHERE status = 'RETIRED'"),
                1);
   cr_expect_eq(q_int("SELECT count(*) FROM asset WHERE status = 'RETIRED' AND"
@@ -393,11 +295,11 @@ Test(ninjaone_assets, a_per_mapping_sync_touches_only_that_mapping) {
   char *err;
   long long pending = q_int("SELECT id FROM integration_org_mapping WHERE"
                             " external_org_id = '2'");
-  sync_expect(1, NULL, &err, "--mapping", id_text(pending), NULL, NULL);
+  sync_expect(1, NULL, &err, "--mapping", rt_nj_id(pending), NULL, NULL);
   cr_expect(strstr(err, "not MAPPED"), "%s", err);
   free(err);
-  sync_expect(1, NULL, &err, "--mapping", id_text(m1), "--msp-org",
-              id_text(other_msp));
+  sync_expect(1, NULL, &err, "--mapping", rt_nj_id(m1), "--msp-org",
+              rt_nj_id(other_msp));
   cr_expect(strstr(err, "does not belong to MSP organization"), "%s", err);
   free(err);
   sync_expect(1, NULL, &err, "--mapping", "999999", NULL, NULL);
@@ -445,7 +347,7 @@ Test(ninjaone_assets, a_failing_credential_does_not_stop_another_msp) {
                      " last_asset_sync->>'status' = 'failed'"), 2);
 
   /* One MSP alone syncs cleanly. */
-  sync_expect(0, NULL, NULL, "--msp-org", id_text(msp), NULL, NULL);
+  sync_expect(0, NULL, NULL, "--msp-org", rt_nj_id(msp), NULL, NULL);
   char *err2;
   sync_expect(1, NULL, &err2, "--msp-org", "999999", NULL, NULL);
   cr_expect(strstr(err2, "unknown MSP organization 999999"), "%s", err2);
@@ -459,8 +361,8 @@ Test(ninjaone_assets, a_company_of_two_orgs_retires_over_their_union) {
   for (int org = 1; org <= 2; org++) {
     char o[4];
     snprintf(o, sizeof o, "%d", org);
-    cr_assert_eq(nj(NULL, NULL, "map", "--msp-org", id_text(msp), "--org", o,
-                    "--use-existing", id_text(company), NULL), 0);
+    cr_assert_eq(nj(NULL, NULL, "map", "--msp-org", rt_nj_id(msp), "--org", o,
+                    "--use-existing", rt_nj_id(company), NULL), 0);
   }
   long long m1 = q_int("SELECT id FROM integration_org_mapping WHERE"
                        " external_org_id = '1'");
@@ -476,7 +378,7 @@ Test(ninjaone_assets, a_company_of_two_orgs_retires_over_their_union) {
   cr_assert_eq(fleet("{\"op\": \"device_remove\", \"deviceId\": 2014}"), 200);
   cr_assert_eq(fleet("{\"op\": \"device_remove\", \"deviceId\": 2002}"), 200);
   /* One mapping alone cannot tell what the company lost: retires nothing. */
-  sync_expect(0, NULL, NULL, "--mapping", id_text(m1), NULL, NULL);
+  sync_expect(0, NULL, NULL, "--mapping", rt_nj_id(m1), NULL, NULL);
   cr_expect_eq(q_int("SELECT count(*) FROM asset WHERE status = 'RETIRED'"), 0);
   sync_expect(0, NULL, NULL, NULL, NULL, NULL, NULL);
   cr_expect_eq(q_int("SELECT count(*) FROM asset WHERE status = 'RETIRED'"
@@ -495,7 +397,7 @@ Test(ninjaone_assets, nothing_connected_is_nothing_to_do) {
   free(out);
   cr_expect_eq(q_int("SELECT count(*) FROM audit_log"), 0);
   char *err;
-  sync_expect(1, NULL, &err, "--msp-org", id_text(msp), NULL, NULL);
+  sync_expect(1, NULL, &err, "--msp-org", rt_nj_id(msp), NULL, NULL);
   cr_expect(strstr(err, "connect"), "%s", err);
   free(err);
 }

@@ -4,14 +4,13 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "regentra/devsrc.h"
-#include "rt.h"
+#include "rt_ninjaone.h"
 
 #define FIXTURE SIM_FIXTURES "/boundaries.json"
 #define NOW_S "1767225600"
@@ -22,132 +21,48 @@ static const char *const signal_keys[] = {"disk_encryption",
                                           "backup_activity",
                                           "device_inventory"};
 
-static char dir[256], conf[300], secret_file[300], key_file[300];
-static char db_env[700];
-static const char *dsn;
-static rt_proc_t sim;
-static int sim_port;
+static rt_nj_t h;
 static long long msp;
 static json_t *fixture;
 
-static long long q_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long q_int(const char *fmt, ...) {
-  char sql[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sql, sizeof sql, fmt, ap);
-  va_end(ap);
-  char *v = rt_pg_query(dsn, sql);
-  long long n = v ? strtoll(v, NULL, 10) : -1;
-  free(v);
-  return n;
-}
-
-static char *q_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *q_text(const char *fmt, ...) {
-  char sql[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sql, sizeof sql, fmt, ap);
-  va_end(ap);
-  return rt_pg_query(dsn, sql);
-}
+#define q_int(...) rt_nj_int(&h, __VA_ARGS__)
+#define q_text(...) rt_nj_text(&h, __VA_ARGS__)
+/* `regentra-runner ninjaone ARGS... -c conf --json` with the clock pinned
+ * to the fixture's now (see setup); returns the exit status; out/err are
+ * new when asked for. */
+#define nj(out, err, ...) rt_nj_run(&h, out, err, NULL, __VA_ARGS__)
 
 static void setup(void) {
-  rt_make_temp_dir(dir, sizeof dir, "njev");
-  snprintf(conf, sizeof conf, "%s/runner.conf", dir);
-  snprintf(secret_file, sizeof secret_file, "%s/secret", dir);
-  snprintf(key_file, sizeof key_file, "%s/master.key", dir);
-  rt_write_file(secret_file, SECRET "\n", 0600);
-  rt_write_file(key_file,
-                "1 0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9\n",
-                0600);
-  dsn = rt_pg_fresh_db();
-  rt_pg_apply_dir(dsn, RT_SOURCE_DIR "/sdk/devsrc/migrations");
-  snprintf(db_env, sizeof db_env, "REGENTRA_DATABASE_URL=%s", dsn);
+  rt_nj_setup(&h, "njev", SECRET,
+              "1 0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+              "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+              "--fleet " FIXTURE " --now " NOW_S
+              " --rate-limit-minute 0 --rate-limit-hour 0");
+  /* A scale of 1e-9: the runner's clock barely moves. */
+  h.env[0] = "REGENTRA_CLOCK_START_MS=" NOW_S "000";
+  h.env[1] = "REGENTRA_CLOCK_SCALE=0.000000001";
   msp = q_int("INSERT INTO organization (name, kind) VALUES ('Acme MSP',"
               " 'MSP') RETURNING id");
-  char *argv[] = {SIM_BINARY, "--port", "0", "--fleet", FIXTURE, "--now",
-                  NOW_S, "--rate-limit-minute", "0", "--rate-limit-hour", "0",
-                  NULL};
-  rt_proc_start(&sim, argv, NULL, NULL);
-  cr_assert(rt_wait_for_text(sim.out_path, "port=", 1, 60000),
-            "simulator did not start");
-  char *out = rt_read_file(sim.out_path);
-  sim_port = atoi(strstr(out, "port=") + 5);
-  free(out);
-  char text[2048];
-  snprintf(text, sizeof text,
-           "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
-           "master_key_file = %s\nlog_level = warning\n\n"
-           "[plugin \"ninjaone-mapping\"]\n"
-           "base_url_eu = http://127.0.0.1:%d/eu\n\n"
-           "[plugin \"ninjaone-evidence\"]\n"
-           "base_url_eu = http://127.0.0.1:%d/eu\n"
-           "rate_per_minute = 100000\nrate_per_hour = 1000000\n",
-           RT_PLUGIN_DIR, dir, key_file, sim_port, sim_port);
-  rt_write_file(conf, text, 0644);
+  rt_nj_write_conf(&h, "warning", "eu",
+                   "rate_per_minute = 100000\nrate_per_hour = 1000000\n",
+                   "ninjaone-mapping", "ninjaone-evidence", NULL);
   json_error_t jerr;
   fixture = json_load_file(FIXTURE, 0, &jerr);
   cr_assert(fixture, "fixture: %s", jerr.text);
 }
 
 static void teardown(void) {
-  if (sim.pid > 0) {
-    rt_proc_kill(&sim, SIGTERM);
-    rt_proc_wait(&sim, 10000);
-  }
+  rt_nj_teardown(&h);
   json_decref(fixture);
   fixture = NULL;
-  rt_remove_tree(dir);
 }
 
-/* Runs `regentra-runner ninjaone ARGS... -c conf --json` with the clock
- * pinned to the fixture's now (a scale of 1e-9: it barely moves); returns
- * the exit status; out/err are new when asked for. */
-static int nj(char **out, char **err, ...) {
-  char *argv[40] = {RT_RUNNER, "ninjaone"};
-  int argc = 2;
-  va_list ap;
-  va_start(ap, err);
-  for (const char *a; (a = va_arg(ap, const char *)) && argc < 34;)
-    argv[argc++] = (char *)a;
-  va_end(ap);
-  argv[argc++] = "-c";
-  argv[argc++] = conf;
-  argv[argc++] = "--json";
-  argv[argc] = NULL;
-  char *env[] = {db_env, "REGENTRA_CLOCK_START_MS=" NOW_S "000",
-                 "REGENTRA_CLOCK_SCALE=0.000000001", NULL};
-  char *o = NULL, *e = NULL;
-  int rc = rt_run(argv, env, NULL, &o, &e);
-  cr_expect(!strstr(o ? o : "", SECRET) && !strstr(e ? e : "", SECRET),
-            "the secret was printed");
-  if (out)
-    *out = o;
-  else
-    free(o);
-  if (err)
-    *err = e;
-  else
-    free(e);
-  return rc;
-}
-
-static char msp_arg[24];
 static const char *msp_id(void) {
-  snprintf(msp_arg, sizeof msp_arg, "%lld", msp);
-  return msp_arg;
+  return rt_nj_id(msp);
 }
 
 static void connect_eu(void) {
-  char *out, *err;
-  int rc = nj(&out, &err, "connect", "--msp-org", msp_id(), "--region", "eu",
-              "--client-id", "boundary-eu-client", "--client-secret-file",
-              secret_file, NULL);
-  cr_assert_eq(rc, 0, "connect failed: %s%s", out, err);
-  free(out);
-  free(err);
+  rt_nj_connect(&h, msp, "boundary-eu-client");
 }
 
 /* A company for the org, promoted to a new customer compliance org when
@@ -308,10 +223,7 @@ Test(ninjaone_evidence, boundaries_dry_run_then_tickets) {
   free(all);
 
   /* Only the monitoring scope was ever requested. */
-  char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/_sim/stats", sim_port);
-  char *curl_argv[] = {"/usr/bin/curl", "-s", url, NULL};
-  rt_run(curl_argv, NULL, NULL, &out, NULL);
+  out = rt_sim_stats(&h.sim);
   json_t *stats = json_loads(out, 0, NULL);
   free(out);
   json_t *scope;
@@ -378,10 +290,7 @@ Test(ninjaone_evidence, a_company_not_promoted_gets_no_signal) {
   cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
                      " 'NINJAONE_EVIDENCE_SWEEP'"), 1);
   /* Only org 101 was pulled. */
-  char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/_sim/stats", sim_port);
-  char *curl_argv[] = {"/usr/bin/curl", "-s", url, NULL};
-  rt_run(curl_argv, NULL, NULL, &out, NULL);
+  out = rt_sim_stats(&h.sim);
   json_t *stats = json_loads(out, 0, NULL);
   free(out);
   json_t *eps = json_object_get(
@@ -445,28 +354,28 @@ Test(ninjaone_evidence, queued_fan_out_keys_each_customer) {
   connect_eu();
   long long c303 = map_org(303, true), c304 = map_org(304, true);
   map_org(305, false);
-  char *text = rt_read_file(conf), extra[1024];
+  char *text = rt_read_file(h.conf), extra[1024];
   snprintf(extra, sizeof extra,
            "\n[database]\nurl = %s\nmigrations_dir = %s\n"
            "poll_interval = 200ms\n",
-           dsn, RT_SOURCE_DIR "/runner/migrations");
+           h.dsn, RT_SOURCE_DIR "/runner/migrations");
   char *full = malloc(strlen(text) + strlen(extra) + 1);
   cr_assert(full);
   strcpy(full, text);
   strcat(full, extra);
-  rt_write_file(conf, full, 0644);
+  rt_write_file(h.conf, full, 0644);
   free(full);
   free(text);
-  char *migrate[] = {RT_RUNNER, "migrate", "-c", conf, NULL};
+  char *migrate[] = {RT_RUNNER, "migrate", "-c", h.conf, NULL};
   char *err = NULL;
   cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
   free(err);
   rt_proc_t runner;
-  char *serve[] = {RT_RUNNER, "serve", "-c", conf, NULL};
-  char *env[] = {db_env, NULL};
+  char *serve[] = {RT_RUNNER, "serve", "-c", h.conf, NULL};
+  char *env[] = {h.db_env, NULL};
   rt_proc_start(&runner, serve, env, NULL);
   char *enqueue[] = {RT_RUNNER, "enqueue", "ninjaone-evidence.sweep", "{}",
-                     "-c", conf, NULL};
+                     "-c", h.conf, NULL};
   cr_assert_eq(rt_run(enqueue, env, NULL, NULL, &err), 0, "%s", err);
   free(err);
   bool done = wait_for("SELECT count(*) FROM runner.job WHERE name ="
@@ -509,13 +418,13 @@ Test(ninjaone_evidence, queued_fan_out_keys_each_customer) {
 Test(ninjaone_evidence, a_failing_endpoint_writes_nothing) {
   connect_eu();
   long long customer = map_org(205, true);
-  char url[128], *out = NULL;
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/_sim/faults", sim_port);
-  char *curl_argv[] = {"/usr/bin/curl", "-s", "-X", "POST", "-d",
-                       "{\"endpoint\": \"/v2/queries/antivirus-status\","
-                       " \"kind\": \"http500\", \"rate\": 1.0, \"count\": 100}",
-                       url, NULL};
-  cr_assert_eq(rt_run(curl_argv, NULL, NULL, &out, NULL), 0);
+  char *out = NULL;
+  cr_assert_eq(rt_sim_post(&h.sim, "faults",
+                           "{\"endpoint\": \"/v2/queries/antivirus-status\","
+                           " \"kind\": \"http500\", \"rate\": 1.0,"
+                           " \"count\": 100}",
+                           &out),
+               0);
   cr_assert(strstr(out, "\"ok\""), "%s", out);
   free(out);
   char *err;

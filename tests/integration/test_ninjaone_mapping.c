@@ -1,93 +1,36 @@
 /* ninjaone-mapping end to end: the regentra-runner binary, a real
  * PostgreSQL and the NinjaOne simulator over real sockets. */
 #include <criterion/criterion.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "rt.h"
+#include "rt_ninjaone.h"
 
 #define SECRET "demo-eu-secret"
 
-static char dir[256], conf[300], secret_file[300], key_file[300];
-static char db_env[700];
-static const char *dsn;
-static rt_proc_t sim;
-static int sim_port;
+static rt_nj_t h;
 static long long msp, other_msp;
 
-static long long q_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long q_int(const char *fmt, ...) {
-  char sql[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sql, sizeof sql, fmt, ap);
-  va_end(ap);
-  char *v = rt_pg_query(dsn, sql);
-  long long n = v ? strtoll(v, NULL, 10) : -1;
-  free(v);
-  return n;
-}
+#define q_int(...) rt_nj_int(&h, __VA_ARGS__)
+#define q_text(...) rt_nj_text(&h, __VA_ARGS__)
+/* `regentra-runner ninjaone ARGS... -c conf --json`, stdin_text on its
+ * standard input; returns the exit status; out/err are new. */
+#define nj(out, err, stdin_text, ...) \
+  rt_nj_run(&h, out, err, stdin_text, __VA_ARGS__)
 
-static char *q_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *q_text(const char *fmt, ...) {
-  char sql[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sql, sizeof sql, fmt, ap);
-  va_end(ap);
-  return rt_pg_query(dsn, sql);
-}
-
-static void start_sim(const char *fleet_args) {
-  char args[512];
-  snprintf(args, sizeof args, "%s", fleet_args);
-  char *argv[16] = {SIM_BINARY, "--port", "0"};
-  int argc = 3;
-  for (char *tok = strtok(args, " "); tok && argc < 15; tok = strtok(NULL, " "))
-    argv[argc++] = tok;
-  argv[argc] = NULL;
-  rt_proc_start(&sim, argv, NULL, NULL);
-  cr_assert(rt_wait_for_text(sim.out_path, "port=", 1, 60000),
-            "simulator did not start");
-  char *out = rt_read_file(sim.out_path);
-  sim_port = atoi(strstr(out, "port=") + 5);
-  free(out);
-}
-
-static void write_conf(const char *extra) {
-  char text[2048];
-  snprintf(text, sizeof text,
-           "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
-           "master_key_file = %s\nlog_level = warning\n\n"
-           "[plugin \"ninjaone-mapping\"]\n"
-           "base_url_eu = http://127.0.0.1:%d/eu\n"
-           "base_url_us = http://127.0.0.1:%d/us\n%s",
-           RT_PLUGIN_DIR, dir, key_file, sim_port, sim_port, extra);
-  rt_write_file(conf, text, 0644);
-}
-
-static void setup_with(const char *fleet_args, const char *extra_conf) {
-  rt_make_temp_dir(dir, sizeof dir, "njmap");
-  snprintf(conf, sizeof conf, "%s/runner.conf", dir);
-  snprintf(secret_file, sizeof secret_file, "%s/secret", dir);
-  snprintf(key_file, sizeof key_file, "%s/master.key", dir);
-  rt_write_file(secret_file, SECRET "\n", 0600);
-  rt_write_file(key_file,
-                "1 8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n",
-                0600);
-  dsn = rt_pg_fresh_db();
-  rt_pg_apply_dir(dsn, RT_SOURCE_DIR "/sdk/devsrc/migrations");
-  snprintf(db_env, sizeof db_env, "REGENTRA_DATABASE_URL=%s", dsn);
+static void setup_with(const char *sim_args, const char *extra_conf) {
+  rt_nj_setup(&h, "njmap", SECRET,
+              "1 8f1e2d3c4b5a69788796a5b4c3d2e1f0"
+              "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+              sim_args);
   msp = q_int("INSERT INTO organization (name, kind) VALUES ('Acme MSP',"
               " 'MSP') RETURNING id");
   other_msp = q_int("INSERT INTO organization (name, kind) VALUES"
                     " ('Rival MSP', 'MSP') RETURNING id");
-  start_sim(fleet_args);
-  write_conf(extra_conf);
+  rt_nj_write_conf(&h, "warning", "eu us", extra_conf, "ninjaone-mapping",
+                   NULL);
 }
 
 static void setup(void) {
@@ -95,58 +38,15 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  if (sim.pid > 0) {
-    rt_proc_kill(&sim, SIGTERM);
-    rt_proc_wait(&sim, 10000);
-  }
-  rt_remove_tree(dir);
+  rt_nj_teardown(&h);
 }
 
-/* Runs `regentra-runner ninjaone ARGS... -c conf --json`; returns the exit
- * status; out/err are new. */
-static int nj(char **out, char **err, const char *stdin_text, ...) {
-  char *argv[32] = {RT_RUNNER, "ninjaone"};
-  int argc = 2;
-  va_list ap;
-  va_start(ap, stdin_text);
-  for (const char *a; (a = va_arg(ap, const char *)) && argc < 28;)
-    argv[argc++] = (char *)a;
-  va_end(ap);
-  argv[argc++] = "-c";
-  argv[argc++] = conf;
-  argv[argc++] = "--json";
-  argv[argc] = NULL;
-  char *env[] = {db_env, NULL};
-  char *o = NULL, *e = NULL;
-  int rc = rt_run(argv, env, stdin_text, &o, &e);
-  /* No command may ever print the secret, on any stream. */
-  cr_expect(!strstr(o ? o : "", SECRET) && !strstr(e ? e : "", SECRET),
-            "the secret was printed");
-  if (out)
-    *out = o;
-  else
-    free(o);
-  if (err)
-    *err = e;
-  else
-    free(e);
-  return rc;
-}
-
-static char msp_arg[24];
 static const char *msp_id(void) {
-  snprintf(msp_arg, sizeof msp_arg, "%lld", msp);
-  return msp_arg;
+  return rt_nj_id(msp);
 }
 
 static void connect_eu(void) {
-  char *out, *err;
-  int rc = nj(&out, &err, NULL, "connect", "--msp-org", msp_id(), "--region",
-              "eu", "--client-id", "demo-eu-client", "--client-secret-file",
-              secret_file, NULL);
-  cr_assert_eq(rc, 0, "connect failed: %s%s", out, err);
-  free(out);
-  free(err);
+  rt_nj_connect(&h, msp, "demo-eu-client");
 }
 
 TestSuite(ninjaone_mapping, .init = setup, .fini = teardown, .timeout = 120);
@@ -155,7 +55,7 @@ Test(ninjaone_mapping, test_reports_organizations_and_saves_nothing) {
   char *out, *err;
   int rc = nj(&out, &err, NULL, "test", "--msp-org", msp_id(), "--region",
               "eu", "--client-id", "demo-eu-client", "--client-secret-file",
-              secret_file, NULL);
+              h.secret_file, NULL);
   cr_expect_eq(rc, 0, "%s%s", out, err);
   cr_expect(strstr(out, "\"organizations\": 5"), "%s", out);
   cr_expect(strstr(out, "\"granted_scope\": \"monitoring\""), "%s", out);
@@ -168,10 +68,10 @@ Test(ninjaone_mapping, test_reports_organizations_and_saves_nothing) {
 
 Test(ninjaone_mapping, wrong_region_fails_naming_region_and_host_and_saves_nothing) {
   char *out, *err, host[64];
-  snprintf(host, sizeof host, "127.0.0.1:%d", sim_port);
+  snprintf(host, sizeof host, "127.0.0.1:%d", h.sim.port);
   int rc = nj(&out, &err, NULL, "connect", "--msp-org", msp_id(), "--region",
               "us", "--client-id", "demo-eu-client", "--client-secret-file",
-              secret_file, NULL);
+              h.secret_file, NULL);
   cr_expect_eq(rc, 1);
   cr_expect(strstr(err, "region us") && strstr(err, host),
             "the error must name the region and host: %s", err);
@@ -217,10 +117,7 @@ Test(ninjaone_mapping, connect_discovers_and_suggests_a_case_different_name) {
   free(err);
 
   /* Only the monitoring scope was ever requested. */
-  char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/_sim/stats", sim_port);
-  char *curl_argv[] = {"/usr/bin/curl", "-s", url, NULL};
-  rt_run(curl_argv, NULL, NULL, &out, NULL);
+  out = rt_sim_stats(&h.sim);
   cr_expect(strstr(out, "\"tokenScopes\""), "%s", out);
   cr_expect(!strstr(out, "management") && !strstr(out, "control"), "%s", out);
   free(out);
@@ -356,13 +253,13 @@ Test(ninjaone_mapping, bad_input_is_refused_and_changes_nothing) {
   free(err);
   cr_expect_eq(nj(&out, &err, NULL, "test", "--msp-org", "999999", "--region",
                   "eu", "--client-id", "x", "--client-secret-file",
-                  secret_file, NULL), 1);
+                  h.secret_file, NULL), 1);
   cr_expect(strstr(err, "unknown MSP organization 999999"), "%s", err);
   free(out);
   free(err);
   cr_expect_eq(nj(&out, &err, NULL, "test", "--msp-org", msp_id(), "--region",
                   "mars", "--client-id", "x", "--client-secret-file",
-                  secret_file, NULL), 1);
+                  h.secret_file, NULL), 1);
   cr_expect(strstr(err, "expected one of us|us2|eu|ca|oc"), "%s", err);
   free(out);
   free(err);
@@ -372,10 +269,10 @@ Test(ninjaone_mapping, bad_input_is_refused_and_changes_nothing) {
             "%s", err);
   free(out);
   free(err);
-  chmod(secret_file, 0644);
+  chmod(h.secret_file, 0644);
   cr_expect_eq(nj(&out, &err, NULL, "connect", "--msp-org", msp_id(),
                   "--region", "eu", "--client-id", "demo-eu-client",
-                  "--client-secret-file", secret_file, NULL), 1);
+                  "--client-secret-file", h.secret_file, NULL), 1);
   cr_expect(strstr(err, "accessible by group or others"), "%s", err);
   free(out);
   free(err);
@@ -387,10 +284,10 @@ Test(ninjaone_mapping, a_client_without_org_visibility_is_explained) {
   teardown();
   setup_with("--fleet " SIM_FIXTURES "/boundaries.json", "");
   char *out, *err;
-  rt_write_file(secret_file, "boundary-blind-secret\n", 0600);
+  rt_write_file(h.secret_file, "boundary-blind-secret\n", 0600);
   cr_expect_eq(nj(&out, &err, NULL, "test", "--msp-org", msp_id(), "--region",
                   "eu", "--client-id", "boundary-blind-client",
-                  "--client-secret-file", secret_file, NULL), 1);
+                  "--client-secret-file", h.secret_file, NULL), 1);
   cr_expect(strstr(err, "sees no organization"), "%s", err);
   free(out);
   free(err);
@@ -401,11 +298,11 @@ Test(ninjaone_mapping, discovery_stops_at_5000_organizations_and_says_truncated,
   teardown();
   setup_with("--generate --seed 3 --orgs 5001 --devices-per-org 1 "
              "--rate-limit-minute 0 --rate-limit-hour 0", "");
-  rt_write_file(secret_file, "sim-eu-secret\n", 0600);
+  rt_write_file(h.secret_file, "sim-eu-secret\n", 0600);
   char *out, *err;
   int rc = nj(&out, &err, NULL, "connect", "--msp-org", msp_id(), "--region",
               "eu", "--client-id", "sim-eu-client", "--client-secret-file",
-              secret_file, NULL);
+              h.secret_file, NULL);
   cr_assert_eq(rc, 0, "%s%s", out, err);
   cr_expect(strstr(out, "\"truncated\": true"), "%s", out);
   free(out);
@@ -419,15 +316,15 @@ Test(ninjaone_mapping, discovery_stops_at_5000_organizations_and_says_truncated,
 Test(ninjaone_mapping, rotate_key_reseals_and_the_credential_still_opens) {
   connect_eu();
   char *sealed_before = q_text("SELECT sealed_secret FROM integration_credential");
-  char *argv[] = {RT_RUNNER, "rotate-key", "--add-key", "-c", conf, NULL};
-  char *env[] = {db_env, NULL};
+  char *argv[] = {RT_RUNNER, "rotate-key", "--add-key", "-c", h.conf, NULL};
+  char *env[] = {h.db_env, NULL};
   char *out, *err;
   cr_assert_eq(rt_run(argv, env, NULL, &out, &err), 0, "%s%s", out, err);
   cr_expect(strstr(out, "re-sealed 1 credential(s) under key version 2"),
             "%s", out);
   free(out);
   free(err);
-  char *key = rt_read_file(key_file);
+  char *key = rt_read_file(h.key_file);
   cr_expect(strncmp(key, "1 ", 2) == 0 && strstr(key, "\n2 "),
             "the old key must stay: %s", key);
   free(key);
