@@ -113,6 +113,13 @@ int devlist_add_page(devlist_t *list, const nj_page_t *page, int64_t org_id) {
     list->assets = grown;
     list->cap = cap;
   }
+  /* Every device of the walk came from this organization: recorded so that
+   * marking it "don't sync" later retires exactly its devices. */
+  char org_text[24];
+  const char *org_ref = NULL;
+  snprintf(org_text, sizeof org_text, "%lld", (long long)org_id);
+  if (copy_str(list, org_text, &org_ref) < 0)
+    return RN_ENOMEM;
   for (size_t i = 0; i < page->count; i++) {
     const nj_device_t *d = &page->devices[i];
     /* The filter already asks for these; a row outside it is skipped
@@ -127,6 +134,7 @@ int devlist_add_page(devlist_t *list, const nj_page_t *page, int64_t org_id) {
     int rc = normalize(list, d, &list->assets[list->count]);
     if (rc < 0)
       return rc;
+    list->assets[list->count].external_org_id = org_ref;
     list->count++;
   }
   return 0;

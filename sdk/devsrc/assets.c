@@ -13,14 +13,14 @@ static const char *const default_priority[] = {"ninjaone", "level", "intune",
  * device (PostgreSQL has no ragged arrays) and are split in SQL. */
 typedef struct columns_s {
   ds_array_t external_id, name, hostname, serial, serial_norm, macs, os_name,
-      device_class, manufacturer, model, last_seen;
+      device_class, manufacturer, model, last_seen, org;
 } columns_t;
 
 static void columns_free(columns_t *c) {
   ds_array_t *all[] = {&c->external_id, &c->name,    &c->hostname,
                        &c->serial,      &c->serial_norm, &c->macs,
                        &c->os_name,     &c->device_class, &c->manufacturer,
-                       &c->model,       &c->last_seen};
+                       &c->model,       &c->last_seen, &c->org};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     ds_array_free(all[i]);
 }
@@ -62,6 +62,7 @@ static int fill_columns(rn_devsrc_t *ds, const rn_asset_t *assets,
     if (a->last_seen_ms)
       ds_epoch_text(a->last_seen_ms, seen);
     ds_array_add(&c->last_seen, a->last_seen_ms ? seen : NULL);
+    ds_array_add(&c->org, blank_to_null(a->external_org_id));
     bool failed = macs.failed;
     ds_buf_free(&macs);
     if (failed)
@@ -73,17 +74,18 @@ static int fill_columns(rn_devsrc_t *ds, const rn_asset_t *assets,
 static const char upsert_sql[] =
     "WITH i AS (SELECT * FROM unnest($4::text[], $5::text[], $6::text[],"
     "  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],"
-    "  $12::text[], $13::text[], $14::float8[])"
+    "  $12::text[], $13::text[], $14::float8[], $16::text[])"
     "  AS t(external_id, name, hostname, serial_number, serial_normalized,"
-    "   macs, os_name, device_class, manufacturer, model, last_seen)),"
+    "   macs, os_name, device_class, manufacturer, model, last_seen,"
+    "   external_org_id)),"
     " up AS ("
     " INSERT INTO asset AS a (msp_org_id, portal_company_id, external_source,"
     "  external_id, name, hostname, serial_number, serial_normalized,"
     "  mac_addresses, os_name, device_class, manufacturer, model, last_seen_at,"
-    "  status, first_synced_at, last_synced_at)"
+    "  external_org_id, status, first_synced_at, last_synced_at)"
     " SELECT $1, $2, $3, external_id, name, hostname, serial_number,"
     "  serial_normalized, string_to_array(macs, ','), os_name, device_class,"
-    "  manufacturer, model, to_timestamp(last_seen), 'ACTIVE',"
+    "  manufacturer, model, to_timestamp(last_seen), external_org_id, 'ACTIVE',"
     "  to_timestamp($15), to_timestamp($15) FROM i"
     " ON CONFLICT (msp_org_id, external_source, external_id) DO UPDATE SET"
     "  portal_company_id = EXCLUDED.portal_company_id, name = EXCLUDED.name,"
@@ -93,6 +95,7 @@ static const char upsert_sql[] =
     "  device_class = EXCLUDED.device_class,"
     "  manufacturer = EXCLUDED.manufacturer, model = EXCLUDED.model,"
     "  last_seen_at = EXCLUDED.last_seen_at,"
+    "  external_org_id = EXCLUDED.external_org_id,"
     "  last_synced_at = EXCLUDED.last_synced_at,"
     /* Seen again: active again, unless dedup retired it (decided below). */
     "  status = CASE WHEN a.duplicate_of_asset_id IS NULL THEN 'ACTIVE'"
@@ -188,7 +191,7 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
       ds_array_text(&c.serial_norm), ds_array_text(&c.macs),
       ds_array_text(&c.os_name), ds_array_text(&c.device_class),
       ds_array_text(&c.manufacturer), ds_array_text(&c.model),
-      ds_array_text(&c.last_seen), now};
+      ds_array_text(&c.last_seen), now, ds_array_text(&c.org)};
   for (size_t i = 0; i < sizeof upsert_params / sizeof *upsert_params; i++) {
     if (!upsert_params[i]) {
       rc = ds_fail(ds, RN_ENOMEM, "assets: out of memory");
@@ -197,7 +200,7 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
   }
   const rn_host_t *h = ds->host;
   if (count > 0) {
-    rc = ds_exec(ds, "upsert assets", upsert_sql, 15, upsert_params, &res);
+    rc = ds_exec(ds, "upsert assets", upsert_sql, 16, upsert_params, &res);
     counts->statements++;
     if (rc < 0)
       goto done;

@@ -276,6 +276,18 @@ int rn_mapping_ignore(rn_devsrc_t *ds, rn_msp_org_t msp, const char *provider,
                3, params, NULL);
   if (rc < 0)
     return rc;
+  const char *retire_params[] = {msp_id, provider, external_org_id, now};
+  rc = ds_exec(ds, "retire assets of an ignored organization",
+               "UPDATE asset SET status = 'RETIRED',"
+               " retired_at = to_timestamp($4), retired_reason ="
+               " 'organization mapping set to IGNORED',"
+               " duplicate_of_asset_id = NULL"
+               " WHERE msp_org_id = $1 AND external_source = $2"
+               " AND external_org_id = $3"
+               " AND (status = 'ACTIVE' OR duplicate_of_asset_id IS NOT NULL)",
+               4, retire_params, NULL);
+  if (rc < 0)
+    return rc;
   return audit_action(ds, msp, actor, "ORG_MAPPING_IGNORED", provider, region,
                       external_org_id, &row, 0);
 }

@@ -503,3 +503,26 @@ Test(devsrc, pii_or_a_wrong_organization_writes_nothing) {
   cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 0);
   cr_expect_eq(q_int("SELECT count(*) FROM evidence"), 0);
 }
+
+Test(devsrc, ignoring_an_organization_retires_only_its_devices) {
+  rn_discovered_org_t orgs[] = {{"7", "Gamma"}, {"8", "Gamma East"}};
+  discover_t d = {orgs, 2, true, {0}};
+  char err[1024];
+  cr_assert_eq(in_tx(do_discover, &d, err), 0, "%s", err);
+  int64_t c = company("Gamma");
+  action_t map7 = {.org = "7", .company = c, .kind = 0};
+  action_t map8 = {.org = "8", .company = c, .kind = 0};
+  cr_assert_eq(in_tx(do_action, &map7, err), 0, "%s", err);
+  cr_assert_eq(in_tx(do_action, &map8, err), 0, "%s", err);
+  /* Both organizations feed the same company. */
+  rn_asset_t devices[] = {{.external_id = "a", .external_org_id = "7"},
+                          {.external_id = "b", .external_org_id = "7"},
+                          {.external_id = "c", .external_org_id = "8"}};
+  sync_t s = {c, "ninjaone", devices, 3, true, {0}};
+  cr_assert_eq(in_tx(do_sync, &s, err), 0, "%s", err);
+  action_t ignore = {.org = "7", .kind = 2};
+  cr_assert_eq(in_tx(do_action, &ignore, err), 0, "%s", err);
+  EXPECT_STATUS("ninjaone", "a", "RETIRED:organization mapping set to IGNORED");
+  EXPECT_STATUS("ninjaone", "b", "RETIRED:organization mapping set to IGNORED");
+  EXPECT_STATUS("ninjaone", "c", "ACTIVE");
+}

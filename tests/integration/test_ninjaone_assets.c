@@ -160,6 +160,11 @@ Test(ninjaone_assets, approved_devices_of_mapped_orgs_become_assets) {
     free(got);
   }
   cr_expect_eq(q_int("SELECT count(*) FROM asset"), 11 + 17);
+  /* Each asset knows its NinjaOne organization, for "don't sync" later. */
+  cr_expect_eq(q_int("SELECT count(*) FROM asset WHERE external_org_id ="
+                     " '1'"), 11);
+  cr_expect_eq(q_int("SELECT count(*) FROM asset WHERE external_org_id ="
+                     " '5'"), 17);
   /* Pending devices are skipped: 2082 is PENDING in org 5. */
   cr_expect_eq(q_int("SELECT count(*) FROM asset WHERE external_id = '2082'"),
                0);

@@ -134,6 +134,8 @@ int rn_mapping_create_new(rn_devsrc_t *ds, rn_msp_org_t msp,
                           const char *provider, const char *region,
                           const char *external_org_id, bool allow_from_ignored,
                           const char *actor, rn_company_t *company_out);
+/* Also retires the ACTIVE assets that came from that organization (rows
+ * kept): "don't sync" takes its devices out of the PSA asset list. */
 int rn_mapping_ignore(rn_devsrc_t *ds, rn_msp_org_t msp, const char *provider,
                       const char *region, const char *external_org_id,
                       const char *actor);
@@ -152,6 +154,7 @@ typedef struct rn_asset_s {
   const char *manufacturer;
   const char *model;
   int64_t last_seen_ms;     /* 0 = unknown */
+  const char *external_org_id; /* the source's organization; NULL = unknown */
 } rn_asset_t;
 
 typedef struct rn_asset_counts_s {
