@@ -846,8 +846,25 @@ static int rate_configure(rn_ctx_t *ctx, const char *key,
   return rc;
 }
 
+static int rate_pause(rn_ctx_t *ctx, const char *key, uint64_t pause_ms) {
+  if (!ctx || !key || !*key)
+    return RN_EINVAL;
+  rn__http_t *http = engine(ctx->runner);
+  if (!http)
+    return ctx->runner->http ? RN_ESTATE : RN_ENOMEM;
+  /* Created when unknown: a pause may come before the first request. */
+  rn__rate_key_t *k = rn__rate_key(http->rate, key, true);
+  if (!k)
+    return RN_ENOMEM;
+  int64_t ms = pause_ms > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)pause_ms;
+  if (rn__rate_throttle(k, ms) > 0)
+    arm_rate_timer(http);
+  return 0;
+}
+
 void rn__http_fill_host(rn_host_t *host) {
   host->http_request = http_request;
   host->http_header = http_header;
   host->rate_configure = rate_configure;
+  host->rate_pause = rate_pause;
 }

@@ -1,8 +1,8 @@
 /*
  * http.h - the host's HTTP engine: libcurl multi driven by the libuv loop,
  * with the rate limiter in front of it. Plugins reach it through the
- * http_request / http_header / rate_configure services; tests and the
- * metrics endpoint use what is declared here.
+ * http_request / http_header / rate_configure / rate_pause services; tests
+ * and the metrics endpoint use what is declared here.
  */
 #ifndef RN_HTTP_H
 #define RN_HTTP_H

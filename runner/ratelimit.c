@@ -327,6 +327,14 @@ int64_t rn__rate_observe(rn__rate_key_t *key, long status,
   return pause;
 }
 
+int64_t rn__rate_throttle(rn__rate_key_t *key, int64_t ms) {
+  key->stats.throttled++;
+  if (ms > MAX_PAUSE_MS)
+    ms = MAX_PAUSE_MS;
+  rn__rate_pause(key, ms);
+  return ms > 0 ? ms : 0;
+}
+
 void rn__rate_get_stats(const rn__rate_key_t *key, rn__rate_stats_t *out) {
   *out = key->stats;
   int64_t now = rn__rate_now(key->rl);

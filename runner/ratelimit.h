@@ -8,8 +8,9 @@
  * `limit` admissions (upstreams count in sliding windows; a bucket refilled
  * at a steady rate would overshoot them right after a burst).
  *
- * Requests that find no token wait in a FIFO per key; a 429, a Retry-After
- * or an exhausted remaining-quota header pauses the whole key. The limiter
+ * Requests that find no token wait in a FIFO per key; a 429, a Retry-After,
+ * an exhausted remaining-quota header or a throttle signal a plugin reports
+ * pauses the whole key. The limiter
  * is plain logic over an injectable clock: it never arms timers itself. The
  * owner calls rn__rate_pump() when rn__rate_next_ms() says something is due.
  */
@@ -91,6 +92,10 @@ int64_t rn__rate_observe(rn__rate_key_t *key, long status,
                          const char *reset);
 /* Pauses the key for ms (the longer of this and any pause in force). */
 void rn__rate_pause(rn__rate_key_t *key, int64_t ms);
+/* A throttle signal the status line does not show (a plugin recognised
+ * it in the body): counted as throttled, then a pause of ms, clamped like
+ * a Retry-After. Returns the pause applied. */
+int64_t rn__rate_throttle(rn__rate_key_t *key, int64_t ms);
 
 /* Below this remaining quota the key logs one warning (then again only
  * after the quota recovered above it). */

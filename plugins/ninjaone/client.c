@@ -6,7 +6,9 @@
  * Error mapping of an API answer:
  *   2xx JSON            -> the body goes to the caller
  *   2xx HTML / 429      -> throttled: back off (Retry-After when given) and
- *                          retry, up to max_throttle_retries
+ *                          retry, up to max_throttle_retries; the whole
+ *                          rate key waits too (the host pauses it on a 429,
+ *                          the client asks it to on an HTML page)
  *   401                 -> renew the token once and retry; then RN_EAUTH
  *   5xx, transport      -> retry with exponential backoff and jitter, up to
  *                          max_retries; then the error
@@ -670,10 +672,15 @@ static void on_api(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
   long http = resp->status;
   if (http == 429 || (http >= 200 && http < 300 && is_html(resp))) {
     c->stats.throttled++;
+    int64_t ra = retry_after_ms(resp, c->host);
+    uint64_t b = backoff_ms(c, call->throttles + 1);
+    uint64_t delay = ra > (int64_t)b ? (uint64_t)ra : b;
+    /* The host pauses the key on a 429 but cannot read a 200 page: hold
+     * every request of this credential, not only this one. */
+    if (http != 429 && RN_HOST_HAS(c->host, rate_pause))
+      c->host->rate_pause(c->ctx, c->rate_key, delay);
     if (call->throttles++ < c->opts.max_throttle_retries) {
-      int64_t ra = retry_after_ms(resp, c->host);
-      uint64_t b = backoff_ms(c, call->throttles);
-      call_later(call, ra > (int64_t)b ? (uint64_t)ra : b);
+      call_later(call, delay);
       return;
     }
     call_fail(call, RN_ETHROTTLED, "%s: still throttled after %u retries",

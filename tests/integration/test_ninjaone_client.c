@@ -498,6 +498,89 @@ Test(ninjaone_client, persistent_failures_end_the_walk_truncated,
   stop_sim();
 }
 
+/* NinjaOne throttles with a 200 HTML page the host cannot recognise; the
+ * client has the host pause the whole key, so the tenant's other walks
+ * wait instead of collecting throttle pages of their own. */
+Test(ninjaone_client, an_html_throttle_page_pauses_every_walk_of_the_tenant,
+     .timeout = 150) {
+  const char *extra[] = {"--rate-limit-minute", "4", "--throttle-mode", "html",
+                         NULL};
+  start_sim(extra);
+  nj_client_opts_t o = {.region = NJ_REGION_EU,
+                        .base_url = base,
+                        .client_id = "sim-eu-client",
+                        .client_secret = "sim-eu-secret",
+                        .client_secret_len = strlen("sim-eu-secret"),
+                        .rate_limit_off = true,
+                        .max_throttle_retries = 60,
+                        .backoff_base_ms = 2000,
+                        .backoff_max_ms = 8000};
+  nj_client_t *c;
+  char err[256];
+  cr_assert_eq(nj_client_new(h.api, h.ctx, &o, &c, err, sizeof err), 0, "%s",
+               err);
+  cr_assert_eq(simc_control(&sim, "reset-stats", "{}"), 200);
+  enum { N = 4 };
+  static walk_run_t runs[N];
+  int finished = 0;
+  for (int i = 0; i < N; i++) {
+    memset(&runs[i], 0, sizeof runs[i]);
+    runs[i].finished = &finished;
+  }
+  /* Five pages against a budget of four: the fifth gets the HTML page. */
+  nj_walk_opts_t dev = {.endpoint = NJ_EP_DEVICES_DETAILED, .page_size = 7};
+  cr_assert_eq(nj_walk_start(c, &dev, on_page, on_walk_done, &runs[0], NULL),
+               0);
+  nj_client_stats_t cs = {0};
+  bool never = false;
+  for (int i = 0; i < 2000 && cs.throttled == 0; i++) {
+    rt_host_run_until(&h, &never, 5);
+    nj_client_get_stats(c, &cs);
+  }
+  cr_assert_eq(cs.throttled, 1, "no throttle page seen");
+  long requests = stat_int("eu", "requests");
+  cr_expect_eq(stat_int("eu", "throttled"), 1);
+
+  /* Three more walks while the key is paused (at least a second, half the
+   * first backoff): none of them reaches NinjaOne yet. */
+  nj_walk_opts_t orgs = {.endpoint = NJ_EP_ORGANIZATIONS, .page_size = 100};
+  for (int i = 1; i < N; i++)
+    cr_assert_eq(
+        nj_walk_start(c, &orgs, on_page, on_walk_done, &runs[i], NULL), 0);
+  rt_host_run_until(&h, &never, 700);
+  cr_expect_eq(stat_int("eu", "requests"), requests,
+               "requests reached NinjaOne while the key was paused");
+  cr_expect_eq(stat_int("eu", "throttled"), 1);
+  rn__rate_key_t *key =
+      rn__rate_key(rn__http_rate(&h.runner), nj_client_rate_key(c), false);
+  cr_assert_not_null(key);
+  rn__rate_stats_t rs;
+  rn__rate_get_stats(key, &rs);
+  cr_expect_eq(rs.queued, N - 1, "%zu requests wait for the key", rs.queued);
+  cr_expect_gt(rs.paused_until_ms, 0);
+  cr_expect_eq(rs.throttled, 1);
+
+  /* The minute window reopens and every walk completes in full. */
+  for (int i = 0; i < 2400 && finished < N; i++)
+    rt_host_run_until(&h, &never, 50);
+  cr_assert_eq(finished, N);
+  for (int i = 0; i < N; i++) {
+    cr_expect_eq(runs[i].res.status, 0, "walk %d: %s", i, runs[i].message);
+    cr_expect_not(runs[i].res.truncated, "walk %d", i);
+    cr_expect_eq(runs[i].nkeys, i == 0 ? 30 : 3, "walk %d: %zu rows", i,
+                 runs[i].nkeys);
+    free_run(&runs[i]);
+  }
+  /* Throttle pages only ever came back to requests sent between pauses,
+   * and the limiter counted each one. */
+  nj_client_get_stats(c, &cs);
+  rn__rate_get_stats(key, &rs);
+  cr_expect_eq((long)cs.throttled, stat_int("eu", "throttled"));
+  cr_expect_eq(rs.throttled, cs.throttled);
+  nj_client_free(c);
+  stop_sim();
+}
+
 Test(ninjaone_client, cancelling_100_walks_and_unloading_leaks_nothing,
      .timeout = 60) {
   enum { N = 100 };

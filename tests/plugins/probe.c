@@ -1,6 +1,6 @@
-/* probe - a plugin whose build-time variants exercise the loader: wrong ABI
- * major, short descriptor, missing entry, failing create(), and two
- * versions of the same plugin for reload. */
+/* probe - a plugin whose build-time variants exercise the loader: an older
+ * ABI minor, wrong ABI major, short descriptor, missing entry, failing
+ * create(), and two versions of the same plugin for reload. */
 #include <regentra/plugin.h>
 #include <stdio.h>
 
@@ -12,6 +12,11 @@
 #endif
 #ifndef PROBE_ABI_MAJOR
 #define PROBE_ABI_MAJOR RN_ABI_MAJOR
+#endif
+/* A 1.0 plugin by default: the host keeps loading plugins of an older
+ * minor. */
+#ifndef PROBE_ABI_MINOR
+#define PROBE_ABI_MINOR 0
 #endif
 #ifndef PROBE_STRUCT_SIZE
 #define PROBE_STRUCT_SIZE sizeof(rn_plugin_t)
@@ -84,7 +89,7 @@ static const rn_job_def_t slow_job = {
 static const rn_job_def_t *const jobs[] = {&slow_job, NULL};
 
 static const rn_plugin_t descriptor = {
-    .abi_version = ((uint32_t)PROBE_ABI_MAJOR << 16) | RN_ABI_MINOR,
+    .abi_version = ((uint32_t)PROBE_ABI_MAJOR << 16) | PROBE_ABI_MINOR,
     .struct_size = PROBE_STRUCT_SIZE,
     .name = PROBE_NAME,
     .version = PROBE_VERSION,

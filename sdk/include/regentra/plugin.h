@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define RN_ABI_MAJOR 1
-#define RN_ABI_MINOR 0
+#define RN_ABI_MINOR 1
 #define RN_ABI_VERSION (((uint32_t)RN_ABI_MAJOR << 16) | (uint32_t)RN_ABI_MINOR)
 #define RN_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define RN_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -328,7 +328,14 @@ typedef struct rn_host_s {
   int (*secret_open)(rn_ctx_t *ctx, const char *sealed, char **plain,
                      size_t *len);
   void (*secret_free)(char *plain, size_t len);
-  /* ABI 1.1+: append below this line only. */
+
+  /* ABI 1.1. Pauses every request naming the limiter bucket `key` (copied)
+   * for pause_ms, as a 429 with Retry-After does: for throttle signals the
+   * host cannot see itself, such as a throttle page served with status 200.
+   * The longer of this and a pause in force wins; values above an hour are
+   * clamped. Counts as a throttle in the bucket's figures. */
+  int (*rate_pause)(rn_ctx_t *ctx, const char *key, uint64_t pause_ms);
+  /* ABI 1.2+: append below this line only. */
 } rn_host_t;
 
 /* True when `host` is new enough to have slot `fn` and provides it. */

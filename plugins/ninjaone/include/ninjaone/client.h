@@ -3,8 +3,8 @@
  * NinjaOne plugins.
  *
  * It uses only the host's services (http_request, work_queue, timer_start,
- * rate_configure, log, now_ms) through the rn_host_t handed to the plugin,
- * so it runs inside any plugin. Everything here runs on the loop thread
+ * rate_configure, log, now_ms, and rate_pause where the host has it) through
+ * the rn_host_t handed to the plugin, so it runs inside any plugin. Everything here runs on the loop thread
  * unless said otherwise.
  *
  * Ownership words as in regentra/plugin.h: new, borrowed, copied.
