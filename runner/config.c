@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "admin.h"
 #include "internal.h"
 
 #ifndef RN_DEFAULT_PLUGIN_DIR
@@ -446,6 +447,18 @@ static void runner_key(parse_state_t *st, const char *key, const char *value) {
                        "workers = \"%s\": expected 1..1024", value);
     else
       c->workers = (uint32_t)n;
+  } else if (strcmp(key, "admin_listen") == 0) {
+    struct sockaddr_storage addr;
+    char why[160];
+    if (strcmp(value, "off") == 0 || !*value)
+      set_string(&c->admin_listen, NULL);
+    else if (rn__admin_parse_listen(value, &addr, why, sizeof why) < 0)
+      rn__config_error(c, st->file, st->line,
+                       "admin_listen = \"%s\": %s; expected address:port "
+                       "such as 127.0.0.1:9187, or off",
+                       value, why);
+    else
+      set_string(&c->admin_listen, xstrdup(value));
   } else {
     rn__config_error(c, st->file, st->line, "unknown key \"%s\" in [runner]",
                      key);
@@ -768,6 +781,7 @@ void rn__config_free(rn__config_t *c) {
   free(c->plugin_dir);
   free(c->state_dir);
   free(c->master_key_file);
+  free(c->admin_listen);
   free(c->database_url);
   free(c->migrations_dir);
   free(c);

@@ -125,6 +125,7 @@ typedef struct rn__config_s {
   int log_level;
   uint64_t drain_timeout_ms;
   uint32_t workers;     /* jobs running at once in this process */
+  char *admin_listen;   /* "address:port" of the admin endpoint; NULL = off */
   /* [database] */
   char *database_url;   /* REGENTRA_DATABASE_URL overrides */
   char *migrations_dir;
@@ -390,6 +391,7 @@ struct rn__runner_s {
   struct rn__db_s *db;
   rn__secrets_t *secrets;
   struct rn__queue_s *queue; /* the durable queue, when serving with a db */
+  struct rn__admin_s *admin; /* /healthz and /metrics, when configured */
 };
 
 int64_t rn__now_ms(const rn__runner_t *runner);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "internal.h"
 
 /* Reads an RN_OPT_SECRET_FILE parameter: a file that only its owner may
@@ -285,6 +286,9 @@ static void deliver(uv_timer_t *timer) {
           "finished in %llu ms: %s", (unsigned long long)took,
           c->status < 0 ? rn__strerror(c->status) : "ok");
   free_secrets(job);
+  rn__admin_job_finished(runner, job->conf ? job->conf->name
+                                           : job->qualified_name,
+                         c->status);
   if (job->done)
     job->done(job, c->status, c->result_json, c->summary, job->done_data);
   free(c->result_json);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "db.h"
 #include "internal.h"
 
@@ -84,6 +85,7 @@ static void reload_now(uv_timer_t *timer) {
             (unsigned long long)gen->id, gen->nplugins, gen->njobs,
             (unsigned long long)old->id);
     rn__generation_retire(old);
+    rn__admin_reloaded(runner);
   } else {
     if (config)
       log_config_errors(config, 0);
@@ -126,6 +128,7 @@ static void finish(rn__runner_t *runner) {
    * then frees what it holds. */
   rn__db_close(runner);
   rn__queue_close(runner);
+  rn__admin_close(runner);
   rn__log(RN_LOG_NOTICE, NULL, "stopped");
   uv_close((uv_handle_t *)&runner->sighup, NULL);
   uv_close((uv_handle_t *)&runner->sigterm, NULL);
@@ -189,6 +192,9 @@ int rn__runner_serve(rn__runner_t *runner) {
   uv_signal_start(&runner->sighup, on_sighup, SIGHUP);
   uv_signal_start(&runner->sigterm, on_stop_signal, SIGTERM);
   uv_signal_start(&runner->sigint, on_stop_signal, SIGINT);
+  int arc = rn__admin_start(runner);
+  if (arc < 0)
+    return arc;
   const char *url = runner->gen->config->database_url;
   if (url && *url) {
     int qrc = rn__queue_start(runner);
@@ -212,6 +218,7 @@ void rn__runner_close(rn__runner_t *runner) {
   rn__http_close(runner); /* cancels requests still in flight */
   rn__db_close(runner);    /* likewise, then the queue frees its runs */
   rn__queue_close(runner);
+  rn__admin_close(runner);
   /* Let close callbacks and the last completions run. */
   uv_run(runner->loop, UV_RUN_DEFAULT);
   uv_walk(runner->loop, close_walk, NULL);
