@@ -18,13 +18,18 @@ pg_start() {
     chown postgres: "$PG_DIR"
     as=(runuser -u postgres --)
   fi
-  port=$(( 20000 + RANDOM % 20000 ))
   "${as[@]}" "$bin/initdb" -D "$PG_DIR/data" -U regentra --auth=trust -E UTF8 \
     --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||
     { cat "$PG_DIR/initdb.log" >&2; return 1; }
-  "${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off -c max_connections=200" \
-    start >/dev/null || { cat "$PG_DIR/server.log" >&2; return 1; }
+  # A random free port; another process may hold the one picked, so retry.
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    port=$(( 20000 + RANDOM % 20000 ))
+    "${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off -c max_connections=200" \
+      start >/dev/null && break
+    [ "$attempt" -eq 5 ] && { cat "$PG_DIR/server.log" >&2; return 1; }
+  done
   PG_DSN="postgresql://regentra@127.0.0.1:$port/postgres"
   PG_PORT=$port
   export PG_DSN PG_DIR PG_PORT

@@ -26,27 +26,40 @@ static void stop_cluster(void) {
 
 static void start_cluster(void) {
   snprintf(cluster_dir, sizeof cluster_dir, "/tmp/rt-pg-%ld", (long)getpid());
-  int port = 30000 + (int)(getpid() % 20000);
-  char cmd[8192];
   const char *as = geteuid() == 0 ? "runuser -u postgres --" : "";
+  char cmd[8192];
   snprintf(cmd, sizeof cmd,
            "set -e; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1); "
-           "rm -rf %1$s; mkdir -p %1$s; chmod 755 %1$s; %2$s "
+           "rm -rf %1$s; mkdir -p %1$s; chmod 755 %1$s; "
            "[ \"$(id -u)\" != 0 ] || chown postgres: %1$s; "
-           "%3$s \"$bin/initdb\" -D %1$s/data -U regentra --auth=trust "
-           "-E UTF8 --locale=C.UTF-8 >%1$s/initdb.log 2>&1; "
-           "%3$s \"$bin/pg_ctl\" -D %1$s/data -l %1$s/server.log -w -t 60 "
-           "-o '-c listen_addresses=127.0.0.1 -p %4$d -k %1$s -c fsync=off "
-           "-c max_connections=200' start >/dev/null",
-           cluster_dir, "", as, port);
+           "%2$s \"$bin/initdb\" -D %1$s/data -U regentra --auth=trust "
+           "-E UTF8 --locale=C.UTF-8 >%1$s/initdb.log 2>&1",
+           cluster_dir, as);
   if (system(cmd) != 0) {
-    fprintf(stderr, "rt_pg: could not start a throwaway cluster (see %s)\n",
-            cluster_dir);
+    fprintf(stderr, "rt_pg: initdb failed (see %s)\n", cluster_dir);
     abort();
   }
+  /* Another process may hold the port picked: try a few. */
+  for (int attempt = 0;; attempt++) {
+    int port = 30000 + (int)((getpid() + attempt * 7919) % 20000);
+    snprintf(cmd, sizeof cmd,
+             "bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1); "
+             "%2$s \"$bin/pg_ctl\" -D %1$s/data -l %1$s/server.log -w -t 60 "
+             "-o '-c listen_addresses=127.0.0.1 -p %3$d -k %1$s -c fsync=off "
+             "-c max_connections=200' start >/dev/null",
+             cluster_dir, as, port);
+    if (system(cmd) == 0) {
+      snprintf(server_dsn, sizeof server_dsn,
+               "postgresql://regentra@127.0.0.1:%d/postgres", port);
+      break;
+    }
+    if (attempt == 4) {
+      fprintf(stderr, "rt_pg: could not start a throwaway cluster (see %s)\n",
+              cluster_dir);
+      abort();
+    }
+  }
   atexit(stop_cluster);
-  snprintf(server_dsn, sizeof server_dsn,
-           "postgresql://regentra@127.0.0.1:%d/postgres", port);
 }
 
 static PGconn *connect_or_die(const char *dsn) {
