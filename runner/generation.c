@@ -197,6 +197,10 @@ rn__gen_job_t *rn__generation_job(rn__generation_t *gen, const char *name) {
 
 void rn__generation_ref(rn__generation_t *gen) { gen->refs++; }
 
+static void free_generation(uv_handle_t *handle) {
+  free(rn__container_of(handle, rn__generation_t, grace));
+}
+
 static void destroy(rn__generation_t *gen) {
   for (size_t i = 0; i < gen->nplugins; i++) {
     rn__plugin_t *plugin = &gen->plugins[i];
@@ -211,7 +215,43 @@ static void destroy(rn__generation_t *gen) {
   free(gen->jobs);
   free(gen->plugins);
   rn__config_free(gen->config);
-  free(gen);
+  gen->jobs = NULL;
+  gen->plugins = NULL;
+  gen->config = NULL;
+  /* The grace timer lives in the struct: free it once the timer closed. */
+  if (gen->grace_armed && !uv_is_closing((uv_handle_t *)&gen->grace))
+    uv_close((uv_handle_t *)&gen->grace, free_generation);
+  else if (!gen->grace_armed)
+    free(gen);
+}
+
+static void grace_expired(uv_timer_t *timer) {
+  rn__generation_t *gen = rn__container_of(timer, rn__generation_t, grace);
+  rn__runner_t *runner = gen->runner;
+  unsigned cancelled = 0;
+  rn__list_t *n = runner->jobs.next;
+  while (n != &runner->jobs) {
+    rn__list_t *next = n->next;
+    rn_job_t *job = rn__container_of(n, rn_job_t, link);
+    if (job->plugin->gen == gen) {
+      rn__job_cancel(job);
+      cancelled++;
+    }
+    n = next;
+  }
+  if (cancelled)
+    rn__log(RN_LOG_WARNING, NULL,
+            "generation %llu: %u job(s) still running after drain_timeout; "
+            "cancelled",
+            (unsigned long long)gen->id, cancelled);
+}
+
+void rn__generation_drain(rn__generation_t *gen, uint64_t timeout_ms) {
+  if (gen->grace_armed || gen->refs <= 1)
+    return; /* nothing but the current reference: it unloads at once */
+  uv_timer_init(gen->runner->loop, &gen->grace);
+  uv_timer_start(&gen->grace, grace_expired, timeout_ms, 0);
+  gen->grace_armed = true;
 }
 
 void rn__generation_unref(rn__generation_t *gen) {

@@ -246,6 +246,8 @@ struct rn__generation_s {
   size_t njobs;
   unsigned refuse_count; /* plugins refused while building */
   unsigned refs;     /* live jobs + live requests + 1 while current */
+  uv_timer_t grace;  /* after a reload: when its last jobs are cancelled */
+  bool grace_armed;
 };
 
 /* Builds a whole generation from config: loads every plugin of plugin_dir,
@@ -261,6 +263,9 @@ void rn__generation_unref(rn__generation_t *gen);
 /* Drops the reference a generation holds while it is the current one; the
  * caller has already stopped handing it new work. */
 void rn__generation_retire(rn__generation_t *gen);
+/* After a reload: jobs of gen still running after timeout_ms are cancelled,
+ * so an old image never lingers for ever. Call before retiring it. */
+void rn__generation_drain(rn__generation_t *gen, uint64_t timeout_ms);
 
 /* ------------------------------------------------------------- job.c */
 

@@ -84,6 +84,7 @@ static void reload_now(uv_timer_t *timer) {
             "generation %llu drains",
             (unsigned long long)gen->id, gen->nplugins, gen->njobs,
             (unsigned long long)old->id);
+    rn__generation_drain(old, config->drain_timeout_ms);
     rn__generation_retire(old);
     rn__admin_reloaded(runner);
   } else {

@@ -154,3 +154,20 @@ Test(lifecycle, sigterm_cancels_jobs_still_running_at_the_deadline) {
   cr_expect(!strstr(log, "handles left open"));
   free(log);
 }
+
+Test(lifecycle, reload_cancels_old_jobs_still_running_after_the_drain_timeout) {
+  configure("60s", "1s");
+  start_daemon();
+  cr_assert(log_has("probe: probe 1 started", 1, 15000));
+  install_probe("probe_v2");
+  rt_proc_kill(&daemon_proc, SIGHUP);
+  cr_assert(log_has("reload done", 1, 10000));
+  /* The old run would take a minute; the drain timeout ends it. */
+  cr_assert(log_has("still running after drain_timeout; cancelled", 1, 10000),
+            "the old generation's job was never cancelled");
+  cr_assert(log_has("probe: probe 1 cancelled", 1, 5000));
+  cr_assert(log_has("probe: probe 1 destroyed", 1, 5000),
+            "the old generation was never unloaded");
+  cr_assert(log_has("probe: probe 2 started", 1, 10000));
+  stop_daemon_expect_clean_exit();
+}
