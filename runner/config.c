@@ -411,6 +411,24 @@ static char *resolve_path(const char *file, const char *value) {
   return path;
 }
 
+/* "a:b:c" with each directory resolved like a single path. */
+static char *resolve_path_list(const char *file, const char *value) {
+  char *list = xstrdup(value), *save = NULL, *out = NULL;
+  for (char *dir = strtok_r(list, ":", &save); dir;
+       dir = strtok_r(NULL, ":", &save)) {
+    char *resolved = resolve_path(file, dir);
+    char *joined;
+    if (asprintf(&joined, "%s%s%s", out ? out : "", out ? ":" : "",
+                 resolved) < 0)
+      abort();
+    free(resolved);
+    free(out);
+    out = joined;
+  }
+  free(list);
+  return out ? out : xstrdup("");
+}
+
 static void set_string(char **slot, char *value) {
   free(*slot);
   *slot = value;
@@ -522,7 +540,7 @@ static void database_key(parse_state_t *st, const char *key,
   if (strcmp(key, "url") == 0)
     set_string(&c->database_url, xstrdup(value));
   else if (strcmp(key, "migrations_dir") == 0)
-    set_string(&c->migrations_dir, resolve_path(st->file, value));
+    set_string(&c->migrations_dir, resolve_path_list(st->file, value));
   else if (!queue_key(c, st, key, value))
     rn__config_error(c, st->file, st->line,
                      "unknown key \"%s\" in [database]", key);

@@ -189,3 +189,13 @@ Test(config, database_url_comes_from_the_environment_first, .init = setup,
   cr_expect_str_eq(c->database_url, "postgresql://env/db");
   rn__config_free(c);
 }
+
+Test(config, relative_migration_dirs_resolve_beside_runner_conf, .init = setup,
+     .fini = teardown, .timeout = 20) {
+  rt_write_file(conf_path, "[database]\nmigrations_dir = a:/abs/b:c/d\n", 0644);
+  rn__config_t *c = rn__config_load(conf_path, NULL);
+  char expected[900];
+  snprintf(expected, sizeof expected, "%s/a:/abs/b:%s/c/d", dir, dir);
+  cr_expect_str_eq(c->migrations_dir, expected);
+  rn__config_free(c);
+}
