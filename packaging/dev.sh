@@ -9,7 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 jobs=$(nproc 2>/dev/null || echo 2)
 
-packages=(build-essential cmake pkg-config git ca-certificates openssl
+packages=(build-essential cmake pkg-config git ca-certificates openssl curl
           libuv1-dev libcurl4-openssl-dev libjansson-dev libpq-dev
           libsodium-dev libinih-dev libcriterion-dev libmicrohttpd-dev
           postgresql postgresql-contrib valgrind)
