@@ -1,9 +1,14 @@
-/* config.c - runner.conf and conf.d/NN-name.conf (INI, libinih), with file:line
- * on every error. Parsing is pure: nothing is applied until the caller has
- * the whole tree and its list of errors. */
+/* config.c - runner.conf and conf.d/NN-name.conf (INI), with file:line on
+ * every error. Parsing is pure: nothing is applied until the caller has the
+ * whole tree and its list of errors. It may run on any thread.
+ *
+ * The INI dialect is inih's as configured before (section headers, key = value
+ * or key: value, ';' and '#' comment lines, ';' comments after whitespace,
+ * no continuation lines), read here line by line so that a line of any length
+ * is one line, and no name or value is ever cut short. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ini.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
@@ -26,10 +31,15 @@
 #define RN_DEFAULT_MIGRATIONS_DIR "/usr/share/regentra-runner/migrations"
 #endif
 
+/* An error message longer than this (after escaping) is cut, and says so. */
+#define MESSAGE_MAX 4096
+/* A section's keys are hashed once it holds more than this many. */
+#define KVS_LINEAR_MAX 8
+
 static char *xstrdup(const char *s) {
   char *p = strdup(s);
   if (!p)
-    abort(); /* configuration is tiny; out of memory here is not survivable */
+    abort(); /* out of memory while reading configuration is not survivable */
   return p;
 }
 
@@ -48,26 +58,186 @@ static void *xrealloc(void *p, size_t n) {
     }                                                                        \
   } while (0)
 
+/* ------------------------------------------------------------ escaping */
+
+static bool is_continuation(unsigned char c) { return (c & 0xc0) == 0x80; }
+
+/* Length of the printable character at s: 1 for printable ASCII, 2-4 for
+ * well-formed UTF-8 other than C1 controls; 0 for a byte to escape. */
+static size_t printable_length(const unsigned char *s) {
+  unsigned char c = s[0];
+  if (c < 0x80)
+    return c >= 0x20 && c != 0x7f ? 1 : 0;
+  if (c >= 0xc2 && c <= 0xdf)
+    return is_continuation(s[1]) && !(c == 0xc2 && s[1] < 0xa0) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (!is_continuation(s[1]) || !is_continuation(s[2]))
+      return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
+      return 0; /* overlong, or a UTF-16 surrogate */
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (!is_continuation(s[1]) || !is_continuation(s[2]) ||
+        !is_continuation(s[3]))
+      return 0;
+    if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
+      return 0; /* overlong, or past U+10FFFF */
+    return 4;
+  }
+  return 0;
+}
+
+/* A copy of text (new) in which control bytes and bytes that are not part
+ * of valid UTF-8 read \xNN, so that a message never carries terminal
+ * escapes or line breaks from a file; cut at about `max` bytes with a note
+ * of how much was left out. */
+static char *escape_text(const char *text, size_t max) {
+  const unsigned char *s = (const unsigned char *)text;
+  size_t len = strlen(text);
+  char *out = malloc((len < max ? len * 4 : max + 4) + 64);
+  if (!out)
+    abort();
+  size_t o = 0, i = 0;
+  while (i < len && o < max) {
+    size_t n = printable_length(s + i);
+    if (n) {
+      memcpy(out + o, s + i, n);
+      o += n;
+      i += n;
+    } else {
+      o += (size_t)sprintf(out + o, "\\x%02X", s[i]);
+      i++;
+    }
+  }
+  if (i < len)
+    o += (size_t)sprintf(out + o, "... (%zu more bytes not shown)", len - i);
+  out[o] = '\0';
+  return out;
+}
+
 void rn__config_error(rn__config_t *config, const char *file, int line,
                       const char *fmt, ...) {
-  char msg[1024];
+  char *msg, *text;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  if (vasprintf(&msg, fmt, ap) < 0)
+    abort();
   va_end(ap);
-  char *text;
   if (line > 0) {
     if (asprintf(&text, "%s:%d: %s", file, line, msg) < 0)
       abort();
   } else if (asprintf(&text, "%s: %s", file, msg) < 0) {
     abort();
   }
-  config->errors = xrealloc(config->errors,
-                            (config->nerrors + 1) * sizeof *config->errors);
-  config->errors[config->nerrors++] = text;
+  free(msg);
+  GROW(config->errors, config->nerrors, config->errors_cap);
+  config->errors[config->nerrors++] = escape_text(text, MESSAGE_MAX);
+  free(text);
 }
 
+/* snprintf for reasons that echo a value: a cut is marked, never silent. */
+static void say(char *err, size_t errlen, const char *fmt, ...)
+    RN_PRINTF_LIKE(3, 4);
+
+static void say(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  if (n >= 0 && (size_t)n >= errlen && errlen > 4)
+    memcpy(err + errlen - 4, "...", 4);
+}
+
+/* ---------------------------------------------------------- name index */
+
+/* FNV-1a: names are short and written by the operator. */
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) {
+    h ^= (unsigned char)*s;
+    h *= 16777619u;
+  }
+  return h;
+}
+
+static void index_insert_slot(rn__name_slot_t *slots, size_t mask,
+                              rn__name_slot_t slot) {
+  size_t i = slot.hash & mask;
+  while (slots[i].name)
+    i = (i + 1) & mask;
+  slots[i] = slot;
+}
+
+/* `name` is borrowed: it must outlive its entry. */
+static void index_put(rn__name_index_t *ix, const char *name, size_t pos) {
+  size_t nslots = ix->slots ? ix->mask + 1 : 0;
+  if ((ix->count + 1) * 2 > nslots) { /* keep the load at most one half */
+    size_t grown = nslots ? nslots * 2 : 16;
+    rn__name_slot_t *slots = calloc(grown, sizeof *slots);
+    if (!slots)
+      abort();
+    for (size_t i = 0; i < nslots; i++)
+      if (ix->slots[i].name)
+        index_insert_slot(slots, grown - 1, ix->slots[i]);
+    free(ix->slots);
+    ix->slots = slots;
+    ix->mask = grown - 1;
+  }
+  index_insert_slot(ix->slots, ix->mask,
+                    (rn__name_slot_t){.name = name, .hash = name_hash(name),
+                                      .pos = (uint32_t)pos});
+  ix->count++;
+}
+
+/* The slot of name, or SIZE_MAX. */
+static size_t index_slot(const rn__name_index_t *ix, const char *name) {
+  if (!ix->slots)
+    return SIZE_MAX;
+  uint32_t h = name_hash(name);
+  for (size_t i = h & ix->mask; ix->slots[i].name; i = (i + 1) & ix->mask)
+    if (ix->slots[i].hash == h && strcmp(ix->slots[i].name, name) == 0)
+      return i;
+  return SIZE_MAX;
+}
+
+/* The position stored for name, or SIZE_MAX. */
+static size_t index_get(const rn__name_index_t *ix, const char *name) {
+  size_t i = index_slot(ix, name);
+  return i == SIZE_MAX ? SIZE_MAX : ix->slots[i].pos;
+}
+
+/* Removes name, shifting later entries of its probe run back so that no
+ * lookup stops early at the hole. */
+static void index_remove(rn__name_index_t *ix, const char *name) {
+  size_t hole = index_slot(ix, name);
+  if (hole == SIZE_MAX)
+    return;
+  for (size_t i = (hole + 1) & ix->mask; ix->slots[i].name;
+       i = (i + 1) & ix->mask) {
+    size_t home = ix->slots[i].hash & ix->mask;
+    /* Entry i may fill the hole when the hole lies on its probe path. */
+    if (((i - home) & ix->mask) >= ((i - hole) & ix->mask)) {
+      ix->slots[hole] = ix->slots[i];
+      hole = i;
+    }
+  }
+  ix->slots[hole] = (rn__name_slot_t){0};
+  ix->count--;
+}
+
+static void index_free(rn__name_index_t *ix) {
+  free(ix->slots);
+  *ix = (rn__name_index_t){0};
+}
+
+/* ----------------------------------------------------------- key lists */
+
 const rn__kv_t *rn__kvs_find(const rn__kvs_t *kvs, const char *key) {
+  if (kvs->index.slots) {
+    size_t pos = index_get(&kvs->index, key);
+    return pos == SIZE_MAX ? NULL : &kvs->items[pos];
+  }
   for (size_t i = 0; i < kvs->count; i++)
     if (strcmp(kvs->items[i].key, key) == 0)
       return &kvs->items[i];
@@ -79,8 +249,15 @@ static void kvs_add(rn__kvs_t *kvs, const char *key, const char *value,
   size_t cap = kvs->cap;
   GROW(kvs->items, kvs->count, cap);
   kvs->cap = cap;
-  kvs->items[kvs->count++] =
-      (rn__kv_t){.key = xstrdup(key), .value = xstrdup(value), .line = line};
+  size_t pos = kvs->count++;
+  kvs->items[pos] = (rn__kv_t){.key = xstrdup(key),
+                               .value = value ? xstrdup(value) : NULL,
+                               .line = line};
+  if (kvs->index.slots)
+    index_put(&kvs->index, kvs->items[pos].key, pos);
+  else if (kvs->count > KVS_LINEAR_MAX)
+    for (size_t i = 0; i < kvs->count; i++)
+      index_put(&kvs->index, kvs->items[i].key, i);
 }
 
 static void kvs_free(rn__kvs_t *kvs) {
@@ -89,6 +266,7 @@ static void kvs_free(rn__kvs_t *kvs) {
     free(kvs->items[i].value);
   }
   free(kvs->items);
+  index_free(&kvs->index);
   *kvs = (rn__kvs_t){0};
 }
 
@@ -163,19 +341,19 @@ int rn__option_parse(const rn_option_t *option, const char *text,
   case RN_OPT_PATH:
   case RN_OPT_SECRET_FILE:
     if (!*text) {
-      snprintf(err, errlen, "%s must not be empty", option->name);
+      say(err, errlen, "%s must not be empty", option->name);
       return RN_EINVAL;
     }
     return 0;
   case RN_OPT_INT:
     if (parse_int(text, number) < 0) {
-      snprintf(err, errlen, "%s = \"%s\": not a whole number", option->name,
+      say(err, errlen, "%s = \"%s\": not a whole number", option->name,
                text);
       return RN_EINVAL;
     }
     if ((option->min || option->max) &&
         (*number < option->min || *number > option->max)) {
-      snprintf(err, errlen, "%s = %s: out of range %" PRId64 "..%" PRId64,
+      say(err, errlen, "%s = %s: out of range %" PRId64 "..%" PRId64,
                option->name, text, option->min, option->max);
       return RN_ERANGE;
     }
@@ -183,7 +361,7 @@ int rn__option_parse(const rn_option_t *option, const char *text,
   case RN_OPT_BOOL: {
     bool b;
     if (rn__parse_bool(text, &b) < 0) {
-      snprintf(err, errlen, "%s = \"%s\": expected true or false",
+      say(err, errlen, "%s = \"%s\": expected true or false",
                option->name, text);
       return RN_EINVAL;
     }
@@ -193,7 +371,7 @@ int rn__option_parse(const rn_option_t *option, const char *text,
   case RN_OPT_DURATION: {
     uint64_t ms;
     if (rn__parse_duration_ms(text, &ms) < 0 || ms > INT64_MAX) {
-      snprintf(err, errlen,
+      say(err, errlen,
                "%s = \"%s\": expected a duration such as 30s, 5m, 2h, 1d",
                option->name, text);
       return RN_EINVAL;
@@ -203,20 +381,20 @@ int rn__option_parse(const rn_option_t *option, const char *text,
   }
   case RN_OPT_ENUM:
     if (!enum_has(option->choices, text)) {
-      snprintf(err, errlen, "%s = \"%s\": expected one of %s", option->name,
+      say(err, errlen, "%s = \"%s\": expected one of %s", option->name,
                text, option->choices ? option->choices : "(none)");
       return RN_EINVAL;
     }
     return 0;
   case RN_OPT_URL:
     if (strncmp(text, "https://", 8) != 0 && strncmp(text, "http://", 7) != 0) {
-      snprintf(err, errlen, "%s = \"%s\": expected an http:// or https:// URL",
+      say(err, errlen, "%s = \"%s\": expected an http:// or https:// URL",
                option->name, text);
       return RN_EINVAL;
     }
     return 0;
   default:
-    snprintf(err, errlen, "%s: option type %d is not known to this host",
+    say(err, errlen, "%s: option type %d is not known to this host",
              option->name, option->type);
     return RN_EABI;
   }
@@ -283,29 +461,17 @@ typedef struct parse_state_s {
   rn__config_t *config;
   const char *file;
   bool main_file;
-  FILE *stream;
-  int line;        /* of the line inih is working on */
-  int header_line; /* of the last [section] header */
-  char *section;   /* the section text inih reported last */
+  int line; /* of the line being read */
+  /* the section being read */
   enum section_kind kind;
+  char *header;    /* its text between '[' and ']' */
+  int header_line;
   size_t index;    /* into plugins[] or jobs[] */
+  size_t nkeys;
+  rn__kvs_t keys;  /* its keys not kept in the section's options */
   size_t first_job, first_plugin; /* this file's first entries */
+  int runner_line, database_line; /* of [runner] and [database], if seen */
 } parse_state_t;
-
-/* inih reads through us so that we know the line of every callback. */
-static char *counting_reader(char *str, int num, void *stream) {
-  parse_state_t *st = stream;
-  char *got = fgets(str, num, st->stream);
-  if (got) {
-    st->line++;
-    const char *p = got;
-    while (*p == ' ' || *p == '\t')
-      p++;
-    if (*p == '[')
-      st->header_line = st->line;
-  }
-  return got;
-}
 
 static char *quoted_name(const char *rest, const char *file, int line,
                          rn__config_t *config) {
@@ -318,6 +484,8 @@ static char *quoted_name(const char *rest, const char *file, int line,
     return NULL;
   }
   char *name = strndup(rest + 1, len - 2);
+  if (!name)
+    abort();
   for (const char *c = name; *c; c++) {
     if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
           *c == '_' || *c == '.')) {
@@ -331,19 +499,33 @@ static char *quoted_name(const char *rest, const char *file, int line,
   return name;
 }
 
+/* [runner] and [database]: once each, in runner.conf. */
+static enum section_kind begin_main_section(parse_state_t *st,
+                                            const char *section) {
+  bool runner = strcmp(section, "runner") == 0;
+  if (!st->main_file) {
+    rn__config_error(st->config, st->file, st->line,
+                     "[%s] belongs in runner.conf, not in conf.d", section);
+    return SEC_BAD;
+  }
+  int *seen = runner ? &st->runner_line : &st->database_line;
+  if (*seen) {
+    rn__config_error(st->config, st->file, st->line,
+                     "duplicate [%s] (first at %s:%d)", section, st->file,
+                     *seen);
+    return SEC_BAD;
+  }
+  *seen = st->line;
+  return runner ? SEC_RUNNER : SEC_DATABASE;
+}
+
 static void begin_section(parse_state_t *st, const char *section) {
   rn__config_t *config = st->config;
-  free(st->section);
-  st->section = xstrdup(section);
-  int line = st->header_line;
+  int line = st->line;
+  st->header = xstrdup(section);
+  st->header_line = line;
   if (strcmp(section, "runner") == 0 || strcmp(section, "database") == 0) {
-    if (!st->main_file) {
-      rn__config_error(config, st->file, line,
-                       "[%s] belongs in runner.conf, not in conf.d", section);
-      st->kind = SEC_BAD;
-      return;
-    }
-    st->kind = section[0] == 'r' ? SEC_RUNNER : SEC_DATABASE;
+    st->kind = begin_main_section(st, section);
     return;
   }
   bool is_job = strncmp(section, "job ", 4) == 0;
@@ -362,39 +544,38 @@ static void begin_section(parse_state_t *st, const char *section) {
     return;
   }
   if (is_job) {
-    for (size_t i = 0; i < config->njobs; i++) {
-      if (strcmp(config->jobs[i].name, name) == 0) {
-        rn__config_error(config, st->file, line,
-                         "duplicate job \"%s\" (first defined at %s:%d)", name,
-                         config->jobs[i].file, config->jobs[i].line);
-        free(name);
-        st->kind = SEC_BAD;
-        return;
-      }
+    size_t first = index_get(&config->job_index, name);
+    if (first != SIZE_MAX) {
+      rn__config_error(config, st->file, line,
+                       "duplicate job \"%s\" (first defined at %s:%d)", name,
+                       config->jobs[first].file, config->jobs[first].line);
+      free(name);
+      st->kind = SEC_BAD;
+      return;
     }
-    config->jobs =
-        xrealloc(config->jobs, (config->njobs + 1) * sizeof *config->jobs);
+    GROW(config->jobs, config->njobs, config->jobs_cap);
     config->jobs[config->njobs] =
         (rn__job_conf_t){.name = name, .enabled = true,
                          .file = xstrdup(st->file), .line = line};
+    index_put(&config->job_index, name, config->njobs);
     st->index = config->njobs++;
     st->kind = SEC_JOB;
   } else {
-    for (size_t i = 0; i < config->nplugins; i++) {
-      if (strcmp(config->plugins[i].name, name) == 0) {
-        rn__config_error(config, st->file, line,
-                         "duplicate [plugin \"%s\"] (first at %s:%d)", name,
-                         config->plugins[i].file, config->plugins[i].line);
-        free(name);
-        st->kind = SEC_BAD;
-        return;
-      }
+    size_t first = index_get(&config->plugin_index, name);
+    if (first != SIZE_MAX) {
+      rn__config_error(config, st->file, line,
+                       "duplicate [plugin \"%s\"] (first at %s:%d)", name,
+                       config->plugins[first].file,
+                       config->plugins[first].line);
+      free(name);
+      st->kind = SEC_BAD;
+      return;
     }
-    config->plugins = xrealloc(config->plugins,
-                               (config->nplugins + 1) * sizeof *config->plugins);
+    GROW(config->plugins, config->nplugins, config->plugins_cap);
     config->plugins[config->nplugins] =
         (rn__plugin_conf_t){.name = name, .enabled = true,
                             .file = xstrdup(st->file), .line = line};
+    index_put(&config->plugin_index, name, config->nplugins);
     st->index = config->nplugins++;
     st->kind = SEC_PLUGIN;
   }
@@ -546,7 +727,8 @@ static void database_key(parse_state_t *st, const char *key,
                      "unknown key \"%s\" in [database]", key);
 }
 
-static void job_key(parse_state_t *st, const char *key, const char *value) {
+/* Returns true when the key went into the job's options. */
+static bool job_key(parse_state_t *st, const char *key, const char *value) {
   rn__config_t *c = st->config;
   rn__job_conf_t *job = &c->jobs[st->index];
   int line = st->line;
@@ -559,6 +741,11 @@ static void job_key(parse_state_t *st, const char *key, const char *value) {
     if (rn__cron_parse(value, &job->cron, reason, sizeof reason) < 0)
       rn__config_error(c, st->file, line, "schedule = \"%s\": %s", value,
                        reason);
+    else if (!rn__cron_can_fire(&job->cron))
+      rn__config_error(c, st->file, line,
+                       "schedule = \"%s\": never fires (no month it allows "
+                       "has a day of month it allows)",
+                       value);
     else
       set_string(&job->schedule, xstrdup(value));
   } else if (strcmp(key, "enabled") == 0) {
@@ -585,19 +772,53 @@ static void job_key(parse_state_t *st, const char *key, const char *value) {
                        "missed_runs = \"%s\": expected once or skip", value);
   } else {
     kvs_add(&job->options, key, value, line);
+    return true;
   }
+  return false;
 }
 
-static int on_key(void *user, const char *section, const char *key,
-                  const char *value) {
-  parse_state_t *st = user;
-  if (!*section) {
+/* Returns true when the key went into the plugin's options. */
+static bool plugin_key(parse_state_t *st, const char *key, const char *value) {
+  rn__plugin_conf_t *plugin = &st->config->plugins[st->index];
+  if (strcmp(key, "enabled") != 0) {
+    kvs_add(&plugin->options, key, value, st->line);
+    return true;
+  }
+  if (rn__parse_bool(value, &plugin->enabled) < 0)
+    rn__config_error(st->config, st->file, st->line,
+                     "enabled = \"%s\": expected true or false", value);
+  return false;
+}
+
+/* The section's options, where most of its keys are kept. */
+static const rn__kvs_t *section_options(const parse_state_t *st) {
+  if (st->kind == SEC_JOB)
+    return &st->config->jobs[st->index].options;
+  if (st->kind == SEC_PLUGIN)
+    return &st->config->plugins[st->index].options;
+  return NULL;
+}
+
+static void on_key(parse_state_t *st, const char *key, const char *value) {
+  if (st->kind == SEC_NONE) {
     rn__config_error(st->config, st->file, st->line,
                      "key \"%s\" outside of any section", key);
-    return 1;
+    return;
   }
-  if (!st->section || strcmp(st->section, section) != 0)
-    begin_section(st, section);
+  st->nkeys++;
+  if (st->kind == SEC_BAD)
+    return; /* the section itself was reported */
+  const rn__kvs_t *options = section_options(st);
+  const rn__kv_t *first = rn__kvs_find(&st->keys, key);
+  if (!first && options)
+    first = rn__kvs_find(options, key);
+  if (first) {
+    rn__config_error(st->config, st->file, st->line,
+                     "duplicate key \"%s\" (first at line %d)", key,
+                     first->line);
+    return;
+  }
+  bool kept = false;
   switch (st->kind) {
   case SEC_RUNNER:
     runner_key(st, key, value);
@@ -605,36 +826,17 @@ static int on_key(void *user, const char *section, const char *key,
   case SEC_DATABASE:
     database_key(st, key, value);
     break;
-  case SEC_JOB: {
-    rn__job_conf_t *job = &st->config->jobs[st->index];
-    if (rn__kvs_find(&job->options, key) ||
-        (strcmp(key, "plugin") == 0 && job->plugin) ||
-        (strcmp(key, "job") == 0 && job->job)) {
-      rn__config_error(st->config, st->file, st->line, "duplicate key \"%s\"",
-                       key);
-      break;
-    }
-    job_key(st, key, value);
+  case SEC_JOB:
+    kept = job_key(st, key, value);
     break;
-  }
-  case SEC_PLUGIN: {
-    rn__plugin_conf_t *plugin = &st->config->plugins[st->index];
-    if (strcmp(key, "enabled") == 0) {
-      if (rn__parse_bool(value, &plugin->enabled) < 0)
-        rn__config_error(st->config, st->file, st->line,
-                         "enabled = \"%s\": expected true or false", value);
-    } else if (rn__kvs_find(&plugin->options, key)) {
-      rn__config_error(st->config, st->file, st->line, "duplicate key \"%s\"",
-                       key);
-    } else {
-      kvs_add(&plugin->options, key, value, st->line);
-    }
+  case SEC_PLUGIN:
+    kept = plugin_key(st, key, value);
     break;
-  }
   default:
-    break; /* the section itself was reported */
+    break;
   }
-  return 1;
+  if (!kept)
+    kvs_add(&st->keys, key, NULL, st->line);
 }
 
 static void job_conf_free(rn__job_conf_t *job) {
@@ -652,21 +854,37 @@ static void plugin_conf_free(rn__plugin_conf_t *plugin) {
   kvs_free(&plugin->options);
 }
 
+static void drop_jobs_from(rn__config_t *c, size_t first) {
+  for (size_t i = first; i < c->njobs; i++) {
+    index_remove(&c->job_index, c->jobs[i].name);
+    job_conf_free(&c->jobs[i]);
+  }
+  c->njobs = first;
+}
+
 /* A file with errors loses all of its jobs and plugin sections. */
 static void drop_file_sections(parse_state_t *st) {
   rn__config_t *c = st->config;
-  for (size_t i = st->first_job; i < c->njobs; i++)
-    job_conf_free(&c->jobs[i]);
-  c->njobs = st->first_job;
-  for (size_t i = st->first_plugin; i < c->nplugins; i++)
+  drop_jobs_from(c, st->first_job);
+  for (size_t i = st->first_plugin; i < c->nplugins; i++) {
+    index_remove(&c->plugin_index, c->plugins[i].name);
     plugin_conf_free(&c->plugins[i]);
+  }
   c->nplugins = st->first_plugin;
 }
 
-static void check_jobs_complete(parse_state_t *st) {
+/* At the next header or the end of the file: a section must hold keys,
+ * and a job must name its plugin and job. An incomplete job is dropped so
+ * that nothing downstream sees it. */
+static void end_section(parse_state_t *st) {
   rn__config_t *c = st->config;
-  for (size_t i = st->first_job; i < c->njobs; i++) {
-    rn__job_conf_t *job = &c->jobs[i];
+  if (st->kind != SEC_NONE && st->kind != SEC_BAD && st->nkeys == 0) {
+    rn__config_error(c, st->file, st->header_line,
+                     "empty section [%s]: it has no keys", st->header);
+    if (st->kind == SEC_JOB)
+      drop_jobs_from(c, st->index);
+  } else if (st->kind == SEC_JOB) {
+    rn__job_conf_t *job = &c->jobs[st->index];
     if (!job->plugin)
       rn__config_error(c, job->file, job->line,
                        "job \"%s\": missing required key \"plugin\"",
@@ -674,7 +892,97 @@ static void check_jobs_complete(parse_state_t *st) {
     if (!job->job)
       rn__config_error(c, job->file, job->line,
                        "job \"%s\": missing required key \"job\"", job->name);
+    if (!job->plugin || !job->job)
+      drop_jobs_from(c, st->index);
   }
+  free(st->header);
+  st->header = NULL;
+  kvs_free(&st->keys);
+  st->nkeys = 0;
+  st->kind = SEC_NONE;
+}
+
+static char *skip_space(char *s) {
+  while (isspace((unsigned char)*s))
+    s++;
+  return s;
+}
+
+static void strip_trailing_space(char *s) {
+  size_t n = strlen(s);
+  while (n && isspace((unsigned char)s[n - 1]))
+    s[--n] = '\0';
+}
+
+/* The first of `stops` in s, or the ';' of an inline comment (one that
+ * follows whitespace), or the end of s. */
+static char *find_stop(char *s, const char *stops) {
+  bool after_space = false;
+  while (*s && !strchr(stops, *s) && !(after_space && *s == ';')) {
+    after_space = isspace((unsigned char)*s);
+    s++;
+  }
+  return s;
+}
+
+static void header_line(parse_state_t *st, char *start) {
+  end_section(st);
+  char *end = find_stop(start + 1, "]");
+  if (*end != ']') {
+    rn__config_error(st->config, st->file, st->line,
+                     "syntax error: section header without a closing ']'");
+    st->kind = SEC_BAD; /* its keys are not taken for the previous one's */
+    return;
+  }
+  *end = '\0';
+  const char *rest = skip_space(end + 1);
+  if (*rest && *rest != ';' && *rest != '#') {
+    rn__config_error(st->config, st->file, st->line,
+                     "syntax error: \"%s\" after [%s]; a comment there "
+                     "starts with ; or #",
+                     rest, start + 1);
+    st->kind = SEC_BAD;
+    return;
+  }
+  begin_section(st, start + 1);
+}
+
+static void parse_line(parse_state_t *st, char *text, size_t len) {
+  if (memchr(text, '\0', len)) {
+    rn__config_error(st->config, st->file, st->line,
+                     "syntax error: the line holds a NUL byte");
+    return;
+  }
+  char *start = text;
+  if (st->line == 1 && strncmp(start, "\xef\xbb\xbf", 3) == 0)
+    start += 3; /* a UTF-8 byte order mark */
+  strip_trailing_space(start);
+  start = skip_space(start);
+  if (!*start || *start == ';' || *start == '#')
+    return;
+  if (*start == '[') {
+    header_line(st, start);
+    return;
+  }
+  char *end = find_stop(start, "=:");
+  if (*end != '=' && *end != ':') {
+    rn__config_error(st->config, st->file, st->line,
+                     "syntax error (expected [section] or key = value)");
+    return;
+  }
+  char delimiter = *end;
+  *end = '\0';
+  strip_trailing_space(start);
+  if (!*start) {
+    rn__config_error(st->config, st->file, st->line,
+                     "syntax error: no key before '%c'", delimiter);
+    return;
+  }
+  char *value = end + 1;
+  *find_stop(value, "") = '\0';
+  value = skip_space(value);
+  strip_trailing_space(value);
+  on_key(st, start, value);
 }
 
 static void parse_file(rn__config_t *config, const char *file,
@@ -683,18 +991,27 @@ static void parse_file(rn__config_t *config, const char *file,
                       .first_job = config->njobs,
                       .first_plugin = config->nplugins};
   size_t errors_before = config->nerrors;
-  st.stream = fopen(file, "r");
-  if (!st.stream) {
+  FILE *stream = fopen(file, "r");
+  if (!stream) {
     rn__config_error(config, file, 0, "cannot read: %s", strerror(errno));
     return;
   }
-  int rc = ini_parse_stream(counting_reader, &st, on_key, &st);
-  fclose(st.stream);
-  if (rc > 0)
-    rn__config_error(config, file, rc,
-                     "syntax error (expected [section] or key = value)");
-  check_jobs_complete(&st);
-  free(st.section);
+  char *line = NULL;
+  size_t cap = 0;
+  for (;;) {
+    errno = 0;
+    ssize_t len = getline(&line, &cap, stream);
+    if (len < 0)
+      break;
+    st.line++;
+    parse_line(&st, line, (size_t)len);
+  }
+  if (!feof(stream))
+    rn__config_error(config, file, st.line + 1, "cannot read: %s",
+                     strerror(errno ? errno : EIO));
+  free(line);
+  fclose(stream);
+  end_section(&st);
   if (config->nerrors > errors_before && !main_file)
     drop_file_sections(&st);
 }
@@ -739,8 +1056,6 @@ rn__config_t *rn__config_load(const char *path, const char *confd) {
   rn__config_t *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
-  /* Line continuation would make one key span lines; we want one line each. */
-  ini_allow_multiline = false;
   c->path = xstrdup(path);
   c->log_level = RN_LOG_INFO;
   c->drain_timeout_ms = 30000;
@@ -776,10 +1091,8 @@ rn__config_t *rn__config_load(const char *path, const char *confd) {
 
 const rn__plugin_conf_t *rn__config_plugin(const rn__config_t *config,
                                            const char *name) {
-  for (size_t i = 0; i < config->nplugins; i++)
-    if (strcmp(config->plugins[i].name, name) == 0)
-      return &config->plugins[i];
-  return NULL;
+  size_t pos = index_get(&config->plugin_index, name);
+  return pos == SIZE_MAX ? NULL : &config->plugins[pos];
 }
 
 void rn__config_free(rn__config_t *c) {
@@ -791,6 +1104,8 @@ void rn__config_free(rn__config_t *c) {
     plugin_conf_free(&c->plugins[i]);
   for (size_t i = 0; i < c->nerrors; i++)
     free(c->errors[i]);
+  index_free(&c->job_index);
+  index_free(&c->plugin_index);
   free(c->jobs);
   free(c->plugins);
   free(c->errors);

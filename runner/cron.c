@@ -417,3 +417,26 @@ int64_t rn__cron_next(const rn__cron_t *cron, int64_t after) {
     }
   }
 }
+
+bool rn__cron_can_fire(const rn__cron_t *cron) {
+  if (!(cron->minutes & (((uint64_t)1 << 60) - 1)) ||
+      !(cron->hours & 0xffffffu) || !(cron->months & 0x1ffeu))
+    return false;
+  /* Both day fields restricted: either may match, and every month has
+   * every weekday. */
+  if (!cron->mday_any && !cron->wday_any)
+    return (cron->wdays & 0x7f) != 0;
+  /* Otherwise the day of month must exist in a month allowed. Over the
+   * 400-year Gregorian cycle every date, February 29 included, falls on
+   * every weekday, so the weekday set only needs to be non-empty. */
+  static const int longest[13] = {0,  31, 29, 31, 30, 31, 30,
+                                  31, 31, 30, 31, 30, 31};
+  if (!(cron->wdays & 0x7f))
+    return false;
+  for (int m = 1; m <= 12; m++) {
+    uint32_t days = (uint32_t)(((uint64_t)1 << (longest[m] + 1)) - 2);
+    if (((cron->months >> m) & 1) && (cron->mdays & days))
+      return true;
+  }
+  return false;
+}

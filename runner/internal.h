@@ -73,6 +73,8 @@ int rn__cron_parse(const char *expr, rn__cron_t *out, char *err, size_t errlen);
 /* The first matching time strictly after `after` (epoch seconds, UTC), or -1
  * when none exists within five years (e.g. "0 0 31 2 *"). */
 int64_t rn__cron_next(const rn__cron_t *cron, int64_t after);
+/* False when no date of any year matches (e.g. "0 0 30 2 *", "0 0 31 4 *"). */
+bool rn__cron_can_fire(const rn__cron_t *cron);
 
 /* ---------------------------------------------------------- config.c */
 
@@ -82,9 +84,24 @@ typedef struct rn__kv_s {
   int line;
 } rn__kv_t;
 
+/* A hash from names to positions in an array (open addressing, linear
+ * probing); the names are borrowed from the array's entries. */
+typedef struct rn__name_slot_s {
+  const char *name; /* NULL = empty */
+  uint32_t hash;
+  uint32_t pos;
+} rn__name_slot_t;
+
+typedef struct rn__name_index_s {
+  rn__name_slot_t *slots; /* NULL until the first name */
+  size_t mask;            /* slot count - 1 */
+  size_t count;
+} rn__name_index_t;
+
 typedef struct rn__kvs_s {
   rn__kv_t *items;
   size_t count, cap;
+  rn__name_index_t index; /* by key, once there are more than a few */
 } rn__kvs_t;
 
 const rn__kv_t *rn__kvs_find(const rn__kvs_t *kvs, const char *key);
@@ -134,9 +151,13 @@ typedef struct rn__config_s {
   size_t nplugins;
   rn__job_conf_t *jobs;
   size_t njobs;
-  /* "file:line: message" lines, in the order found */
+  /* "file:line: message" lines, in the order found; bytes that are not
+   * printable read \xNN */
   char **errors;
   size_t nerrors;
+  /* by name, into plugins[] and jobs[] */
+  rn__name_index_t plugin_index, job_index;
+  size_t plugins_cap, jobs_cap, errors_cap;
   /* [database]: the pool and the queue (defaults in config.c) */
   uint32_t db_pool_size;
   uint64_t queue_lease_ms;

@@ -65,14 +65,11 @@ int rn__runner_load(rn__runner_t *runner) {
 
 /* ------------------------------------------------------------- reload */
 
-static void reload_now(uv_timer_t *timer) {
-  rn__runner_t *runner = timer->data;
-  runner->reload_pending = false;
-  if (runner->stopping)
-    return;
-  runner->reloading = true;
-  rn__log(RN_LOG_NOTICE, NULL, "reloading configuration and plugins");
-  rn__config_t *config = rn__config_load(runner->config_path, runner->confd);
+static void reload_now(uv_timer_t *timer);
+
+/* Swaps in a generation built from config (owned here), or keeps the
+ * current one when anything is wrong. */
+static void reload_apply(rn__runner_t *runner, rn__config_t *config) {
   rn__generation_t *gen = NULL;
   if (config && rn__generation_build(runner, config, &gen) == 0 &&
       config->nerrors == 0) {
@@ -100,10 +97,61 @@ static void reload_now(uv_timer_t *timer) {
     else
       rn__config_free(config);
   }
+}
+
+/* Reading and parsing the files runs on the thread pool, so that a large
+ * conf.d never holds up the loop (leases, heartbeats, the admin endpoint);
+ * the generation is then built on the loop. */
+typedef struct reload_load_s {
+  uv_work_t work;
+  rn__runner_t *runner;
+  rn__config_t *config; /* new; NULL when out of memory */
+} reload_load_t;
+
+static void load_config(uv_work_t *work) {
+  reload_load_t *load = rn__container_of(work, reload_load_t, work);
+  load->config =
+      rn__config_load(load->runner->config_path, load->runner->confd);
+}
+
+static void config_loaded(uv_work_t *work, int status) {
+  reload_load_t *load = rn__container_of(work, reload_load_t, work);
+  rn__runner_t *runner = load->runner;
+  rn__config_t *config = load->config;
+  free(load);
+  if (status < 0 || runner->stopping || !runner->gen) {
+    rn__config_free(config); /* stopping: nothing to reload into */
+    runner->reloading = false;
+    return;
+  }
+  reload_apply(runner, config);
   runner->reloading = false;
   /* A SIGHUP that arrived meanwhile asked for one more reload. */
   if (runner->reload_pending)
     uv_timer_start(&runner->reload_timer, reload_now, 0, 0);
+}
+
+static void reload_now(uv_timer_t *timer) {
+  rn__runner_t *runner = timer->data;
+  runner->reload_pending = false;
+  if (runner->stopping)
+    return;
+  rn__log(RN_LOG_NOTICE, NULL, "reloading configuration and plugins");
+  reload_load_t *load = calloc(1, sizeof *load);
+  int rc = UV_ENOMEM;
+  if (load) {
+    load->runner = runner;
+    rc = uv_queue_work(runner->loop, &load->work, load_config, config_loaded);
+  }
+  if (rc < 0) {
+    free(load);
+    rn__log(RN_LOG_ERR, NULL,
+            "reload halted: cannot start reading the configuration: %s; "
+            "generation %llu keeps serving unchanged",
+            uv_strerror(rc), (unsigned long long)runner->gen->id);
+    return;
+  }
+  runner->reloading = true;
 }
 
 static void on_sighup(uv_signal_t *handle, int signum) {
