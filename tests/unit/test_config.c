@@ -1,9 +1,18 @@
 /* Configuration: every bad input names file:line, and good files still
  * load beside bad ones. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -116,6 +125,61 @@ ParameterizedTestParameters(config, bad_input_names_file_and_line) {
        ":1: duplicate job \"good\" (first defined at", false},
       {"unknown plugin option", "[plugin \"hello\"]\nvolume = 11\n",
        ":2: unknown key \"volume\"", true},
+      /* One name, two sections: an error naming both places, never a
+       * silent merge. */
+      {"duplicate job back to back",
+       "[job \"a\"]\nplugin = hello\njob = greet\n[job \"a\"]\n"
+       "plugin = hello\njob = greet\n",
+       ":4: duplicate job \"a\" (first defined at {file}:1)", false},
+      {"duplicate job apart",
+       "[job \"a\"]\nplugin = hello\njob = greet\n\n[job \"b\"]\n"
+       "plugin = hello\njob = greet\n\n[job \"a\"]\njob = wait\n",
+       ":9: duplicate job \"a\" (first defined at {file}:1)", false},
+      {"duplicate plugin section back to back",
+       "[plugin \"hello\"]\ngreeting = hi\n[plugin \"hello\"]\n"
+       "enabled = no\n",
+       ":3: duplicate [plugin \"hello\"] (first at {file}:1)", false},
+      {"duplicate key that sets a field",
+       "[job \"a\"]\nplugin = hello\njob = greet\nschedule = 1 * * * *\n"
+       "schedule = 2 * * * *\n",
+       ":5: duplicate key \"schedule\" (first at line 4)", false},
+      {"duplicate plugin enabled key",
+       "[plugin \"hello\"]\nenabled = yes\nenabled = no\n",
+       ":3: duplicate key \"enabled\" (first at line 2)", false},
+      /* A section with no keys is an error, not ignored. */
+      {"empty job section",
+       "[job \"a\"]\n\n; nothing here\n[job \"b\"]\nplugin = hello\n"
+       "job = greet\n",
+       ":1: empty section [job \"a\"]: it has no keys", false},
+      {"empty plugin section at the end", "\n[plugin \"hello\"]\n",
+       ":2: empty section [plugin \"hello\"]: it has no keys", false},
+      /* Schedules no calendar date matches. */
+      {"schedule on february 30",
+       "[job \"a\"]\nplugin = hello\njob = greet\nschedule = 0 0 30 2 *\n",
+       ":4: schedule = \"0 0 30 2 *\": never fires", false},
+      {"schedule on april 31",
+       "[job \"a\"]\nplugin = hello\njob = greet\nschedule = 0 0 31 4 *\n",
+       ":4: schedule = \"0 0 31 4 *\": never fires", false},
+      /* Config text echoed in a message: control bytes and bytes that are
+       * not UTF-8 read \xNN; valid UTF-8 passes. */
+      {"escape sequence in a key",
+       "[job \"a\"]\nplugin = hello\njob = greet\ncol\x1b[2Jour = red\n",
+       ":4: unknown key \"col\\x1B[2Jour\"", false},
+      {"carriage return and bell in a value",
+       "[job \"a\"]\nplugin = hello\njob = greet\nenabled = ye\rs\x07\n",
+       ":4: enabled = \"ye\\x0Ds\\x07\": expected true or false", false},
+      {"latin-1 byte in a key",
+       "[job \"a\"]\nplugin = hello\njob = greet\ncaf\xe9 = x\n",
+       ":4: unknown key \"caf\\xE9\"", false},
+      {"utf-8 in a key",
+       "[job \"a\"]\nplugin = hello\njob = greet\ncaf\xc3\xa9 = x\n",
+       ":4: unknown key \"caf\xc3\xa9\"", false},
+      {"c1 control in a key",
+       "[job \"a\"]\nplugin = hello\njob = greet\nk\xc2\x9b" "31m = x\n",
+       ":4: unknown key \"k\\xC2\\x9B31m\"", false},
+      {"text after a section header",
+       "[job \"a\"] plugin = hello\nplugin = hello\njob = greet\n",
+       ":1: syntax error: \"plugin = hello\" after [job \"a\"]", false},
   };
   return cr_make_param_array(bad_case_t, cases, sizeof cases / sizeof cases[0]);
 }
@@ -128,10 +192,22 @@ ParameterizedTest(bad_case_t *c, config, bad_input_names_file_and_line,
   rt_write_file(path, c->text, 0644);
   loaded_t l;
   rn__generation_t *gen = load(&l);
-  char expected[800];
+  char expected[1600];
   snprintf(expected, sizeof expected, "%s%s", path, c->expected);
+  char *mark = strstr(expected, "{file}");
+  if (mark) {
+    char rest[800];
+    snprintf(rest, sizeof rest, "%s", mark + strlen("{file}"));
+    snprintf(mark, sizeof expected - (size_t)(mark - expected), "%s%s", path,
+             rest);
+  }
   cr_expect(has_error(gen->config, expected), "%s: expected \"%s\" in:\n%s",
             c->name, expected, all_errors(gen->config));
+  for (size_t i = 0; i < gen->config->nerrors; i++)
+    for (const char *b = gen->config->errors[i]; *b; b++)
+      cr_expect((unsigned char)*b >= 0x20 && *b != 0x7f,
+                "%s: raw control byte 0x%02x in \"%s\"", c->name,
+                (unsigned char)*b, gen->config->errors[i]);
   rn__gen_job_t *good = rn__generation_job(gen, "good");
   if (c->disables_plugin)
     cr_expect(good && !good->valid, "%s: ran with a refused plugin", c->name);
@@ -198,4 +274,336 @@ Test(config, relative_migration_dirs_resolve_beside_runner_conf, .init = setup,
   snprintf(expected, sizeof expected, "%s/a:/abs/b:%s/c/d", dir, dir);
   cr_expect_str_eq(c->migrations_dir, expected);
   rn__config_free(c);
+}
+
+/* ---------------------------------------------------- lines of any length */
+
+static char *repeat(char c, size_t n) {
+  char *s = malloc(n + 1);
+  cr_assert(s);
+  memset(s, c, n);
+  s[n] = '\0';
+  return s;
+}
+
+static const rn__kv_t *option_of(const rn__kvs_t *kvs, const char *key) {
+  const rn__kv_t *kv = rn__kvs_find(kvs, key);
+  cr_assert(kv, "no key \"%s\"", key);
+  return kv;
+}
+
+Test(config, long_lines_are_read_whole_and_line_numbers_stay_right,
+     .init = setup, .fini = teardown, .timeout = 20) {
+  char *v190 = repeat('x', 190), *a188 = repeat('A', 188);
+  char *v100k = repeat('v', 100 * 1024), *name60 = repeat('n', 60);
+  char *key60 = repeat('k', 60);
+  size_t size = 4 * 100 * 1024;
+  char *text = malloc(size);
+  cr_assert(text);
+  snprintf(text, size,
+           "[plugin \"hello\"]\n"         /* 1 */
+           "greeting = %s#tail\n"         /* 2: # inside a value is text */
+           "[job \"%s\"]\n"               /* 3 */
+           "plugin = hello\n"             /* 4 */
+           "job = greet\n"                /* 5 */
+           "v190 = %s\n"                  /* 6 */
+           "v100k = %s ; a comment\n"     /* 7 */
+           "%s = long key\n"              /* 8 */
+           "last = %s\n",                 /* 9 */
+           a188, name60, v190, v100k, key60, "end");
+  char path[600];
+  snprintf(path, sizeof path, "%s/10-long.conf", confd);
+  rt_write_file(path, text, 0644);
+  rn__config_t *c = rn__config_load(conf_path, NULL);
+  cr_assert_eq(c->nerrors, 0, "%s", all_errors(c));
+  const rn__plugin_conf_t *hello = rn__config_plugin(c, "hello");
+  cr_assert(hello);
+  char want[256];
+  snprintf(want, sizeof want, "%s#tail", a188);
+  cr_expect_str_eq(option_of(&hello->options, "greeting")->value, want);
+  cr_assert_eq(c->njobs, 2);
+  const rn__job_conf_t *job = &c->jobs[0];
+  cr_expect_str_eq(job->name, name60);
+  cr_expect_eq(job->line, 3);
+  cr_expect_str_eq(option_of(&job->options, "v190")->value, v190);
+  cr_expect_eq(option_of(&job->options, "v190")->line, 6);
+  cr_expect_str_eq(option_of(&job->options, "v100k")->value, v100k);
+  cr_expect_eq(option_of(&job->options, "v100k")->line, 7);
+  cr_expect_str_eq(option_of(&job->options, key60)->value, "long key");
+  cr_expect_eq(option_of(&job->options, key60)->line, 8);
+  cr_expect_str_eq(option_of(&job->options, "last")->value, "end");
+  cr_expect_eq(option_of(&job->options, "last")->line, 9);
+  rn__config_free(c);
+
+  /* An error after long lines names its own line. */
+  snprintf(text, size,
+           "[job \"after-long\"]\nplugin = hello\njob = greet\n"
+           "v190 = %s\nv100k = %s\nthis line has no equals sign\n",
+           v190, v100k);
+  snprintf(path, sizeof path, "%s/20-bad.conf", confd);
+  rt_write_file(path, text, 0644);
+  c = rn__config_load(conf_path, NULL);
+  char expected[700];
+  snprintf(expected, sizeof expected, "%s:6: syntax error", path);
+  cr_expect_eq(c->nerrors, 1, "%s", all_errors(c));
+  cr_expect(has_error(c, expected), "%s", all_errors(c));
+  rn__config_free(c);
+  free(text);
+  free(v190);
+  free(a188);
+  free(v100k);
+  free(name60);
+  free(key60);
+}
+
+Test(config, a_nul_byte_is_an_error_not_the_end_of_the_line, .init = setup,
+     .fini = teardown, .timeout = 20) {
+  static const char text[] = "[job \"a\"]\nplugin = hello\njob = greet\n"
+                             "timeout = 10m\0 and more\n";
+  char path[600];
+  snprintf(path, sizeof path, "%s/60-nul.conf", confd);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  cr_assert_eq(fwrite(text, 1, sizeof text - 1, f), sizeof text - 1);
+  fclose(f);
+  rn__config_t *c = rn__config_load(conf_path, NULL);
+  char expected[700];
+  snprintf(expected, sizeof expected, "%s:4: syntax error: the line holds a "
+           "NUL byte", path);
+  cr_expect(has_error(c, expected), "%s", all_errors(c));
+  rn__config_free(c);
+}
+
+Test(config, runner_and_database_sections_appear_once, .init = setup,
+     .fini = teardown, .timeout = 20) {
+  rt_write_file(conf_path,
+                "[runner]\nlog_level = error\n[database]\npool_size = 2\n"
+                "[runner]\nworkers = 4\n[database]\npool_size = 3\n",
+                0644);
+  rn__config_t *c = rn__config_load(conf_path, NULL);
+  char expected[1400];
+  snprintf(expected, sizeof expected, "%s:5: duplicate [runner] (first at "
+           "%s:1)", conf_path, conf_path);
+  cr_expect(has_error(c, expected), "%s", all_errors(c));
+  snprintf(expected, sizeof expected, "%s:7: duplicate [database] (first at "
+           "%s:3)", conf_path, conf_path);
+  cr_expect(has_error(c, expected), "%s", all_errors(c));
+  /* Nothing of the second sections was applied. */
+  cr_expect_eq(c->workers, 16);
+  cr_expect_eq(c->db_pool_size, 2);
+  rn__config_free(c);
+}
+
+Test(config, a_long_message_is_cut_with_a_note_never_silently, .init = setup,
+     .fini = teardown, .timeout = 20) {
+  char *value = repeat('w', 20000);
+  char *text;
+  cr_assert_geq(asprintf(&text, "[job \"a\"]\nplugin = hello\njob = greet\n"
+                                "enabled = %s\n", value), 0);
+  char path[600];
+  snprintf(path, sizeof path, "%s/60-bad.conf", confd);
+  rt_write_file(path, text, 0644);
+  rn__config_t *c = rn__config_load(conf_path, NULL);
+  cr_assert_eq(c->nerrors, 1, "%s", all_errors(c));
+  cr_expect(strstr(c->errors[0], ":4: enabled = \"wwww"), "%s", c->errors[0]);
+  cr_expect(strstr(c->errors[0], "more bytes not shown)"), "%s",
+            c->errors[0]);
+  cr_expect_lt(strlen(c->errors[0]), 5000);
+  rn__config_free(c);
+  free(text);
+  free(value);
+}
+
+Test(config, many_keys_and_sections_load_with_every_duplicate_found,
+     .init = setup, .fini = teardown, .timeout = 60) {
+  /* Enough names that a hash that lost or merged one would show. */
+  enum { JOBS = 3000, KEYS = 5000 };
+  char path[600];
+  snprintf(path, sizeof path, "%s/10-many.conf", confd);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  for (int i = 0; i < JOBS; i++)
+    fprintf(f, "[job \"j%d\"]\nplugin = hello\njob = greet\n", i);
+  fprintf(f, "[job \"keys\"]\nplugin = hello\njob = greet\n");
+  for (int i = 0; i < KEYS; i++)
+    fprintf(f, "k%d = %d\n", i, i);
+  fclose(f);
+  rn__config_t *c = rn__config_load(conf_path, NULL);
+  cr_assert_eq(c->nerrors, 0, "%s", all_errors(c));
+  cr_assert_eq(c->njobs, JOBS + 2);
+  const rn__kvs_t *keys = &c->jobs[JOBS].options;
+  cr_assert_eq(keys->count, KEYS);
+  for (int i = 0; i < KEYS; i += 97) {
+    char key[32], value[32];
+    snprintf(key, sizeof key, "k%d", i);
+    snprintf(value, sizeof value, "%d", i);
+    cr_expect_str_eq(option_of(keys, key)->value, value);
+    cr_expect_eq(option_of(keys, key)->line, 3 * JOBS + 4 + i);
+  }
+  cr_expect_null(rn__kvs_find(keys, "k-1"));
+  rn__config_free(c);
+
+  /* The same names again, in a later file: each one is a duplicate. */
+  snprintf(path, sizeof path, "%s/20-again.conf", confd);
+  f = fopen(path, "w");
+  cr_assert(f);
+  for (int i = 0; i < JOBS; i += 7)
+    fprintf(f, "[job \"j%d\"]\nplugin = hello\njob = greet\n", i);
+  fprintf(f, "[job \"keys2\"]\nplugin = hello\njob = greet\n");
+  for (int i = 0; i < KEYS; i++)
+    fprintf(f, "k%d = %d\nk%d = again\n", i, i, i);
+  fclose(f);
+  /* After that file is dropped, its names are gone and the others stay. */
+  snprintf(path, sizeof path, "%s/70-late.conf", confd);
+  rt_write_file(path,
+                "[job \"keys2\"]\nplugin = hello\njob = greet\n"
+                "[job \"j1\"]\nplugin = hello\njob = greet\n",
+                0644);
+  c = rn__config_load(conf_path, NULL);
+  char expected[700];
+  snprintf(expected, sizeof expected, "%s:4: duplicate job \"j1\"", path);
+  cr_expect(has_error(c, expected), "%s", all_errors(c));
+  size_t duplicate_jobs = 0, duplicate_keys = 0;
+  for (size_t i = 0; i < c->nerrors; i++) {
+    duplicate_jobs += strstr(c->errors[i], ": duplicate job \"j") != NULL;
+    duplicate_keys += strstr(c->errors[i], ": duplicate key \"k") != NULL;
+  }
+  cr_expect_eq(duplicate_jobs, (JOBS + 6) / 7 + 1);
+  cr_expect_eq(duplicate_keys, KEYS);
+  cr_expect_eq(c->nerrors, duplicate_jobs + duplicate_keys);
+  /* Files with errors are dropped whole; the others stay. */
+  cr_expect_eq(c->njobs, JOBS + 2);
+  rn__config_free(c);
+}
+
+/* ------------------------------------------------- reload off the loop */
+
+static rt_proc_t daemon_proc;
+
+static void reload_teardown(void) {
+  if (daemon_proc.pid > 0) {
+    rt_proc_kill(&daemon_proc, SIGKILL);
+    rt_proc_wait(&daemon_proc, 5000);
+  }
+  teardown();
+}
+
+/* A loopback port nobody listens on right now. */
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_geq(fd, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  socklen_t len = sizeof sa;
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+/* GET path over HTTP/1.0; the response (status line first) in buf, or ""
+ * when none came within timeout_ms. */
+static void http_get(int port, const char *path, char *buf, size_t len,
+                     int timeout_ms) {
+  buf[0] = '\0';
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_geq(fd, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0,
+               "connect: %s", strerror(errno));
+  char request[256];
+  int n = snprintf(request, sizeof request,
+                   "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+  cr_assert_eq(write(fd, request, (size_t)n), n);
+  size_t got = 0;
+  struct pollfd pfd = {.fd = fd, .events = POLLIN};
+  while (got + 1 < len && poll(&pfd, 1, timeout_ms) == 1) {
+    ssize_t r = read(fd, buf + got, len - 1 - got);
+    if (r <= 0)
+      break;
+    got += (size_t)r;
+  }
+  buf[got] = '\0';
+  close(fd);
+}
+
+Test(config_reload, healthz_answers_while_a_large_conf_d_is_read,
+     .init = setup, .fini = reload_teardown, .timeout = 240) {
+  /* 20,000 jobs of four keys: 80,000 keys. */
+  enum { JOBS = 20000 };
+  char path[600];
+  snprintf(path, sizeof path, "%s/10-large.conf", confd);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  for (int i = 0; i < JOBS; i++)
+    fprintf(f, "[job \"job-%d\"]\nplugin = hello\njob = greet\n"
+               "timeout = 10m\nenabled = %s\n\n",
+            i, i % 2 ? "yes" : "no");
+  fclose(f);
+  int port = free_port();
+  char text[1024];
+  snprintf(text, sizeof text,
+           "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
+           "log_level = info\nadmin_listen = 127.0.0.1:%d\n",
+           RT_PLUGIN_DIR, dir, port);
+  rt_write_file(conf_path, text, 0644);
+  char *argv[] = {RT_RUNNER, "serve", "-c", conf_path, NULL};
+  rt_proc_start(&daemon_proc, argv, NULL, NULL);
+  cr_assert(rt_wait_for_text(daemon_proc.err_path, "serving /healthz", 1,
+                             120000),
+            "the daemon did not start:\n%s",
+            rt_read_file(daemon_proc.err_path));
+
+  /* The reload reads conf.d in order and then waits on a FIFO, as it would
+   * on a slow disk, for as long as this test keeps its writer away. */
+  char gate[600];
+  snprintf(gate, sizeof gate, "%s/99-gate.conf", confd);
+  cr_assert_eq(mkfifo(gate, 0644), 0);
+  rt_proc_kill(&daemon_proc, SIGHUP);
+  cr_assert(rt_wait_for_text(daemon_proc.err_path,
+                             "reloading configuration and plugins", 1, 20000),
+            "%s", rt_read_file(daemon_proc.err_path));
+
+  /* The loop answers while the files are being read. */
+  char response[4096];
+  http_get(port, "/healthz", response, sizeof response, 10000);
+  cr_expect(strncmp(response, "HTTP/1.", 7) == 0 &&
+                strstr(response, " 200 ") && strstr(response, "ok"),
+            "no answer from /healthz during the reload: \"%s\"", response);
+  cr_expect_eq(rt_count_text(daemon_proc.err_path, "reload done"), 0,
+               "the reload finished without reading the gate");
+
+  /* Open the gate (the reader is there once the large file is read). */
+  int fd = -1;
+  for (int tries = 0; fd < 0 && tries < 12000; tries++) {
+    fd = open(gate, O_WRONLY | O_NONBLOCK);
+    if (fd < 0) {
+      cr_assert_eq(errno, ENXIO, "open %s: %s", gate, strerror(errno));
+      usleep(10 * 1000); /* until the reader opens its end */
+    }
+  }
+  cr_assert_geq(fd, 0, "the reload never opened %s", gate);
+  static const char gate_text[] =
+      "[job \"gate\"]\nplugin = hello\njob = greet\n";
+  cr_assert_eq(write(fd, gate_text, sizeof gate_text - 1),
+               (ssize_t)sizeof gate_text - 1);
+  close(fd);
+
+  char done[128];
+  cr_assert(rt_wait_for_text(daemon_proc.err_path, "reload done", 1, 120000),
+            "%s", rt_read_file(daemon_proc.err_path));
+  char *log = rt_read_file(daemon_proc.err_path);
+  snprintf(done, sizeof done, "and %d jobs", JOBS + 2);
+  cr_expect(strstr(log, done), "expected \"%s\" in:\n%s", done, log);
+  free(log);
+
+  rt_proc_kill(&daemon_proc, SIGTERM);
+  cr_assert(rt_proc_wait(&daemon_proc, 60000), "daemon did not stop");
+  log = rt_read_file(daemon_proc.err_path);
+  cr_expect_eq(daemon_proc.status, 0, "exit %d; log:\n%s", daemon_proc.status,
+               log);
+  cr_expect(!strstr(log, "ERROR: AddressSanitizer"), "%s", log);
+  free(log);
 }

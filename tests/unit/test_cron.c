@@ -377,3 +377,57 @@ ParameterizedTest(struct brute_case *bc, cron_next,
     cr_expect_str_eq(got_s, want_s, "\"%s\" after %s", bc->expr, from_s);
   }
 }
+
+/* ------------------------------------------------------- can it fire? */
+
+struct fire_case {
+  char expr[40];
+  bool fires;
+};
+
+ParameterizedTestParameters(cron_can_fire,
+                            is_false_exactly_when_no_calendar_date_matches) {
+  static struct fire_case cases[] = {
+      {"0 0 30 2 *", false},
+      {"0 0 31 4 *", false},
+      {"0 0 30,31 2 *", false},
+      {"0 0 31 2,4,6,9,11 *", false},
+      /* a weekday field starting with '*' narrows the day instead */
+      {"0 0 30 2 */2", false},
+      {"0 0 31 4,5 *", true},
+      {"0 0 29 2 *", true},
+      /* 29 February that is a Sunday: 2032, then 2060 */
+      {"0 0 29 2 */7", true},
+      /* both day fields restricted: either matches, so Mondays do */
+      {"0 0 30 2 1", true},
+      {"0 0 */31 2 *", true},
+      {"0 0 31 * *", true},
+      {"* * * * *", true},
+  };
+  return cr_make_param_array(struct fire_case, cases,
+                             sizeof(cases) / sizeof(cases[0]));
+}
+
+/* rn__cron_next looks five years ahead; chained, it covers the whole
+ * 400-year Gregorian cycle, after which the calendar repeats. */
+static bool next_finds_a_match_within_400_years(const rn__cron_t *c) {
+  int64_t t = at("2026-01-01T00:00:00Z");
+  for (int i = 0; i <= 80; i++, t += (int64_t)5 * 365 * 86400)
+    if (rn__cron_next(c, t) != -1)
+      return true;
+  return false;
+}
+
+ParameterizedTest(struct fire_case *fc, cron_can_fire,
+                  is_false_exactly_when_no_calendar_date_matches) {
+  rn__cron_t c = parse_ok(fc->expr);
+  cr_expect_eq(rn__cron_can_fire(&c), fc->fires, "\"%s\"", fc->expr);
+  cr_expect_eq(next_finds_a_match_within_400_years(&c), fc->fires,
+               "\"%s\": rn__cron_next disagrees", fc->expr);
+}
+
+Test(cron_can_fire, is_false_for_a_set_that_cannot_match) {
+  rn__cron_t c = parse_ok("* * * * *");
+  c.hours = 0;
+  cr_expect(!rn__cron_can_fire(&c));
+}
