@@ -60,7 +60,9 @@ static void *xrealloc(void *p, size_t n) {
 
 /* ------------------------------------------------------------ escaping */
 
-static bool is_continuation(unsigned char c) { return (c & 0xc0) == 0x80; }
+static bool is_continuation(unsigned char c) {
+  return (c & 0xc0) == 0x80;
+}
 
 /* Length of the printable character at s: 1 for printable ASCII, 2-4 for
  * well-formed UTF-8 other than C1 controls; 0 for a byte to escape. */
@@ -185,7 +187,8 @@ static void index_put(rn__name_index_t *ix, const char *name, size_t pos) {
     ix->mask = grown - 1;
   }
   index_insert_slot(ix->slots, ix->mask,
-                    (rn__name_slot_t){.name = name, .hash = name_hash(name),
+                    (rn__name_slot_t){.name = name,
+                                      .hash = name_hash(name),
                                       .pos = (uint32_t)pos});
   ix->count++;
 }
@@ -347,22 +350,21 @@ int rn__option_parse(const rn_option_t *option, const char *text,
     return 0;
   case RN_OPT_INT:
     if (parse_int(text, number) < 0) {
-      say(err, errlen, "%s = \"%s\": not a whole number", option->name,
-               text);
+      say(err, errlen, "%s = \"%s\": not a whole number", option->name, text);
       return RN_EINVAL;
     }
     if ((option->min || option->max) &&
         (*number < option->min || *number > option->max)) {
       say(err, errlen, "%s = %s: out of range %" PRId64 "..%" PRId64,
-               option->name, text, option->min, option->max);
+          option->name, text, option->min, option->max);
       return RN_ERANGE;
     }
     return 0;
   case RN_OPT_BOOL: {
     bool b;
     if (rn__parse_bool(text, &b) < 0) {
-      say(err, errlen, "%s = \"%s\": expected true or false",
-               option->name, text);
+      say(err, errlen, "%s = \"%s\": expected true or false", option->name,
+          text);
       return RN_EINVAL;
     }
     *number = b;
@@ -372,8 +374,8 @@ int rn__option_parse(const rn_option_t *option, const char *text,
     uint64_t ms;
     if (rn__parse_duration_ms(text, &ms) < 0 || ms > INT64_MAX) {
       say(err, errlen,
-               "%s = \"%s\": expected a duration such as 30s, 5m, 2h, 1d",
-               option->name, text);
+          "%s = \"%s\": expected a duration such as 30s, 5m, 2h, 1d",
+          option->name, text);
       return RN_EINVAL;
     }
     *number = (int64_t)ms;
@@ -381,21 +383,21 @@ int rn__option_parse(const rn_option_t *option, const char *text,
   }
   case RN_OPT_ENUM:
     if (!enum_has(option->choices, text)) {
-      say(err, errlen, "%s = \"%s\": expected one of %s", option->name,
-               text, option->choices ? option->choices : "(none)");
+      say(err, errlen, "%s = \"%s\": expected one of %s", option->name, text,
+          option->choices ? option->choices : "(none)");
       return RN_EINVAL;
     }
     return 0;
   case RN_OPT_URL:
     if (strncmp(text, "https://", 8) != 0 && strncmp(text, "http://", 7) != 0) {
       say(err, errlen, "%s = \"%s\": expected an http:// or https:// URL",
-               option->name, text);
+          option->name, text);
       return RN_EINVAL;
     }
     return 0;
   default:
     say(err, errlen, "%s: option type %d is not known to this host",
-             option->name, option->type);
+        option->name, option->type);
     return RN_EABI;
   }
 }
@@ -464,11 +466,11 @@ typedef struct parse_state_s {
   int line; /* of the line being read */
   /* the section being read */
   enum section_kind kind;
-  char *header;    /* its text between '[' and ']' */
+  char *header;   /* its text between '[' and ']' */
   int header_line;
-  size_t index;    /* into plugins[] or jobs[] */
+  size_t index;   /* into plugins[] or jobs[] */
   size_t nkeys;
-  rn__kvs_t keys;  /* its keys not kept in the section's options */
+  rn__kvs_t keys; /* its keys not kept in the section's options */
   size_t first_job, first_plugin; /* this file's first entries */
   int runner_line, database_line; /* of [runner] and [database], if seen */
 } parse_state_t;
@@ -563,10 +565,9 @@ static void begin_section(parse_state_t *st, const char *section) {
   } else {
     size_t first = index_get(&config->plugin_index, name);
     if (first != SIZE_MAX) {
-      rn__config_error(config, st->file, line,
-                       "duplicate [plugin \"%s\"] (first at %s:%d)", name,
-                       config->plugins[first].file,
-                       config->plugins[first].line);
+      rn__config_error(
+          config, st->file, line, "duplicate [plugin \"%s\"] (first at %s:%d)",
+          name, config->plugins[first].file, config->plugins[first].line);
       free(name);
       st->kind = SEC_BAD;
       return;
@@ -925,7 +926,7 @@ static char *find_stop(char *s, const char *stops) {
   return s;
 }
 
-static void header_line(parse_state_t *st, char *start) {
+static void parse_header(parse_state_t *st, char *start) {
   end_section(st);
   char *end = find_stop(start + 1, "]");
   if (*end != ']') {
@@ -961,7 +962,7 @@ static void parse_line(parse_state_t *st, char *text, size_t len) {
   if (!*start || *start == ';' || *start == '#')
     return;
   if (*start == '[') {
-    header_line(st, start);
+    parse_header(st, start);
     return;
   }
   char *end = find_stop(start, "=:");

@@ -301,15 +301,15 @@ Test(config, long_lines_are_read_whole_and_line_numbers_stay_right,
   char *text = malloc(size);
   cr_assert(text);
   snprintf(text, size,
-           "[plugin \"hello\"]\n"         /* 1 */
-           "greeting = %s#tail\n"         /* 2: # inside a value is text */
-           "[job \"%s\"]\n"               /* 3 */
-           "plugin = hello\n"             /* 4 */
-           "job = greet\n"                /* 5 */
-           "v190 = %s\n"                  /* 6 */
-           "v100k = %s ; a comment\n"     /* 7 */
-           "%s = long key\n"              /* 8 */
-           "last = %s\n",                 /* 9 */
+           "[plugin \"hello\"]\n"     /* 1 */
+           "greeting = %s#tail\n"     /* 2: # inside a value is text */
+           "[job \"%s\"]\n"           /* 3 */
+           "plugin = hello\n"         /* 4 */
+           "job = greet\n"            /* 5 */
+           "v190 = %s\n"              /* 6 */
+           "v100k = %s ; a comment\n" /* 7 */
+           "%s = long key\n"          /* 8 */
+           "last = %s\n",             /* 9 */
            a188, name60, v190, v100k, key60, "end");
   char path[600];
   snprintf(path, sizeof path, "%s/10-long.conf", confd);
@@ -368,8 +368,10 @@ Test(config, a_nul_byte_is_an_error_not_the_end_of_the_line, .init = setup,
   fclose(f);
   rn__config_t *c = rn__config_load(conf_path, NULL);
   char expected[700];
-  snprintf(expected, sizeof expected, "%s:4: syntax error: the line holds a "
-           "NUL byte", path);
+  snprintf(expected, sizeof expected,
+           "%s:4: syntax error: the line holds a "
+           "NUL byte",
+           path);
   cr_expect(has_error(c, expected), "%s", all_errors(c));
   rn__config_free(c);
 }
@@ -382,11 +384,15 @@ Test(config, runner_and_database_sections_appear_once, .init = setup,
                 0644);
   rn__config_t *c = rn__config_load(conf_path, NULL);
   char expected[1400];
-  snprintf(expected, sizeof expected, "%s:5: duplicate [runner] (first at "
-           "%s:1)", conf_path, conf_path);
+  snprintf(expected, sizeof expected,
+           "%s:5: duplicate [runner] (first at "
+           "%s:1)",
+           conf_path, conf_path);
   cr_expect(has_error(c, expected), "%s", all_errors(c));
-  snprintf(expected, sizeof expected, "%s:7: duplicate [database] (first at "
-           "%s:3)", conf_path, conf_path);
+  snprintf(expected, sizeof expected,
+           "%s:7: duplicate [database] (first at "
+           "%s:3)",
+           conf_path, conf_path);
   cr_expect(has_error(c, expected), "%s", all_errors(c));
   /* Nothing of the second sections was applied. */
   cr_expect_eq(c->workers, 16);
@@ -398,16 +404,18 @@ Test(config, a_long_message_is_cut_with_a_note_never_silently, .init = setup,
      .fini = teardown, .timeout = 20) {
   char *value = repeat('w', 20000);
   char *text;
-  cr_assert_geq(asprintf(&text, "[job \"a\"]\nplugin = hello\njob = greet\n"
-                                "enabled = %s\n", value), 0);
+  cr_assert_geq(asprintf(&text,
+                         "[job \"a\"]\nplugin = hello\njob = greet\n"
+                         "enabled = %s\n",
+                         value),
+                0);
   char path[600];
   snprintf(path, sizeof path, "%s/60-bad.conf", confd);
   rt_write_file(path, text, 0644);
   rn__config_t *c = rn__config_load(conf_path, NULL);
   cr_assert_eq(c->nerrors, 1, "%s", all_errors(c));
   cr_expect(strstr(c->errors[0], ":4: enabled = \"wwww"), "%s", c->errors[0]);
-  cr_expect(strstr(c->errors[0], "more bytes not shown)"), "%s",
-            c->errors[0]);
+  cr_expect(strstr(c->errors[0], "more bytes not shown)"), "%s", c->errors[0]);
   cr_expect_lt(strlen(c->errors[0]), 5000);
   rn__config_free(c);
   free(text);
@@ -511,8 +519,8 @@ static void http_get(int port, const char *path, char *buf, size_t len,
   struct sockaddr_in sa = {.sin_family = AF_INET,
                            .sin_port = htons((uint16_t)port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0,
-               "connect: %s", strerror(errno));
+  cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect: %s",
+               strerror(errno));
   char request[256];
   int n = snprintf(request, sizeof request,
                    "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
@@ -529,8 +537,8 @@ static void http_get(int port, const char *path, char *buf, size_t len,
   close(fd);
 }
 
-Test(config_reload, healthz_answers_while_a_large_conf_d_is_read,
-     .init = setup, .fini = reload_teardown, .timeout = 240) {
+Test(config_reload, healthz_answers_while_a_large_conf_d_is_read, .init = setup,
+     .fini = reload_teardown, .timeout = 240) {
   /* 20,000 jobs of four keys: 80,000 keys. */
   enum { JOBS = 20000 };
   char path[600];
@@ -538,8 +546,9 @@ Test(config_reload, healthz_answers_while_a_large_conf_d_is_read,
   FILE *f = fopen(path, "w");
   cr_assert(f);
   for (int i = 0; i < JOBS; i++)
-    fprintf(f, "[job \"job-%d\"]\nplugin = hello\njob = greet\n"
-               "timeout = 10m\nenabled = %s\n\n",
+    fprintf(f,
+            "[job \"job-%d\"]\nplugin = hello\njob = greet\n"
+            "timeout = 10m\nenabled = %s\n\n",
             i, i % 2 ? "yes" : "no");
   fclose(f);
   int port = free_port();
@@ -551,10 +560,9 @@ Test(config_reload, healthz_answers_while_a_large_conf_d_is_read,
   rt_write_file(conf_path, text, 0644);
   char *argv[] = {RT_RUNNER, "serve", "-c", conf_path, NULL};
   rt_proc_start(&daemon_proc, argv, NULL, NULL);
-  cr_assert(rt_wait_for_text(daemon_proc.err_path, "serving /healthz", 1,
-                             120000),
-            "the daemon did not start:\n%s",
-            rt_read_file(daemon_proc.err_path));
+  cr_assert(
+      rt_wait_for_text(daemon_proc.err_path, "serving /healthz", 1, 120000),
+      "the daemon did not start:\n%s", rt_read_file(daemon_proc.err_path));
 
   /* The reload reads conf.d in order and then waits on a FIFO, as it would
    * on a slow disk, for as long as this test keeps its writer away. */
@@ -569,8 +577,8 @@ Test(config_reload, healthz_answers_while_a_large_conf_d_is_read,
   /* The loop answers while the files are being read. */
   char response[4096];
   http_get(port, "/healthz", response, sizeof response, 10000);
-  cr_expect(strncmp(response, "HTTP/1.", 7) == 0 &&
-                strstr(response, " 200 ") && strstr(response, "ok"),
+  cr_expect(strncmp(response, "HTTP/1.", 7) == 0 && strstr(response, " 200 ") &&
+                strstr(response, "ok"),
             "no answer from /healthz during the reload: \"%s\"", response);
   cr_expect_eq(rt_count_text(daemon_proc.err_path, "reload done"), 0,
                "the reload finished without reading the gate");
