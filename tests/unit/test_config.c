@@ -451,34 +451,45 @@ Test(config, many_keys_and_sections_load_with_every_duplicate_found,
   cr_expect_null(rn__kvs_find(keys, "k-1"));
   rn__config_free(c);
 
-  /* The same names again, in a later file: each one is a duplicate. */
+  /* A later file with new names and some old ones again: the old ones are
+   * duplicates, and the file is dropped, new names and all. */
+  enum { NEW = 2000 };
   snprintf(path, sizeof path, "%s/20-again.conf", confd);
   f = fopen(path, "w");
   cr_assert(f);
+  for (int i = 0; i < NEW; i++)
+    fprintf(f, "[job \"n%d\"]\nplugin = hello\njob = greet\n", i);
   for (int i = 0; i < JOBS; i += 7)
     fprintf(f, "[job \"j%d\"]\nplugin = hello\njob = greet\n", i);
   fprintf(f, "[job \"keys2\"]\nplugin = hello\njob = greet\n");
   for (int i = 0; i < KEYS; i++)
     fprintf(f, "k%d = %d\nk%d = again\n", i, i, i);
   fclose(f);
-  /* After that file is dropped, its names are gone and the others stay. */
+  /* After that, the dropped names are free again and the others are not:
+   * a stale or broken index would report the first or miss the second. */
   snprintf(path, sizeof path, "%s/70-late.conf", confd);
-  rt_write_file(path,
-                "[job \"keys2\"]\nplugin = hello\njob = greet\n"
-                "[job \"j1\"]\nplugin = hello\njob = greet\n",
-                0644);
+  f = fopen(path, "w");
+  cr_assert(f);
+  for (int i = 0; i < NEW; i++)
+    fprintf(f, "[job \"n%d\"]\nplugin = hello\njob = greet\n", i);
+  fprintf(f, "[job \"keys2\"]\nplugin = hello\njob = greet\n");
+  for (int i = 0; i < JOBS; i += 5)
+    fprintf(f, "[job \"j%d\"]\nplugin = hello\njob = greet\n", i);
+  fclose(f);
   c = rn__config_load(conf_path, NULL);
   char expected[700];
-  snprintf(expected, sizeof expected, "%s:4: duplicate job \"j1\"", path);
+  snprintf(expected, sizeof expected, "%s:%d: duplicate job \"j0\"", path,
+           3 * NEW + 4);
   cr_expect(has_error(c, expected), "%s", all_errors(c));
   size_t duplicate_jobs = 0, duplicate_keys = 0;
   for (size_t i = 0; i < c->nerrors; i++) {
     duplicate_jobs += strstr(c->errors[i], ": duplicate job \"j") != NULL;
     duplicate_keys += strstr(c->errors[i], ": duplicate key \"k") != NULL;
   }
-  cr_expect_eq(duplicate_jobs, (JOBS + 6) / 7 + 1);
+  cr_expect_eq(duplicate_jobs, (JOBS + 6) / 7 + (JOBS + 4) / 5);
   cr_expect_eq(duplicate_keys, KEYS);
-  cr_expect_eq(c->nerrors, duplicate_jobs + duplicate_keys);
+  cr_expect_eq(c->nerrors, duplicate_jobs + duplicate_keys, "%.2000s",
+               all_errors(c));
   /* Files with errors are dropped whole; the others stay. */
   cr_expect_eq(c->njobs, JOBS + 2);
   rn__config_free(c);
