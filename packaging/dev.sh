@@ -75,6 +75,8 @@ cmd_test() {
   export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
   (cd "$root/build-test" && ctest --output-on-failure -j "$jobs" --timeout 600)
   check_sdk_out_of_tree "$root/build-test"
+  say "fault soak: two runners, SIGKILL, SIGHUP, a database outage, a torn plugin"
+  "$root/tests/soak/soak.sh" 45 "$root/build-test"
   say "fuzzing the config reader, cron parser, NinjaOne decoders and PII guard"
   "$root/tests/fuzz/run.sh" 15 "$root/build-fuzz"
 }
