@@ -9,6 +9,7 @@
  * value. */
 #include <ctype.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -241,6 +242,21 @@ static const char *denied_value(const char *s) {
   return NULL;
 }
 
+/* Appends to the path of the value being checked and returns the bytes
+ * added: a path deeper than the buffer is cut, never overrun. */
+static size_t path_append(char *path, size_t pathlen, size_t used,
+                          const char *fmt, ...) RN_PRINTF(4, 5);
+static size_t path_append(char *path, size_t pathlen, size_t used,
+                          const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(path + used, pathlen - used, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return 0;
+  return (size_t)n < pathlen - used ? (size_t)n : pathlen - used - 1;
+}
+
 static int check(json_t *value, char *path, size_t pathlen, size_t used,
                  char *err, size_t errlen) {
   if (json_is_string(value)) {
@@ -255,8 +271,8 @@ static int check(json_t *value, char *path, size_t pathlen, size_t used,
     size_t i;
     json_t *item;
     json_array_foreach(value, i, item) {
-      int n = snprintf(path + used, pathlen - used, "[%zu]", i);
-      int rc = check(item, path, pathlen, used + (size_t)n, err, errlen);
+      size_t n = path_append(path, pathlen, used, "[%zu]", i);
+      int rc = check(item, path, pathlen, used + n, err, errlen);
       path[used] = '\0';
       if (rc < 0)
         return rc;
@@ -267,9 +283,7 @@ static int check(json_t *value, char *path, size_t pathlen, size_t used,
     const char *key;
     json_t *item;
     json_object_foreach(value, key, item) {
-      int n = snprintf(path + used, pathlen - used, ".%s", key);
-      if ((size_t)n >= pathlen - used)
-        n = (int)(pathlen - used - 1);
+      size_t n = path_append(path, pathlen, used, ".%s", key);
       /* Keys are data too: a distribution keyed by host name is a list of
        * host names. */
       const char *why = denied_key(key);
@@ -286,7 +300,7 @@ static int check(json_t *value, char *path, size_t pathlen, size_t used,
         snprintf(err, errlen, "%s: key %s", path, why);
         return RN_EPII;
       }
-      int rc = check(item, path, pathlen, used + (size_t)n, err, errlen);
+      int rc = check(item, path, pathlen, used + n, err, errlen);
       path[used] = '\0';
       if (rc < 0)
         return rc;

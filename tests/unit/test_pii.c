@@ -1,6 +1,7 @@
 /* The PII guard: hostile metadata is refused with its path (never its
  * value); aggregate metadata passes. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <criterion/parameterized.h>
 #include <string.h>
 
@@ -134,4 +135,20 @@ Test(normalize, serials_and_macs) {
   cr_expect(rn_normalize_mac("001a.2b3c.4d5e", out, sizeof out));
   cr_expect(!rn_normalize_mac("00:00:00:00:00:00", out, sizeof out));
   cr_expect(!rn_normalize_mac("not a mac", out, sizeof out));
+}
+
+/* Found by fuzz_pii: a path longer than the buffer overran it when the last
+ * step was an array index. */
+Test(pii, deep_paths_are_cut_not_overrun) {
+  char json[4096], err[512];
+  size_t len = 0;
+  len += (size_t)snprintf(json + len, sizeof json - len, "{\"%0400d\":", 0);
+  for (int i = 0; i < 200; i++)
+    json[len++] = '[';
+  len += (size_t)snprintf(json + len, sizeof json - len, "\"10.0.0.1\"");
+  for (int i = 0; i < 200; i++)
+    json[len++] = ']';
+  snprintf(json + len, sizeof json - len, "}");
+  cr_expect_eq(rn_pii_check(json, err, sizeof err), RN_EPII);
+  cr_expect_eq(strncmp(err, "metadata.000", 12), 0, "%s", err);
 }
