@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "notify.h"
 #include "db.h"
 #include "internal.h"
 
@@ -71,6 +72,7 @@ static void reload_now(uv_timer_t *timer) {
   if (runner->stopping)
     return;
   runner->reloading = true;
+  rn__notify_reloading();
   rn__log(RN_LOG_NOTICE, NULL, "reloading configuration and plugins");
   rn__config_t *config = rn__config_load(runner->config_path, runner->confd);
   rn__generation_t *gen = NULL;
@@ -101,6 +103,7 @@ static void reload_now(uv_timer_t *timer) {
       rn__config_free(config);
   }
   runner->reloading = false;
+  rn__notify_reloaded();
   /* A SIGHUP that arrived meanwhile asked for one more reload. */
   if (runner->reload_pending)
     uv_timer_start(&runner->reload_timer, reload_now, 0, 0);
@@ -170,6 +173,7 @@ static void on_stop_signal(uv_signal_t *handle, int signum) {
     return;
   }
   runner->stopping = true;
+  rn__notify_stopping();
   rn__scheduler_stop(runner);
   rn__queue_stop(runner);
   uv_timer_stop(&runner->reload_timer);
@@ -207,6 +211,7 @@ int rn__runner_serve(rn__runner_t *runner) {
     return rc;
   rn__log(RN_LOG_NOTICE, NULL, "serving: %zu plugin(s), %zu job(s)",
           runner->gen->nplugins, runner->gen->njobs);
+  rn__notify_ready(runner);
   uv_run(loop, UV_RUN_DEFAULT);
   return runner->exit_code;
 }
@@ -220,6 +225,7 @@ void rn__runner_close(rn__runner_t *runner) {
   rn__db_close(runner);    /* likewise, then the queue frees its runs */
   rn__queue_close(runner);
   rn__admin_close(runner);
+  rn__notify_close(runner);
   /* Let close callbacks and the last completions run. */
   uv_run(runner->loop, UV_RUN_DEFAULT);
   uv_walk(runner->loop, close_walk, NULL);
