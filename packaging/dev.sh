@@ -11,8 +11,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 packages=(build-essential cmake pkg-config git ca-certificates openssl curl
           libuv1-dev libcurl4-openssl-dev libjansson-dev libpq-dev
-          libsodium-dev libinih-dev libcriterion-dev libmicrohttpd-dev
-          postgresql postgresql-contrib valgrind clang libclang-rt-14-dev)
+          libsodium-dev libcriterion-dev libmicrohttpd-dev
+          postgresql postgresql-contrib valgrind clang libclang-rt-14-dev
+          libsystemd-dev systemd)
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -75,6 +76,8 @@ cmd_test() {
   export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
   (cd "$root/build-test" && ctest --output-on-failure -j "$jobs" --timeout 600)
   check_sdk_out_of_tree "$root/build-test"
+  say "building and checking the Debian package"
+  "$root/packaging/check-package.sh" "$root/build-deb"
   say "fault soak: two runners, SIGKILL, SIGHUP, a database outage, a torn plugin"
   "$root/tests/soak/soak.sh" 45 "$root/build-test"
   say "fuzzing the config reader, cron parser, NinjaOne decoders and PII guard"

@@ -1041,7 +1041,8 @@ static void parse_confd(rn__config_t *config, const char *dir) {
     names[count++] = xstrdup(e->d_name);
   }
   closedir(d);
-  qsort(names, count, sizeof *names, compare_names);
+  if (count > 0) /* an empty conf.d: names is NULL */
+    qsort(names, count, sizeof *names, compare_names);
   for (size_t i = 0; i < count; i++) {
     char *path;
     if (asprintf(&path, "%s/%s", dir, names[i]) < 0)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "notify.h"
 #include "db.h"
 #include "internal.h"
 
@@ -126,6 +127,7 @@ static void config_loaded(uv_work_t *work, int status) {
   }
   reload_apply(runner, config);
   runner->reloading = false;
+  rn__notify_reloaded();
   /* A SIGHUP that arrived meanwhile asked for one more reload. */
   if (runner->reload_pending)
     uv_timer_start(&runner->reload_timer, reload_now, 0, 0);
@@ -136,6 +138,7 @@ static void reload_now(uv_timer_t *timer) {
   runner->reload_pending = false;
   if (runner->stopping)
     return;
+  rn__notify_reloading();
   rn__log(RN_LOG_NOTICE, NULL, "reloading configuration and plugins");
   reload_load_t *load = calloc(1, sizeof *load);
   int rc = UV_ENOMEM;
@@ -149,6 +152,7 @@ static void reload_now(uv_timer_t *timer) {
             "reload halted: cannot start reading the configuration: %s; "
             "generation %llu keeps serving unchanged",
             uv_strerror(rc), (unsigned long long)runner->gen->id);
+    rn__notify_reloaded();
     return;
   }
   runner->reloading = true;
@@ -218,6 +222,7 @@ static void on_stop_signal(uv_signal_t *handle, int signum) {
     return;
   }
   runner->stopping = true;
+  rn__notify_stopping();
   rn__scheduler_stop(runner);
   rn__queue_stop(runner);
   uv_timer_stop(&runner->reload_timer);
@@ -255,6 +260,7 @@ int rn__runner_serve(rn__runner_t *runner) {
     return rc;
   rn__log(RN_LOG_NOTICE, NULL, "serving: %zu plugin(s), %zu job(s)",
           runner->gen->nplugins, runner->gen->njobs);
+  rn__notify_ready(runner);
   uv_run(loop, UV_RUN_DEFAULT);
   return runner->exit_code;
 }
@@ -268,6 +274,7 @@ void rn__runner_close(rn__runner_t *runner) {
   rn__db_close(runner);    /* likewise, then the queue frees its runs */
   rn__queue_close(runner);
   rn__admin_close(runner);
+  rn__notify_close(runner);
   /* Let close callbacks and the last completions run. */
   uv_run(runner->loop, UV_RUN_DEFAULT);
   uv_walk(runner->loop, close_walk, NULL);
