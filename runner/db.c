@@ -438,14 +438,15 @@ static void connect_step(conn_t *c) {
     pump(c);
 }
 
-/* hostaddr (when the host name was looked up here) comes after the URL,
- * so it overrides; libpq keeps host for TLS (SNI, certificate) and
+/* hostaddr (the addresses looked up here, comma-separated, tried in
+ * order) comes after the URL, so it overrides; host then names the same
+ * host once per address, and libpq keeps it for TLS (SNI, certificate) and
  * messages. */
-static void connect_to(conn_t *c, const char *hostaddr) {
+static void connect_to(conn_t *c, const char *hosts, const char *hostaddr) {
   rn__db_t *db = c->db;
   const char *keys[] = {"dbname", "application_name",
-                        hostaddr ? "hostaddr" : NULL, NULL};
-  const char *values[] = {db->url, "regentra-runner", hostaddr, NULL};
+                        hostaddr ? "host" : NULL, "hostaddr", NULL};
+  const char *values[] = {db->url, "regentra-runner", hosts, hostaddr, NULL};
   c->pg = PQconnectStartParams(keys, values, 1);
   if (!c->pg) {
     conn_broken(c, "out of memory");
@@ -464,20 +465,34 @@ static void connect_to(conn_t *c, const char *hostaddr) {
 static void host_resolved(uv_getaddrinfo_t *req, int status,
                           struct addrinfo *res) {
   conn_t *c = req->data;
-  char addr[64] = "";
-  for (struct addrinfo *a = status == 0 ? res : NULL; a && !addr[0];
+  enum { MAX_ADDRS = 8 };
+  char addrs[MAX_ADDRS * 48] = "", one[48];
+  size_t naddrs = 0, len = 0;
+  for (struct addrinfo *a = status == 0 ? res : NULL; a && naddrs < MAX_ADDRS;
        a = a->ai_next) {
+    one[0] = '\0';
     if (a->ai_family == AF_INET)
-      uv_ip4_name((const struct sockaddr_in *)a->ai_addr, addr, sizeof addr);
+      uv_ip4_name((const struct sockaddr_in *)a->ai_addr, one, sizeof one);
     else if (a->ai_family == AF_INET6)
-      uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, addr, sizeof addr);
+      uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, one, sizeof one);
+    if (!one[0])
+      continue;
+    /* getaddrinfo repeats an address per protocol on some systems. */
+    char listed[sizeof addrs + 2], wanted[sizeof one + 2];
+    snprintf(listed, sizeof listed, ",%s,", addrs);
+    snprintf(wanted, sizeof wanted, ",%s,", one);
+    if (strstr(listed, wanted))
+      continue;
+    len += (size_t)snprintf(addrs + len, sizeof addrs - len, "%s%s",
+                            naddrs ? "," : "", one);
+    naddrs++;
   }
   uv_freeaddrinfo(res);
   free(req);
   if (!c)
     return; /* given up or closed meanwhile */
   c->resolving = NULL;
-  if (!addr[0]) {
+  if (naddrs == 0) {
     char why[512];
     snprintf(why, sizeof why, "cannot resolve host %s: %s",
              c->db->resolve_host,
@@ -485,7 +500,19 @@ static void host_resolved(uv_getaddrinfo_t *req, int status,
     conn_broken(c, why);
     return;
   }
-  connect_to(c, addr);
+  char *hosts = malloc(naddrs * (strlen(c->db->resolve_host) + 1));
+  if (!hosts) {
+    conn_broken(c, "out of memory");
+    return;
+  }
+  hosts[0] = '\0';
+  for (size_t i = 0; i < naddrs; i++) {
+    if (i)
+      strcat(hosts, ",");
+    strcat(hosts, c->db->resolve_host);
+  }
+  connect_to(c, hosts, addrs);
+  free(hosts);
 }
 
 static void conn_start(conn_t *c) {
@@ -495,7 +522,7 @@ static void conn_start(conn_t *c) {
   c->state = CONN_CONNECTING;
   uv_timer_start(&c->timer, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
   if (!db->resolve_host) {
-    connect_to(c, NULL);
+    connect_to(c, NULL, NULL);
     return;
   }
   /* libpq would look the name up with a blocking getaddrinfo on the loop. */
