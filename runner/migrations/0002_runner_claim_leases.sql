@@ -5,8 +5,7 @@
 -- when all of them waited on keys at their limit, so a free row further back
 -- was never claimed. It now leaves out keys already at their limit in the
 -- candidate query (counted from the running rows alone, over
--- job_running_key_idx) and keeps reading until it has p_max rows; only rows
--- it takes are locked.
+-- job_running_key_idx) and keeps reading until it has p_max rows.
 --
 -- A reclaimed row remembers the runner that lost it (lease_lost_by) until it
 -- is claimed again, so that runner can still record a successful outcome it
@@ -23,28 +22,31 @@ AS $$
 DECLARE
   r         record;
   taken     integer := 0;
-  scanned   integer := 0;
   running   integer;
   -- keys found at their limit (or held by another claimer) this round
   full_keys text[] := '{}';
 BEGIN
+  -- Keys at their limit now, from the running rows alone (a handful, over
+  -- job_running_key_idx); a key's limit is taken from its running rows.
+  SELECT coalesce(array_agg(k.key), '{}') INTO full_keys
+    FROM (SELECT b.concurrency_key AS key FROM runner.job b
+           WHERE b.state = 'running' AND b.concurrency_key IS NOT NULL
+           GROUP BY b.concurrency_key
+          HAVING count(*) >= max(b.concurrency_limit)) k;
   FOR r IN
     SELECT j.id, j.concurrency_key, j.concurrency_limit
       FROM runner.job j
-      LEFT JOIN (SELECT k.concurrency_key AS key, count(*) AS n
-                   FROM runner.job k
-                  WHERE k.state = 'running' AND k.concurrency_key IS NOT NULL
-                  GROUP BY k.concurrency_key) busy
-             ON busy.key = j.concurrency_key
      WHERE j.state = 'available' AND j.run_at <= now() AND j.name = ANY (p_names)
-       AND coalesce(busy.n, 0) < j.concurrency_limit
+       AND (j.concurrency_key IS NULL OR j.concurrency_key <> ALL (full_keys))
      ORDER BY j.priority, j.run_at, j.id
+     -- Rows are locked as the loop reads them, so a claim that stops at
+     -- p_max locks no more. The limit keeps one claim short when thousands
+     -- of rows queue behind a key this very claim fills (the next claim
+     -- leaves that key out above).
+     LIMIT p_max * 4 + 1000
+       FOR UPDATE SKIP LOCKED
   LOOP
-    -- Rows of keys filled by this very claim are skipped without a lock;
-    -- the bound keeps one claim short when thousands of them queue behind
-    -- one key, and the next claim leaves that key out in the query above.
-    EXIT WHEN taken >= p_max OR scanned >= p_max * 4 + 1000;
-    scanned := scanned + 1;
+    EXIT WHEN taken >= p_max;
     IF r.concurrency_key IS NOT NULL THEN
       CONTINUE WHEN r.concurrency_key = ANY (full_keys);
       IF NOT pg_try_advisory_xact_lock(
@@ -59,12 +61,6 @@ BEGIN
         CONTINUE;
       END IF;
     END IF;
-    -- A fresh look under a row lock: another claimer may have taken it
-    -- since the candidate query began.
-    PERFORM 1 FROM runner.job l
-      WHERE l.id = r.id AND l.state = 'available'
-      FOR UPDATE SKIP LOCKED;
-    CONTINUE WHEN NOT FOUND;
     RETURN QUERY
       UPDATE runner.job u
          SET state = 'running', attempt = u.attempt + 1, lease_owner = p_owner,
