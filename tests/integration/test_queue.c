@@ -246,6 +246,11 @@ Test(queue, killed_runner_leases_are_reclaimed_by_its_peer_and_completed_once) {
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
                                 "attempt = 2"),
                held, "reclaimed jobs should show their second attempt");
+  /* Reclaimed rows kept their place in line: run_at is still the time
+   * they were queued, not the time of the reclaim. */
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
+                                "run_at <> created_at"),
+               0, "a reclaimed job went to the back of the queue");
   char *log = runner_log(1);
   cr_expect(strstr(log, "whose lease expired"), "%s", log);
   free(log);
@@ -728,4 +733,29 @@ Test(queue, sqlstate_decides_between_retry_and_dead) {
                                  "state = 'dead'");
   cr_expect(error && strstr(error, "SQLSTATE 23505"), "%s", error);
   free(error);
+}
+
+/* A peer reclaimed the row (as after an outage the owner did not come back
+ * from in time) but nobody claimed it again yet: the owner's successful
+ * outcome is still recorded, once, and the runner says what happened. */
+Test(queue, a_success_after_a_lost_lease_is_kept_while_the_row_waits) {
+  configure(1, "lease = 2s\n", NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) VALUES "
+                        "('qprobe.record', '{\"n\":1,\"sleep_ms\":3000}')"));
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 1, 15000));
+  /* What a peer's reclaim writes. */
+  free(rt_pg_query(dsn, "UPDATE runner.job SET state = 'available', "
+                        "lease_lost_by = lease_owner, lease_owner = NULL, "
+                        "lease_expires_at = NULL, last_error = 'lease "
+                        "expired' WHERE state = 'running'"));
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                       "'completed'", 1, 15000),
+            "the successful outcome was dropped");
+  stop_runner(0);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run"), 1);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT attempt FROM runner.job"), 1);
+  char *log = runner_log(0);
+  cr_expect(strstr(log, "could not be renewed"), "%s", log);
+  free(log);
 }
