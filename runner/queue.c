@@ -681,7 +681,7 @@ static void on_notify(const char *channel, const char *extra, void *data) {
 /* --------------------------------------------------- heartbeat, upkeep */
 
 /* Rows this process runs whose lease another runner reclaimed: said once
- * per run, since its outcome cannot be recorded as it stands. */
+ * per run, since its outcome may now be lost. */
 static void check_renewed(rn__queue_t *q, const char *sent, PGresult *res) {
   int rows = PQntuples(res);
   for (rn__list_t *n = q->runs.next; n != &q->runs; n = n->next) {
@@ -704,8 +704,9 @@ static void check_renewed(rn__queue_t *q, const char *sent, PGresult *res) {
     if (asked && !renewed) {
       run->lease_lost_logged = true;
       rn__log(RN_LOG_ERR, run->name, "lease on job %s could not be renewed: "
-              "another runner reclaimed it, so this run's outcome will not "
-              "be recorded", run->id_text);
+              "another runner reclaimed it; this run's outcome is recorded "
+              "only if no runner has claimed the row again by then",
+              run->id_text);
     }
   }
 }
