@@ -631,17 +631,17 @@ Test(queue, completed_rows_past_retention_are_pruned_and_others_kept) {
                1);
 }
 
-/* Two runners, a 3 s lease, 16 jobs of 14 s each, and the database away
- * for 7 s while they run: the owners renew on their return before anyone
+/* Two runners, a 4 s lease, 16 jobs of 18 s each, and the database away
+ * for 9 s while they run: the owners renew on their return before anyone
  * reclaims, so nothing runs twice, every first outcome is kept and no
  * attempt is spent. */
 Test(queue, jobs_outliving_a_database_outage_longer_than_the_lease_run_once,
      .timeout = 240) {
   cluster_create();
-  configure(8, "lease = 3s\n", NULL);
+  configure(8, "lease = 4s\n", NULL);
   free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) SELECT "
                         "'qprobe.record', jsonb_build_object('n', g, "
-                        "'sleep_ms', 14000) FROM generate_series(1, 16) g"));
+                        "'sleep_ms', 18000) FROM generate_series(1, 16) g"));
   start_runner(NULL);
   start_runner(NULL);
   cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 16, 20000),
@@ -650,7 +650,7 @@ Test(queue, jobs_outliving_a_database_outage_longer_than_the_lease_run_once,
                2, "both runners should hold leases");
   cr_assert_eq(cluster_ctl("stop"), 0);
   /* The outage itself: more than twice the lease. */
-  usleep(7000 * 1000);
+  usleep(9000 * 1000);
   cr_assert_eq(cluster_ctl("start"), 0, "cluster did not start again");
   cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state IN "
                        "('completed', 'dead')", 16, 60000),
