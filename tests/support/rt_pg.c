@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rt.h"
@@ -126,7 +127,12 @@ const char *rt_pg_fresh_db(void) {
       start_cluster();
   }
   char name[64], sql[128];
-  snprintf(name, sizeof name, "rt_%ld_%d", (long)getpid(), ++seq);
+  /* Process ids come round again and databases of earlier runs stay on a
+   * shared server: a random part keeps the name new. */
+  unsigned salt = 0;
+  if (getrandom(&salt, sizeof salt, 0) != (ssize_t)sizeof salt)
+    salt = (unsigned)time(NULL);
+  snprintf(name, sizeof name, "rt_%ld_%d_%08x", (long)getpid(), ++seq, salt);
   snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
   free(rt_pg_query(server_dsn, sql));
   /* Replace the database part of the server DSN (URI form). */
