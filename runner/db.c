@@ -8,6 +8,10 @@
  * back after a backoff. One more connection carries LISTEN and subscribes
  * again after every reconnect. Transactions for plugins run on the thread
  * pool over blocking connections of their own. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +38,7 @@ struct rn__db_query_s {
   char **params;
   rn__db_cb cb;
   void *data;
+  struct conn_s *conn; /* while in flight */
   bool canceled;
 };
 
@@ -52,7 +57,9 @@ typedef struct conn_s {
   rn__list_t own;    /* statements only this connection sends (LISTEN) */
   bool flush_pending;
   bool listen;
+  bool recycle; /* a cancel request went out: reconnect after the result */
   uint32_t backoff_ms;
+  uv_getaddrinfo_t *resolving; /* host name lookup before connecting */
 } conn_t;
 
 typedef struct channel_s {
@@ -66,6 +73,9 @@ struct rn__db_s {
   uv_loop_t *loop;
   char *url;
   char *safe_url; /* for logs */
+  char *resolve_host; /* a host name libpq would otherwise look up on the
+                         loop; NULL for addresses, sockets and host lists */
+  uint32_t backoff_cap_ms;
   conn_t *conns;
   size_t nconns;
   conn_t listener;
@@ -147,16 +157,85 @@ static void query_free(rn__db_query_t *q) {
   free(q);
 }
 
+/* sqlstate is published on the runner for the length of the callback. */
 static void deliver(rn__db_t *db, rn__db_query_t *q, int status, PGresult *res,
-                    const char *errmsg) {
+                    const char *errmsg, const char *sqlstate) {
   db->busy--;
-  if (q->canceled)
+  char *published = db->runner->db_sqlstate;
+  if (q->canceled) {
     q->cb(RN_ECANCELED, NULL, "canceled", q->data);
-  else
+  } else {
+    snprintf(published, sizeof db->runner->db_sqlstate, "%s",
+             status < 0 && sqlstate ? sqlstate : "");
     q->cb(status, status == 0 ? res : NULL,
           status == 0 ? NULL : (errmsg ? errmsg : rn__strerror(status)),
           q->data);
+    published[0] = '\0';
+  }
   query_free(q);
+}
+
+enum rn__db_sqlclass rn__db_sqlstate_class(const char *sqlstate) {
+  if (!sqlstate || strlen(sqlstate) != 5)
+    return RN__DB_SQL_UNKNOWN;
+  static const char *const retry[] = {"40001", "40P01", "57P01", "57P02",
+                                      "57P03"};
+  for (size_t i = 0; i < RN_ARRAY_SIZE(retry); i++)
+    if (strcmp(sqlstate, retry[i]) == 0)
+      return RN__DB_SQL_RETRY;
+  if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0)
+    return RN__DB_SQL_RETRY;
+  if (strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0 ||
+      strncmp(sqlstate, "42", 2) == 0)
+    return RN__DB_SQL_PERMANENT;
+  return RN__DB_SQL_UNKNOWN;
+}
+
+const char *rn__db_sqlstate(const rn__runner_t *runner) {
+  return runner ? runner->db_sqlstate : "";
+}
+
+/* The first line of a failed result's message with its SQLSTATE, e.g.
+ * "ERROR:  duplicate key ... [SQLSTATE 23505]"; code gets the bare code. */
+static void result_error(const PGresult *res, const PGconn *pg, char *msg,
+                         size_t msglen, char code[6]) {
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  snprintf(code, 6, "%s", state ? state : "");
+  one_line(msg, msglen, res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
+  if (code[0]) {
+    size_t len = strlen(msg);
+    snprintf(msg + len, msglen - len, " [SQLSTATE %s]", code);
+  }
+}
+
+/* PQcancel opens a connection of its own and blocks until the server took
+ * the request, so it runs on a short-lived thread of its own: never on the
+ * loop, and never queued behind the very thread-pool work it should stop.
+ * The thread owns cancel. */
+static void *send_cancel_thread(void *arg) {
+  PGcancel *cancel = arg;
+  char err[256];
+  if (!PQcancel(cancel, err, sizeof err))
+    rn__log(RN_LOG_DEBUG, "db", "cancel request not delivered: %s", err);
+  PQfreeCancel(cancel);
+  return NULL;
+}
+
+static bool send_cancel(PGcancel *cancel) {
+  if (!cancel)
+    return false;
+  pthread_attr_t attr;
+  pthread_t thread;
+  bool ok = pthread_attr_init(&attr) == 0;
+  ok = ok && pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0;
+  ok = ok && pthread_create(&thread, &attr, send_cancel_thread, cancel) == 0;
+  pthread_attr_destroy(&attr);
+  if (!ok) {
+    rn__log(RN_LOG_WARNING, "db", "cannot start a thread for a cancel "
+            "request; the statement runs to its end or its timeout");
+    PQfreeCancel(cancel);
+  }
+  return ok;
 }
 
 static void set_health(rn__db_t *db, bool ok, const char *why) {
@@ -233,8 +312,17 @@ static void fail_waiting(rn__db_t *db, int status, const char *why) {
     rn__db_query_t *q = rn__container_of(db->waiting.next, rn__db_query_t,
                                          link);
     rn__list_remove(&q->link);
-    deliver(db, q, status, NULL, why);
+    deliver(db, q, status, NULL, why, status == RN_EDB ? "08006" : NULL);
   }
+}
+
+/* A lookup still running reports to nobody and frees itself. */
+static void stop_resolving(conn_t *c) {
+  if (!c->resolving)
+    return;
+  c->resolving->data = NULL;
+  uv_cancel((uv_req_t *)c->resolving);
+  c->resolving = NULL;
 }
 
 static void on_reconnect(uv_timer_t *timer) {
@@ -250,11 +338,13 @@ static void conn_broken(conn_t *c, const char *why_raw) {
   c->live = NULL;
   PQclear(c->result);
   c->result = NULL;
+  stop_resolving(c);
   close_poll(c);
   PQfinish(c->pg); /* after the poll stopped watching its socket */
   c->pg = NULL;
   c->state = CONN_DOWN;
   c->flush_pending = false;
+  c->recycle = false;
   uv_timer_stop(&c->timer);
   set_health(db, false, why);
   /* LISTEN statements are rebuilt on the next connect. */
@@ -266,16 +356,17 @@ static void conn_broken(conn_t *c, const char *why_raw) {
   }
   if (!db->closing) {
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (c->backoff_ms > BACKOFF_MAX_MS)
-      c->backoff_ms = BACKOFF_MAX_MS;
-    uint64_t delay = c->backoff_ms / 2 + (uint64_t)rand() % (c->backoff_ms / 2 + 1);
+    if (c->backoff_ms > db->backoff_cap_ms)
+      c->backoff_ms = db->backoff_cap_ms;
+    uint64_t delay = c->backoff_ms / 2 +
+                     randombytes_uniform(c->backoff_ms / 2 + 1);
     uv_timer_start(&c->timer, on_reconnect, delay, 0);
   }
   update_up(db);
   char msg[600];
   snprintf(msg, sizeof msg, "database connection lost: %s", why);
   if (live && !c->listen)
-    deliver(db, live, RN_EDB, NULL, msg);
+    deliver(db, live, RN_EDB, NULL, msg, "08006");
   else if (live) {
     db->busy--;
     query_free(live);
@@ -347,12 +438,15 @@ static void connect_step(conn_t *c) {
     pump(c);
 }
 
-static void conn_start(conn_t *c) {
+/* hostaddr (the addresses looked up here, comma-separated, tried in
+ * order) comes after the URL, so it overrides; host then names the same
+ * host once per address, and libpq keeps it for TLS (SNI, certificate) and
+ * messages. */
+static void connect_to(conn_t *c, const char *hosts, const char *hostaddr) {
   rn__db_t *db = c->db;
-  if (db->closing)
-    return;
-  const char *keys[] = {"dbname", "application_name", NULL};
-  const char *values[] = {db->url, "regentra-runner", NULL};
+  const char *keys[] = {"dbname", "application_name",
+                        hostaddr ? "host" : NULL, "hostaddr", NULL};
+  const char *values[] = {db->url, "regentra-runner", hosts, hostaddr, NULL};
   c->pg = PQconnectStartParams(keys, values, 1);
   if (!c->pg) {
     conn_broken(c, "out of memory");
@@ -363,11 +457,116 @@ static void conn_start(conn_t *c) {
     return;
   }
   PQsetNoticeProcessor(c->pg, log_notice, NULL);
-  c->state = CONN_CONNECTING;
-  uv_timer_start(&c->timer, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
   /* Before the first PQconnectPoll, behave as if it said WRITING. */
   if (watch(c, UV_WRITABLE) < 0)
     conn_broken(c, "cannot watch the connection socket");
+}
+
+static void host_resolved(uv_getaddrinfo_t *req, int status,
+                          struct addrinfo *res) {
+  conn_t *c = req->data;
+  enum { MAX_ADDRS = 8 };
+  char addrs[MAX_ADDRS * 48] = "", one[48];
+  size_t naddrs = 0, len = 0;
+  for (struct addrinfo *a = status == 0 ? res : NULL; a && naddrs < MAX_ADDRS;
+       a = a->ai_next) {
+    one[0] = '\0';
+    if (a->ai_family == AF_INET)
+      uv_ip4_name((const struct sockaddr_in *)a->ai_addr, one, sizeof one);
+    else if (a->ai_family == AF_INET6)
+      uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, one, sizeof one);
+    if (!one[0])
+      continue;
+    /* getaddrinfo repeats an address per protocol on some systems. */
+    char listed[sizeof addrs + 2], wanted[sizeof one + 2];
+    snprintf(listed, sizeof listed, ",%s,", addrs);
+    snprintf(wanted, sizeof wanted, ",%s,", one);
+    if (strstr(listed, wanted))
+      continue;
+    len += (size_t)snprintf(addrs + len, sizeof addrs - len, "%s%s",
+                            naddrs ? "," : "", one);
+    naddrs++;
+  }
+  uv_freeaddrinfo(res);
+  free(req);
+  if (!c)
+    return; /* given up or closed meanwhile */
+  c->resolving = NULL;
+  if (naddrs == 0) {
+    char why[512];
+    snprintf(why, sizeof why, "cannot resolve host %s: %s",
+             c->db->resolve_host,
+             status < 0 ? uv_strerror(status) : "no address");
+    conn_broken(c, why);
+    return;
+  }
+  char *hosts = malloc(naddrs * (strlen(c->db->resolve_host) + 1));
+  if (!hosts) {
+    conn_broken(c, "out of memory");
+    return;
+  }
+  hosts[0] = '\0';
+  for (size_t i = 0; i < naddrs; i++) {
+    if (i)
+      strcat(hosts, ",");
+    strcat(hosts, c->db->resolve_host);
+  }
+  connect_to(c, hosts, addrs);
+  free(hosts);
+}
+
+static void conn_start(conn_t *c) {
+  rn__db_t *db = c->db;
+  if (db->closing)
+    return;
+  c->state = CONN_CONNECTING;
+  uv_timer_start(&c->timer, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
+  if (!db->resolve_host) {
+    connect_to(c, NULL, NULL);
+    return;
+  }
+  /* libpq would look the name up with a blocking getaddrinfo on the loop. */
+  uv_getaddrinfo_t *req = malloc(sizeof *req);
+  if (!req) {
+    conn_broken(c, "out of memory");
+    return;
+  }
+  req->data = c;
+  struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                           .ai_socktype = SOCK_STREAM};
+  int rc = uv_getaddrinfo(db->loop, req, host_resolved, db->resolve_host,
+                          NULL, &hints);
+  if (rc < 0) {
+    free(req);
+    char why[512];
+    snprintf(why, sizeof why, "cannot resolve host %s: %s", db->resolve_host,
+             uv_strerror(rc));
+    conn_broken(c, why);
+    return;
+  }
+  c->resolving = req;
+}
+
+/* The host name of url when it is one name to look up, else NULL: literal
+ * addresses, socket directories, host lists and a given hostaddr are left
+ * to libpq, which does not resolve those. */
+static char *host_to_resolve(const char *url) {
+  PQconninfoOption *opts = PQconninfoParse(url, NULL);
+  const char *host = NULL, *hostaddr = NULL;
+  for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+    if (strcmp(o->keyword, "host") == 0)
+      host = o->val;
+    else if (strcmp(o->keyword, "hostaddr") == 0)
+      hostaddr = o->val;
+  }
+  char *name = NULL;
+  unsigned char buf[sizeof(struct in6_addr)];
+  if (host && *host && !(hostaddr && *hostaddr) && host[0] != '/' &&
+      host[0] != '@' && !strchr(host, ',') &&
+      inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)
+    name = strdup(host);
+  PQconninfoFree(opts);
+  return name;
 }
 
 static void conn_init(rn__db_t *db, conn_t *c, bool listen) {
@@ -389,18 +588,18 @@ static void finish_live(conn_t *c) {
   c->result = NULL;
   int status = RN_EDB;
   const char *msg = "no result";
-  char line[1024];
+  char line[1024], code[6] = "";
   if (res) {
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
       status = 0;
       msg = NULL;
     } else {
-      one_line(line, sizeof line, PQresultErrorMessage(res));
+      result_error(res, c->pg, line, sizeof line, code);
       msg = line;
     }
   }
-  deliver(c->db, q, status, res, msg);
+  deliver(c->db, q, status, res, msg, code);
   PQclear(res);
 }
 
@@ -413,6 +612,20 @@ static void dispatch_notifies(conn_t *c) {
         db->channels[i].cb(n->relname, n->extra, db->channels[i].data);
     PQfreemem(n);
   }
+}
+
+/* After a statement that got a cancel request: a request arriving late
+ * must not stop the next statement, so the session is replaced. The pool
+ * stays up meanwhile; what waits goes out on the other connections. */
+static void conn_recycle(conn_t *c) {
+  close_poll(c);
+  PQfinish(c->pg);
+  c->pg = NULL;
+  c->state = CONN_DOWN;
+  c->recycle = false;
+  c->flush_pending = false;
+  uv_timer_stop(&c->timer);
+  conn_start(c);
 }
 
 static void on_io(uv_poll_t *poll, int status, int events) {
@@ -447,9 +660,14 @@ static void on_io(uv_poll_t *poll, int status, int events) {
   while (c->live && !PQisBusy(c->pg)) {
     PGresult *res = PQgetResult(c->pg);
     if (!res) {
+      bool recycle = c->recycle;
       finish_live(c);
       if (db->closing || c->state != CONN_READY)
         return;
+      if (recycle) {
+        conn_recycle(c);
+        return;
+      }
       break;
     }
     /* Keep an error over a later result: it is the one that matters. */
@@ -482,6 +700,7 @@ static void pump(conn_t *c) {
       rn__db_query_t *q = rn__container_of(from->next, rn__db_query_t, link);
       rn__list_remove(&q->link);
       c->live = q;
+      q->conn = c;
       if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL,
                              (const char *const *)q->params, NULL, NULL, 0)) {
         conn_broken(c, PQerrorMessage(c->pg));
@@ -546,7 +765,7 @@ static void deliver_canceled(uv_timer_t *timer) {
     rn__db_query_t *q = rn__container_of(db->canceled.next, rn__db_query_t,
                                          link);
     rn__list_remove(&q->link);
-    deliver(db, q, RN_ECANCELED, NULL, "canceled");
+    deliver(db, q, RN_ECANCELED, NULL, "canceled", NULL);
   }
 }
 
@@ -554,10 +773,17 @@ void rn__db_cancel(rn__db_query_t *q) {
   if (q->canceled)
     return;
   q->canceled = true;
-  /* In flight (unlinked): its result arrives and is reported as canceled.
-   * Queued: it never goes out; report it from the next loop turn. */
-  if (rn__list_empty(&q->link))
+  /* In flight (unlinked): the server is asked to stop it, and its result,
+   * when it comes, is reported as canceled. Queued: it never goes out;
+   * report it from the next loop turn. */
+  if (rn__list_empty(&q->link)) {
+    conn_t *c = q->conn;
+    if (c && c->live == q && c->pg && !c->recycle && !c->listen) {
+      c->recycle = true;
+      send_cancel(PQgetCancel(c->pg));
+    }
     return;
+  }
   rn__list_remove(&q->link);
   rn__list_push(&q->db->canceled, &q->link);
   uv_timer_start(&q->db->cancel_timer, deliver_canceled, 0, 0);
@@ -607,6 +833,13 @@ static void listen_ready(int status, PGresult *res, const char *errmsg,
     db->channels[i].cb(NULL, NULL, db->channels[i].data);
 }
 
+void rn__db_set_reconnect_cap(rn__db_t *db, uint32_t cap_ms) {
+  if (db)
+    db->backoff_cap_ms = cap_ms < BACKOFF_MIN_MS ? BACKOFF_MIN_MS
+                         : cap_ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                   : cap_ms;
+}
+
 void rn__db_on_state(rn__db_t *db, rn__db_state_cb cb, void *data) {
   db->state_cb = cb;
   db->state_data = data;
@@ -624,6 +857,7 @@ static void free_db(rn__db_t *db) {
   free(db->conns);
   free(db->url);
   free(db->safe_url);
+  free(db->resolve_host);
   free(db);
 }
 
@@ -660,6 +894,8 @@ rn__db_t *rn__db_get(rn__runner_t *runner) {
   db->loop = runner->loop;
   db->url = strdup(url);
   db->safe_url = rn__db_redact(url);
+  db->resolve_host = host_to_resolve(url);
+  db->backoff_cap_ms = BACKOFF_MAX_MS;
   size_t pool = runner->gen->config->db_pool_size ? runner->gen->config->db_pool_size
                                                    : DEFAULT_POOL;
   db->conns = calloc(pool, sizeof *db->conns);
@@ -691,7 +927,8 @@ static void conn_close(conn_t *c) {
       db->busy--;
       query_free(q);
     } else
-      deliver(db, q, RN_ECANCELED, NULL, "the database service is closing");
+      deliver(db, q, RN_ECANCELED, NULL, "the database service is closing",
+              NULL);
   }
   while (!rn__list_empty(&c->own)) {
     rn__db_query_t *q = rn__container_of(c->own.next, rn__db_query_t, link);
@@ -701,6 +938,7 @@ static void conn_close(conn_t *c) {
   }
   PQclear(c->result);
   c->result = NULL;
+  stop_resolving(c);
   close_poll(c);
   PQfinish(c->pg);
   c->pg = NULL;
@@ -856,7 +1094,7 @@ static void plugin_query_done(int status, PGresult *res, const char *errmsg,
   free(pq);
 }
 
-static void plugin_query_cancel(rn_req_t *req) {
+void rn__db_query_req_cancel(rn_req_t *req) {
   plugin_query_t *pq = rn__container_of(req, plugin_query_t, req);
   rn__db_cancel(pq->query);
 }
@@ -881,7 +1119,7 @@ static int db_query(rn_ctx_t *ctx, const char *sql, int nparams,
     free(pq);
     return rc;
   }
-  rn__req_start(ctx, &pq->req, plugin_query_cancel);
+  rn__req_start(ctx, &pq->req, rn__db_query_req_cancel);
   if (req)
     *req = &pq->req;
   return 0;
@@ -892,81 +1130,145 @@ struct rn_db_tx_s {
   atomic_bool *canceled;
   bool failed;
   char error[1024];
+  char sqlstate[6];
 };
 
 typedef struct tx_req_s {
   rn_req_t req;
   uv_work_t work;
   char *url;
+  uint64_t statement_timeout_ms;
   rn_db_tx_fn fn;
   rn_status_cb done;
   void *data;
   atomic_bool canceled;
+  /* The running session's cancel key, set and taken under the mutex: the
+   * worker sets it once connected, a cancel from the loop takes it. */
+  uv_mutex_t cancel_mutex;
+  PGcancel *cancel;
   int status;
   char error[1024];
+  char sqlstate[6];
 } tx_req_t;
 
-static bool tx_command(PGconn *pg, const char *sql, char *err, size_t errlen) {
+static bool tx_command(PGconn *pg, const char *sql, char *err, size_t errlen,
+                       char code[6]) {
   PGresult *res = PQexec(pg, sql);
   bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
   /* A COMMIT of a failed transaction answers "ROLLBACK". */
-  if (ok && strcmp(sql, "COMMIT") == 0 && strcmp(PQcmdStatus(res), "COMMIT"))
+  if (ok && strcmp(sql, "COMMIT") == 0 && strcmp(PQcmdStatus(res), "COMMIT")) {
     ok = false;
-  if (!ok)
-    one_line(err, errlen, res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
+    snprintf(err, errlen, "the transaction was rolled back at COMMIT");
+    snprintf(code, 6, "40000");
+  } else if (!ok) {
+    result_error(res, pg, err, errlen, code);
+  }
   PQclear(res);
   return ok;
 }
 
 static void tx_work(uv_work_t *work) {
   tx_req_t *t = rn__container_of(work, tx_req_t, work);
+  char ignored[256], ignored_code[6];
   PGconn *pg = tx_pool_take(t->url, t->error, sizeof t->error);
   if (!pg) {
+    snprintf(t->sqlstate, sizeof t->sqlstate, "08001");
     t->status = RN_EDB;
     return;
   }
-  if (!tx_command(pg, "BEGIN", t->error, sizeof t->error)) {
-    t->status = RN_EDB;
-    tx_pool_give(t->url, pg);
-    return;
-  }
+  uv_mutex_lock(&t->cancel_mutex);
+  t->cancel = PQgetCancel(pg);
+  uv_mutex_unlock(&t->cancel_mutex);
+  /* Checked after the key is published: a cancel either sees the key or
+   * has set the flag already. */
+  int rc = 0;
+  char timeout[64];
+  snprintf(timeout, sizeof timeout, "SET LOCAL statement_timeout = %llu",
+           (unsigned long long)t->statement_timeout_ms);
+  if (atomic_load(&t->canceled))
+    rc = RN_ECANCELED;
+  else if (!tx_command(pg, "BEGIN", t->error, sizeof t->error, t->sqlstate) ||
+           !tx_command(pg, timeout, t->error, sizeof t->error, t->sqlstate))
+    rc = RN_EDB;
   rn_db_tx_t tx = {.pg = pg, .canceled = &t->canceled};
-  int rc = t->fn(&tx, t->data);
-  if (rc >= 0 && atomic_load(&t->canceled))
+  if (rc == 0)
+    rc = t->fn(&tx, t->data);
+  if (atomic_load(&t->canceled))
     rc = RN_ECANCELED;
   if (rc >= 0 && tx.failed)
     rc = RN_EDB; /* the plugin ignored a failed statement: never commit */
   if (rc >= 0) {
-    if (!tx_command(pg, "COMMIT", t->error, sizeof t->error))
+    if (!tx_command(pg, "COMMIT", t->error, sizeof t->error, t->sqlstate))
       rc = RN_EDB;
-  } else {
-    char ignored[256];
-    tx_command(pg, "ROLLBACK", ignored, sizeof ignored);
-    if (tx.error[0] && !t->error[0])
-      snprintf(t->error, sizeof t->error, "%s", tx.error);
+  } else if (PQtransactionStatus(pg) != PQTRANS_IDLE) {
+    tx_command(pg, "ROLLBACK", ignored, sizeof ignored, ignored_code);
+  }
+  if (rc < 0 && rc != RN_ECANCELED && tx.error[0] && !t->error[0]) {
+    snprintf(t->error, sizeof t->error, "%s", tx.error);
+    memcpy(t->sqlstate, tx.sqlstate, sizeof t->sqlstate);
   }
   t->status = rc < 0 ? rc : 0;
+  uv_mutex_lock(&t->cancel_mutex);
+  bool cancel_sent = t->cancel == NULL;
+  PQfreeCancel(t->cancel);
+  t->cancel = NULL;
+  uv_mutex_unlock(&t->cancel_mutex);
+  /* A cancel request may still be on its way to this session: never lend
+   * it to the next transaction. */
+  if (cancel_sent) {
+    PQfinish(pg);
+    return;
+  }
   tx_pool_give(t->url, pg);
+}
+
+static void tx_req_free(tx_req_t *t) {
+  uv_mutex_destroy(&t->cancel_mutex);
+  free(t->url);
+  free(t);
 }
 
 static void tx_after(uv_work_t *work, int status) {
   tx_req_t *t = rn__container_of(work, tx_req_t, work);
   int result = status == UV_ECANCELED ? RN_ECANCELED : t->status;
+  rn__runner_t *runner = t->req.ctx->runner;
   if (result < 0 && result != RN_ECANCELED && t->error[0])
     rn__log(RN_LOG_WARNING, t->req.ctx->plugin->name,
             "transaction rolled back: %s", t->error);
+  snprintf(runner->db_sqlstate, sizeof runner->db_sqlstate, "%s",
+           result == RN_EDB ? t->sqlstate : "");
   t->done(t->req.ctx, result, t->data);
+  runner->db_sqlstate[0] = '\0';
   rn__req_finish(&t->req);
-  free(t->url);
-  free(t);
+  tx_req_free(t);
 }
 
-static void tx_cancel(rn_req_t *req) {
+void rn__db_tx_req_cancel(rn_req_t *req) {
   tx_req_t *t = rn__container_of(req, tx_req_t, req);
-  atomic_store(&t->canceled, true);
-  /* Succeeds only before a worker took it; otherwise the flag rolls the
-   * transaction back at its next statement. */
-  uv_cancel((uv_req_t *)&t->work);
+  if (atomic_exchange(&t->canceled, true))
+    return;
+  /* Succeeds only before a worker took it: tx_after then reports
+   * RN_ECANCELED. Otherwise the running statement is stopped, and the flag
+   * rolls back whatever the plugin does next. */
+  if (uv_cancel((uv_req_t *)&t->work) == 0)
+    return;
+  uv_mutex_lock(&t->cancel_mutex);
+  PGcancel *cancel = t->cancel;
+  t->cancel = NULL;
+  uv_mutex_unlock(&t->cancel_mutex);
+  send_cancel(cancel);
+}
+
+/* The longest timeout of the plugin's configured jobs: no statement of one
+ * of its runs may rightly outlast that. */
+static uint64_t tx_statement_timeout(const rn_ctx_t *ctx) {
+  uint64_t longest = 0;
+  const rn__generation_t *gen = ctx->plugin->gen;
+  for (size_t i = 0; gen && i < gen->njobs; i++)
+    if (gen->jobs[i].valid && gen->jobs[i].plugin == ctx->plugin &&
+        gen->jobs[i].conf->timeout_ms > longest)
+      longest = gen->jobs[i].conf->timeout_ms;
+  return longest ? longest : RN__DB_TX_STATEMENT_TIMEOUT_MS;
 }
 
 static int db_transaction(rn_ctx_t *ctx, rn_db_tx_fn fn, rn_status_cb done,
@@ -981,17 +1283,22 @@ static int db_transaction(rn_ctx_t *ctx, rn_db_tx_fn fn, rn_status_cb done,
     free(t);
     return RN_ENOMEM;
   }
+  if (uv_mutex_init(&t->cancel_mutex) != 0) {
+    free(t->url);
+    free(t);
+    return RN_ENOMEM;
+  }
   t->fn = fn;
   t->done = done;
   t->data = data;
+  t->statement_timeout_ms = tx_statement_timeout(ctx);
   atomic_init(&t->canceled, false);
   int rc = uv_queue_work(ctx->runner->loop, &t->work, tx_work, tx_after);
   if (rc < 0) {
-    free(t->url);
-    free(t);
+    tx_req_free(t);
     return rn__from_uv(rc);
   }
-  rn__req_start(ctx, &t->req, tx_cancel);
+  rn__req_start(ctx, &t->req, rn__db_tx_req_cancel);
   if (req)
     *req = &t->req;
   return 0;
@@ -1012,11 +1319,11 @@ static int db_tx_exec(rn_db_tx_t *tx, const char *sql, int nparams,
                                0);
   ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    one_line(tx->error, sizeof tx->error,
-             res ? PQresultErrorMessage(res) : PQerrorMessage(tx->pg));
+    result_error(res, tx->pg, tx->error, sizeof tx->error, tx->sqlstate);
     tx->failed = true;
     PQclear(res);
-    return RN_EDB;
+    /* A statement stopped by our own cancel request (57014) is the cancel. */
+    return atomic_load(tx->canceled) ? RN_ECANCELED : RN_EDB;
   }
   if (!result) {
     PQclear(res);

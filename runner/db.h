@@ -37,7 +37,10 @@ void rn__db_close(rn__runner_t *runner);
 int rn__db_exec(rn__db_t *db, const char *sql, int nparams,
                 const char *const *params, rn__db_cb cb, void *data,
                 rn__db_query_t **query);
-/* The callback then runs with RN_ECANCELED (from a later loop turn). */
+/* The callback then runs with RN_ECANCELED: from a later loop turn when the
+ * statement was still queued; when the server already runs it, a cancel
+ * request (PQcancel, off the loop) stops it and the callback follows its
+ * end. Either way exactly once. */
 void rn__db_cancel(rn__db_query_t *query);
 int rn__db_listen(rn__db_t *db, const char *channel, rn__db_notify_cb cb,
                   void *data);
@@ -45,6 +48,32 @@ void rn__db_on_state(rn__db_t *db, rn__db_state_cb cb, void *data);
 bool rn__db_up(const rn__db_t *db);
 /* Queries queued or in flight. */
 unsigned rn__db_busy(const rn__db_t *db);
+/* Reconnect attempts back off up to cap_ms (default 10 s): the queue keeps
+ * it well under its lease so a runner is back before its peers reclaim. */
+void rn__db_set_reconnect_cap(rn__db_t *db, uint32_t cap_ms);
+
+/* --- SQLSTATE: every database error carries the server's five-character
+ * code (PG_DIAG_SQLSTATE); a connection lost mid-statement is "08006". */
+enum rn__db_sqlclass {
+  RN__DB_SQL_UNKNOWN,   /* no code, or one of no class below: retry */
+  RN__DB_SQL_RETRY,     /* 40001 40P01 57P01-57P03 08xxx 53xxx */
+  RN__DB_SQL_PERMANENT, /* 22xxx 23xxx 42xxx: the same input fails again */
+};
+enum rn__db_sqlclass rn__db_sqlstate_class(const char *sqlstate);
+/* During an rn__db_cb (and a plugin's database callback) with an error:
+ * its SQLSTATE, "" when there is none. Borrowed, valid during the call. */
+const char *rn__db_sqlstate(const rn__runner_t *runner);
+
+/* Cancel hooks of the plugin database requests (rn_req_t.cancel), for the
+ * code that cancels every request of a job. A query: as rn__db_cancel. A
+ * transaction: before a worker took it, it never starts; while it runs, its
+ * statement gets a cancel request and it rolls back. The request's callback
+ * then runs exactly once with RN_ECANCELED. */
+void rn__db_query_req_cancel(rn_req_t *req);
+void rn__db_tx_req_cancel(rn_req_t *req);
+/* Statements of a transaction run under SET LOCAL statement_timeout: the
+ * longest timeout of the plugin's configured jobs, or this. */
+#define RN__DB_TX_STATEMENT_TIMEOUT_MS (10 * 60 * 1000)
 
 /* Blocking helpers for CLI commands (never on the loop of a daemon).
  * Connects, retrying with backoff for up to wait_ms and saying so on

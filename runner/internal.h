@@ -316,6 +316,7 @@ struct rn_job_s {
   bool timeout_armed;
   bool completed;
   bool cancel_requested;
+  char db_sqlstate[6];        /* of the database error it completed on */
   rn__job_done_cb done;
   void *done_data;
   rn__list_t link;            /* in runner->jobs */
@@ -415,6 +416,9 @@ struct rn__runner_s {
   int exit_code;
   struct rn__http_s *http;
   struct rn__db_s *db;
+  /* The SQLSTATE of the database error a callback is being told about right
+   * now ("" otherwise), so a job completed from it with RN_EDB keeps it. */
+  char db_sqlstate[6];
   rn__secrets_t *secrets;
   struct rn__queue_s *queue; /* the durable queue, when serving with a db */
   struct rn__admin_s *admin; /* /healthz and /metrics, when configured */

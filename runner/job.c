@@ -309,6 +309,9 @@ void rn__host_job_complete(rn_job_t *job, int status, const char *result_json,
   if (!c)
     abort();
   c->status = status > 0 ? 0 : status;
+  if (c->status == RN_EDB)
+    memcpy(job->db_sqlstate, job->plugin->ctx.runner->db_sqlstate,
+           sizeof job->db_sqlstate);
   c->result_json = result_json ? strdup(result_json) : NULL;
   c->summary = summary ? strdup(summary) : NULL;
   job->timeout.data = c;

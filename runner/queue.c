@@ -8,8 +8,16 @@
  * fallback, and renew the leases of their runs by heartbeat; any process
  * turns expired leases back into claimable rows. A run's outcome is written
  * with the same lease check, so a row is released or completed once, and a
- * completed run's emitted events are inserted in that same statement. */
+ * completed run's emitted events are inserted in that same statement.
+ *
+ * Leases and outages: when the database comes back, a runner first renews
+ * the leases of the rows it still runs, and it reclaims nothing until it
+ * has itself been connected for a whole lease period, so every owner that
+ * lived through the outage (reconnecting within a fraction of the lease:
+ * see rn__db_set_reconnect_cap) has renewed before anyone reclaims. A job
+ * that outlives an outage therefore keeps its row and its attempt count. */
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +51,7 @@ typedef struct qrun_s {
   bool permanent;    /* fail without retry */
   bool writing;
   bool write_failed_logged;
+  bool lease_lost_logged;
   char *result;      /* JSON text or NULL */
   char *summary;
   char *error;
@@ -62,7 +71,10 @@ struct rn__queue_s {
   bool claim_again;
   bool claim_failing;
   bool heartbeat_busy;
+  bool heartbeat_again; /* a renewal was asked for while one was in flight */
   bool maintenance_busy;
+  bool connected;
+  uint64_t connected_since; /* loop time the database came (back) up */
   bool stopping;
   uint64_t stop_started; /* loop time */
   bool closing;
@@ -300,7 +312,6 @@ static void run_done(rn_job_t *job, int status, const char *result_json,
   rn__queue_t *q = run->queue;
   run->job = NULL;
   run->duration_ms = uv_now(q->runner->loop) - run->started_ms;
-  (void)job;
   if (status == 0) {
     json_t *parsed = result_json ? json_loads(result_json, 0, NULL) : NULL;
     if (result_json && !json_is_object(parsed)) {
@@ -316,10 +327,17 @@ static void run_done(rn_job_t *job, int status, const char *result_json,
   } else if (status == RN_ECANCELED && q->stopping) {
     set_outcome(run, OUT_RELEASE, NULL);
   } else {
+    /* A database error the run ended on says by its SQLSTATE whether
+     * trying again can help: a duplicate key or a syntax error cannot. */
+    const char *code = status == RN_EDB && job && job->db_sqlstate[0]
+                           ? job->db_sqlstate : NULL;
     char error[1024];
-    snprintf(error, sizeof error, "%s%s%s", rn__strerror(status),
+    snprintf(error, sizeof error, "%s%s%s%s%s%s", rn__strerror(status),
+             code ? " [SQLSTATE " : "", code ? code : "", code ? "]" : "",
              summary ? ": " : "", summary ? summary : "");
     set_outcome(run, OUT_FAIL, error);
+    if (rn__db_sqlstate_class(code) == RN__DB_SQL_PERMANENT)
+      run->permanent = true;
   }
   write_outcome(run);
 }
@@ -394,8 +412,10 @@ static const char *const complete_sql =
     "WITH done AS ("
     " UPDATE runner.job SET state = 'completed', result = $3::jsonb,"
     "  summary = $4, duration_ms = $5::bigint, finished_at = now(),"
-    "  lease_owner = NULL, lease_expires_at = NULL, last_error = NULL"
-    " WHERE id = $1::bigint AND lease_owner = $2 AND state = 'running'"
+    "  lease_owner = NULL, lease_expires_at = NULL, last_error = NULL,"
+    "  lease_lost_by = NULL"
+    " WHERE id = $1::bigint AND ((lease_owner = $2 AND state = 'running')"
+    "  OR (lease_lost_by = $2 AND state = 'available'))"
     " RETURNING id),"
     " emitted AS ("
     " INSERT INTO runner.job (name, payload, idempotency_key, concurrency_key,"
@@ -428,7 +448,7 @@ static const char *const fail_sql =
 
 static const char *const release_sql =
     "UPDATE runner.job SET state = 'available',"
-    " attempt = greatest(attempt - 1, 0), run_at = now(),"
+    " attempt = greatest(attempt - 1, 0),"
     " lease_owner = NULL, lease_expires_at = NULL"
     " WHERE id = $1::bigint AND lease_owner = $2 AND state = 'running'"
     " RETURNING id";
@@ -452,7 +472,13 @@ static void outcome_written(int status, PGresult *res, const char *errmsg,
     return;
   }
   bool owned = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "0") != 0;
-  if (!owned) {
+  if (!owned && run->outcome == OUT_COMPLETE) {
+    rn__log(RN_LOG_ERR, run->name,
+            "job %s SUCCEEDED but is NOT recorded: its lease was lost and "
+            "another runner claimed the row, which runs it again (this "
+            "run's summary: %s)",
+            run->id_text, run->summary ? run->summary : "none");
+  } else if (!owned) {
     rn__log(RN_LOG_WARNING, run->name,
             "lease on job %s was lost before its outcome was written; the "
             "row belongs to another claim now and this outcome is dropped",
@@ -510,7 +536,7 @@ static void write_outcome(qrun_t *run) {
       delay = BACKOFF_CAP_MS;
     /* Jitter of +-25% keeps failed runs of many rows from retrying in
      * lockstep. */
-    delay = delay * 3 / 4 + (uint64_t)rand() % (delay / 2 + 1);
+    delay = delay * 3 / 4 + randombytes_uniform((uint32_t)(delay / 2 + 1));
     snprintf(backoff, sizeof backoff, "%llu", (unsigned long long)delay);
     sql = fail_sql;
     params[2] = run->error ? run->error : "failed";
@@ -654,25 +680,77 @@ static void on_notify(const char *channel, const char *extra, void *data) {
 
 /* --------------------------------------------------- heartbeat, upkeep */
 
+/* Rows this process runs whose lease another runner reclaimed: said once
+ * per run, since its outcome may now be lost. */
+static void check_renewed(rn__queue_t *q, const char *sent, PGresult *res) {
+  int rows = PQntuples(res);
+  for (rn__list_t *n = q->runs.next; n != &q->runs; n = n->next) {
+    qrun_t *run = rn__container_of(n, qrun_t, link);
+    if (run->outcome != OUT_NONE || run->lease_lost_logged)
+      continue;
+    /* Only ids this heartbeat asked for: later claims were not in it. */
+    const char *p = sent;
+    size_t len = strlen(run->id_text);
+    bool asked = false;
+    while (p && *p && !asked) {
+      asked = strncmp(p, run->id_text, len) == 0 &&
+              (p[len] == ',' || p[len] == '\0');
+      p = strchr(p, ',');
+      p = p ? p + 1 : NULL;
+    }
+    bool renewed = false;
+    for (int r = 0; r < rows && !renewed; r++)
+      renewed = strcmp(PQgetvalue(res, r, 0), run->id_text) == 0;
+    if (asked && !renewed) {
+      run->lease_lost_logged = true;
+      rn__log(RN_LOG_ERR, run->name, "lease on job %s could not be renewed: "
+              "another runner reclaimed it; this run's outcome is recorded "
+              "only if no runner has claimed the row again by then",
+              run->id_text);
+    }
+  }
+}
+
+typedef struct renewal_s {
+  rn__queue_t *queue;
+  char ids[];
+} renewal_t;
+
+static void renew_leases(rn__queue_t *q);
+
 static void heartbeat_done(int status, PGresult *res, const char *errmsg,
                            void *data) {
-  rn__queue_t *q = data;
-  (void)res;
+  renewal_t *renewal = data;
+  rn__queue_t *q = renewal->queue;
   q->heartbeat_busy = false;
   if (status < 0 && status != RN_ECANCELED && !q->closing)
     rn__log(RN_LOG_DEBUG, "queue", "heartbeat failed: %s", errmsg);
+  if (status == 0 && !q->closing)
+    check_renewed(q, renewal->ids, res);
+  free(renewal);
+  if (q->heartbeat_again && !q->closing) {
+    q->heartbeat_again = false;
+    renew_leases(q);
+  }
 }
 
-static void on_heartbeat(uv_timer_t *timer) {
-  rn__queue_t *q = timer->data;
-  if (q->heartbeat_busy || q->nruns == 0 || !rn__db_up(q->db))
+/* Extends the lease of every row this process still runs, expired or not:
+ * an expired lease nobody reclaimed is still ours. */
+static void renew_leases(rn__queue_t *q) {
+  if (q->heartbeat_busy) {
+    q->heartbeat_again = true;
+    return;
+  }
+  if (q->nruns == 0 || !rn__db_up(q->db))
     return;
   /* Only rows this process still runs: a claim whose answer was lost with
    * its connection is left to expire and be reclaimed. */
   size_t cap = (size_t)q->nruns * 24 + 2, len = 0;
-  char *ids = malloc(cap);
-  if (!ids)
+  renewal_t *renewal = malloc(sizeof *renewal + cap);
+  if (!renewal)
     return;
+  renewal->queue = q;
+  char *ids = renewal->ids;
   ids[0] = '\0';
   for (rn__list_t *n = q->runs.next; n != &q->runs; n = n->next) {
     qrun_t *run = rn__container_of(n, qrun_t, link);
@@ -687,11 +765,14 @@ static void on_heartbeat(uv_timer_t *timer) {
                   "UPDATE runner.job SET lease_expires_at = now() + "
                   "$2::bigint * interval '1 millisecond' WHERE lease_owner = "
                   "$1 AND state = 'running' AND id = ANY "
-                  "(string_to_array($3, ',')::bigint[])",
-                  3, params, heartbeat_done, q, NULL) < 0)
+                  "(string_to_array($3, ',')::bigint[]) RETURNING id",
+                  3, params, heartbeat_done, renewal, NULL) < 0) {
     q->heartbeat_busy = false;
-  free(ids);
+    free(renewal);
+  }
 }
+
+static void on_heartbeat(uv_timer_t *timer) { renew_leases(timer->data); }
 
 static const char *const reclaim_sql =
     "WITH expired AS (SELECT id FROM runner.job WHERE state = 'running'"
@@ -702,7 +783,8 @@ static const char *const reclaim_sql =
     " finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,"
     " last_error = 'lease of ' || j.lease_owner || ' expired (the runner "
     "stopped or lost the database)',"
-    " run_at = now(), lease_owner = NULL, lease_expires_at = NULL"
+    " lease_lost_by = j.lease_owner,"
+    " lease_owner = NULL, lease_expires_at = NULL"
     " FROM expired WHERE j.id = expired.id RETURNING j.id";
 
 static const char *const prune_sql =
@@ -729,6 +811,17 @@ static void pruned(int status, PGresult *res, const char *errmsg,
             PQgetvalue(res, 0, 0));
 }
 
+static void prune(rn__queue_t *q) {
+  char retention[24];
+  snprintf(retention, sizeof retention, "%llu",
+           (unsigned long long)(config_of(q)->queue_retention_ms
+                                    ? config_of(q)->queue_retention_ms
+                                    : 7ULL * 24 * 3600 * 1000));
+  const char *params[] = {retention};
+  if (rn__db_exec(q->db, prune_sql, 1, params, pruned, q, NULL) < 0)
+    q->maintenance_busy = false;
+}
+
 static void reclaimed(int status, PGresult *res, const char *errmsg,
                       void *data) {
   rn__queue_t *q = data;
@@ -741,14 +834,7 @@ static void reclaimed(int status, PGresult *res, const char *errmsg,
   if (PQntuples(res) > 0)
     rn__log(RN_LOG_WARNING, "queue", "reclaimed %d job(s) whose lease "
             "expired", PQntuples(res));
-  char retention[24];
-  snprintf(retention, sizeof retention, "%llu",
-           (unsigned long long)(config_of(q)->queue_retention_ms
-                                    ? config_of(q)->queue_retention_ms
-                                    : 7ULL * 24 * 3600 * 1000));
-  const char *params[] = {retention};
-  if (rn__db_exec(q->db, prune_sql, 1, params, pruned, q, NULL) < 0)
-    q->maintenance_busy = false;
+  prune(q);
 }
 
 static void on_maintenance(uv_timer_t *timer) {
@@ -756,6 +842,13 @@ static void on_maintenance(uv_timer_t *timer) {
   if (q->maintenance_busy || q->closing || !rn__db_up(q->db))
     return;
   q->maintenance_busy = true;
+  /* Only after a whole lease period of our own connection: an owner that
+   * came back with us has renewed by then (see the top of the file). */
+  uint64_t now = uv_now(q->runner->loop);
+  if (!q->connected || now - q->connected_since < lease_ms(q)) {
+    prune(q);
+    return;
+  }
   if (rn__db_exec(q->db, reclaim_sql, 0, NULL, reclaimed, q, NULL) < 0)
     q->maintenance_busy = false;
 }
@@ -891,8 +984,18 @@ static void catch_up(rn__queue_t *q) {
 
 static void on_db_state(bool up, void *data) {
   rn__queue_t *q = data;
-  if (!up || q->closing)
+  if (!up) {
+    q->connected = false;
     return;
+  }
+  if (q->closing)
+    return;
+  if (!q->connected) {
+    q->connected = true;
+    q->connected_since = uv_now(q->runner->loop);
+  }
+  /* Our leases first, before a peer that came back too may reclaim. */
+  renew_leases(q);
   catch_up(q);
   retry_writes(&q->retry_timer);
   pump(q);
@@ -911,8 +1014,12 @@ int rn__queue_start(rn__runner_t *runner) {
   q->db = db;
   char host[64] = "";
   gethostname(host, sizeof host - 1);
+  if (sodium_init() < 0) {
+    free(q);
+    return RN_ECRYPTO;
+  }
   snprintf(q->owner, sizeof q->owner, "%s:%ld:%08x", host, (long)getpid(),
-           (unsigned)rand() ^ (unsigned)rn__real_now_ms());
+           (unsigned)randombytes_random());
   rn__list_init(&q->runs);
   uv_timer_t *timers[] = {&q->poll_timer, &q->heartbeat_timer,
                           &q->maintenance_timer, &q->retry_timer};
@@ -932,7 +1039,14 @@ int rn__queue_start(rn__runner_t *runner) {
   uv_timer_start(&q->poll_timer, on_poll, poll, poll);
   uv_timer_start(&q->heartbeat_timer, on_heartbeat, beat, beat);
   uv_timer_start(&q->maintenance_timer, on_maintenance, upkeep, upkeep);
+  /* Back within a quarter lease after an outage, well before a peer's
+   * reclaim (a whole lease after its own return). */
+  rn__db_set_reconnect_cap(db, (uint32_t)(lease_ms(q) / 4));
   rn__db_on_state(db, on_db_state, q);
+  if (rn__db_up(db)) { /* opened earlier, by another service */
+    q->connected = true;
+    q->connected_since = uv_now(runner->loop);
+  }
   int rc = rn__db_listen(db, "runner_job", on_notify, q);
   if (rc < 0)
     rn__log(RN_LOG_WARNING, "queue", "no NOTIFY wake-ups (%s); polling "

@@ -7,7 +7,10 @@
  * Throughput: N no-op jobs are inserted, then the runners start; jobs/s is
  * N over the time from the first claim to the last completion. Latency:
  * with the runners idle and listening, jobs are inserted one at a time
- * (200 per second for 2 s); claim latency is started_at - run_at. */
+ * (200 per second for 2 s); claim latency is started_at - run_at.
+ * Behind a busy key: 20000 rows wait on a concurrency key at its limit
+ * ahead of one row of a free key; the figure is that row's claim latency
+ * and the time one claim_jobs call takes with that backlog. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +108,51 @@ static figures_t run(int processes, long n, int workers) {
   return f;
 }
 
+/* Claim latency of one free row queued behind `backlog` rows of a key at
+ * its limit, and the cost of a claim that finds nothing but that backlog;
+ * -1 when the free row is not claimed within 30 s. */
+static void behind_busy_key(long backlog, double *latency_ms,
+                            double *claim_ms) {
+  configure(4);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, state, attempt, "
+                        "concurrency_key, lease_owner, lease_expires_at) "
+                        "VALUES ('qprobe.noop', 'running', 1, 'busy', "
+                        "'elsewhere', now() + interval '1 hour')"));
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO runner.job (name, concurrency_key, run_at) SELECT "
+           "'qprobe.noop', 'busy', now() - interval '1 minute' FROM "
+           "generate_series(1, %ld)",
+           backlog);
+  free(rt_pg_query(dsn, sql));
+  free(rt_pg_query(dsn, "ANALYZE runner.job"));
+  /* The clock is read after the claim's rows are counted. */
+  *claim_ms = query_double(
+      "SELECT extract(epoch FROM (SELECT clock_timestamp() FROM (SELECT "
+      "count(*) FROM runner.claim_jobs('bench', ARRAY['qprobe.noop'], 4, "
+      "1000)) c) - statement_timestamp()) * 1000");
+  rt_proc_t proc;
+  char *argv[] = {RT_RUNNER, "serve", "-c", conf, NULL};
+  rt_proc_start(&proc, argv, NULL, NULL);
+  usleep(1000 * 1000); /* idle and listening */
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, concurrency_key) "
+                        "VALUES ('qprobe.noop', 'free')"));
+  *latency_ms = -1;
+  for (int i = 0; i < 600 && *latency_ms < 0; i++) {
+    if (rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
+                         "concurrency_key = 'free' AND state = 'completed'") ==
+        1)
+      *latency_ms = query_double(
+          "SELECT extract(epoch FROM started_at - run_at) * 1000 FROM "
+          "runner.job WHERE concurrency_key = 'free'");
+    else
+      usleep(50 * 1000);
+  }
+  rt_proc_kill(&proc, SIGTERM);
+  rt_proc_wait(&proc, 30000);
+  rt_remove_tree(dir);
+}
+
 int main(int argc, char **argv) {
   long n = argc > 1 ? strtol(argv[1], NULL, 10) : 5000;
   int workers = argc > 2 ? atoi(argv[2]) : 16;
@@ -117,5 +165,13 @@ int main(int argc, char **argv) {
   printf("  2 process : %8.0f jobs/s  claim latency p50 %.2f ms  p99 %.2f ms\n",
          two.jobs_per_s, two.p50_ms, two.p99_ms);
   printf("  2/1 ratio : %.2f\n", two.jobs_per_s / one.jobs_per_s);
+  double latency_ms, claim_ms;
+  behind_busy_key(20000, &latency_ms, &claim_ms);
+  if (latency_ms < 0)
+    printf("  behind a busy key (20000 rows): free row never claimed; "
+           "claim_jobs %.1f ms\n", claim_ms);
+  else
+    printf("  behind a busy key (20000 rows): free row claimed in %.1f ms; "
+           "claim_jobs %.1f ms\n", latency_ms, claim_ms);
   return 0;
 }

@@ -249,3 +249,172 @@ Test(db, the_password_of_a_url_never_reaches_a_log_line) {
   free(a);
   free(b);
 }
+
+/* --- SQLSTATE, server-side cancellation, statement_timeout --- */
+
+typedef struct coded_s {
+  outcome_t o;
+  char sqlstate[6];
+} coded_t;
+
+static void on_coded_result(rn_ctx_t *ctx, int status,
+                            const rn_db_result_t *result, void *data) {
+  coded_t *c = data;
+  snprintf(c->sqlstate, sizeof c->sqlstate, "%s",
+           rn__db_sqlstate(&host.runner));
+  on_result(ctx, status, result, &c->o);
+}
+
+Test(db, a_failed_statement_carries_its_sqlstate_to_the_callback) {
+  static const struct {
+    const char *sql, *sqlstate;
+    enum rn__db_sqlclass class;
+  } cases[] = {
+      {"SELECT * FROM no_such_table", "42P01", RN__DB_SQL_PERMANENT},
+      {"SELECT 1/0", "22012", RN__DB_SQL_PERMANENT},
+      {"DO $$BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; END$$",
+       "40001", RN__DB_SQL_RETRY},
+      {"DO $$BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40P01'; END$$",
+       "40P01", RN__DB_SQL_RETRY},
+      {"DO $$BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '23505'; END$$",
+       "23505", RN__DB_SQL_PERMANENT},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    coded_t c = {0};
+    cr_assert_eq(host.api->db_query(host.ctx, cases[i].sql, 0, NULL,
+                                    on_coded_result, &c, NULL),
+                 0);
+    cr_assert(rt_host_run_until(&host, &c.o.done, 10000));
+    cr_expect_eq(c.o.status, RN_EDB, "case %zu", i);
+    cr_expect_str_eq(c.sqlstate, cases[i].sqlstate, "case %zu", i);
+    cr_expect_eq(rn__db_sqlstate_class(c.sqlstate), cases[i].class,
+                 "case %zu", i);
+  }
+  /* Outside a callback there is none. */
+  cr_expect_str_eq(rn__db_sqlstate(&host.runner), "");
+  cr_expect_eq(rn__db_sqlstate_class("57P01"), RN__DB_SQL_RETRY);
+  cr_expect_eq(rn__db_sqlstate_class("08006"), RN__DB_SQL_RETRY);
+  cr_expect_eq(rn__db_sqlstate_class("53300"), RN__DB_SQL_RETRY);
+  cr_expect_eq(rn__db_sqlstate_class("XX000"), RN__DB_SQL_UNKNOWN);
+  cr_expect_eq(rn__db_sqlstate_class(""), RN__DB_SQL_UNKNOWN);
+}
+
+/* Runs the loop until the server shows sql (by prefix) as active. */
+static bool wait_active(const char *prefix) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE "
+           "state = 'active' AND query LIKE '%s%%'", prefix);
+  for (int waited = 0; waited < 10000; waited += 50) {
+    if (rt_pg_count(dsn, sql) > 0)
+      return true;
+    bool never = false;
+    rt_host_run_until(&host, &never, 50);
+  }
+  return false;
+}
+
+Test(db, cancelling_a_running_query_stops_it_on_the_server_and_calls_back_once) {
+  outcome_t slow = {0};
+  rn_req_t *req;
+  cr_assert_eq(host.api->db_query(host.ctx, "SELECT pg_sleep(31)::text", 0,
+                                  NULL, on_result, &slow, &req),
+               0);
+  cr_assert(wait_active("SELECT pg_sleep(31)"));
+  cr_assert_eq(host.api->cancel(req), 0);
+  cr_assert(rt_host_run_until(&host, &slow.done, 5000),
+            "the statement ran on after its cancel");
+  cr_expect_eq(slow.status, RN_ECANCELED);
+  cr_expect_eq(slow.calls, 1);
+  /* The pool goes on serving, on a fresh session. */
+  outcome_t again = {0};
+  cr_assert_eq(host.api->db_query(host.ctx, "SELECT 'after'", 0, NULL,
+                                  on_result, &again, NULL),
+               0);
+  cr_assert(rt_host_run_until(&host, &again.done, 10000));
+  cr_expect_str_eq(again.value, "after");
+  cr_expect_eq(slow.calls, 1);
+}
+
+typedef struct long_tx_s {
+  bool done;
+  int calls;
+  int status;
+  int sleep_rc;
+  char timeout[32];
+} long_tx_t;
+
+static int insert_then_sleep(rn_db_tx_t *tx, void *data) {
+  long_tx_t *d = data;
+  const rn_host_t *api = host.api;
+  rn_db_result_t *res = NULL;
+  int rc = api->db_tx_exec(tx, "SHOW statement_timeout", 0, NULL, &res);
+  if (rc == 0)
+    snprintf(d->timeout, sizeof d->timeout, "%s", api->db_value(res, 0, 0));
+  api->db_result_free(res);
+  if (rc == 0)
+    rc = api->db_tx_exec(tx, "CREATE TABLE kept (n int)", 0, NULL, NULL);
+  if (rc == 0)
+    rc = d->sleep_rc =
+        api->db_tx_exec(tx, "SELECT pg_sleep(32)", 0, NULL, NULL);
+  return rc;
+}
+
+static void long_tx_done(rn_ctx_t *ctx, int status, void *data) {
+  long_tx_t *d = data;
+  (void)ctx;
+  d->calls++;
+  d->done = true;
+  d->status = status;
+}
+
+Test(db, cancelling_a_running_transaction_stops_its_statement_and_rolls_back) {
+  long_tx_t d = {0};
+  rn_req_t *req;
+  cr_assert_eq(host.api->db_transaction(host.ctx, insert_then_sleep,
+                                        long_tx_done, &d, &req),
+               0);
+  cr_assert(wait_active("SELECT pg_sleep(32)"));
+  rn__db_tx_req_cancel(req);
+  rn__db_tx_req_cancel(req); /* twice is harmless */
+  cr_assert(rt_host_run_until(&host, &d.done, 5000),
+            "the transaction ran on after its cancel");
+  cr_expect_eq(d.status, RN_ECANCELED);
+  cr_expect_eq(d.sleep_rc, RN_ECANCELED);
+  cr_expect_eq(d.calls, 1);
+  /* Statements run under the plugin's statement_timeout (no job of the
+   * test plugin sets a timeout: the default of 10 minutes). */
+  cr_expect_str_eq(d.timeout, "10min");
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM pg_tables WHERE "
+                                "tablename = 'kept'"),
+               0, "the cancelled transaction committed");
+}
+
+Test(db, a_transaction_error_names_its_sqlstate) {
+  tx_data_t bad = {.rows = 1, .fail = true};
+  cr_assert_eq(host.api->db_transaction(host.ctx, insert_rows, tx_done, &bad,
+                                        NULL),
+               0);
+  cr_assert(rt_host_run_until(&host, &bad.done, 20000));
+  cr_expect_eq(bad.status, RN_EDB);
+  cr_expect(strstr(bad.error, "division by zero [SQLSTATE 22012]"), "%s",
+            bad.error);
+}
+
+/* "localhost" is looked up with uv_getaddrinfo, off the loop; libpq gets
+ * every address (hostaddr) and still knows the name (host). */
+Test(db, a_host_name_is_resolved_off_the_loop_and_connects) {
+  rt_host_close(&host);
+  char named[700];
+  const char *at = strstr(dsn, "@127.0.0.1:");
+  cr_assert(at, "the test server is not on 127.0.0.1: %s", dsn);
+  snprintf(named, sizeof named, "%.*s@localhost:%s", (int)(at - dsn), dsn,
+           at + strlen("@127.0.0.1:"));
+  open_host(named, 1);
+  outcome_t o = {0};
+  cr_assert_eq(host.api->db_query(host.ctx, "SELECT 'by name'", 0, NULL,
+                                  on_result, &o, NULL),
+               0);
+  cr_assert(rt_host_run_until(&host, &o.done, 10000));
+  cr_expect_eq(o.status, 0);
+  cr_expect_str_eq(o.value, "by name");
+}

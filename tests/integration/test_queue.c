@@ -92,6 +92,7 @@ static void stop_runner(int i) {
 static char cluster[128];
 static int cluster_port;
 
+/* Stops, or starts again on the port it got, and says why if that fails. */
 static int cluster_ctl(const char *action) {
   char cmd[2048];
   snprintf(cmd, sizeof cmd,
@@ -101,12 +102,14 @@ static int cluster_ctl(const char *action) {
            ">/dev/null 2>&1",
            geteuid() == 0 ? "runuser -u postgres --" : "", cluster, cluster,
            cluster_port, cluster, action);
-  return system(cmd);
+  int rc = system(cmd);
+  if (rc != 0 && strcmp(action, "stop") != 0)
+    rt_pg_print_log(cluster);
+  return rc;
 }
 
 static void cluster_create(void) {
   snprintf(cluster, sizeof cluster, "/tmp/rt-qpg-%ld", (long)getpid());
-  cluster_port = 50000 + (int)(getpid() % 10000);
   char cmd[2048];
   snprintf(cmd, sizeof cmd,
            "set -e; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | "
@@ -116,7 +119,9 @@ static void cluster_create(void) {
            "-E UTF8 --locale=C.UTF-8 >%1$s/initdb.log 2>&1",
            cluster, geteuid() == 0 ? "runuser -u postgres --" : "");
   cr_assert_eq(system(cmd), 0, "initdb failed (see %s)", cluster);
-  cr_assert_eq(cluster_ctl("start"), 0, "cluster did not start");
+  cluster_port = rt_pg_cluster_start(cluster);
+  cr_assert_gt(cluster_port, 0, "cluster did not start (its server.log is "
+               "above)");
   snprintf(private_dsn, sizeof private_dsn,
            "postgresql://regentra@127.0.0.1:%d/postgres", cluster_port);
 }
@@ -241,6 +246,11 @@ Test(queue, killed_runner_leases_are_reclaimed_by_its_peer_and_completed_once) {
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
                                 "attempt = 2"),
                held, "reclaimed jobs should show their second attempt");
+  /* Reclaimed rows kept their place in line: run_at is still the time
+   * they were queued, not the time of the reclaim. */
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
+                                "run_at <> created_at"),
+               0, "a reclaimed job went to the back of the queue");
   char *log = runner_log(1);
   cr_expect(strstr(log, "whose lease expired"), "%s", log);
   free(log);
@@ -444,10 +454,13 @@ static void missed_runs(const char *policy, long expect_runs) {
   /* 20 s into minute m at 60x: m+1 is due after 0.67 s, so wait less. */
   snprintf(start, sizeof start, "%lld", m + 20000);
   start_runner(start);
-  usleep(500 * 1000);
   if (expect_runs)
     cr_expect(wait_count("SELECT count(*) FROM runner.job WHERE state = "
                          "'completed'", expect_runs, 10000));
+  else
+    cr_expect(rt_wait_for_text(procs[0].err_path, "10 missed tick(s) since",
+                               1, 10000),
+              "the runner never decided on the missed ticks");
   stop_runner(0);
   snprintf(sql, sizeof sql, "SELECT count(*) FROM runner.job WHERE "
            "scheduled_at = to_timestamp(%lld)", m / 1000);
@@ -466,7 +479,14 @@ Test(queue, missed_runs_once_runs_the_latest_missed_tick_only) {
   free(log);
 }
 
-Test(queue, missed_runs_skip_runs_none_of_them) { missed_runs("skip", 0); }
+Test(queue, missed_runs_skip_runs_none_of_them) {
+  missed_runs("skip", 0);
+  char *log = runner_log(0);
+  cr_expect(strstr(log, "10 missed tick(s) since") &&
+                strstr(log, "skipped (missed_runs = skip)"),
+            "%s", log);
+  free(log);
+}
 
 Test(queue, emitted_events_become_jobs_only_when_the_run_completes) {
   configure(4, NULL, NULL);
@@ -609,4 +629,133 @@ Test(queue, completed_rows_past_retention_are_pruned_and_others_kept) {
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state "
                                 "= 'completed'"),
                1);
+}
+
+/* Two runners, a 4 s lease, 16 jobs of 18 s each, and the database away
+ * for 9 s while they run: the owners renew on their return before anyone
+ * reclaims, so nothing runs twice, every first outcome is kept and no
+ * attempt is spent. */
+Test(queue, jobs_outliving_a_database_outage_longer_than_the_lease_run_once,
+     .timeout = 240) {
+  cluster_create();
+  configure(8, "lease = 4s\n", NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) SELECT "
+                        "'qprobe.record', jsonb_build_object('n', g, "
+                        "'sleep_ms', 18000) FROM generate_series(1, 16) g"));
+  start_runner(NULL);
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 16, 20000),
+            "not all 16 jobs started");
+  cr_assert_eq(rt_pg_count(dsn, "SELECT count(DISTINCT pid) FROM qprobe_run"),
+               2, "both runners should hold leases");
+  cr_assert_eq(cluster_ctl("stop"), 0);
+  /* The outage itself: more than twice the lease. */
+  usleep(9000 * 1000);
+  cr_assert_eq(cluster_ctl("start"), 0, "cluster did not start again");
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state IN "
+                       "('completed', 'dead')", 16, 60000),
+            "only %ld of 16 finished",
+            rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state IN "
+                             "('completed', 'dead')"));
+  stop_runner(0);
+  stop_runner(1);
+  long runs = rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run");
+  long completed = rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
+                                    "state = 'completed'");
+  long max_attempt = rt_pg_count(dsn, "SELECT max(attempt) FROM runner.job");
+  fprintf(stderr, "outage test: %ld runs of 16 jobs, %ld completed, highest "
+          "attempt %ld\n", runs, completed, max_attempt);
+  cr_expect_eq(runs, 16, "%ld runs of 16 jobs: some ran twice", runs);
+  cr_expect_eq(completed, 16);
+  cr_expect_eq(max_attempt, 1, "the outage cost an attempt");
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run WHERE "
+                                "finished_at IS NOT NULL"),
+               16);
+  for (int i = 0; i < 2; i++) {
+    char *log = runner_log(i);
+    cr_expect(strstr(log, "unreachable"), "runner %d missed the outage:\n%s",
+              i, log);
+    cr_expect(!strstr(log, "was lost") && !strstr(log, "NOT recorded") &&
+                  !strstr(log, "could not be renewed") &&
+                  !strstr(log, "whose lease expired"),
+              "runner %d:\n%s", i, log);
+    free(log);
+  }
+}
+
+Test(queue, a_free_key_behind_200_jobs_of_a_saturated_key_is_claimed_at_once) {
+  configure(2, NULL, NULL);
+  /* Key "busy" is at its limit of 1, held by another runner for an hour. */
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, state, attempt, "
+                        "concurrency_key, concurrency_limit, lease_owner, "
+                        "lease_expires_at) VALUES ('qprobe.noop', 'running', "
+                        "1, 'busy', 1, 'elsewhere', now() + interval "
+                        "'1 hour')"));
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload, "
+                        "concurrency_key, concurrency_limit, run_at) SELECT "
+                        "'qprobe.record', jsonb_build_object('n', g), 'busy', "
+                        "1, now() - interval '1 minute' FROM "
+                        "generate_series(1, 200) g"));
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload, "
+                        "concurrency_key, concurrency_limit) VALUES "
+                        "('qprobe.record', '{\"n\":1000}', 'free', 1)"));
+  start_runner(NULL);
+  bool done = wait_count("SELECT count(*) FROM runner.job WHERE "
+                         "concurrency_key = 'free' AND state = 'completed'",
+                         1, 10000);
+  stop_runner(0);
+  cr_expect(done, "the job of the free key was never claimed");
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
+                                "concurrency_key = 'busy' AND state = "
+                                "'available' AND attempt = 0"),
+               200, "a job of the saturated key ran");
+}
+
+Test(queue, sqlstate_decides_between_retry_and_dead) {
+  configure(4, NULL, NULL);
+  /* n=1: a serialization failure twice, then success; n=2: a unique
+   * violation, which no retry can mend. */
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload, max_attempts)"
+                        " VALUES ('qprobe.record', '{\"n\":1,\"raise\":"
+                        "\"40001\",\"fail_until\":3}', 5), ('qprobe.record',"
+                        " '{\"n\":2,\"raise\":\"23505\"}', 5)"));
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state IN "
+                       "('completed', 'dead')", 2, 30000));
+  stop_runner(0);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT attempt FROM runner.job WHERE "
+                                "payload->>'n' = '1' AND state = 'completed'"),
+               3);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT attempt FROM runner.job WHERE "
+                                "payload->>'n' = '2' AND state = 'dead'"),
+               1, "a unique violation was retried");
+  char *error = rt_pg_query(dsn, "SELECT last_error FROM runner.job WHERE "
+                                 "state = 'dead'");
+  cr_expect(error && strstr(error, "SQLSTATE 23505"), "%s", error);
+  free(error);
+}
+
+/* A peer reclaimed the row (as after an outage the owner did not come back
+ * from in time) but nobody claimed it again yet: the owner's successful
+ * outcome is still recorded, once, and the runner says what happened. */
+Test(queue, a_success_after_a_lost_lease_is_kept_while_the_row_waits) {
+  configure(1, "lease = 2s\n", NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) VALUES "
+                        "('qprobe.record', '{\"n\":1,\"sleep_ms\":3000}')"));
+  start_runner(NULL);
+  cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 1, 15000));
+  /* What a peer's reclaim writes. */
+  free(rt_pg_query(dsn, "UPDATE runner.job SET state = 'available', "
+                        "lease_lost_by = lease_owner, lease_owner = NULL, "
+                        "lease_expires_at = NULL, last_error = 'lease "
+                        "expired' WHERE state = 'running'"));
+  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
+                       "'completed'", 1, 15000),
+            "the successful outcome was dropped");
+  stop_runner(0);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run"), 1);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT attempt FROM runner.job"), 1);
+  char *log = runner_log(0);
+  cr_expect(strstr(log, "could not be renewed"), "%s", log);
+  free(log);
 }

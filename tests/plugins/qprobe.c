@@ -7,7 +7,10 @@
  *
  * Parameters: n, key, sleep_ms (hold the run open), fail_until (fail while
  * fewer than this many runs of n have been recorded), emit (emit that many
- * qprobe.record events, n = n * 1000 + i), fail_after_emit. "noop" completes
+ * qprobe.record events, n = n * 1000 + i), fail_after_emit, raise (a
+ * SQLSTATE: while fewer than fail_until runs of n are recorded, or always
+ * when fail_until is 0, a statement raises it and the run completes with the
+ * database error the host reports). "noop" completes
  * at once, for the benchmark. */
 #include <regentra/plugin.h>
 #include <stdbool.h>
@@ -25,6 +28,7 @@ static const rn_option_t record_params[] = {
     {.name = "fail_until", .type = RN_OPT_INT, .default_value = "0"},
     {.name = "emit", .type = RN_OPT_INT, .default_value = "0"},
     {.name = "fail_after_emit", .type = RN_OPT_BOOL, .default_value = "false"},
+    {.name = "raise", .type = RN_OPT_STRING},
     {0},
 };
 
@@ -63,6 +67,7 @@ typedef struct run_s {
   bool fail_after_emit;
   long long attempt; /* runs of n recorded before this one, plus one */
   char row_id[32];
+  char raise[8];
 } run_t;
 
 static void finish(rn_ctx_t *ctx, run_t *run) {
@@ -115,6 +120,19 @@ static void slept(rn_ctx_t *ctx, int status, void *data) {
   }
 }
 
+static void raised(rn_ctx_t *ctx, int status, const rn_db_result_t *result,
+                   void *data) {
+  run_t *run = data;
+  char summary[128];
+  (void)result;
+  snprintf(summary, sizeof summary, "qprobe n=%lld attempt %lld raised %s",
+           run->n, run->attempt, run->raise);
+  host->log(ctx, RN_LOG_INFO, "%s", summary);
+  host->job_complete(run->job, status < 0 ? status : RN_EINVAL, NULL,
+                     summary);
+  host->free(run);
+}
+
 static void started_recorded(rn_ctx_t *ctx, int status,
                              const rn_db_result_t *result, void *data) {
   run_t *run = data;
@@ -126,6 +144,18 @@ static void started_recorded(rn_ctx_t *ctx, int status,
   snprintf(run->row_id, sizeof run->row_id, "%s",
            host->db_value(result, 0, 0));
   run->attempt = strtoll(host->db_value(result, 0, 1), NULL, 10) + 1;
+  if (run->raise[0] && (run->fail_until == 0 ||
+                        run->attempt < run->fail_until)) {
+    char sql[160];
+    snprintf(sql, sizeof sql, "DO $$BEGIN RAISE EXCEPTION 'qprobe raises %s' "
+             "USING ERRCODE = '%s'; END$$", run->raise, run->raise);
+    int rc = host->db_query(ctx, sql, 0, NULL, raised, run, NULL);
+    if (rc < 0) {
+      host->job_complete(run->job, rc, NULL, "raising failed");
+      host->free(run);
+    }
+    return;
+  }
   rn_req_t *timer;
   int rc = host->timer_start(ctx, (uint64_t)run->sleep_ms, slept, run, &timer);
   if (rc < 0) {
@@ -150,6 +180,10 @@ static int record_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   run->fail_after_emit = param_int(json, "fail_after_emit") != 0;
   char key[128], n[32], pid[32];
   param_str(json, "key", key, sizeof key);
+  param_str(json, "raise", run->raise, sizeof run->raise);
+  for (char *c = run->raise; *c; c++)
+    if (!((*c >= '0' && *c <= '9') || (*c >= 'A' && *c <= 'Z')))
+      run->raise[0] = '\0'; /* a SQLSTATE or nothing */
   snprintf(n, sizeof n, "%lld", run->n);
   snprintf(pid, sizeof pid, "%ld", (long)getpid());
   const char *params[] = {n, key, pid};

@@ -16,6 +16,12 @@ const char *rt_pg_fresh_db(void);
  * first row (new, free it) or NULL. Aborts the test on an error. */
 char *rt_pg_query(const char *dsn, const char *sql);
 long rt_pg_count(const char *dsn, const char *sql);
+/* Starts the cluster initdb'd in dir/data (logging to dir/server.log) on a
+ * random port, trying other ports when the one picked is taken; returns
+ * the port, or -1 after printing server.log to stderr. */
+int rt_pg_cluster_start(const char *dir);
+/* Prints dir/server.log to stderr, to say why a cluster did not start. */
+void rt_pg_print_log(const char *dir);
 /* Applies every *.sql of dir in name order, each as one transaction. */
 void rt_pg_apply_dir(const char *dsn, const char *dir);
 

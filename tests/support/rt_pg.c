@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rt.h"
@@ -39,27 +41,47 @@ static void start_cluster(void) {
     fprintf(stderr, "rt_pg: initdb failed (see %s)\n", cluster_dir);
     abort();
   }
-  /* Another process may hold the port picked: try a few. */
-  for (int attempt = 0;; attempt++) {
-    int port = 30000 + (int)((getpid() + attempt * 7919) % 20000);
+  int port = rt_pg_cluster_start(cluster_dir);
+  if (port < 0) {
+    fprintf(stderr, "rt_pg: could not start a throwaway cluster (see %s)\n",
+            cluster_dir);
+    abort();
+  }
+  snprintf(server_dsn, sizeof server_dsn,
+           "postgresql://regentra@127.0.0.1:%d/postgres", port);
+  atexit(stop_cluster);
+}
+
+void rt_pg_print_log(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/server.log", dir);
+  char *log = rt_read_file(path);
+  fprintf(stderr, "--- %s ---\n%s--- end of server.log ---\n", path,
+          log ? log : "(unreadable)\n");
+  free(log);
+}
+
+int rt_pg_cluster_start(const char *dir) {
+  const char *as = geteuid() == 0 ? "runuser -u postgres --" : "";
+  char cmd[4096];
+  /* Another process may hold the port picked: try others, at random so
+   * that test processes started together do not walk the same list. */
+  for (int attempt = 0; attempt < 8; attempt++) {
+    unsigned r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+      r = (unsigned)getpid() * 7919u + (unsigned)attempt * 104729u;
+    int port = 20000 + (int)(r % 30000);
     snprintf(cmd, sizeof cmd,
              "bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1); "
              "%2$s \"$bin/pg_ctl\" -D %1$s/data -l %1$s/server.log -w -t 60 "
              "-o '-c listen_addresses=127.0.0.1 -p %3$d -k %1$s -c fsync=off "
-             "-c max_connections=200' start >/dev/null",
-             cluster_dir, as, port);
-    if (system(cmd) == 0) {
-      snprintf(server_dsn, sizeof server_dsn,
-               "postgresql://regentra@127.0.0.1:%d/postgres", port);
-      break;
-    }
-    if (attempt == 4) {
-      fprintf(stderr, "rt_pg: could not start a throwaway cluster (see %s)\n",
-              cluster_dir);
-      abort();
-    }
+             "-c max_connections=200' start >/dev/null 2>&1",
+             dir, as, port);
+    if (system(cmd) == 0)
+      return port;
   }
-  atexit(stop_cluster);
+  rt_pg_print_log(dir);
+  return -1;
 }
 
 static PGconn *connect_or_die(const char *dsn) {
@@ -105,7 +127,12 @@ const char *rt_pg_fresh_db(void) {
       start_cluster();
   }
   char name[64], sql[128];
-  snprintf(name, sizeof name, "rt_%ld_%d", (long)getpid(), ++seq);
+  /* Process ids come round again and databases of earlier runs stay on a
+   * shared server: a random part keeps the name new. */
+  unsigned salt = 0;
+  if (getrandom(&salt, sizeof salt, 0) != (ssize_t)sizeof salt)
+    salt = (unsigned)time(NULL);
+  snprintf(name, sizeof name, "rt_%ld_%d_%08x", (long)getpid(), ++seq, salt);
   snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
   free(rt_pg_query(server_dsn, sql));
   /* Replace the database part of the server DSN (URI form). */
