@@ -211,10 +211,14 @@ struct rn__plugin_s {
 /* The host's service table (host.c). */
 const rn_host_t *rn__host(void);
 
-/* Checks the file and its directory (not writable by group or others, owned
- * by root or by us), copies it under state_dir with a unique name, dlopens
- * the copy and checks the descriptor. On failure returns a negative error
- * and writes a sentence naming the file and versions to err. */
+/* Opens the file once (no symlinks) and checks that descriptor and its
+ * directory (not writable by group or others, owned by root or by us) and
+ * state_dir (ours, created 0700 if missing); copies exactly the bytes of
+ * that descriptor to a unique private file under state_dir, checks the
+ * copy's ELF headers (a torn or truncated file is refused, never mapped),
+ * dlopens it, removes it, and checks the descriptor. On failure returns a
+ * negative error and writes a sentence naming the file and the reason to
+ * err; state_dir is left as it was. */
 int rn__plugin_load(const char *path, const char *state_dir,
                     rn__plugin_t *plugin, char *err, size_t errlen);
 void rn__plugin_unload(rn__plugin_t *plugin);
