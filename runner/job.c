@@ -84,8 +84,7 @@ static void secret_file_hint(const rn__plugin_t *plugin,
   const char *group = plugin ? plugin->desc->command_group : NULL;
   if (group && def->command) {
     int n = snprintf(buf, len, "regentra-runner %s %s --", group, def->command);
-    for (const char *c = option->name; n >= 0 && (size_t)n + 1 < len && *c;
-         c++)
+    for (const char *c = option->name; n >= 0 && (size_t)n + 1 < len && *c; c++)
       buf[n++] = *c == '_' ? '-' : *c;
     if (n >= 0 && (size_t)n < len)
       buf[n] = '\0';
@@ -198,8 +197,8 @@ int rn__job_params_check(const rn__plugin_t *plugin, const rn_job_def_t *def,
       text = option->default_value;
     if (!text) {
       if (option->flags & RN_OPT_REQUIRED) {
-        snprintf(err, errlen, "%s: missing required parameter \"%s\"",
-                 job_name, option->name);
+        snprintf(err, errlen, "%s: missing required parameter \"%s\"", job_name,
+                 option->name);
         rc = RN_EINVAL;
       }
       continue;
@@ -241,8 +240,8 @@ static int prepare_params(rn_job_t *job, const char *params_json, char *err,
       continue;
     rn__secret_param_t secret = {0};
     char reason[512];
-    rc = read_secret_param(json_string_value(value), &secret.bytes,
-                           &secret.len, reason, sizeof reason);
+    rc = read_secret_param(json_string_value(value), &secret.bytes, &secret.len,
+                           reason, sizeof reason);
     if (rc < 0) {
       snprintf(err, errlen, "%s: parameter %s: %s", job->qualified_name,
                option->name, reason);

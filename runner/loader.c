@@ -110,8 +110,7 @@ static int open_plugin(const char *path, int *fd_out, struct stat *st,
                "(a link could be pointed elsewhere after it was checked)",
                path);
     else
-      snprintf(err, errlen, "plugin file %s: %s", path,
-               strerror(open_error));
+      snprintf(err, errlen, "plugin file %s: %s", path, strerror(open_error));
     return open_error == ELOOP ? RN_EPERM : open_errno(open_error);
   }
   if (fstat(fd, st) < 0) {
@@ -196,13 +195,13 @@ static int create_copy(int state_fd, const char *state_dir, char *name,
 
 /* Copies exactly size bytes; a file that shrinks or grows meanwhile is
  * being rewritten in place and is refused. */
-static int copy_exact(int in, off_t size, int out, const char *path,
-                      char *err, size_t errlen) {
+static int copy_exact(int in, off_t size, int out, const char *path, char *err,
+                      size_t errlen) {
   char buf[65536];
   off_t done = 0;
   while (done < size) {
-    size_t want = (size_t)(size - done) < sizeof buf ? (size_t)(size - done)
-                                                     : sizeof buf;
+    size_t want =
+        (size_t)(size - done) < sizeof buf ? (size_t)(size - done) : sizeof buf;
     ssize_t n = pread(in, buf, want, done);
     if (n < 0 && errno == EINTR)
       continue;
@@ -249,8 +248,8 @@ static int copy_exact(int in, off_t size, int out, const char *path,
 static int read_at(int fd, void *buf, size_t len, uint64_t offset) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = pread(fd, (char *)buf + done, len - done,
-                      (off_t)(offset + done));
+    ssize_t n =
+        pread(fd, (char *)buf + done, len - done, (off_t)(offset + done));
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
@@ -328,8 +327,8 @@ static int check_elf(int fd, uint64_t size, const char *path, char *err,
   }
   if (eh.e_type != ET_DYN) {
     snprintf(err, errlen,
-             "plugin %s: ELF type %u is not a shared object (ET_DYN)",
-             path, (unsigned)eh.e_type);
+             "plugin %s: ELF type %u is not a shared object (ET_DYN)", path,
+             (unsigned)eh.e_type);
     return RN_EINVAL;
   }
   uint64_t end;
@@ -352,8 +351,7 @@ static int check_elf(int fd, uint64_t size, const char *path, char *err,
   unsigned loads = 0;
   for (unsigned i = 0; i < eh.e_phnum; i++) {
     Elf64_Phdr ph;
-    if (read_at(fd, &ph, sizeof ph, eh.e_phoff + (uint64_t)i * sizeof ph) <
-        0) {
+    if (read_at(fd, &ph, sizeof ph, eh.e_phoff + (uint64_t)i * sizeof ph) < 0) {
       snprintf(err, errlen, "plugin %s: cannot read its copy", path);
       return RN_EIO;
     }
@@ -383,8 +381,7 @@ static int check_elf(int fd, uint64_t size, const char *path, char *err,
     }
   }
   if (loads == 0) {
-    snprintf(err, errlen, "plugin %s: it has no loadable segment",
-             path);
+    snprintf(err, errlen, "plugin %s: it has no loadable segment", path);
     return RN_EINVAL;
   }
   if (eh.e_shoff != 0) {
@@ -426,8 +423,7 @@ static int check_descriptor(const char *path, const rn_plugin_t *desc,
     return RN_EABI;
   }
   uint32_t v = desc->abi_version;
-  if (RN_ABI_MAJOR_OF(v) != RN_ABI_MAJOR ||
-      RN_ABI_MINOR_OF(v) > RN_ABI_MINOR) {
+  if (RN_ABI_MAJOR_OF(v) != RN_ABI_MAJOR || RN_ABI_MINOR_OF(v) > RN_ABI_MINOR) {
     snprintf(err, errlen,
              "plugin %s was built for ABI %" PRIu32 ".%" PRIu32
              ", this host provides ABI %d.%d",

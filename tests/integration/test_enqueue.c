@@ -12,7 +12,7 @@
 
 #include "rt.h"
 
-#define MIGRATIONS                                                           \
+#define MIGRATIONS                                                             \
   RT_SOURCE_DIR "/runner/migrations:" RT_SOURCE_DIR "/sdk/devsrc/migrations"
 
 static char dir[256], conf[300], dsn[700], secret_path[400];
@@ -131,8 +131,7 @@ Test(enqueue, refuses_unknown_mistyped_and_missing_parameters_by_name) {
                0, "%s", err);
   free(out);
   free(err);
-  cr_expect_eq(enqueue("qprobe.record", NULL, NULL, &out, &err), 0, "%s",
-               err);
+  cr_expect_eq(enqueue("qprobe.record", NULL, NULL, &out, &err), 0, "%s", err);
   free(out);
   free(err);
   cr_expect_eq(jobs_in_queue(), 2);
@@ -178,16 +177,17 @@ Test(enqueue, refuses_secret_files_in_a_queued_payload) {
 Test(enqueue, local_run_still_reads_secret_files_from_a_file_and_stdin) {
   char arg[600];
   snprintf(arg, sizeof arg, "token_file=%s", secret_path);
-  char *argv[] = {RT_RUNNER, "run", "qprobe.secret", "label=x", arg,
-                  "-c",      conf,  NULL};
+  char *argv[] = {RT_RUNNER, "run", "qprobe.secret", "label=x", arg, "-c",
+                  conf,      NULL};
   char *out = NULL, *err = NULL;
   cr_expect_eq(rt_run(argv, NULL, NULL, &out, &err), 0, "%s", err);
   /* "s3cr3t-token" without its newline. */
   cr_expect(strstr(out, "\"secret_bytes\": 12"), "%s", out);
   free(out);
   free(err);
-  char *from_stdin[] = {RT_RUNNER,      "run", "qprobe.secret", "label=x",
-                        "token_file=-", "-c",  conf,            NULL};
+  char *from_stdin[] = {
+      RT_RUNNER, "run", "qprobe.secret", "label=x", "token_file=-", "-c",
+      conf,      NULL};
   cr_expect_eq(rt_run(from_stdin, NULL, "abc\n", &out, &err), 0, "%s", err);
   cr_expect(strstr(out, "\"secret_bytes\": 3"), "%s", out);
   free(out);

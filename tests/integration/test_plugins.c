@@ -260,10 +260,8 @@ Test(plugins, non_elf_empty_and_headless_files_are_refused_with_the_reason) {
     expect_no_crash(rc, err);
     cr_expect_eq(rc, 1, "case %zu: exit %d", i, rc);
     char expected[800];
-    snprintf(expected, sizeof expected, "plugin %s: %s", path,
-             cases[i].reason);
-    cr_expect(strstr(err, expected), "expected \"%s\" in:\n%s", expected,
-              err);
+    snprintf(expected, sizeof expected, "plugin %s: %s", path, cases[i].reason);
+    cr_expect(strstr(err, expected), "expected \"%s\" in:\n%s", expected, err);
     free(out);
     free(err);
     expect_state_dir_empty();
@@ -328,8 +326,10 @@ static void start_serving(void) {
   snprintf(confd, sizeof confd, "%s/conf.d", dir);
   mkdir(confd, 0755);
   snprintf(job, sizeof job, "%s/10-probe.conf", confd);
-  rt_write_file(job, "[job \"tick\"]\nplugin = probe\njob = slow\n"
-                     "schedule = * * * * *\nduration = 100ms\n", 0644);
+  rt_write_file(job,
+                "[job \"tick\"]\nplugin = probe\njob = slow\n"
+                "schedule = * * * * *\nduration = 100ms\n",
+                0644);
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -358,12 +358,12 @@ static void expect_clean_stop(void) {
 
 TestSuite(serving, .init = setup, .fini = stop_daemon, .timeout = 90);
 
-Test(serving, torn_plugin_at_startup_is_refused_and_a_good_one_loads_on_sighup) {
+Test(serving,
+     torn_plugin_at_startup_is_refused_and_a_good_one_loads_on_sighup) {
   install("hello", "hello.so", 0755);
   install_torn("probe_v1", "probe.so", 6000);
   start_serving();
-  cr_assert(log_has("probe.so: loadable segment ", 1),
-            "no refusal logged");
+  cr_assert(log_has("probe.so: loadable segment ", 1), "no refusal logged");
   cr_assert(log_has("plugin hello 1.0.0 loaded", 1));
   expect_state_dir_empty();
   /* The daemon is alive and takes the repaired file on the next reload. */

@@ -199,7 +199,8 @@ static const rn_job_def_t noop_job = {
  * local operators may name such files, queued payloads may not. */
 static const rn_option_t secret_params[] = {
     {.name = "label", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED},
-    {.name = "token_file", .type = RN_OPT_SECRET_FILE,
+    {.name = "token_file",
+     .type = RN_OPT_SECRET_FILE,
      .flags = RN_OPT_REQUIRED},
     {0},
 };
@@ -210,8 +211,7 @@ static int secret_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   size_t len = 0;
   const char *bytes = host->job_secret(job, "token_file", &len);
   char result[64];
-  snprintf(result, sizeof result, "{\"secret_bytes\":%zu}",
-           bytes ? len : 0);
+  snprintf(result, sizeof result, "{\"secret_bytes\":%zu}", bytes ? len : 0);
   host->job_complete(job, 0, result, NULL);
   return 0;
 }
@@ -224,8 +224,8 @@ static const rn_job_def_t secret_job = {
     .run = secret_run,
 };
 
-static const rn_job_def_t *const jobs[] = {&record_job, &noop_job,
-                                           &secret_job, NULL};
+static const rn_job_def_t *const jobs[] = {&record_job, &noop_job, &secret_job,
+                                           NULL};
 
 static int qprobe_create(rn_ctx_t *ctx, const rn_config_t *config,
                          void **state) {
