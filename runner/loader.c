@@ -11,11 +11,13 @@
  * already mapped for a path that is still open, even after a new file was
  * renamed over it, so every load maps a fresh unique name. The copy is
  * unlinked as soon as dlopen returns, on every path. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +134,41 @@ static int open_plugin(const char *path, int *fd_out, struct stat *st,
   return 0;
 }
 
+/* Removes private copies left by a process that died between copying and
+ * unlinking (killed mid-load, or an older version that crashed in dlopen):
+ * plugin-PID-N.so whose PID no longer runs. Once per process. */
+static void remove_stale_copies(int state_fd, const char *state_dir) {
+  static bool swept;
+  if (swept)
+    return;
+  swept = true;
+  int fd = dup(state_fd);
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  if (!d) {
+    if (fd >= 0)
+      close(fd);
+    return;
+  }
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    long pid;
+    uint64_t seq;
+    int end = 0;
+    if (sscanf(e->d_name, "plugin-%ld-%" SCNu64 ".so%n", &pid, &seq, &end) !=
+            2 ||
+        end == 0 || e->d_name[end] != '\0' || pid <= 0 || pid == getpid())
+      continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+      continue; /* alive, or not ours to judge */
+    if (unlinkat(state_fd, e->d_name, 0) == 0)
+      rn__log(RN_LOG_NOTICE, NULL,
+              "removed %s/%s, a plugin copy left by process %ld which no "
+              "longer runs",
+              state_dir, e->d_name, pid);
+  }
+  closedir(d);
+}
+
 /* state_dir holds the private copies we dlopen: it must be ours alone. */
 static int open_state_dir(const char *state_dir, int *fd_out, char *err,
                           size_t errlen) {
@@ -167,6 +204,7 @@ static int open_state_dir(const char *state_dir, int *fd_out, char *err,
     close(fd);
     return RN_EPERM;
   }
+  remove_stale_copies(fd, state_dir);
   *fd_out = fd;
   return 0;
 }

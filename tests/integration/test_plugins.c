@@ -307,6 +307,26 @@ Test(plugins, state_dir_open_to_others_is_refused) {
   expect_state_dir_empty();
 }
 
+Test(plugins, copies_left_by_a_dead_process_are_removed_and_others_kept) {
+  install("hello", "hello.so", 0755);
+  char state[400], stale[600], other[600], names[2048];
+  snprintf(state, sizeof state, "%s/state", dir);
+  cr_assert_eq(mkdir(state, 0700), 0);
+  /* No process has this id (above any pid_max). */
+  snprintf(stale, sizeof stale, "%s/plugin-999999999-1.so", state);
+  rt_write_file(stale, "left by a crash", 0600);
+  snprintf(other, sizeof other, "%s/notes.txt", state);
+  rt_write_file(other, "not a plugin copy", 0600);
+  char *out, *err;
+  int rc = runner("plugins", NULL, NULL, &out, &err);
+  cr_expect_eq(rc, 0, "%s", err);
+  cr_expect(strstr(out, "hello 1.0.0"), "%s", out);
+  free(out);
+  free(err);
+  list_dir(state, names, sizeof names);
+  cr_expect_str_eq(names, "notes.txt ", "state_dir holds: %s", names);
+}
+
 /* ------------------------------------------------ the serving daemon */
 
 static rt_proc_t daemon_proc;
