@@ -275,11 +275,64 @@ static int parse_enqueue(rn__cli_t *cli, enqueue_args_t *a) {
   return 0;
 }
 
-static int cmd_enqueue(rn__cli_t *cli) {
-  enqueue_args_t a = {0};
-  int usage = parse_enqueue(cli, &a);
-  if (usage)
-    return usage;
+/* Reads the whole of standard input as the payload: "-" lifts the command
+ * line's size limit. NULL (after saying why) on error. */
+static char *read_payload_stdin(void) {
+  /* Far above any max_payload; the queue's own cap applies after. */
+  const size_t limit = 64u << 20;
+  size_t cap = 65536, n = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    if (n + 1 == cap) {
+      if (cap > limit) {
+        fprintf(stderr, "regentra-runner: enqueue: the payload on standard "
+                "input is larger than %zu bytes\n", limit);
+        free(buf);
+        return NULL;
+      }
+      char *grown = realloc(buf, cap * 2);
+      if (!grown) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = grown;
+      cap *= 2;
+    }
+    size_t got = fread(buf + n, 1, cap - n - 1, stdin);
+    n += got;
+    if (got == 0)
+      break;
+  }
+  if (!buf) {
+    fprintf(stderr, "regentra-runner: out of memory\n");
+    return NULL;
+  }
+  if (ferror(stdin)) {
+    fprintf(stderr, "regentra-runner: enqueue: cannot read the payload from "
+            "standard input\n");
+    free(buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  if (strlen(buf) != n) {
+    fprintf(stderr, "regentra-runner: enqueue: the payload on standard input "
+            "holds a NUL byte; give a JSON object\n");
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+static bool is_blank(const char *s) {
+  while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+    s++;
+  return *s == '\0';
+}
+
+/* Checks the event and its payload as a claim would, then inserts it. */
+static int insert_job(rn__cli_t *cli, const enqueue_args_t *args) {
+  enqueue_args_t a = *args;
   uv_loop_t loop;
   rn__runner_t runner;
   cli->quiet = true;
@@ -355,6 +408,30 @@ static int cmd_enqueue(rn__cli_t *cli) {
   return exit_code;
 }
 
+static int cmd_enqueue(rn__cli_t *cli) {
+  enqueue_args_t a = {0};
+  int usage = parse_enqueue(cli, &a);
+  if (usage)
+    return usage;
+  char *stdin_payload = NULL;
+  if (a.payload && strcmp(a.payload, "-") == 0) {
+    stdin_payload = read_payload_stdin();
+    if (!stdin_payload)
+      return 1;
+    a.payload = stdin_payload;
+  }
+  if (a.payload && is_blank(a.payload)) {
+    fprintf(stderr, "regentra-runner: enqueue: payload is empty%s; give a "
+            "JSON object such as '{}', or leave it out\n",
+            stdin_payload ? " (nothing on standard input)" : "");
+    free(stdin_payload);
+    return 1;
+  }
+  int exit_code = insert_job(cli, &a);
+  free(stdin_payload);
+  return exit_code;
+}
+
 /* ------------------------------------------------------------- retry */
 
 static int cmd_retry(rn__cli_t *cli) {
@@ -399,8 +476,9 @@ const rn__cli_command_t rn__cli_extra_commands[] = {
      "apply database migrations (runner and platform) in order"},
     {"jobs", cmd_jobs, "[--json]",
      "queue depth by state, running jobs, recent failures, dead jobs"},
-    {"enqueue", cmd_enqueue, "EVENT ['{json}'] [--idempotency-key K ...]",
-     "add a job: a [job] name or PLUGIN.JOB, with a JSON object payload"},
+    {"enqueue", cmd_enqueue, "EVENT ['{json}' | -] [--idempotency-key K ...]",
+     "add a job: a [job] name or PLUGIN.JOB, with a JSON object payload "
+     "(- reads it from standard input)"},
     {"retry", cmd_retry, "JOB_ID", "revive a dead job"},
     {"rotate-key", rn__cmd_rotate_key, "[--add-key]",
      "re-seal every stored credential under the newest master key"},

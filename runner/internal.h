@@ -232,10 +232,14 @@ struct rn__plugin_s {
 /* The host's service table (host.c). */
 const rn_host_t *rn__host(void);
 
-/* Checks the file and its directory (not writable by group or others, owned
- * by root or by us), copies it under state_dir with a unique name, dlopens
- * the copy and checks the descriptor. On failure returns a negative error
- * and writes a sentence naming the file and versions to err. */
+/* Opens the file once (no symlinks) and checks that descriptor and its
+ * directory (not writable by group or others, owned by root or by us) and
+ * state_dir (ours, created 0700 if missing); copies exactly the bytes of
+ * that descriptor to a unique private file under state_dir, checks the
+ * copy's ELF headers (a torn or truncated file is refused, never mapped),
+ * dlopens it, removes it, and checks the descriptor. On failure returns a
+ * negative error and writes a sentence naming the file and the reason to
+ * err; state_dir is left as it was. */
 int rn__plugin_load(const char *path, const char *state_dir,
                     rn__plugin_t *plugin, char *err, size_t errlen);
 void rn__plugin_unload(rn__plugin_t *plugin);
@@ -333,6 +337,20 @@ typedef struct rn__job_start_s {
   void *done_data;
 } rn__job_start_t;
 
+/* Checks a JSON object of job parameters against def's declared params:
+ * no unknown name, each value a string, whole number or boolean that parses
+ * as its declared type, every required one present. job_name names the job
+ * in the sentence written to err. queued: the parameters come from the
+ * queue rather than a local operator, so a secret-file parameter is refused
+ * (a required one too: such a job cannot run from the queue). On success,
+ * when typed is not NULL, *typed is a new jansson object of typed values
+ * with defaults filled in (secret-file values are their paths). The one
+ * check used at enqueue, at emit and when a claimed run starts. */
+struct json_t;
+int rn__job_params_check(const rn__plugin_t *plugin, const rn_job_def_t *def,
+                         const char *job_name, const char *params_json,
+                         bool queued, struct json_t **typed, char *err,
+                         size_t errlen);
 /* Validates params against the job's schema (reading secret files), then
  * calls run(). Returns 0 and calls done exactly once, or a negative error
  * with the reason in err and never calls done. */
@@ -450,10 +468,12 @@ void rn__http_close(rn__runner_t *runner);
 
 int rn__scheduler_start(rn__runner_t *runner);
 void rn__scheduler_stop(rn__runner_t *runner);
-/* Runs one configured job now, in this process. */
+/* Runs one configured job now, in this process; queue_id is the queue row
+ * it was claimed from, 0 when not from the queue. */
 int rn__run_in_process(rn__runner_t *runner, rn__gen_job_t *job,
-                       const char *params_json, rn__job_done_cb done,
-                       void *data, char *err, size_t errlen);
+                       const char *params_json, int64_t queue_id,
+                       rn__job_done_cb done, void *data, char *err,
+                       size_t errlen);
 
 /* ------------------------------------------- queue.c, migrate.c (queue) */
 
@@ -472,7 +492,10 @@ void rn__queue_close(rn__runner_t *runner);
 int rn__queue_job_emit(rn_job_t *job, const char *event, const char *payload,
                        const rn_emit_opts_t *opts);
 /* Checks an event for enqueue: a known job name, a JSON object payload
- * within the size cap. 0, or a negative error with a sentence in err. */
+ * within the size cap whose parameters the job declares, with the types
+ * and required ones it declares, and no secret file (rn__job_params_check,
+ * queued). NULL or "" means {}. 0, or a negative error with a sentence in
+ * err. */
 int rn__queue_check_event(rn__generation_t *gen, const char *event,
                           const char *payload, char *err, size_t errlen);
 

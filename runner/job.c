@@ -77,43 +77,101 @@ static void free_secrets(rn_job_t *job) {
   job->nsecrets = 0;
 }
 
-/* Checks params against the job's schema and rewrites them with typed
- * values and defaults; secret-file parameters move into job->secrets. */
-static int prepare_params(rn_job_t *job, const char *params_json, char *err,
-                          size_t errlen) {
+/* Where a local operator gives a secret file for this job, for messages. */
+static void secret_file_hint(const rn__plugin_t *plugin,
+                             const rn_job_def_t *def, const rn_option_t *option,
+                             char *buf, size_t len) {
+  const char *group = plugin ? plugin->desc->command_group : NULL;
+  if (group && def->command) {
+    int n = snprintf(buf, len, "regentra-runner %s %s --", group, def->command);
+    for (const char *c = option->name; n >= 0 && (size_t)n + 1 < len && *c; c++)
+      buf[n++] = *c == '_' ? '-' : *c;
+    if (n >= 0 && (size_t)n < len)
+      buf[n] = '\0';
+  } else {
+    snprintf(buf, len, "regentra-runner run %s.%s %s=FILE",
+             plugin ? plugin->name : "PLUGIN", def->name, option->name);
+  }
+}
+
+/* "a, b, c": the parameters a job takes, for messages. */
+static void param_names(const rn_option_t *schema, char *buf, size_t len) {
+  buf[0] = '\0';
+  size_t n = 0;
+  for (const rn_option_t *o = schema; o && o->name && n < len; o++) {
+    int w = snprintf(buf + n, len - n, "%s%s", n ? ", " : "", o->name);
+    if (w < 0)
+      break;
+    n += (size_t)w;
+  }
+  if (!buf[0])
+    snprintf(buf, len, "none");
+}
+
+int rn__job_params_check(const rn__plugin_t *plugin, const rn_job_def_t *def,
+                         const char *job_name, const char *params_json,
+                         bool queued, json_t **typed, char *err,
+                         size_t errlen) {
+  if (typed)
+    *typed = NULL;
   json_error_t jerr;
   json_t *in = params_json && *params_json
                    ? json_loads(params_json, JSON_REJECT_DUPLICATES, &jerr)
                    : json_object();
   if (!in) {
     snprintf(err, errlen, "parameters of %s are not valid JSON: %s (line %d)",
-             job->qualified_name, jerr.text, jerr.line);
+             job_name, jerr.text, jerr.line);
     return RN_EJSON;
   }
   if (!json_is_object(in)) {
     json_decref(in);
-    snprintf(err, errlen, "parameters of %s must be a JSON object",
-             job->qualified_name);
+    snprintf(err, errlen, "parameters of %s must be a JSON object", job_name);
     return RN_EJSON;
   }
-  const rn_option_t *schema = job->def->params;
+  const rn_option_t *schema = def->params;
   json_t *out = json_object();
-  int rc = 0;
+  int rc = out ? 0 : RN_ENOMEM;
   const char *key;
   json_t *value;
+  char hint[256];
   json_object_foreach(in, key, value) {
+    if (rc < 0)
+      break;
     const rn_option_t *option = schema;
     while (option && option->name && strcmp(option->name, key) != 0)
       option++;
     if (!option || !option->name) {
-      snprintf(err, errlen, "%s has no parameter \"%s\"", job->qualified_name,
-               key);
+      char names[512];
+      param_names(schema, names, sizeof names);
+      snprintf(err, errlen, "%s has no parameter \"%s\" (it takes: %s)",
+               job_name, key, names);
       rc = RN_EINVAL;
-      goto done;
     }
   }
-  for (const rn_option_t *option = schema; option && option->name; option++) {
+  for (const rn_option_t *option = schema; rc == 0 && option && option->name;
+       option++) {
     value = json_object_get(in, option->name);
+    /* Only a local operator names files for the host to read: a queued
+     * payload could otherwise make the daemon read and send any file it
+     * may read, or read its own standard input on the loop. */
+    if (option->type == RN_OPT_SECRET_FILE && queued) {
+      secret_file_hint(plugin, def, option, hint, sizeof hint);
+      if (value) {
+        snprintf(err, errlen,
+                 "%s: parameter %s names a file; secret files can only be "
+                 "given on the local command line (%s), never in a queued "
+                 "payload",
+                 job_name, option->name, hint);
+        rc = RN_EPERM;
+      } else if (option->flags & RN_OPT_REQUIRED) {
+        snprintf(err, errlen,
+                 "%s needs parameter %s, a secret file that only a local "
+                 "operator can name (%s); it cannot run from the queue",
+                 job_name, option->name, hint);
+        rc = RN_EPERM;
+      }
+      continue;
+    }
     char text_buf[64];
     const char *text = NULL;
     if (json_is_string(value))
@@ -125,19 +183,23 @@ static int prepare_params(rn_job_t *job, const char *params_json, char *err,
     } else if (json_is_boolean(value))
       text = json_is_true(value) ? "true" : "false";
     else if (value && !json_is_null(value)) {
-      snprintf(err, errlen, "%s: parameter \"%s\" must be a string, number or "
-               "boolean", job->qualified_name, option->name);
+      snprintf(err, errlen,
+               "%s: parameter \"%s\" must be a string, a whole number or a "
+               "boolean, not %s",
+               job_name, option->name,
+               json_is_real(value)    ? "a fraction"
+               : json_is_array(value) ? "an array"
+                                      : "an object");
       rc = RN_EINVAL;
-      goto done;
+      break;
     }
     if (!text)
       text = option->default_value;
     if (!text) {
       if (option->flags & RN_OPT_REQUIRED) {
-        snprintf(err, errlen, "%s: missing required parameter \"%s\"",
-                 job->qualified_name, option->name);
+        snprintf(err, errlen, "%s: missing required parameter \"%s\"", job_name,
+                 option->name);
         rc = RN_EINVAL;
-        goto done;
       }
       continue;
     }
@@ -145,41 +207,68 @@ static int prepare_params(rn_job_t *job, const char *params_json, char *err,
     char reason[512];
     rc = rn__option_parse(option, text, &number, reason, sizeof reason);
     if (rc < 0) {
-      snprintf(err, errlen, "%s: parameter %s", job->qualified_name, reason);
-      goto done;
+      snprintf(err, errlen, "%s: parameter %s", job_name, reason);
+      break;
     }
-    if (option->type == RN_OPT_SECRET_FILE) {
-      rn__secret_param_t secret = {0};
-      rc = read_secret_param(text, &secret.bytes, &secret.len, reason,
-                             sizeof reason);
-      if (rc < 0) {
-        snprintf(err, errlen, "%s: parameter %s: %s", job->qualified_name,
-                 option->name, reason);
-        goto done;
-      }
-      secret.name = strdup(option->name);
-      rn__secret_param_t *grown =
-          realloc(job->secrets, (job->nsecrets + 1) * sizeof *grown);
-      if (!secret.name || !grown) {
-        free(secret.name);
-        rn__secret_wipe(secret.bytes, secret.len + 1);
-        if (grown)
-          job->secrets = grown;
-        rc = RN_ENOMEM;
-        goto done;
-      }
-      job->secrets = grown;
-      job->secrets[job->nsecrets++] = secret;
-      continue; /* the path itself stays out of the parameters */
-    }
-    json_object_set_new(out, option->name, typed_value(option, text, number));
+    json_t *typed_one = typed_value(option, text, number);
+    if (!typed_one || json_object_set_new(out, option->name, typed_one) < 0)
+      rc = RN_ENOMEM;
   }
-  job->params_json = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
-  if (!job->params_json)
-    rc = RN_ENOMEM;
-done:
   json_decref(in);
-  json_decref(out);
+  if (rc == 0 && typed)
+    *typed = out;
+  else
+    json_decref(out);
+  return rc;
+}
+
+/* Checks params against the job's schema and rewrites them with typed
+ * values and defaults; secret-file parameters move into job->secrets. A
+ * run claimed from the queue (queue_id set) never reads a secret file. */
+static int prepare_params(rn_job_t *job, const char *params_json, char *err,
+                          size_t errlen) {
+  json_t *typed;
+  int rc = rn__job_params_check(job->plugin, job->def, job->qualified_name,
+                                params_json, job->queue_id != 0, &typed, err,
+                                errlen);
+  if (rc < 0)
+    return rc;
+  for (const rn_option_t *option = job->def->params;
+       rc == 0 && option && option->name; option++) {
+    json_t *value = json_object_get(typed, option->name);
+    if (option->type != RN_OPT_SECRET_FILE || !json_is_string(value))
+      continue;
+    rn__secret_param_t secret = {0};
+    char reason[512];
+    rc = read_secret_param(json_string_value(value), &secret.bytes, &secret.len,
+                           reason, sizeof reason);
+    if (rc < 0) {
+      snprintf(err, errlen, "%s: parameter %s: %s", job->qualified_name,
+               option->name, reason);
+      break;
+    }
+    secret.name = strdup(option->name);
+    rn__secret_param_t *grown =
+        realloc(job->secrets, (job->nsecrets + 1) * sizeof *grown);
+    if (!secret.name || !grown) {
+      free(secret.name);
+      rn__secret_wipe(secret.bytes, secret.len + 1);
+      if (grown)
+        job->secrets = grown;
+      rc = RN_ENOMEM;
+      break;
+    }
+    job->secrets = grown;
+    job->secrets[job->nsecrets++] = secret;
+    /* The path itself stays out of the parameters the plugin sees. */
+    json_object_del(typed, option->name);
+  }
+  if (rc == 0) {
+    job->params_json = json_dumps(typed, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!job->params_json)
+      rc = RN_ENOMEM;
+  }
+  json_decref(typed);
   return rc;
 }
 

@@ -152,22 +152,26 @@ int rn__queue_check_event(rn__generation_t *gen, const char *event,
              "(%zu bytes)", len, cap);
     return RN_ERANGE;
   }
-  if (len == 0)
-    return 0;
-  json_error_t jerr;
-  json_t *v = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
-  if (!v) {
-    snprintf(err, errlen, "payload is not valid JSON: %s (line %d, column "
-             "%d)", jerr.text, jerr.line, jerr.column);
-    return RN_EJSON;
+  if (len > 0) {
+    json_error_t jerr;
+    json_t *v = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v) {
+      snprintf(err, errlen, "payload is not valid JSON: %s (line %d, column "
+               "%d)", jerr.text, jerr.line, jerr.column);
+      return RN_EJSON;
+    }
+    bool object = json_is_object(v);
+    json_decref(v);
+    if (!object) {
+      snprintf(err, errlen, "payload must be a JSON object");
+      return RN_EJSON;
+    }
   }
-  bool object = json_is_object(v);
-  json_decref(v);
-  if (!object) {
-    snprintf(err, errlen, "payload must be a JSON object");
-    return RN_EJSON;
-  }
-  return 0;
+  /* The check a claimed run gets again: refused now, not dead later. */
+  rn__plugin_t *plugin = t.configured ? t.configured->plugin : t.plugin;
+  const rn_job_def_t *def = t.configured ? t.configured->def : t.def;
+  return rn__job_params_check(plugin, def, event, payload, true, NULL, err,
+                              errlen);
 }
 
 /* ------------------------------------------------------------ enqueue */
@@ -355,8 +359,8 @@ static void start_run(rn__queue_t *q, qrun_t *run) {
   }
   int rc;
   if (t.configured) {
-    rc = rn__run_in_process(runner, t.configured, run->payload, run_done, run,
-                            err, sizeof err);
+    rc = rn__run_in_process(runner, t.configured, run->payload, run->id,
+                            run_done, run, err, sizeof err);
   } else {
     const rn_config_t *options = NULL;
     const rn__job_conf_t *conf = NULL;

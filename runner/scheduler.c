@@ -76,7 +76,7 @@ static int dispatch_in_process(rn__runner_t *runner, rn__gen_job_t *job,
   run->name = strdup(job->conf->name);
   run->tick_s = tick_s;
   char err[1024];
-  int rc = rn__run_in_process(runner, job, NULL, scheduled_done, run, err,
+  int rc = rn__run_in_process(runner, job, NULL, 0, scheduled_done, run, err,
                               sizeof err);
   if (rc < 0) {
     rn__log(RN_LOG_ERR, job->conf->name, "tick %lld not run: %s",
@@ -90,8 +90,9 @@ static int dispatch_in_process(rn__runner_t *runner, rn__gen_job_t *job,
 }
 
 int rn__run_in_process(rn__runner_t *runner, rn__gen_job_t *job,
-                       const char *params_json, rn__job_done_cb done,
-                       void *data, char *err, size_t errlen) {
+                       const char *params_json, int64_t queue_id,
+                       rn__job_done_cb done, void *data, char *err,
+                       size_t errlen) {
   (void)runner;
   if (!job->valid) {
     snprintf(err, errlen, "job %s is not valid (see its configuration)",
@@ -103,6 +104,7 @@ int rn__run_in_process(rn__runner_t *runner, rn__gen_job_t *job,
                            .conf = job->conf,
                            .options = &job->options,
                            .params_json = params_json,
+                           .queue_id = queue_id,
                            .done = done,
                            .done_data = data};
   return rn__job_start(&start, err, errlen);

@@ -123,7 +123,8 @@ Test(lifecycle, broken_replacement_leaves_the_old_plugin_serving) {
   cr_assert(log_has("probe: probe 1 finished", before + 2, 15000),
             "the old plugin stopped serving");
   stop_daemon_expect_clean_exit();
-  cr_expect(rt_count_text(daemon_proc.err_path, "probe.so: cannot load") >= 1);
+  cr_expect(rt_count_text(daemon_proc.err_path,
+                          "probe.so: not an ELF shared object") >= 1);
   cr_expect_eq(rt_count_text(daemon_proc.err_path, "probe: probe 2"), 0);
 }
 

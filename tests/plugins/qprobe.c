@@ -11,7 +11,7 @@
  * SQLSTATE: while fewer than fail_until runs of n are recorded, or always
  * when fail_until is 0, a statement raises it and the run completes with the
  * database error the host reports). "noop" completes
- * at once, for the benchmark. */
+ * at once, for the benchmark. "secret" takes a secret file. */
 #include <regentra/plugin.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -229,7 +229,37 @@ static const rn_job_def_t noop_job = {
     .run = noop_run,
 };
 
-static const rn_job_def_t *const jobs[] = {&record_job, &noop_job, NULL};
+/* "secret" reports how many bytes of its secret file the host handed over:
+ * local operators may name such files, queued payloads may not. */
+static const rn_option_t secret_params[] = {
+    {.name = "label", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED},
+    {.name = "token_file",
+     .type = RN_OPT_SECRET_FILE,
+     .flags = RN_OPT_REQUIRED},
+    {0},
+};
+
+static int secret_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
+  (void)ctx;
+  (void)state;
+  size_t len = 0;
+  const char *bytes = host->job_secret(job, "token_file", &len);
+  char result[64];
+  snprintf(result, sizeof result, "{\"secret_bytes\":%zu}", bytes ? len : 0);
+  host->job_complete(job, 0, result, NULL);
+  return 0;
+}
+
+static const rn_job_def_t secret_job = {
+    .struct_size = sizeof(rn_job_def_t),
+    .name = "secret",
+    .summary = "reports the size of its secret file",
+    .params = secret_params,
+    .run = secret_run,
+};
+
+static const rn_job_def_t *const jobs[] = {&record_job, &noop_job, &secret_job,
+                                           NULL};
 
 static int qprobe_create(rn_ctx_t *ctx, const rn_config_t *config,
                          void **state) {

@@ -119,7 +119,9 @@ enum rn_option_type {
   RN_OPT_PATH,        /* a file path; not opened by the host */
   RN_OPT_SECRET_FILE  /* a path (or "-" for stdin, CLI only): the host reads
                          it, refusing group/world-readable files, and hands
-                         the bytes over through job_secret; never logged */
+                         the bytes over through job_secret; never logged.
+                         Only a local command line names one: a queued
+                         payload or an emitted event doing so is refused */
 };
 
 enum rn_option_flags { RN_OPT_REQUIRED = 1 };
