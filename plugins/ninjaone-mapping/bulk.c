@@ -279,16 +279,18 @@ static int resolve_region(op_t *op, rn_devsrc_t *ds) {
 static int current_state(op_t *op, rn_devsrc_t *ds, bulk_t *b,
                          const row_t *row, char *state, size_t state_len,
                          int64_t *company_id, char *name, size_t name_len,
-                         bool *found) {
+                         bool *same_name, bool *found) {
   char id[24];
   snprintf(id, sizeof id, "%lld", (long long)op->msp_org_id);
   const char *params[] = {id, nj_region_name(op->region), row->org};
   rn_db_result_t *res;
   int rc = host->db_tx_exec(
       ds->tx,
-      "SELECT state, portal_company_id, external_name FROM"
-      " integration_org_mapping WHERE msp_org_id = $1 AND provider ="
-      " 'ninjaone' AND region = $2 AND external_org_id = $3",
+      "SELECT m.state, m.portal_company_id, m.external_name,"
+      " " FOLDED_NAME("pc.name") " = " FOLDED_NAME("m.external_name")
+      " FROM integration_org_mapping m LEFT JOIN portal_company pc"
+      " ON pc.id = m.portal_company_id WHERE m.msp_org_id = $1 AND"
+      " m.provider = 'ninjaone' AND m.region = $2 AND m.external_org_id = $3",
       3, params, &res);
   if (rc < 0) {
     snprintf(op->error, sizeof op->error, "database: %s",
@@ -301,6 +303,8 @@ static int current_state(op_t *op, rn_devsrc_t *ds, bulk_t *b,
     const char *cid = host->db_value(res, 0, 1);
     *company_id = cid ? strtoll(cid, NULL, 10) : 0;
     snprintf(name, name_len, "%s", host->db_value(res, 0, 2));
+    const char *same = host->db_value(res, 0, 3);
+    *same_name = same && strcmp(same, "t") == 0;
   } else {
     row_error(b, row->line,
               "NinjaOne organization %s has not been discovered in region %s "
@@ -314,9 +318,9 @@ static int current_state(op_t *op, rn_devsrc_t *ds, bulk_t *b,
 static int apply_row(op_t *op, rn_devsrc_t *ds, bulk_t *b, const row_t *row) {
   char state[16] = "", name[256] = "";
   int64_t company_id = 0;
-  bool found;
+  bool found, same_name = false;
   int rc = current_state(op, ds, b, row, state, sizeof state, &company_id,
-                         name, sizeof name, &found);
+                         name, sizeof name, &same_name, &found);
   if (rc < 0 || !found)
     return rc;
   json_t *change = json_pack("{s:s, s:s, s:s, s:s}", "org", row->org, "name",
@@ -327,10 +331,13 @@ static int apply_row(op_t *op, rn_devsrc_t *ds, bulk_t *b, const row_t *row) {
   bool unchanged =
       (row->action == ACT_IGNORE && strcmp(state, "IGNORED") == 0) ||
       (row->action == ACT_USE_EXISTING && strcmp(state, "MAPPED") == 0 &&
-       company_id == row->company_id);
+       company_id == row->company_id) ||
+      (row->action == ACT_CREATE_NEW && strcmp(state, "MAPPED") == 0 &&
+       same_name);
   rn_msp_org_t msp = RN_MSP_ORG(op->msp_org_id);
   const char *region = nj_region_name(op->region);
-  rn_company_t company = {.id = row->company_id};
+  rn_company_t company = {.id = row->company_id ? row->company_id
+                                                : company_id};
   if (unchanged) {
     b->unchanged++;
   } else if (row->action == ACT_USE_EXISTING) {
@@ -438,8 +445,9 @@ static void bulk_done(op_t *op) {
                       json_string(nj_region_name(op->region)));
   json_object_set_new(op->result, "changes", json_incref(b->changes));
   json_object_set_new(op->result, "changed",
-                      json_integer(op->status == 0 ? (json_int_t)b->changed
-                                                   : 0));
+                      json_integer(b->apply && op->status == 0
+                                       ? (json_int_t)b->changed
+                                       : 0));
   json_object_set_new(op->result, "would_change",
                       json_integer((json_int_t)b->changed));
   json_object_set_new(op->result, "unchanged",
