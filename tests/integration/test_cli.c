@@ -149,3 +149,20 @@ Test(cli, a_failed_command_without_database_says_no_database_in_json) {
   free(out);
   free(err);
 }
+
+Test(cli, an_empty_sweep_says_it_swept_nothing_rather_than_queued) {
+  const char *dsn = rt_pg_fresh_db();
+  rt_pg_apply_dir(dsn, RT_SOURCE_DIR "/sdk/devsrc/migrations");
+  char db_env[700];
+  snprintf(db_env, sizeof db_env, "REGENTRA_DATABASE_URL=%s", dsn);
+  char *argv[] = {RT_RUNNER, "ninjaone", "sweep", "-c", conf, "--json", NULL};
+  char *env[] = {db_env, NULL};
+  char *out, *err;
+  int rc = rt_run(argv, env, NULL, &out, &err);
+  cr_expect_eq(rc, 0, "%s%s", out, err);
+  cr_expect(strstr(out, "\"mode\": \"none\""), "%s", out);
+  cr_expect(strstr(out, "\"customers\": 0"), "%s", out);
+  cr_expect(!strstr(out, "queued"), "%s", out);
+  free(out);
+  free(err);
+}
