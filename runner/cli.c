@@ -155,10 +155,9 @@ static int cmd_serve(rn__cli_t *cli) {
   uv_loop_t loop;
   rn__runner_t runner;
   int rc = rn__cli_load(cli, &runner, &loop);
-  if (rc < 0) {
-    fprintf(stderr, "regentra-runner: cannot load %s\n", cli->config_path);
-    return 1;
-  }
+  if (rc < 0)
+    return rn__cli_fail(1, "config_invalid", NULL, "cannot load %s",
+                        cli->config_path);
   rc = rn__runner_serve(&runner);
   if (rn__cli_unload(&runner, &loop) < 0)
     rc = -1;
@@ -184,7 +183,12 @@ static int cmd_check_config(rn__cli_t *cli) {
            cli->config_path, gen->config->confd, gen->nplugins, gen->njobs,
            enabled);
   } else if (errors > 0) {
-    fprintf(stderr, "regentra-runner: %d configuration error(s)\n", errors);
+    rn__cli_fail(1, "config_invalid", "fix each error at the file:line it "
+                 "names", "%d configuration error(s), the first: %s", errors,
+                 gen && gen->config->nerrors ? gen->config->errors[0] : "?");
+  } else {
+    rn__cli_fail(1, "config_invalid", NULL, "cannot load %s",
+                 cli->config_path);
   }
   rn__cli_unload(&runner, &loop);
   return errors == 0 ? 0 : 1;
@@ -225,7 +229,8 @@ static int cmd_plugins(rn__cli_t *cli) {
   int errors = rn__cli_load(cli, &runner, &loop);
   if (errors < 0) {
     rn__cli_unload(&runner, &loop);
-    return 1;
+    return rn__cli_fail(1, "config_invalid", NULL, "cannot load %s",
+                        cli->config_path);
   }
   rn__generation_t *gen = runner.gen;
   json_t *list = json_array();

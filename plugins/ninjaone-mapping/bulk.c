@@ -484,7 +484,7 @@ static void bulk_done(op_t *op) {
   size_t i;
   json_t *c;
   json_array_foreach(b->changes, i, c) {
-    if (used >= sizeof op->summary - 80) {
+    if (used >= sizeof op->summary - 600) { /* a row is far shorter */
       used += (size_t)snprintf(op->summary + used, sizeof op->summary - used,
                                "\n... %zu more (see --json)",
                                json_array_size(b->changes) - i);

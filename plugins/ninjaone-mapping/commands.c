@@ -426,8 +426,11 @@ static void orgs_listed(op_t *op) {
   size_t i;
   json_t *row;
   json_array_foreach(list, i, row) {
-    if (used >= sizeof op->summary - 1)
+    if (used >= sizeof op->summary - 1400) { /* a row is shorter */
+      snprintf(op->summary + used, sizeof op->summary - used,
+               "\n... %zu more (see --json)", json_array_size(list) - i);
       break;
+    }
     json_t *company = json_object_get(row, "company");
     json_t *suggested = json_object_get(row, "suggested_company");
     char candidates[1024] = "-";

@@ -41,7 +41,7 @@ struct op_s {
   char walk_message[512];
   /* the outcome */
   json_t *result;
-  char summary[4096];
+  char summary[65536]; /* listings of a few hundred rows fit */
   char error[4096];
   const char *code; /* the stable --json error code of a failure, or NULL */
   const char *hint; /* what fixes it, when known, or NULL */
