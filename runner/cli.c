@@ -578,14 +578,9 @@ static const char *flag_value_name(const rn_option_t *o) {
   }
 }
 
-static void print_command_help(const char *group, const rn_plugin_t *owner,
-                               const rn_job_def_t *job) {
-  printf("usage: regentra-runner %s %s [flags] [-c runner.conf] [--json]\n\n"
-         "%s\n(job %s.%s)\n\nflags:\n",
-         group, job->command, job->summary ? job->summary : "", owner->name,
-         job->name);
+static void print_flags(const rn_job_def_t *job, const char *indent) {
   if (!job->params || !job->params->name)
-    printf("  (none)\n");
+    printf("%s(no flags)\n", indent);
   for (const rn_option_t *o = job->params; o && o->name; o++) {
     char flag[256];
     const char *value = flag_value_name(o);
@@ -595,12 +590,21 @@ static void print_command_help(const char *group, const rn_plugin_t *owner,
         flag[i] = '-';
     snprintf(flag + n, sizeof flag - (size_t)n, "%s%s", value ? value : " ",
              value ? "" : o->choices ? o->choices : "WORD");
-    printf("  %-28s %s%s%s%s%s\n", flag,
+    printf("%s%-28s %s%s%s%s%s\n", indent, flag,
            o->flags & RN_OPT_REQUIRED ? "(required) " : "",
            o->help ? o->help : "", o->default_value ? " [default: " : "",
            o->default_value ? o->default_value : "",
            o->default_value ? "]" : "");
   }
+}
+
+static void print_command_help(const char *group, const rn_plugin_t *owner,
+                               const rn_job_def_t *job) {
+  printf("usage: regentra-runner %s %s [flags] [-c runner.conf] [--json]\n\n"
+         "%s\n(job %s.%s)\n\nflags:\n",
+         group, job->command, job->summary ? job->summary : "", owner->name,
+         job->name);
+  print_flags(job, "  ");
 }
 
 /* `GROUP --help`, `help GROUP` and `GROUP COMMAND --help`: describe, never
@@ -640,12 +644,15 @@ static int group_help(rn__cli_t *cli, const char *group, const char *command) {
       const rn_plugin_t *d = shelf.plugins[i].desc;
       if (!in_group(d, group))
         continue;
-      for (size_t k = 0; d->jobs[k]; k++)
-        if (d->jobs[k]->command)
-          printf("  %-16s %s\n", d->jobs[k]->command,
-                 d->jobs[k]->summary ? d->jobs[k]->summary : "");
+      for (size_t k = 0; d->jobs[k]; k++) {
+        if (!d->jobs[k]->command)
+          continue;
+        printf("\n  %-16s %s\n", d->jobs[k]->command,
+               d->jobs[k]->summary ? d->jobs[k]->summary : "");
+        print_flags(d->jobs[k], "      ");
+      }
     }
-    printf("\n'regentra-runner %s COMMAND --help' lists a command's flags.\n",
+    printf("\n'regentra-runner %s COMMAND --help' shows one command.\n",
            group);
   }
   shelf_close(&shelf);

@@ -25,11 +25,11 @@ static const rn_option_t customer_params[] = {
     {.name = "customer_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
      .min = 1, .max = INT64_MAX,
      .help = "the customer's compliance organization (signals land here)"},
-    {.name = "mapping_id", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+    {.name = "mapping", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
      .min = 1, .max = INT64_MAX, .help = "the organization mapping"},
     {.name = "region", .type = RN_OPT_ENUM, .flags = RN_OPT_REQUIRED,
      .choices = REGIONS, .help = "the credential's NinjaOne region"},
-    {.name = "external_org_id", .type = RN_OPT_STRING,
+    {.name = "org", .type = RN_OPT_STRING,
      .flags = RN_OPT_REQUIRED, .help = "the NinjaOne organization id"},
     {.name = "first_sweep", .type = RN_OPT_BOOL,
      .help = "set by the sweep when its tick found the first sweep not "
@@ -42,8 +42,8 @@ static int parse_target(json_t *params, ev_target_t *t, char *err,
                         size_t errlen) {
   memset(t, 0, sizeof *t);
   /* The flag vocabulary of every ninjaone command: --msp-org,
-   * --customer-org. */
-  static const char *const ints[] = {"msp_org", "customer_org", "mapping_id"};
+   * --customer-org, --mapping, --org. */
+  static const char *const ints[] = {"msp_org", "customer_org", "mapping"};
   int64_t *dst[] = {&t->msp_org_id, &t->customer_org_id, &t->mapping_id};
   for (int i = 0; i < 3; i++)
     if (!ev_param_int(params, ints[i], dst[i]) || *dst[i] <= 0) {
@@ -56,7 +56,7 @@ static int parse_target(json_t *params, ev_target_t *t, char *err,
     snprintf(err, errlen, "parameter \"region\": expected one of " REGIONS);
     return RN_EINVAL;
   }
-  json_t *ext = json_object_get(params, "external_org_id");
+  json_t *ext = json_object_get(params, "org");
   if (json_is_integer(ext))
     snprintf(t->external_org_id, sizeof t->external_org_id, "%lld",
              (long long)json_integer_value(ext));
@@ -66,7 +66,7 @@ static int parse_target(json_t *params, ev_target_t *t, char *err,
   size_t digits = strspn(t->external_org_id, "0123456789");
   if (!digits || digits > 18 || t->external_org_id[digits]) {
     snprintf(err, errlen,
-             "parameter \"external_org_id\": expected a NinjaOne "
+             "parameter \"org\": expected a NinjaOne "
              "organization id (digits)");
     return RN_EINVAL;
   }
@@ -122,6 +122,14 @@ static const char *explain(int status, const char *error, const char **hint) {
   if (status == RN_ESTATE && error && strstr(error, "disconnected")) {
     *hint = "connect again: 'regentra-runner ninjaone connect'";
     return "not_connected";
+  }
+  if (status == RN_ENOENT && error && strstr(error, "unknown MSP")) {
+    *hint = "--msp-org takes the id of an organization of kind MSP";
+    return "unknown_msp_org";
+  }
+  if (status == RN_ETENANT && error && strstr(error, "not an MSP")) {
+    *hint = "--msp-org takes the MSP's organization id, not a customer's";
+    return "not_an_msp";
   }
   return nj_explain_status(status, hint);
 }
@@ -313,8 +321,8 @@ static int emit_one(sweep_t *s, const ev_target_t *t, int64_t tick) {
   json_t *payload = json_pack(
       "{s:I, s:I, s:I, s:s, s:s, s:b}", "msp_org",
       (json_int_t)t->msp_org_id, "customer_org",
-      (json_int_t)t->customer_org_id, "mapping_id", (json_int_t)t->mapping_id,
-      "region", nj_region_name(t->region), "external_org_id",
+      (json_int_t)t->customer_org_id, "mapping", (json_int_t)t->mapping_id,
+      "region", nj_region_name(t->region), "org",
       t->external_org_id, "first_sweep", t->first_sweep);
   char *text = payload ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS)
                        : NULL;

@@ -314,21 +314,21 @@ Test(ninjaone_evidence, sweep_customer_refuses_a_mismatched_customer) {
   char *out, *err;
   /* Another customer's id, or the MSP's, as the destination: refused. */
   cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org", msp_id(),
-                  "--customer-org", o, "--mapping-id", m, "--region", "eu",
-                  "--external-org-id", "201", NULL), 1);
+                  "--customer-org", o, "--mapping", m, "--region", "eu",
+                  "--org", "201", NULL), 1);
   cr_expect(strstr(err, "nothing was written"), "%s", err);
   free(out);
   free(err);
   cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org", msp_id(),
-                  "--customer-org", msp_id(), "--mapping-id", m,
-                  "--region", "eu", "--external-org-id", "201", NULL), 1);
+                  "--customer-org", msp_id(), "--mapping", m,
+                  "--region", "eu", "--org", "201", NULL), 1);
   free(out);
   free(err);
   cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 0);
   /* The right one works, and writes only there. */
   cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org", msp_id(),
-                  "--customer-org", c, "--mapping-id", m, "--region", "eu",
-                  "--external-org-id", "201", NULL), 0, "%s", err);
+                  "--customer-org", c, "--mapping", m, "--region", "eu",
+                  "--org", "201", NULL), 0, "%s", err);
   cr_expect(strstr(out, "\"antivirus_posture\": \"PASS\""), "%s", out);
   free(out);
   free(err);
