@@ -571,11 +571,13 @@ int rn__admin_start(rn__runner_t *runner) {
   unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
   if (addr.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
+  /* The logger goes first: libmicrohttpd reports anything it meets while
+   * reading the options before it through its default logger. */
   a->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR,
-      (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a,
+      flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER,
+      on_mhd_log, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
       MHD_OPTION_END);
   if (!a->daemon) {
     rn__log(RN_LOG_ERR, "admin", "cannot listen on %s (see above)", listen);

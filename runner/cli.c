@@ -1,5 +1,6 @@
 /* cli.c - the one binary's subcommands. Exit codes: 0 ok, 1 failure,
  * 2 usage. */
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,14 +17,115 @@
 #define RN_DEFAULT_CONFIG "/etc/regentra-runner/runner.conf"
 #endif
 
+/* Set from --json before any command runs: failures found before a command
+ * has its rn__cli_t (usage errors) are JSON too. */
+static bool json_failures;
+
+static void print_failure_json(const char *code, const char *message,
+                               const char *hint) {
+  if (!json_failures)
+    return;
+  json_t *o = json_pack("{s:s, s:s}", "error", code, "message", message);
+  if (o && hint)
+    json_object_set_new(o, "hint", json_string(hint));
+  char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+  if (text)
+    puts(text);
+  free(text);
+  json_decref(o);
+}
+
+static int vfail(int exit_code, const char *code, const char *hint,
+                 const char *fmt, va_list ap) {
+  char message[4096];
+  vsnprintf(message, sizeof message, fmt, ap);
+  fprintf(stderr, "regentra-runner: %s\n", message);
+  if (hint)
+    fprintf(stderr, "regentra-runner: hint: %s\n", hint);
+  print_failure_json(code, message, hint);
+  return exit_code;
+}
+
+int rn__cli_fail(int exit_code, const char *code, const char *hint,
+                 const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfail(exit_code, code, hint, fmt, ap);
+  va_end(ap);
+  return exit_code;
+}
+
 int rn__cli_usage_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("regentra-runner: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs(" (see 'regentra-runner help')\n", stderr);
+  vfail(2, "usage", "see 'regentra-runner help', or GROUP --help for a "
+        "plugin's commands", fmt, ap);
   va_end(ap);
   return 2;
+}
+
+/* The stable codes of --json failures, documented in README.md ("Error
+ * codes"). A plugin may put a more precise code in its result. */
+static const struct {
+  int status;
+  const char *code;
+  const char *hint;
+} error_codes[] = {
+    {RN_EPERM, "permission_denied", NULL},
+    {RN_EACCES, "permission_denied", NULL},
+    {RN_ENOENT, "not_found", NULL},
+    {RN_EIO, "io_error", NULL},
+    {RN_ENOMEM, "out_of_memory", NULL},
+    {RN_EBUSY, "busy", "another process holds it; run again shortly"},
+    {RN_EEXIST, "already_exists", NULL},
+    {RN_EINVAL, "invalid_argument", "see GROUP COMMAND --help for the flags"},
+    {RN_ERANGE, "out_of_range", NULL},
+    {RN_ENOSYS, "not_supported", NULL},
+    {RN_ETIMEDOUT, "timed_out", "run again; raise the job's timeout if it "
+                                "keeps happening"},
+    {RN_ECANCELED, "canceled", NULL},
+    {RN_EABI, "plugin_abi_mismatch", "rebuild the plugin against this "
+                                     "runner's SDK"},
+    {RN_ECONFIG, "config_invalid", "run 'regentra-runner check-config'"},
+    {RN_EHTTP, "upstream_unavailable", "the upstream API could not be "
+                                       "reached: check the network, proxy "
+                                       "and base_url, then run again"},
+    {RN_EDB, "database_error", NULL},
+    {RN_EJSON, "bad_json", NULL},
+    {RN_EAUTH, "auth_refused", "check the client id and secret and the "
+                               "region they were issued for"},
+    {RN_ETHROTTLED, "throttled", "the upstream rate limit was reached; run "
+                                 "again later"},
+    {RN_EUPSTREAM, "upstream_error", NULL},
+    {RN_ETRUNCATED, "truncated", NULL},
+    {RN_EPII, "pii_refused", NULL},
+    {RN_ETENANT, "wrong_tenant", NULL},
+    {RN_ESTATE, "invalid_state", NULL},
+    {RN_ECRYPTO, "secret_unopenable", "is [runner] master_key_file the key "
+                                      "the secret was sealed with?"},
+};
+
+const char *rn__cli_error_code(int status, const char **hint) {
+  for (size_t i = 0; i < RN_ARRAY_SIZE(error_codes); i++)
+    if (error_codes[i].status == status) {
+      if (hint)
+        *hint = error_codes[i].hint;
+      return error_codes[i].code;
+    }
+  if (hint)
+    *hint = NULL;
+  return "failed";
+}
+
+/* A code is lower-case words joined by '_'; anything else in a result's
+ * "error" is the message of a plugin that predates codes. */
+static bool is_error_code(const char *s) {
+  if (!s || !(*s >= 'a' && *s <= 'z'))
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+      return false;
+  return true;
 }
 
 /* Loads config and plugins quietly except for errors. */
@@ -53,10 +155,9 @@ static int cmd_serve(rn__cli_t *cli) {
   uv_loop_t loop;
   rn__runner_t runner;
   int rc = rn__cli_load(cli, &runner, &loop);
-  if (rc < 0) {
-    fprintf(stderr, "regentra-runner: cannot load %s\n", cli->config_path);
-    return 1;
-  }
+  if (rc < 0)
+    return rn__cli_fail(1, "config_invalid", NULL, "cannot load %s",
+                        cli->config_path);
   rc = rn__runner_serve(&runner);
   if (rn__cli_unload(&runner, &loop) < 0)
     rc = -1;
@@ -82,7 +183,12 @@ static int cmd_check_config(rn__cli_t *cli) {
            cli->config_path, gen->config->confd, gen->nplugins, gen->njobs,
            enabled);
   } else if (errors > 0) {
-    fprintf(stderr, "regentra-runner: %d configuration error(s)\n", errors);
+    rn__cli_fail(1, "config_invalid", "fix each error at the file:line it "
+                 "names", "%d configuration error(s), the first: %s", errors,
+                 gen && gen->config->nerrors ? gen->config->errors[0] : "?");
+  } else {
+    rn__cli_fail(1, "config_invalid", NULL, "cannot load %s",
+                 cli->config_path);
   }
   rn__cli_unload(&runner, &loop);
   return errors == 0 ? 0 : 1;
@@ -123,7 +229,8 @@ static int cmd_plugins(rn__cli_t *cli) {
   int errors = rn__cli_load(cli, &runner, &loop);
   if (errors < 0) {
     rn__cli_unload(&runner, &loop);
-    return 1;
+    return rn__cli_fail(1, "config_invalid", NULL, "cannot load %s",
+                        cli->config_path);
   }
   rn__generation_t *gen = runner.gen;
   json_t *list = json_array();
@@ -210,7 +317,8 @@ int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
   int errors = rn__cli_load(cli, &runner, &loop);
   if (errors < 0) {
     rn__cli_unload(&runner, &loop);
-    return 1;
+    return rn__cli_fail(1, "config_invalid", NULL, "cannot load %s",
+                        cli->config_path);
   }
   int exit_code = 1;
   rn__generation_t *gen = runner.gen;
@@ -219,9 +327,12 @@ int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
   rn_config_t adhoc = {0};
   run_outcome_t out = {0};
   if (!def) {
-    fprintf(stderr, "regentra-runner: no job %s.%s (%s)\n", plugin_name,
-            job_name, plugin ? "the plugin has no such job"
-                             : "no such plugin loaded; see 'plugins'");
+    rn__cli_fail(1, "unknown_job", "see 'regentra-runner plugins'",
+                 "no job %s.%s (%s)%s%s", plugin_name, job_name,
+                 plugin ? "the plugin has no such job"
+                        : "no such plugin loaded",
+                 gen->config->nerrors ? "; configuration: " : "",
+                 gen->config->nerrors ? gen->config->errors[0] : "");
     goto done;
   }
   /* Options come from a configured job of the same plugin.job, if any. */
@@ -240,10 +351,11 @@ int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
     size_t before = gen->config->nerrors;
     if (rn__options_check(gen->config, "(command line)", 0, def->options,
                           &none, &adhoc) > 0) {
-      for (size_t i = before; i < gen->config->nerrors; i++)
-        fprintf(stderr, "regentra-runner: %s\n", gen->config->errors[i]);
-      fprintf(stderr, "regentra-runner: configure a [job] for %s.%s in "
-              "conf.d to set its options\n", plugin_name, job_name);
+      rn__cli_fail(1, "config_invalid", "configure a [job] for this job in "
+                   "conf.d to set its options",
+                   "%s.%s needs options: %s", plugin_name, job_name,
+                   before < gen->config->nerrors ? gen->config->errors[before]
+                                                 : "?");
       goto done;
     }
     options = &adhoc;
@@ -252,38 +364,64 @@ int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
   rn__job_start_t start = {.plugin = plugin, .def = def, .conf = conf,
                            .options = options, .params_json = params_json,
                            .done = run_done, .done_data = &out};
-  if (rn__job_start(&start, err, sizeof err) < 0) {
-    fprintf(stderr, "regentra-runner: %s\n", err);
-    exit_code = 1;
+  int start_rc = rn__job_start(&start, err, sizeof err);
+  if (start_rc < 0) {
+    const char *hint;
+    const char *code = rn__cli_error_code(start_rc, &hint);
+    rn__cli_fail(1, code, hint, "%s", err);
     goto done;
   }
   while (!out.done && uv_run(&loop, UV_RUN_ONCE))
     ;
   if (!out.done) {
-    fprintf(stderr, "regentra-runner: %s.%s never completed\n", plugin_name,
-            job_name);
+    rn__cli_fail(1, "internal", NULL, "%s.%s never completed", plugin_name,
+                 job_name);
     goto done;
   }
+  /* A failure's text: what the job said, after the status it ended with. */
+  char message[8192];
+  snprintf(message, sizeof message, "%s.%s failed: %s%s%s", plugin_name,
+           job_name, rn__strerror(out.status), out.summary ? ": " : "",
+           out.summary ? out.summary : "");
+  json_t *result = out.result_json ? json_loads(out.result_json, 0, NULL)
+                                   : json_object();
+  if (!json_is_object(result)) {
+    json_decref(result);
+    result = json_pack("{s:s}", "raw", out.result_json);
+  }
+  const char *hint = NULL;
+  if (out.status < 0) {
+    /* {"error": code, "message": everything the text says, "hint"} */
+    const char *code = json_string_value(json_object_get(result, "error"));
+    const char *default_hint;
+    const char *default_code = rn__cli_error_code(out.status, &default_hint);
+    if (!is_error_code(code))
+      code = default_code;
+    json_t *plugin_hint = json_object_get(result, "hint");
+    json_object_set_new(result, "hint",
+                        json_is_string(plugin_hint)
+                            ? json_incref(plugin_hint)
+                            : default_hint ? json_string(default_hint)
+                                           : json_null());
+    json_object_set_new(result, "error", json_string(code));
+    json_object_set_new(result, "message", json_string(message));
+    if (json_is_null(json_object_get(result, "hint")))
+      json_object_del(result, "hint");
+    hint = json_string_value(json_object_get(result, "hint"));
+  }
   if (prefer_json || cli->json) {
-    json_t *result = out.result_json ? json_loads(out.result_json, 0, NULL)
-                                     : json_object();
-    if (!result)
-      result = json_pack("{s:s}", "raw", out.result_json);
-    if (out.status < 0)
-      json_object_set_new(result, "error",
-                          json_string(rn__strerror(out.status)));
     char *text = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS);
     puts(text);
     free(text);
-    json_decref(result);
   }
-  if (!(prefer_json || cli->json) && out.summary)
+  if (!(prefer_json || cli->json) && out.status >= 0 && out.summary)
     printf("%s\n", out.summary);
-  if (out.status < 0)
-    fprintf(stderr, "regentra-runner: %s.%s failed: %s%s%s\n", plugin_name,
-            job_name, rn__strerror(out.status),
-            out.summary && (prefer_json || cli->json) ? ": " : "",
-            out.summary && (prefer_json || cli->json) ? out.summary : "");
+  if (out.status < 0) {
+    fprintf(stderr, "regentra-runner: %s\n", message);
+    if (hint)
+      fprintf(stderr, "regentra-runner: hint: %s\n", hint);
+  }
+  json_decref(result);
   exit_code = out.status < 0 ? 1 : 0;
 done:
   rn__options_free(&adhoc);
@@ -322,17 +460,220 @@ static int cmd_run(rn__cli_t *cli) {
 
 /* ------------------------------------------- plugin-registered commands */
 
+/* The plugins of a directory, loaded only to read their descriptors: help
+ * needs no configuration, database or create(). */
+typedef struct plugin_shelf_s {
+  char state_dir[4096]; /* private copies are dlopen()ed from here */
+  rn__plugin_t *plugins;
+  size_t n;
+  char dir[4096];
+} plugin_shelf_t;
+
+static int compare_strings(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void shelf_close(plugin_shelf_t *shelf) {
+  for (size_t i = 0; i < shelf->n; i++)
+    rn__plugin_unload(&shelf->plugins[i]);
+  free(shelf->plugins);
+  if (shelf->state_dir[0])
+    rmdir(shelf->state_dir);
+  memset(shelf, 0, sizeof *shelf);
+}
+
+/* --plugin-dir, else plugin_dir of runner.conf when it can be read, else
+ * the built-in default. Plugins that refuse to load are skipped quietly:
+ * `plugins` and check-config are where refusals are explained. */
+static int shelf_open(const rn__cli_t *cli, plugin_shelf_t *shelf) {
+  memset(shelf, 0, sizeof *shelf);
+  if (cli->plugin_dir) {
+    snprintf(shelf->dir, sizeof shelf->dir, "%s", cli->plugin_dir);
+  } else {
+    rn__config_t *config = rn__config_load(cli->config_path, cli->confd);
+    if (!config)
+      return RN_ENOMEM;
+    snprintf(shelf->dir, sizeof shelf->dir, "%s", config->plugin_dir);
+    rn__config_free(config);
+  }
+  const char *tmp = getenv("TMPDIR");
+  snprintf(shelf->state_dir, sizeof shelf->state_dir,
+           "%s/regentra-help-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(shelf->state_dir)) {
+    shelf->state_dir[0] = '\0';
+    return RN_EIO;
+  }
+  DIR *d = opendir(shelf->dir);
+  if (!d)
+    return RN_ENOENT;
+  char **names = NULL;
+  size_t count = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    size_t len = strlen(e->d_name);
+    if (len < 4 || strcmp(e->d_name + len - 3, ".so") != 0)
+      continue;
+    char **grown = realloc(names, (count + 1) * sizeof *grown);
+    if (!grown)
+      break;
+    names = grown;
+    if ((names[count] = strdup(e->d_name)))
+      count++;
+  }
+  closedir(d);
+  qsort(names, count, sizeof *names, compare_strings);
+  shelf->plugins = calloc(count ? count : 1, sizeof *shelf->plugins);
+  for (size_t i = 0; i < count; i++) {
+    char path[8192], err[1024];
+    snprintf(path, sizeof path, "%s/%s", shelf->dir, names[i]);
+    free(names[i]);
+    if (shelf->plugins &&
+        rn__plugin_load(path, shelf->state_dir, &shelf->plugins[shelf->n],
+                        err, sizeof err) == 0)
+      shelf->n++;
+  }
+  free(names);
+  return shelf->plugins ? 0 : RN_ENOMEM;
+}
+
+static bool in_group(const rn_plugin_t *d, const char *group) {
+  return RN__DESC_HAS(d, rn_plugin_t, command_group) && d->command_group &&
+         strcmp(d->command_group, group) == 0;
+}
+
+static const rn_job_def_t *group_job(const plugin_shelf_t *shelf,
+                                     const char *group, const char *command,
+                                     const rn_plugin_t **owner) {
+  for (size_t i = 0; i < shelf->n; i++) {
+    const rn_plugin_t *d = shelf->plugins[i].desc;
+    if (!in_group(d, group))
+      continue;
+    for (size_t k = 0; d->jobs[k]; k++)
+      if (d->jobs[k]->command && strcmp(d->jobs[k]->command, command) == 0) {
+        if (owner)
+          *owner = d;
+        return d->jobs[k];
+      }
+  }
+  return NULL;
+}
+
+static const char *flag_value_name(const rn_option_t *o) {
+  switch (o->type) {
+  case RN_OPT_INT:
+    return " N";
+  case RN_OPT_BOOL:
+    return "";
+  case RN_OPT_DURATION:
+    return " DURATION";
+  case RN_OPT_ENUM:
+    return NULL; /* the choices themselves */
+  case RN_OPT_URL:
+    return " URL";
+  case RN_OPT_PATH:
+    return " PATH";
+  case RN_OPT_SECRET_FILE:
+    return " FILE|-";
+  default:
+    return " TEXT";
+  }
+}
+
+static void print_flags(const rn_job_def_t *job, const char *indent) {
+  if (!job->params || !job->params->name)
+    printf("%s(no flags)\n", indent);
+  for (const rn_option_t *o = job->params; o && o->name; o++) {
+    char flag[256];
+    const char *value = flag_value_name(o);
+    int n = snprintf(flag, sizeof flag, "--%s", o->name);
+    for (int i = 2; i < n; i++)
+      if (flag[i] == '_')
+        flag[i] = '-';
+    snprintf(flag + n, sizeof flag - (size_t)n, "%s%s", value ? value : " ",
+             value ? "" : o->choices ? o->choices : "WORD");
+    printf("%s%-28s %s%s%s%s%s\n", indent, flag,
+           o->flags & RN_OPT_REQUIRED ? "(required) " : "",
+           o->help ? o->help : "", o->default_value ? " [default: " : "",
+           o->default_value ? o->default_value : "",
+           o->default_value ? "]" : "");
+  }
+}
+
+static void print_command_help(const char *group, const rn_plugin_t *owner,
+                               const rn_job_def_t *job) {
+  printf("usage: regentra-runner %s %s [flags] [-c runner.conf] [--json]\n\n"
+         "%s\n(job %s.%s)\n\nflags:\n",
+         group, job->command, job->summary ? job->summary : "", owner->name,
+         job->name);
+  print_flags(job, "  ");
+}
+
+/* `GROUP --help`, `help GROUP` and `GROUP COMMAND --help`: describe, never
+ * run. Works without a configuration file. */
+static int group_help(rn__cli_t *cli, const char *group, const char *command) {
+  plugin_shelf_t shelf;
+  int rc = shelf_open(cli, &shelf);
+  if (rc < 0 && rc != RN_ENOENT) {
+    shelf_close(&shelf);
+    return rn__cli_fail(1, rn__cli_error_code(rc, NULL), NULL,
+                        "cannot read the plugins of %s: %s", shelf.dir,
+                        rn__strerror(rc));
+  }
+  int exit_code = 0;
+  const rn_plugin_t *owner = NULL;
+  const rn_job_def_t *job =
+      command ? group_job(&shelf, group, command, &owner) : NULL;
+  bool any = false;
+  for (size_t i = 0; i < shelf.n && !any; i++)
+    any = in_group(shelf.plugins[i].desc, group);
+  if (!any) {
+    exit_code = rn__cli_usage_error(
+        "unknown command \"%s\": no plugin in %s has that command group "
+        "(give the directory with --plugin-dir or -c runner.conf)",
+        group, shelf.dir);
+  } else if (command && !job) {
+    exit_code = rn__cli_usage_error(
+        "unknown command \"%s %s\" (see 'regentra-runner %s --help')", group,
+        command, group);
+  } else if (job) {
+    print_command_help(group, owner, job);
+  } else {
+    printf("usage: regentra-runner %s COMMAND [flags] [-c runner.conf] "
+           "[--json]\n\ncommands (plugins in %s):\n",
+           group, shelf.dir);
+    for (size_t i = 0; i < shelf.n; i++) {
+      const rn_plugin_t *d = shelf.plugins[i].desc;
+      if (!in_group(d, group))
+        continue;
+      for (size_t k = 0; d->jobs[k]; k++) {
+        if (!d->jobs[k]->command)
+          continue;
+        printf("\n  %-16s %s\n", d->jobs[k]->command,
+               d->jobs[k]->summary ? d->jobs[k]->summary : "");
+        print_flags(d->jobs[k], "      ");
+      }
+    }
+    printf("\n'regentra-runner %s COMMAND --help' shows one command.\n",
+           group);
+  }
+  shelf_close(&shelf);
+  return exit_code;
+}
+
 /* `regentra-runner GROUP COMMAND --some-param V ...` runs the job whose
  * command is COMMAND in the plugin whose command_group is GROUP. */
 static int cmd_plugin_group(rn__cli_t *cli, const char *group) {
+  if (cli->help)
+    return group_help(cli, group, cli->argc > 0 ? cli->argv[0] : NULL);
   if (cli->argc < 1)
-    return rn__cli_usage_error("%s needs a command", group);
+    return rn__cli_usage_error("%s needs a command (see 'regentra-runner %s "
+                               "--help')", group, group);
   uv_loop_t loop;
   rn__runner_t runner;
   cli->quiet = true;
   if (rn__cli_load(cli, &runner, &loop) < 0) {
     rn__cli_unload(&runner, &loop);
-    return 1;
+    return rn__cli_fail(1, "config_invalid", NULL, "cannot load %s",
+                        cli->config_path);
   }
   char *plugin_name = NULL, *job_name = NULL;
   rn__generation_t *gen = runner.gen;
@@ -348,7 +689,17 @@ static int cmd_plugin_group(rn__cli_t *cli, const char *group) {
       }
     }
   }
+  char config_error[1024] = "";
+  if (!job_name && gen && gen->config->nerrors)
+    snprintf(config_error, sizeof config_error, "%s", gen->config->errors[0]);
   rn__cli_unload(&runner, &loop);
+  if (!job_name && config_error[0])
+    return rn__cli_fail(1, "config_invalid",
+                        "run 'regentra-runner check-config'; 'regentra-runner "
+                        "GROUP --help' works without a configuration",
+                        "unknown command \"%s %s\" while the configuration "
+                        "has errors: %s",
+                        group, cli->argv[0], config_error);
   if (!job_name)
     return rn__cli_usage_error("unknown command \"%s %s\"", group,
                                cli->argv[0]);
@@ -405,7 +756,17 @@ static const rn__cli_command_t builtin_commands[] = {
 };
 
 static int cmd_help(rn__cli_t *cli) {
-  (void)cli;
+  if (cli->argc > 0 && strcmp(cli->argv[0], "help") != 0) {
+    for (size_t i = 0; i < RN_ARRAY_SIZE(builtin_commands); i++)
+      if (strcmp(builtin_commands[i].name, cli->argv[0]) == 0)
+        goto general;
+    for (const rn__cli_command_t *c = rn__cli_extra_commands; c && c->name;
+         c++)
+      if (strcmp(c->name, cli->argv[0]) == 0)
+        goto general;
+    return group_help(cli, cli->argv[0], cli->argc > 1 ? cli->argv[1] : NULL);
+  }
+general:
   printf("usage: regentra-runner COMMAND [-c runner.conf] [-d conf.d] "
          "[--json] [args]\n\ncommands:\n");
   for (size_t i = 0; i < RN_ARRAY_SIZE(builtin_commands); i++)
@@ -415,9 +776,15 @@ static int cmd_help(rn__cli_t *cli) {
     printf("  %-14s %-28s %s\n", c->name, c->usage, c->help);
   printf("  GROUP COMMAND  --param value ...            operator commands "
          "of plugins (see 'plugins')\n\n"
-         "-c FILE   runner configuration (default %s)\n"
-         "-d DIR    job configuration directory (default: conf.d beside it)\n"
-         "--json    machine-readable output\n"
+         "-c FILE           runner configuration (default %s)\n"
+         "-d DIR            job configuration directory (default: conf.d "
+         "beside it)\n"
+         "--json            machine-readable output; a failure is one object "
+         "{error, message, hint}\n"
+         "--plugin-dir DIR  where help looks for plugins (default: "
+         "plugin_dir of runner.conf)\n"
+         "-h, --help        'GROUP --help', 'help GROUP' and 'GROUP COMMAND "
+         "--help' list a plugin group's commands and flags; nothing runs\n"
          "REGENTRA_DATABASE_URL overrides [database] url.\n",
          RN_DEFAULT_CONFIG);
   return 0;
@@ -441,10 +808,16 @@ int rn__cli_main(int argc, char **argv) {
         cli.config_path = argv[++i];
       else
         cli.confd = argv[++i];
+    } else if (strcmp(a, "--plugin-dir") == 0) {
+      if (i + 1 >= argc) {
+        free(rest);
+        return rn__cli_usage_error("%s needs a value", a);
+      }
+      cli.plugin_dir = argv[++i];
     } else if (strcmp(a, "--json") == 0) {
-      cli.json = true;
+      cli.json = json_failures = true;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-      command = command ? command : "help";
+      cli.help = true;
     } else if (!command) {
       command = a;
     } else {
@@ -454,6 +827,8 @@ int rn__cli_main(int argc, char **argv) {
   cli.argc = nrest;
   cli.argv = rest;
   int rc;
+  if (!command && cli.help)
+    command = "help";
   if (!command) {
     rc = rn__cli_usage_error("no command given");
     free(rest);
@@ -461,14 +836,15 @@ int rn__cli_main(int argc, char **argv) {
   }
   for (size_t i = 0; i < RN_ARRAY_SIZE(builtin_commands); i++) {
     if (strcmp(builtin_commands[i].name, command) == 0) {
-      rc = builtin_commands[i].run(&cli);
+      /* --help describes a command; it never runs it. */
+      rc = cli.help ? cmd_help(&cli) : builtin_commands[i].run(&cli);
       free(rest);
       return rc;
     }
   }
   for (const rn__cli_command_t *c = rn__cli_extra_commands; c && c->name; c++) {
     if (strcmp(c->name, command) == 0) {
-      rc = c->run(&cli);
+      rc = cli.help ? cmd_help(&cli) : c->run(&cli);
       free(rest);
       return rc;
     }

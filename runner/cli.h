@@ -12,6 +12,8 @@ typedef struct rn__cli_s {
   const char *confd; /* NULL = conf.d beside config_path */
   bool json;
   bool quiet;         /* log errors only, whatever the config says */
+  bool help;          /* -h/--help anywhere: describe, never run */
+  const char *plugin_dir; /* --plugin-dir: where help looks for plugins */
   int argc;          /* arguments after the command */
   char **argv;
 } rn__cli_t;
@@ -28,6 +30,14 @@ extern const rn__cli_command_t rn__cli_extra_commands[];
 
 int rn__cli_main(int argc, char **argv);
 int rn__cli_usage_error(const char *fmt, ...) RN_PRINTF_LIKE(1, 2);
+/* A failure: "regentra-runner: MESSAGE" (and the hint) on stderr and, with
+ * --json, {"error": code, "message": ..., "hint": ...} on stdout. hint may
+ * be NULL. Returns exit_code. */
+int rn__cli_fail(int exit_code, const char *code, const char *hint,
+                 const char *fmt, ...) RN_PRINTF_LIKE(4, 5);
+/* The stable --json error code of an error status, and its hint (NULL when
+ * there is none to give). */
+const char *rn__cli_error_code(int status, const char **hint);
 int rn__cli_load(rn__cli_t *cli, rn__runner_t *runner, uv_loop_t *loop);
 int rn__cli_unload(rn__runner_t *runner, uv_loop_t *loop);
 /* rotate.c */

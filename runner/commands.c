@@ -27,14 +27,16 @@ static rn__config_t *load_config_only(rn__cli_t *cli) {
 
 static PGconn *connect_cli(const char *url) {
   if (!url || !*url) {
-    fprintf(stderr, "regentra-runner: no database configured: set [database] "
-            "url in runner.conf or REGENTRA_DATABASE_URL\n");
+    rn__cli_fail(1, "no_database",
+                 "set [database] url in runner.conf or REGENTRA_DATABASE_URL",
+                 "no database configured");
     return NULL;
   }
   char err[1024];
   PGconn *pg = rn__db_connect_blocking(url, CLI_DB_WAIT_MS, err, sizeof err);
   if (!pg)
-    fprintf(stderr, "regentra-runner: %s\n", err);
+    rn__cli_fail(1, "database_error", "is PostgreSQL up and the url right?",
+                 "%s", err);
   return pg;
 }
 
@@ -46,10 +48,11 @@ static PGresult *query(PGconn *pg, const char *sql, int n,
   if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
     return res;
   const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(pg);
-  fprintf(stderr, "regentra-runner: %s%s", msg,
-          strstr(msg, "does not exist") ? "regentra-runner: run "
-                                          "'regentra-runner migrate' first\n"
-                                        : "");
+  rn__cli_fail(1, "database_error",
+               strstr(msg, "does not exist") ? "run 'regentra-runner migrate' "
+                                               "first"
+                                             : NULL,
+               "%.*s", (int)strcspn(msg, "\n"), msg);
   PQclear(res);
   return NULL;
 }
@@ -80,7 +83,7 @@ static int cmd_migrate(rn__cli_t *cli) {
                        sizeof err);
   PQfinish(pg);
   if (rc < 0) {
-    fprintf(stderr, "regentra-runner: migrate: %s\n", err);
+    rn__cli_fail(1, "migration_failed", NULL, "migrate: %s", err);
     rn__config_free(config);
     return 1;
   }
@@ -456,14 +459,20 @@ static int cmd_retry(rn__cli_t *cli) {
   int rc = 1;
   if (res) {
     if (strcmp(PQgetvalue(res, 0, 0), "1") == 0) {
-      printf("job %s revived: it runs again with a fresh set of attempts\n",
-             cli->argv[0]);
+      if (cli->json) /* the state after the change */
+        printf("{\"id\": %s, \"state\": \"available\", \"attempt\": 0}\n",
+               cli->argv[0]);
+      else
+        printf("job %s revived: it runs again with a fresh set of "
+               "attempts\n", cli->argv[0]);
       rc = 0;
     } else if (PQgetisnull(res, 0, 1)) {
-      fprintf(stderr, "regentra-runner: no job %s\n", cli->argv[0]);
+      rn__cli_fail(1, "not_found", "see 'regentra-runner jobs'", "no job %s",
+                   cli->argv[0]);
     } else {
-      fprintf(stderr, "regentra-runner: job %s is %s, not dead; only dead "
-              "jobs can be retried\n", cli->argv[0], PQgetvalue(res, 0, 1));
+      rn__cli_fail(1, "invalid_state", "only dead jobs can be retried",
+                   "job %s is %s, not dead", cli->argv[0],
+                   PQgetvalue(res, 0, 1));
     }
   }
   PQclear(res);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "assets.h"
+#include "ninjaone/explain.h"
 
 #define REGIONS "us|us2|eu|ca|oc"
 
@@ -668,8 +669,20 @@ static void complete(run_t *run) {
       "{s:o, s:I, s:I, s:o, s:b}", "msp_orgs", msps, "mappings",
       (json_int_t)run->n_mappings, "failed", (json_int_t)failed, "totals",
       counts_json(&total), "truncatedAny", truncated_any);
-  if (result && run->status < 0)
-    json_object_set_new(result, "error", json_string(run->error));
+  if (result && status < 0) {
+    /* {error: code, message, hint}; the runner's CLI puts the whole text
+     * in message. */
+    const char *hint;
+    const char *code = nj_explain_status(status, &hint);
+    if (code)
+      json_object_set_new(result, "error", json_string(code));
+    json_object_set_new(result, "message",
+                        json_string(run->error[0] ? run->error
+                                    : t       ? t->buf
+                                              : "failed"));
+    if (hint)
+      json_object_set_new(result, "hint", json_string(hint));
+  }
   char *result_text =
       result ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   json_decref(result);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "evidence.h"
+#include "ninjaone/explain.h"
 
 #define REGIONS "us|us2|eu|ca|oc"
 #define TICK_PERIOD_S (6 * 3600)
@@ -18,17 +19,17 @@
 /* ---------------------------------------------------------- customer job */
 
 static const rn_option_t customer_params[] = {
-    {.name = "msp_org_id", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+    {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
      .min = 1, .max = INT64_MAX,
      .help = "the MSP organization that owns the NinjaOne credential"},
-    {.name = "customer_org_id", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+    {.name = "customer_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
      .min = 1, .max = INT64_MAX,
      .help = "the customer's compliance organization (signals land here)"},
-    {.name = "mapping_id", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+    {.name = "mapping", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
      .min = 1, .max = INT64_MAX, .help = "the organization mapping"},
     {.name = "region", .type = RN_OPT_ENUM, .flags = RN_OPT_REQUIRED,
      .choices = REGIONS, .help = "the credential's NinjaOne region"},
-    {.name = "external_org_id", .type = RN_OPT_STRING,
+    {.name = "org", .type = RN_OPT_STRING,
      .flags = RN_OPT_REQUIRED, .help = "the NinjaOne organization id"},
     {.name = "first_sweep", .type = RN_OPT_BOOL,
      .help = "set by the sweep when its tick found the first sweep not "
@@ -40,8 +41,9 @@ static const rn_option_t customer_params[] = {
 static int parse_target(json_t *params, ev_target_t *t, char *err,
                         size_t errlen) {
   memset(t, 0, sizeof *t);
-  static const char *const ints[] = {"msp_org_id", "customer_org_id",
-                                     "mapping_id"};
+  /* The flag vocabulary of every ninjaone command: --msp-org,
+   * --customer-org, --mapping, --org. */
+  static const char *const ints[] = {"msp_org", "customer_org", "mapping"};
   int64_t *dst[] = {&t->msp_org_id, &t->customer_org_id, &t->mapping_id};
   for (int i = 0; i < 3; i++)
     if (!ev_param_int(params, ints[i], dst[i]) || *dst[i] <= 0) {
@@ -54,7 +56,7 @@ static int parse_target(json_t *params, ev_target_t *t, char *err,
     snprintf(err, errlen, "parameter \"region\": expected one of " REGIONS);
     return RN_EINVAL;
   }
-  json_t *ext = json_object_get(params, "external_org_id");
+  json_t *ext = json_object_get(params, "org");
   if (json_is_integer(ext))
     snprintf(t->external_org_id, sizeof t->external_org_id, "%lld",
              (long long)json_integer_value(ext));
@@ -64,7 +66,7 @@ static int parse_target(json_t *params, ev_target_t *t, char *err,
   size_t digits = strspn(t->external_org_id, "0123456789");
   if (!digits || digits > 18 || t->external_org_id[digits]) {
     snprintf(err, errlen,
-             "parameter \"external_org_id\": expected a NinjaOne "
+             "parameter \"org\": expected a NinjaOne "
              "organization id (digits)");
     return RN_EINVAL;
   }
@@ -108,9 +110,50 @@ static void summarize(const ev_outcome_t *o, char *out, size_t len) {
   }
 }
 
+/* A failure's stable code and its fix (README "Error codes"). */
+static const char *explain(int status, const char *error, const char **hint) {
+  /* The two refusals of the mapping and credential checks. */
+  if (status == RN_ESTATE && error && strstr(error, "promoted")) {
+    *hint = "only customers whose company is promoted to a compliance "
+            "organization are swept: link the company to its compliance "
+            "organization, and map the NinjaOne organization to it";
+    return "not_compliance_promoted";
+  }
+  if (status == RN_ESTATE && error && strstr(error, "disconnected")) {
+    *hint = "connect again: 'regentra-runner ninjaone connect'";
+    return "not_connected";
+  }
+  if (status == RN_ENOENT && error && strstr(error, "unknown MSP")) {
+    *hint = "--msp-org takes the id of an organization of kind MSP";
+    return "unknown_msp_org";
+  }
+  if (status == RN_ETENANT && error && strstr(error, "not an MSP")) {
+    *hint = "--msp-org takes the MSP's organization id, not a customer's";
+    return "not_an_msp";
+  }
+  return nj_explain_status(status, hint);
+}
+
+/* {error: code, message, hint} beside the rest of a failed result. */
+static void set_failure(json_t *result, int status, const char *message) {
+  const char *hint;
+  const char *code = explain(status, message, &hint);
+  if (code)
+    json_object_set_new(result, "error", json_string(code));
+  json_object_set_new(result, "message", json_string(message));
+  if (hint)
+    json_object_set_new(result, "hint", json_string(hint));
+}
+
 static void customer_done(const ev_outcome_t *o, void *data) {
   rn_job_t *job = data;
-  char *result = json_dumps(o->report, JSON_COMPACT | JSON_SORT_KEYS);
+  /* The report stays the sweep's; a failure is told on a copy. */
+  json_t *report = o->status < 0 ? json_deep_copy(o->report)
+                                 : json_incref(o->report);
+  if (o->status < 0)
+    set_failure(report, o->status, o->error);
+  char *result = json_dumps(report, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(report);
   char summary[2048];
   summarize(o, summary, sizeof summary);
   host->job_complete(job, o->status, result, summary);
@@ -126,9 +169,9 @@ static int run_customer(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   if (rc == 0)
     rc = ev_customer_sweep(ctx, state, &t, customer_done, job);
   if (rc < 0) {
-    char result[512];
-    json_t *o = json_pack("{s:s}", "error",
-                          rc == RN_EINVAL ? err : host->strerror(rc));
+    char result[1024];
+    json_t *o = json_object();
+    set_failure(o, rc, rc == RN_EINVAL ? err : host->strerror(rc));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     snprintf(result, sizeof result, "%s", text ? text : "{}");
@@ -185,13 +228,16 @@ static void sweep_error(sweep_t *s, int status, const char *fmt, ...) {
 }
 
 static void sweep_finish(sweep_t *s) {
+  /* Where the customers were swept: events for the queue, here, or nowhere
+   * when there was no customer to sweep. */
+  const char *mode = s->inline_mode ? "inline" : s->n ? "queued" : "none";
   json_t *result = json_pack(
-      "{s:s, s:I, s:I, s:I, s:I, s:O}", "mode",
-      s->inline_mode ? "inline" : "queued", "customers", (json_int_t)s->n,
+      "{s:s, s:I, s:I, s:I, s:I, s:O}", "mode", mode, "customers",
+      (json_int_t)s->n,
       "emitted", (json_int_t)s->emitted, "swept", (json_int_t)s->swept,
       "failed", (json_int_t)s->failed, "results", s->results);
   if (s->status < 0)
-    json_object_set_new(result, "error", json_string(s->error));
+    set_failure(result, s->status, s->error);
   char *text = result ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS)
                       : NULL;
   json_decref(result);
@@ -273,10 +319,10 @@ static int64_t tick_of(int64_t now_ms) {
 
 static int emit_one(sweep_t *s, const ev_target_t *t, int64_t tick) {
   json_t *payload = json_pack(
-      "{s:I, s:I, s:I, s:s, s:s, s:b}", "msp_org_id",
-      (json_int_t)t->msp_org_id, "customer_org_id",
-      (json_int_t)t->customer_org_id, "mapping_id", (json_int_t)t->mapping_id,
-      "region", nj_region_name(t->region), "external_org_id",
+      "{s:I, s:I, s:I, s:s, s:s, s:b}", "msp_org",
+      (json_int_t)t->msp_org_id, "customer_org",
+      (json_int_t)t->customer_org_id, "mapping", (json_int_t)t->mapping_id,
+      "region", nj_region_name(t->region), "org",
       t->external_org_id, "first_sweep", t->first_sweep);
   char *text = payload ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS)
                        : NULL;

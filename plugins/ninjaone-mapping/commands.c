@@ -50,6 +50,9 @@ static bool discovery_usable(op_t *op) {
     return false;
   }
   if (json_array_size(op->orgs) == 0) {
+    op_explain(op, "no_visible_organizations",
+               "in NinjaOne, edit the API client: make it tenant-scoped or "
+               "give it organization assignments, then run test again");
     op_fail(op, RN_ESTATE, "%s (region %s, %s)", no_visibility,
             nj_region_name(op->region), host_of(op));
     return false;
@@ -74,6 +77,7 @@ static bool discovery_usable(op_t *op) {
 static void test_discovered(op_t *op) {
   if (!discovery_usable(op))
     return;
+  json_object_set_new(op->result, "saved", json_false());
   snprintf(op->summary, sizeof op->summary,
            "connection ok: region %s (%s), %zu organization(s) visible%s, "
            "granted scope \"%s\"%s; nothing was saved",
@@ -172,6 +176,8 @@ static int connect_body(op_t *op, rn_devsrc_t *ds) {
                               c->sealed, NULL);
   if (rc < 0)
     return rc;
+  json_object_set_new(op->result, "saved", json_true());
+  json_object_set_new(op->result, "credential_active", json_true());
   json_t *details = json_pack(
       "{s:s, s:s, s:I, s:s}", "region", region, "host", host_of(op),
       "organizations_visible", (json_int_t)json_array_size(op->orgs),
@@ -215,6 +221,9 @@ static void connect_discovered(op_t *op) {
   int rc = c ? host->secret_seal(op->ctx, secret, len, &c->sealed) : RN_ENOMEM;
   if (rc < 0) {
     host->free(c);
+    if (rc == RN_ENOSYS)
+      op_explain(op, "no_master_key",
+                 "set [runner] master_key_file in runner.conf");
     op_fail(op, rc, "cannot seal the secret: %s%s", host->strerror(rc),
             rc == RN_ENOSYS ? " (set [runner] master_key_file)" : "");
     return;
@@ -242,6 +251,11 @@ const rn_job_def_t job_connect = {
 };
 
 /* ------------------------------------------- region of a saved credential */
+
+static const char not_connected_hint[] =
+    "save a credential first: 'regentra-runner ninjaone connect --msp-org ID "
+    "--region R --client-id ID --client-secret-file FILE'; the region is "
+    "then read from it";
 
 /* Resolves op->region from the MSP's saved NinjaOne credentials when no
  * --region was given; loads the sealed secret into op->secret when wanted. */
@@ -271,6 +285,7 @@ static int resolve_credential(op_t *op, rn_devsrc_t *ds, bool need_active,
                "no NinjaOne credential is saved for MSP organization %lld: "
                "run 'regentra-runner ninjaone connect' first",
                (long long)op->msp_org_id);
+      op_explain(op, "not_connected", not_connected_hint);
       return RN_ENOENT;
     }
     if (rows > 1) {
@@ -278,6 +293,7 @@ static int resolve_credential(op_t *op, rn_devsrc_t *ds, bool need_active,
                "MSP organization %lld has NinjaOne credentials in several "
                "regions: pass --region",
                (long long)op->msp_org_id);
+      op_explain(op, "region_required", "pass --region");
       return RN_EINVAL;
     }
     op->has_region = true;
@@ -290,6 +306,7 @@ static int resolve_credential(op_t *op, rn_devsrc_t *ds, bool need_active,
              "no NinjaOne credential is saved for MSP organization %lld in "
              "region %s: run 'regentra-runner ninjaone connect' first",
              (long long)op->msp_org_id, nj_region_name(op->region));
+    op_explain(op, "not_connected", not_connected_hint);
     return rc;
   }
   if (rc < 0)
@@ -300,6 +317,7 @@ static int resolve_credential(op_t *op, rn_devsrc_t *ds, bool need_active,
              "the NinjaOne credential of MSP organization %lld in region %s "
              "is disconnected: connect again first",
              (long long)op->msp_org_id, nj_region_name(op->region));
+    op_explain(op, "not_connected", not_connected_hint);
     return RN_ESTATE;
   }
   if (want_secret) {
@@ -336,7 +354,13 @@ static int list_body(op_t *op, rn_devsrc_t *ds) {
       ds->tx,
       "SELECT m.external_org_id, m.external_name, m.state,"
       " m.portal_company_id, pc.name, m.suggested_company_id, sc.name,"
-      " m.vanished_at IS NOT NULL"
+      " m.vanished_at IS NOT NULL,"
+      /* Every company whose name matches, as of now: more than one is an
+       * ambiguity the operator resolves, never a guess. */
+      " CASE WHEN m.state = 'PENDING' THEN (SELECT json_agg(json_build_object("
+      "  'id', c.id, 'name', c.name) ORDER BY c.id) FROM portal_company c"
+      "  WHERE c.msp_org_id = m.msp_org_id AND " FOLDED_NAME("c.name") " = "
+      FOLDED_NAME("m.external_name") ") END"
       " FROM integration_org_mapping m"
       " LEFT JOIN portal_company pc ON pc.id = m.portal_company_id"
       " LEFT JOIN portal_company sc ON sc.id = m.suggested_company_id"
@@ -355,15 +379,28 @@ static int list_body(op_t *op, rn_devsrc_t *ds) {
                             host->db_value(res, r, 1), "state",
                             host->db_value(res, r, 2), "vanished",
                             strcmp(host->db_value(res, r, 7), "t") == 0);
+    const char *matches_text = host->db_value(res, r, 8);
+    json_t *matches = matches_text ? json_loads(matches_text, 0, NULL) : NULL;
+    bool ambiguous = json_array_size(matches) > 1;
     for (int k = 0; k < 2; k++) {
       const char *cid = host->db_value(res, r, 3 + 2 * k);
-      json_object_set_new(
-          row, k == 0 ? "company" : "suggested_company",
-          cid ? json_pack("{s:I, s:s}", "id",
-                          (json_int_t)strtoll(cid, NULL, 10), "name",
-                          host->db_value(res, r, 4 + 2 * k))
-              : json_null());
+      json_t *company = cid ? json_pack("{s:I, s:s}", "id",
+                                        (json_int_t)strtoll(cid, NULL, 10),
+                                        "name",
+                                        host->db_value(res, r, 4 + 2 * k))
+                            : json_null();
+      if (k == 1 && matches_text) /* PENDING: the suggestion as of now */
+        company = (json_decref(company),
+                   json_array_size(matches) == 1
+                       ? json_incref(json_array_get(matches, 0))
+                       : json_null());
+      json_object_set_new(row, k == 0 ? "company" : "suggested_company",
+                          company);
     }
+    json_object_set_new(row, "suggestion_ambiguous", json_boolean(ambiguous));
+    json_object_set_new(row, "suggestion_candidates",
+                        ambiguous ? json_incref(matches) : json_array());
+    json_decref(matches);
     json_array_append_new(list, row);
   }
   host->db_result_free(res);
@@ -382,20 +419,36 @@ static void orgs_listed(op_t *op) {
   size_t used = (size_t)snprintf(
       op->summary, sizeof op->summary,
       "%zu NinjaOne organization(s) of MSP organization %lld in region %s:\n"
-      "%-10s %-28s %-8s %-24s %s",
+      "%-10s %-28s %-8s %-24s %-24s %s",
       json_array_size(list), (long long)op->msp_org_id,
       nj_region_name(op->region), "ORG", "NAME", "STATE", "COMPANY",
-      "SUGGESTED");
+      "SUGGESTED", "AMBIGUOUS (no suggestion; pick one with map)");
   size_t i;
   json_t *row;
   json_array_foreach(list, i, row) {
-    if (used >= sizeof op->summary - 1)
+    if (used >= sizeof op->summary - 1400) { /* a row is shorter */
+      snprintf(op->summary + used, sizeof op->summary - used,
+               "\n... %zu more (see --json)", json_array_size(list) - i);
       break;
+    }
     json_t *company = json_object_get(row, "company");
     json_t *suggested = json_object_get(row, "suggested_company");
+    char candidates[1024] = "-";
+    size_t c_used = 0, k;
+    json_t *candidate;
+    json_array_foreach(json_object_get(row, "suggestion_candidates"), k,
+                       candidate) {
+      if (c_used >= sizeof candidates - 1)
+        break;
+      c_used += (size_t)snprintf(
+          candidates + c_used, sizeof candidates - c_used, "%s#%lld \"%s\"",
+          k ? ", " : "",
+          (long long)json_integer_value(json_object_get(candidate, "id")),
+          json_string_value(json_object_get(candidate, "name")));
+    }
     used += (size_t)snprintf(
         op->summary + used, sizeof op->summary - used,
-        "\n%-10s %-28.28s %-8s %-24.24s %s%s",
+        "\n%-10s %-28.28s %-8s %-24.24s %-24.24s %s%s",
         json_string_value(json_object_get(row, "external_org_id")),
         json_string_value(json_object_get(row, "name")),
         json_string_value(json_object_get(row, "state")),
@@ -405,6 +458,7 @@ static void orgs_listed(op_t *op) {
         json_is_object(suggested)
             ? json_string_value(json_object_get(suggested, "name"))
             : "-",
+        candidates,
         json_is_true(json_object_get(row, "vanished")) ? " (vanished)" : "");
   }
   op_finish(op);
@@ -480,8 +534,8 @@ const rn_job_def_t job_orgs = {
 static const rn_option_t map_params[] = {
     {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
      .min = 1, .max = INT64_MAX, .help = "the MSP organization id"},
-    {.name = "org", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
-     .help = "the NinjaOne organization id"},
+    {.name = "org", .type = RN_OPT_STRING,
+     .help = "the NinjaOne organization id (one map, applied at once)"},
     {.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
      .help = "default: the one region the organization was discovered in"},
     {.name = "use_existing", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
@@ -493,10 +547,24 @@ static const rn_option_t map_params[] = {
      .help = "don't sync: keep it out of PSA and compliance"},
     {.name = "from_ignored", .type = RN_OPT_BOOL,
      .help = "allow mapping an organization that is IGNORED"},
+    {.name = "accept_suggestions", .type = RN_OPT_BOOL,
+     .help = "bulk: map every PENDING organization to its unique suggested "
+             "company (a preview unless --apply)"},
+    {.name = "from_file", .type = RN_OPT_PATH,
+     .help = "bulk: CSV rows org,action[,company] with action use-existing "
+             "(company id), create-new or ignore (a preview unless --apply)"},
+    {.name = "apply", .type = RN_OPT_BOOL,
+     .help = "bulk: make the previewed changes, all or none, each row "
+             "audited"},
     {.name = "actor", .type = RN_OPT_STRING, .default_value = "operator",
      .help = "who acts, for the audit log"},
     {0},
 };
+
+static const char org_not_discovered_hint[] =
+    "run 'regentra-runner ninjaone orgs --refresh'; if the organization "
+    "still does not appear, confirm in NinjaOne that it exists and that the "
+    "API client can see it";
 
 /* The region an organization was discovered in, when not given. */
 static int resolve_org_region(op_t *op, rn_devsrc_t *ds, const char *org) {
@@ -526,6 +594,7 @@ static int resolve_org_region(op_t *op, rn_devsrc_t *ds, const char *org) {
              "organization %lld: run 'regentra-runner ninjaone orgs "
              "--refresh' first",
              org, (long long)op->msp_org_id);
+    op_explain(op, "org_not_discovered", org_not_discovered_hint);
     return RN_ENOENT;
   }
   if (rows > 1) {
@@ -533,6 +602,7 @@ static int resolve_org_region(op_t *op, rn_devsrc_t *ds, const char *org) {
              "NinjaOne organization %s exists in several regions: pass "
              "--region",
              org);
+    op_explain(op, "region_required", "pass --region");
     return RN_EINVAL;
   }
   op->has_region = true;
@@ -576,8 +646,24 @@ static int map_body(op_t *op, rn_devsrc_t *ds) {
   return 0;
 }
 
+/* The codes of the mapping actions' refusals (sdk/devsrc/mappings.c). */
+static void explain_map_refusal(op_t *op) {
+  if (op->code)
+    return;
+  if (op->status == RN_ENOENT)
+    op_explain(op, "org_not_discovered", org_not_discovered_hint);
+  else if (op->status == RN_ESTATE)
+    op_explain(op, "org_ignored",
+               "pass --from-ignored to map an organization marked don't "
+               "sync");
+  else if (op->status == RN_ETENANT)
+    op_explain(op, "company_not_owned",
+               "--use-existing takes the id of one of this MSP's companies");
+}
+
 static void map_done(op_t *op) {
   if (op->status < 0) {
+    explain_map_refusal(op);
     op_fail(op, op->status, "nothing changed: %s", op->error);
     return;
   }
@@ -603,13 +689,28 @@ static int run_map(rn_ctx_t *ctx, void *state, rn_job_t *job) {
     return RN_ENOMEM;
   int actions = (json_object_get(op->params, "use_existing") != NULL) +
                 bool_param(op, "create_new") + bool_param(op, "ignore");
-  if (actions != 1) {
-    op_fail(op, RN_EINVAL,
-            "choose exactly one of --use-existing COMPANY_ID, --create-new "
-            "or --ignore");
+  bool one = str_param(op, "org") != NULL;
+  int modes = one + bool_param(op, "accept_suggestions") +
+              (str_param(op, "from_file") != NULL);
+  const char *usage = NULL;
+  if (modes != 1)
+    usage = "choose one of --org ORG (with an action), --accept-suggestions "
+            "or --from-file FILE";
+  else if (one && actions != 1)
+    usage = "choose exactly one of --use-existing COMPANY_ID, --create-new "
+            "or --ignore";
+  else if (!one && actions)
+    usage = "--use-existing, --create-new and --ignore go with --org; a "
+            "bulk map takes its actions from the suggestions or the file";
+  else if (one && bool_param(op, "apply"))
+    usage = "--apply goes with --accept-suggestions or --from-file; a single "
+            "map applies at once";
+  if (usage) {
+    op_explain(op, "usage", "see 'regentra-runner ninjaone map --help'");
+    op_fail(op, RN_EINVAL, "%s", usage);
     return 0;
   }
-  op_check_msp(op, map_checked);
+  op_check_msp(op, one ? map_checked : bulk_map_start);
   return 0;
 }
 
@@ -617,7 +718,8 @@ const rn_job_def_t job_map = {
     .struct_size = sizeof(rn_job_def_t),
     .name = "map",
     .summary = "bind a NinjaOne organization to a company, create one, or "
-               "ignore it",
+               "ignore it; or many at once (--accept-suggestions, "
+               "--from-file), previewed until --apply",
     .params = map_params,
     .run = run_map,
     .command = "map",
@@ -647,6 +749,9 @@ static int disconnect_body(op_t *op, rn_devsrc_t *ds) {
   rn_msp_org_t msp = RN_MSP_ORG(op->msp_org_id);
   /* 1. zero the sealed columns, inactive */
   rc = rn_credential_deactivate(ds, msp, PROVIDER, region);
+  /* The result reports the state after the change. */
+  if (rc == 0)
+    json_object_set_new(op->result, "credential_active", json_false());
   /* 2. retire every ninjaone asset of the MSP org (rows kept) */
   int64_t retired = 0;
   if (rc == 0)

@@ -41,8 +41,10 @@ struct op_s {
   char walk_message[512];
   /* the outcome */
   json_t *result;
-  char summary[4096];
-  char error[1024];
+  char summary[65536]; /* listings of a few hundred rows fit */
+  char error[4096];
+  const char *code; /* the stable --json error code of a failure, or NULL */
+  const char *hint; /* what fixes it, when known, or NULL */
   int status;
   int64_t now_ms;
   void (*then)(op_t *op); /* continuation after op_check_msp */
@@ -55,6 +57,15 @@ void op_finish(op_t *op);
 /* Sets status and error text, then finishes. */
 void op_fail(op_t *op, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Names the failure being reported: code (see README "Error codes") and
+ * the fix, both static strings. */
+void op_explain(op_t *op, const char *code, const char *hint);
+
+/* A company name as names are compared: trimmed, case folded, runs of white
+ * space as one space. The suggestion (sdk/devsrc/mappings.c) folds alike. */
+#define FOLDED_NAME(column) \
+  "lower(regexp_replace(btrim(" column "), '\\s+', ' ', 'g'))"
 
 /* Creates op->client for op->region with op->client_id and the secret
  * (copied by the client); wipes op->secret if that was the source. */
@@ -72,6 +83,10 @@ int op_start(rn_ctx_t *ctx, void *state, rn_job_t *job,
              void (*first)(op_t *op));
 
 /* The jobs, one per command. */
+/* Bulk mapping (bulk.c): `map --accept-suggestions` and `map --from-file`;
+ * a preview unless --apply. Completes the job. */
+void bulk_map_start(op_t *op);
+
 extern const rn_job_def_t job_test, job_connect, job_orgs, job_map,
     job_disconnect, job_status;
 

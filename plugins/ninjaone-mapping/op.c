@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mapping.h"
+#include "ninjaone/explain.h"
 
 op_t *op_new(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   op_t *op = host->calloc(1, sizeof *op);
@@ -38,14 +39,36 @@ static void wipe_secret(op_t *op) {
   op->secret_len = 0;
 }
 
+void op_explain(op_t *op, const char *code, const char *hint) {
+  op->code = code;
+  op->hint = hint;
+}
+
+/* Codes for failures whose cause the status alone tells. */
+static void explain_by_status(op_t *op) {
+  const char *hint;
+  const char *code = nj_explain_status(op->status, &hint);
+  if (code)
+    op_explain(op, code, hint);
+}
+
 void op_finish(op_t *op) {
   wipe_secret(op);
   host->free(op->sealed);
   if (op->client)
     nj_client_free(op->client);
   char *result = NULL;
-  if (op->status < 0)
-    json_object_set_new(op->result, "error", json_string(op->error));
+  if (op->status < 0) {
+    if (!op->code)
+      explain_by_status(op);
+    /* A failure is {error: code, message, hint}; the runner's CLI names a
+     * code for a status when the plugin gives none. */
+    if (op->code)
+      json_object_set_new(op->result, "error", json_string(op->code));
+    json_object_set_new(op->result, "message", json_string(op->error));
+    if (op->hint)
+      json_object_set_new(op->result, "hint", json_string(op->hint));
+  }
   result = json_dumps(op->result, JSON_COMPACT | JSON_SORT_KEYS);
   host->job_complete(op->job, op->status, result,
                      op->status < 0 ? op->error : op->summary);
@@ -210,6 +233,7 @@ void op_transaction(op_t *op, op_tx_fn body, void (*next)(op_t *op)) {
   }
   *t = (tx_t){op, body, next};
   op->error[0] = '\0';
+  op_explain(op, NULL, NULL);
   int rc = RN_HOST_HAS(host, db_transaction)
                ? host->db_transaction(op->ctx, tx_body, tx_done, t, NULL)
                : RN_ENOSYS;
@@ -219,6 +243,9 @@ void op_transaction(op_t *op, op_tx_fn body, void (*next)(op_t *op)) {
     snprintf(op->error, sizeof op->error,
              "no database: %s (set [database] url or REGENTRA_DATABASE_URL)",
              host->strerror(rc));
+    op_explain(op, "no_database",
+               "set [database] url in runner.conf or REGENTRA_DATABASE_URL, "
+               "then run 'regentra-runner migrate'");
     next(op);
   }
 }
@@ -239,15 +266,20 @@ static int check_msp_body(op_t *op, rn_devsrc_t *ds) {
     return rc;
   }
   const char *kind = host->db_rows(res) ? host->db_value(res, 0, 0) : NULL;
-  if (!kind)
-    rc = RN_ENOENT, snprintf(op->error, sizeof op->error,
-                             "unknown MSP organization %lld",
-                             (long long)op->msp_org_id);
-  else if (strcmp(kind, "MSP") != 0)
-    rc = RN_ETENANT, snprintf(op->error, sizeof op->error,
-                              "organization %lld is a %s organization, not an "
-                              "MSP",
-                              (long long)op->msp_org_id, kind);
+  if (!kind) {
+    rc = RN_ENOENT;
+    snprintf(op->error, sizeof op->error, "unknown MSP organization %lld",
+             (long long)op->msp_org_id);
+    op_explain(op, "unknown_msp_org",
+               "--msp-org takes the id of an organization of kind MSP");
+  } else if (strcmp(kind, "MSP") != 0) {
+    rc = RN_ETENANT;
+    snprintf(op->error, sizeof op->error,
+             "organization %lld is a %s organization, not an MSP",
+             (long long)op->msp_org_id, kind);
+    op_explain(op, "not_an_msp",
+               "--msp-org takes the MSP's organization id, not a customer's");
+  }
   host->db_result_free(res);
   return rc;
 }

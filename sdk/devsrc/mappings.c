@@ -7,12 +7,16 @@
 
 #include "devsrc_internal.h"
 
+/* Names compare trimmed, case folded, with runs of white space as one
+ * space. */
+#define FOLDED(column) "lower(regexp_replace(btrim(" column "), '\\s+', ' ', 'g'))"
+
 /* A company is suggested only when exactly one of the MSP's companies has
- * the same name after trimming and case folding: a guess between two would
- * bind devices to the wrong customer. */
+ * the same folded name: a guess between two would bind devices to the wrong
+ * customer. Listings show every candidate of such an ambiguity instead. */
 #define SUGGESTION                                                           \
   "(SELECT CASE WHEN count(*) = 1 THEN min(pc.id) END FROM portal_company pc" \
-  " WHERE pc.msp_org_id = $1 AND lower(btrim(pc.name)) = lower(btrim(i.name)))"
+  " WHERE pc.msp_org_id = $1 AND " FOLDED("pc.name") " = " FOLDED("i.name") ")"
 
 int rn_mappings_discovered(rn_devsrc_t *ds, rn_msp_org_t msp,
                            const char *provider, const char *region,

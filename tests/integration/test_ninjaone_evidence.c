@@ -313,22 +313,22 @@ Test(ninjaone_evidence, sweep_customer_refuses_a_mismatched_customer) {
   snprintf(o, sizeof o, "%lld", other);
   char *out, *err;
   /* Another customer's id, or the MSP's, as the destination: refused. */
-  cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org-id", msp_id(),
-                  "--customer-org-id", o, "--mapping-id", m, "--region", "eu",
-                  "--external-org-id", "201", NULL), 1);
+  cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org", msp_id(),
+                  "--customer-org", o, "--mapping", m, "--region", "eu",
+                  "--org", "201", NULL), 1);
   cr_expect(strstr(err, "nothing was written"), "%s", err);
   free(out);
   free(err);
-  cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org-id", msp_id(),
-                  "--customer-org-id", msp_id(), "--mapping-id", m,
-                  "--region", "eu", "--external-org-id", "201", NULL), 1);
+  cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org", msp_id(),
+                  "--customer-org", msp_id(), "--mapping", m,
+                  "--region", "eu", "--org", "201", NULL), 1);
   free(out);
   free(err);
   cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 0);
   /* The right one works, and writes only there. */
-  cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org-id", msp_id(),
-                  "--customer-org-id", c, "--mapping-id", m, "--region", "eu",
-                  "--external-org-id", "201", NULL), 0, "%s", err);
+  cr_expect_eq(nj(&out, &err, "sweep-customer", "--msp-org", msp_id(),
+                  "--customer-org", c, "--mapping", m, "--region", "eu",
+                  "--org", "201", NULL), 0, "%s", err);
   cr_expect(strstr(out, "\"antivirus_posture\": \"PASS\""), "%s", out);
   free(out);
   free(err);
@@ -398,9 +398,9 @@ Test(ninjaone_evidence, queued_fan_out_keys_each_customer) {
   cr_expect_eq(q_int("SELECT count(*) FROM runner.job j WHERE j.name ="
                      " 'ninjaone-evidence.customer' AND j.concurrency_limit ="
                      " 1 AND j.concurrency_key IN ('%lld', '%lld') AND"
-                     " j.concurrency_key = j.payload->>'customer_org_id' AND"
+                     " j.concurrency_key = j.payload->>'customer_org' AND"
                      " j.idempotency_key LIKE 'ninjaone-evidence:mapping:%%'"
-                     " AND (j.payload->>'msp_org_id')::bigint = %lld AND"
+                     " AND (j.payload->>'msp_org')::bigint = %lld AND"
                      " j.parent_id IS NOT NULL",
                      c303, c304, msp), 2);
   cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 10);

@@ -1,6 +1,8 @@
 /* ninjaone-mapping end to end: the regentra-runner binary, a real
  * PostgreSQL and the NinjaOne simulator over real sockets. */
 #include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,4 +341,343 @@ Test(ninjaone_mapping, rotate_key_reseals_and_the_credential_still_opens) {
                   "--refresh", NULL), 0, "%s", err);
   free(out);
   free(err);
+}
+
+/* ------------------------------------------------ what --json tells */
+
+static json_t *parse_json(const char *text) {
+  json_error_t jerr;
+  json_t *o = json_loads(text ? text : "", 0, &jerr);
+  cr_assert(json_is_object(o), "not one JSON object (%s):\n%s", jerr.text,
+            text);
+  return o;
+}
+
+static const char *jstr(json_t *o, const char *key) {
+  const char *v = json_string_value(json_object_get(o, key));
+  return v ? v : "";
+}
+
+Test(ninjaone_mapping, json_failure_of_a_wrong_region_has_code_message_and_hint) {
+  char host[64];
+  snprintf(host, sizeof host, "127.0.0.1:%d", h.sim.port);
+  const char *commands[] = {"test", "connect"};
+  for (size_t i = 0; i < 2; i++) {
+    char *out, *err;
+    int rc = nj(&out, &err, NULL, commands[i], "--msp-org", msp_id(),
+                "--region", "us", "--client-id", "demo-eu-client",
+                "--client-secret-file", h.secret_file, NULL);
+    cr_expect_eq(rc, 1, "exit codes stay: %s", commands[i]);
+    json_t *o = parse_json(out);
+    cr_expect_str_eq(jstr(o, "error"), "auth_refused", "%s", out);
+    /* Everything the text says: region, host, the upstream's cause. */
+    const char *message = jstr(o, "message");
+    cr_expect(strstr(message, "region us") && strstr(message, host),
+              "%s", out);
+    cr_expect(strstr(message, "wrong client id/secret or wrong region"),
+              "%s", out);
+    cr_expect(strstr(message, "HTTP 4") && strstr(message, "incidentId"),
+              "%s", out);
+    cr_expect(strstr(jstr(o, "hint"), "pick the region that matches the URL "
+                                      "you sign in to NinjaOne with"),
+              "%s", out);
+    json_decref(o);
+    free(out);
+    free(err);
+  }
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential"), 0);
+}
+
+Test(ninjaone_mapping, json_failures_name_the_troubleshooting_codes) {
+  char *out, *err;
+  /* Not connected yet: the region cannot be read from a credential. */
+  cr_expect_eq(nj(&out, &err, NULL, "orgs", "--msp-org", msp_id(), NULL), 1);
+  json_t *o = parse_json(out);
+  cr_expect_str_eq(jstr(o, "error"), "not_connected", "%s", out);
+  cr_expect(strstr(jstr(o, "hint"), "connect"), "%s", out);
+  json_decref(o);
+  free(out);
+  free(err);
+  connect_eu();
+  /* An organization NinjaOne never listed. */
+  cr_expect_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(), "--org",
+                  "999", "--ignore", NULL), 1);
+  o = parse_json(out);
+  cr_expect_str_eq(jstr(o, "error"), "org_not_discovered", "%s", out);
+  cr_expect(strstr(jstr(o, "hint"), "orgs --refresh"), "%s", out);
+  json_decref(o);
+  free(out);
+  free(err);
+  /* A bad flag combination. */
+  cr_expect_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(), "--org",
+                  "3", "--ignore", "--create-new", NULL), 1);
+  o = parse_json(out);
+  cr_expect_str_eq(jstr(o, "error"), "usage", "%s", out);
+  json_decref(o);
+  free(out);
+  free(err);
+}
+
+Test(ninjaone_mapping, a_client_without_visibility_has_its_code) {
+  teardown();
+  setup_with("--fleet " SIM_FIXTURES "/boundaries.json", "");
+  rt_write_file(h.secret_file, "boundary-blind-secret\n", 0600);
+  char *out, *err;
+  cr_expect_eq(nj(&out, &err, NULL, "test", "--msp-org", msp_id(), "--region",
+                  "eu", "--client-id", "boundary-blind-client",
+                  "--client-secret-file", h.secret_file, NULL), 1);
+  json_t *o = parse_json(out);
+  cr_expect_str_eq(jstr(o, "error"), "no_visible_organizations", "%s", out);
+  cr_expect(strstr(jstr(o, "message"), "sees no organization"), "%s", out);
+  cr_expect(strstr(jstr(o, "hint"), "organization assignments"), "%s", out);
+  json_decref(o);
+  free(out);
+  free(err);
+}
+
+Test(ninjaone_mapping, disconnect_json_reports_the_state_after_the_change) {
+  connect_eu();
+  char *out, *err;
+  cr_assert_eq(nj(&out, &err, NULL, "disconnect", "--msp-org", msp_id(),
+                  NULL), 0, "%s", err);
+  json_t *o = parse_json(out);
+  cr_expect(json_is_false(json_object_get(o, "credential_active")), "%s", out);
+  cr_expect_null(json_object_get(o, "already_disconnected"), "%s", out);
+  json_decref(o);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " is_active"), 0);
+  cr_assert_eq(nj(&out, &err, NULL, "disconnect", "--msp-org", msp_id(),
+                  NULL), 0, "%s", err);
+  o = parse_json(out);
+  cr_expect(json_is_false(json_object_get(o, "credential_active")), "%s", out);
+  cr_expect(json_is_true(json_object_get(o, "already_disconnected")), "%s",
+            out);
+  json_decref(o);
+  free(out);
+  free(err);
+  /* connect says what it left behind too. */
+  rt_nj_run(&h, &out, &err, NULL, "connect", "--msp-org", msp_id(),
+            "--region", "eu", "--client-id", "demo-eu-client",
+            "--client-secret-file", h.secret_file, NULL);
+  o = parse_json(out);
+  cr_expect(json_is_true(json_object_get(o, "credential_active")), "%s", out);
+  cr_expect(json_is_true(json_object_get(o, "saved")), "%s", out);
+  json_decref(o);
+  free(out);
+  free(err);
+}
+
+/* `regentra-runner ninjaone ARGS...` without --json: the text output. */
+static int nj_text(char **out, char **err, ...) {
+  char *argv[32] = {RT_RUNNER, "ninjaone"};
+  int argc = 2;
+  va_list ap;
+  va_start(ap, err);
+  for (char *a; (a = va_arg(ap, char *)) && argc < 29;)
+    argv[argc++] = a;
+  va_end(ap);
+  argv[argc++] = "-c";
+  argv[argc++] = h.conf;
+  argv[argc] = NULL;
+  char *env[] = {h.db_env, NULL};
+  return rt_run(argv, env, NULL, out, err);
+}
+
+Test(ninjaone_mapping, an_ambiguous_name_lists_every_candidate_and_suggests_none) {
+  long long lower = q_int("INSERT INTO portal_company (msp_org_id, name)"
+                          " VALUES (%lld, 'northwind legal llp') RETURNING id",
+                          msp);
+  long long upper = q_int("INSERT INTO portal_company (msp_org_id, name)"
+                          " VALUES (%lld, '  NORTHWIND   LEGAL LLP ')"
+                          " RETURNING id", msp);
+  q_int("INSERT INTO portal_company (msp_org_id, name) VALUES (%lld,"
+        " 'Northwind Legal LLP') RETURNING id", other_msp);
+  connect_eu();
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " external_org_id = '2' AND suggested_company_id IS"
+                     " NULL"), 1);
+  char *out, *err;
+  cr_assert_eq(nj(&out, &err, NULL, "orgs", "--msp-org", msp_id(), NULL), 0,
+               "%s", err);
+  json_t *o = parse_json(out);
+  json_t *row = NULL, *r;
+  size_t i;
+  json_array_foreach(json_object_get(o, "organizations"), i, r)
+    if (strcmp(jstr(r, "external_org_id"), "2") == 0)
+      row = r;
+  cr_assert(row, "%s", out);
+  cr_expect(json_is_null(json_object_get(row, "suggested_company")), "%s",
+            out);
+  cr_expect(json_is_true(json_object_get(row, "suggestion_ambiguous")), "%s",
+            out);
+  json_t *candidates = json_object_get(row, "suggestion_candidates");
+  cr_assert_eq(json_array_size(candidates), 2, "only this MSP's: %s", out);
+  cr_expect_eq(json_integer_value(json_object_get(
+                   json_array_get(candidates, 0), "id")), lower);
+  cr_expect_eq(json_integer_value(json_object_get(
+                   json_array_get(candidates, 1), "id")), upper);
+  json_decref(o);
+  free(out);
+  free(err);
+  /* The text output has a column for it, naming both. */
+  cr_assert_eq(nj_text(&out, &err, "orgs", "--msp-org", msp_id(), NULL), 0,
+               "%s", err);
+  char a[32], b[32];
+  snprintf(a, sizeof a, "#%lld \"northwind legal llp\"", lower);
+  snprintf(b, sizeof b, "#%lld \"  NORTHWIND", upper);
+  cr_expect(strstr(out, "AMBIGUOUS"), "%s", out);
+  cr_expect(strstr(out, a) && strstr(out, b), "%s", out);
+  free(out);
+  free(err);
+}
+
+/* ---------------------------------------------------- bulk mapping */
+
+Test(ninjaone_mapping, accept_suggestions_previews_then_applies_unique_ones) {
+  long long contoso = q_int("INSERT INTO portal_company (msp_org_id, name)"
+                            " VALUES (%lld, 'contoso dental group')"
+                            " RETURNING id", msp);
+  long long acme = q_int("INSERT INTO portal_company (msp_org_id, name)"
+                         " VALUES (%lld, 'ACME manufacturing') RETURNING id",
+                         msp);
+  q_int("INSERT INTO portal_company (msp_org_id, name) VALUES (%lld,"
+        " 'Northwind Legal LLP'), (%lld, 'northwind legal llp') RETURNING 1",
+        msp, msp);
+  connect_eu();
+  long long audits = q_int("SELECT count(*) FROM audit_log");
+  char *out, *err;
+  cr_assert_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(),
+                  "--accept-suggestions", NULL), 0, "%s%s", out, err);
+  json_t *o = parse_json(out);
+  cr_expect_str_eq(jstr(o, "mode"), "preview");
+  cr_expect_eq(json_integer_value(json_object_get(o, "would_change")), 2,
+               "%s", out);
+  cr_expect_eq(json_integer_value(json_object_get(o, "changed")), 0);
+  cr_expect_eq(json_integer_value(json_object_get(o, "skipped_ambiguous")), 1,
+               "%s", out);
+  cr_expect_eq(json_array_size(json_object_get(o, "changes")), 2, "%s", out);
+  json_decref(o);
+  free(out);
+  free(err);
+  /* The preview changed nothing. */
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " state <> 'PENDING'"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log"), audits);
+
+  cr_assert_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(),
+                  "--accept-suggestions", "--apply", "--actor", "ops@msp",
+                  NULL), 0, "%s%s", out, err);
+  o = parse_json(out);
+  cr_expect_str_eq(jstr(o, "mode"), "applied");
+  cr_expect_eq(json_integer_value(json_object_get(o, "changed")), 2);
+  json_decref(o);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT portal_company_id FROM integration_org_mapping"
+                     " WHERE external_org_id = '1' AND state = 'MAPPED'"),
+               contoso);
+  cr_expect_eq(q_int("SELECT portal_company_id FROM integration_org_mapping"
+                     " WHERE external_org_id = '5' AND state = 'MAPPED'"),
+               acme);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " external_org_id = '2' AND state = 'PENDING'"), 1,
+               "the ambiguous one stays for the operator");
+  /* Audited per row like single maps, and once for the whole. */
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
+                     " 'ORG_MAPPING_USE_EXISTING' AND actor = 'ops@msp'"
+                     " AND organization_id = %lld", msp), 2);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
+                     " 'ORG_MAPPING_BULK' AND (details->>'changed')::int = 2"),
+               1);
+}
+
+Test(ninjaone_mapping, map_from_file_names_file_and_line_and_applies_all_or_none) {
+  long long contoso = q_int("INSERT INTO portal_company (msp_org_id, name)"
+                            " VALUES (%lld, 'Contoso') RETURNING id", msp);
+  connect_eu();
+  long long audits = q_int("SELECT count(*) FROM audit_log");
+  long long companies = q_int("SELECT count(*) FROM portal_company");
+  char file[400], text[512];
+  snprintf(file, sizeof file, "%s/orgs.csv", h.dir);
+  snprintf(text, sizeof text,
+           "org,action,company\n"
+           "# reviewed with the customer team\n"
+           "1,use-existing,%lld\n"
+           "3, create-new\n"
+           "999,ignore\n"
+           "4,frobnicate\n"
+           "4,ignore\n",
+           contoso);
+  rt_write_file(file, text, 0600);
+  char *out, *err;
+  for (int apply = 0; apply < 2; apply++) {
+    cr_expect_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(),
+                    "--from-file", file, apply ? "--apply" : NULL, NULL),
+                 1, "%s", out);
+    json_t *o = parse_json(out);
+    cr_expect_str_eq(jstr(o, "error"), "bulk_map_refused", "%s", out);
+    char line5[600], line6[600];
+    snprintf(line5, sizeof line5, "%s:5: NinjaOne organization 999 has not "
+             "been discovered", file);
+    snprintf(line6, sizeof line6, "%s:6: action \\\"frobnicate\\\"", file);
+    cr_expect(strstr(out, line5), "%s", out);
+    cr_expect(strstr(out, line6), "%s", out);
+    json_decref(o);
+    free(out);
+    free(err);
+    cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                       " state <> 'PENDING'"), 0, "nothing changed");
+    cr_expect_eq(q_int("SELECT count(*) FROM audit_log"), audits);
+    cr_expect_eq(q_int("SELECT count(*) FROM portal_company"), companies);
+  }
+
+  snprintf(text, sizeof text, "1,use-existing,%lld\n3,create-new\n4,ignore\n",
+           contoso);
+  rt_write_file(file, text, 0600);
+  cr_assert_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(),
+                  "--from-file", file, NULL), 0, "%s%s", out, err);
+  json_t *o = parse_json(out);
+  cr_expect_str_eq(jstr(o, "mode"), "preview");
+  cr_expect_eq(json_integer_value(json_object_get(o, "would_change")), 3);
+  json_decref(o);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM portal_company"), companies,
+               "the preview created no company");
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log"), audits);
+
+  cr_assert_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(),
+                  "--from-file", file, "--apply", NULL), 0, "%s%s", out, err);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT portal_company_id FROM integration_org_mapping"
+                     " WHERE external_org_id = '1' AND state = 'MAPPED'"),
+               contoso);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping m JOIN"
+                     " portal_company pc ON pc.id = m.portal_company_id"
+                     " WHERE m.external_org_id = '3' AND pc.name ="
+                     " 'Fabrikam Logistics'"), 1);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " external_org_id = '4' AND state = 'IGNORED'"), 1);
+  char *events = q_text("SELECT string_agg(event, ',' ORDER BY id) FROM"
+                        " audit_log WHERE organization_id = %lld AND event"
+                        " LIKE 'ORG_MAPPING%%'", msp);
+  cr_expect_str_eq(events, "ORG_MAPPING_USE_EXISTING,ORG_MAPPING_CREATE_NEW,"
+                           "ORG_MAPPING_IGNORED,ORG_MAPPING_BULK");
+  free(events);
+  /* Applying the same file again changes nothing more. */
+  audits = q_int("SELECT count(*) FROM audit_log");
+  cr_assert_eq(nj(&out, &err, NULL, "map", "--msp-org", msp_id(),
+                  "--from-file", file, "--apply", NULL), 0, "%s%s", out, err);
+  o = parse_json(out);
+  cr_expect_eq(json_integer_value(json_object_get(o, "changed")), 0, "%s",
+               out);
+  cr_expect_eq(json_integer_value(json_object_get(o, "unchanged")), 3, "%s",
+               out);
+  json_decref(o);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log"), audits);
 }
