@@ -306,6 +306,9 @@ Test(lifecycle, timeout_ends_a_job_waiting_on_thread_pool_work) {
   char *ended = strstr(log, "the host ends it");
   char *returned = strstr(log, "work of stubborn.work returned");
   cr_expect(ended && returned && ended < returned, "%s", log);
+  /* The plugin stayed loaded until its work had called back. */
+  char *destroyed = strstr(log, "stubborn: stubborn destroyed");
+  cr_expect(returned && destroyed && returned < destroyed, "%s", log);
   free(log);
 }
 

@@ -16,7 +16,9 @@ typedef struct state_s {
 } state_t;
 
 static const rn_option_t plugin_options[] = {
-    {.name = "housekeeping", .type = RN_OPT_DURATION, .default_value = "1h",
+    {.name = "housekeeping",
+     .type = RN_OPT_DURATION,
+     .default_value = "1h",
      .help = "period of the plugin's own timer"},
     {0},
 };
@@ -52,8 +54,7 @@ static void stubborn_destroy(rn_ctx_t *ctx, void *state) {
 }
 
 /* Every callback ends here: the job is completed with what arrived. */
-static void finish(rn_ctx_t *ctx, rn_job_t *job, const char *what,
-                   int status) {
+static void finish(rn_ctx_t *ctx, rn_job_t *job, const char *what, int status) {
   host->log(ctx, RN_LOG_INFO, "%s callback: %s", what,
             status < 0 ? host->err_name(status) : "ok");
   host->job_complete(job, status, NULL, what);
@@ -70,8 +71,8 @@ static const rn_option_t http_options[] = {
     {0},
 };
 
-static void http_done(rn_ctx_t *ctx, int status,
-                      const rn_http_response_t *resp, void *data) {
+static void http_done(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
+                      void *data) {
   (void)resp;
   finish(ctx, data, "http", status);
 }
@@ -103,9 +104,9 @@ static void timer_done(rn_ctx_t *ctx, int status, void *data) {
   if (host->config_int(options, "again")) {
     host->log(ctx, RN_LOG_INFO, "timer callback: %s; starting it again",
               status < 0 ? host->err_name(status) : "ok");
-    int rc = host->timer_start(
-        ctx, (uint64_t)host->config_int(options, "duration"), timer_done,
-        job, NULL);
+    int rc =
+        host->timer_start(ctx, (uint64_t)host->config_int(options, "duration"),
+                          timer_done, job, NULL);
     if (rc == 0)
       return;
     finish(ctx, job, "timer restart", rc);
@@ -171,8 +172,11 @@ static int work_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
 /* --------------------------------------------------------- database */
 
 static const rn_option_t db_options[] = {
-    {.name = "seconds", .type = RN_OPT_INT, .default_value = "600",
-     .min = 1, .max = 3600},
+    {.name = "seconds",
+     .type = RN_OPT_INT,
+     .default_value = "600",
+     .min = 1,
+     .max = 3600},
     {0},
 };
 
@@ -234,13 +238,13 @@ static int tx_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
 
 /* ------------------------------------------------------- descriptor */
 
-#define JOB(id, what, opts)                                                  \
-  static const rn_job_def_t id##_job = {                                     \
-      .struct_size = sizeof(rn_job_def_t),                                   \
-      .name = #id,                                                           \
-      .summary = "waits on " what "; has no cancel hook",                    \
-      .options = opts,                                                       \
-      .run = id##_run,                                                       \
+#define JOB(id, what, opts)                                                    \
+  static const rn_job_def_t id##_job = {                                       \
+      .struct_size = sizeof(rn_job_def_t),                                     \
+      .name = #id,                                                             \
+      .summary = "waits on " what "; has no cancel hook",                      \
+      .options = opts,                                                         \
+      .run = id##_run,                                                         \
   }
 JOB(http, "an HTTP request", http_options);
 JOB(timer, "a timer", timer_options);
@@ -248,8 +252,8 @@ JOB(work, "a thread-pool work item", work_options);
 JOB(query, "SELECT pg_sleep(seconds)", db_options);
 JOB(tx, "a transaction running SELECT pg_sleep(seconds)", db_options);
 
-static const rn_job_def_t *const jobs[] = {&http_job, &timer_job, &work_job,
-                                           &query_job, &tx_job, NULL};
+static const rn_job_def_t *const jobs[] = {&http_job,  &timer_job, &work_job,
+                                           &query_job, &tx_job,    NULL};
 
 static const rn_plugin_t descriptor = {
     .abi_version = RN_ABI_VERSION,
