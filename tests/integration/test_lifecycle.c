@@ -224,13 +224,15 @@ static void run_stubborn(const char *job, const char *job_keys,
   char *argv[] = {RT_RUNNER, "run", target, "-c", conf, NULL};
   long long t0 = mono_ms();
   rt_proc_start(&daemon_proc, argv, NULL, NULL);
-  cr_assert(rt_proc_wait(&daemon_proc, 30000),
-            "stubborn.%s was never stopped", job);
+  cr_assert(rt_proc_wait(&daemon_proc, 30000), "stubborn.%s was never stopped",
+            job);
   long long took = mono_ms() - t0;
   char *log = rt_read_file(daemon_proc.err_path);
   char *out = rt_read_file(daemon_proc.out_path);
-  fprintf(stderr, "stubborn.%s: timeout 1 s, cancel_grace 2 s: the command "
-          "exited after %lld ms\n", job, took);
+  fprintf(stderr,
+          "stubborn.%s: timeout 1 s, cancel_grace 2 s: the command "
+          "exited after %lld ms\n",
+          job, took);
   cr_expect_eq(daemon_proc.status, 1, "exit %d\n%s", daemon_proc.status, log);
   cr_expect(strstr(out, "\"error\": \"operation canceled\""), "%s\n%s", out,
             log);
@@ -285,8 +287,8 @@ Test(lifecycle, a_job_that_restarts_its_timer_is_ended_by_the_host) {
                         "host ends it"),
             "%s", log);
   /* After that its new requests are refused, so it cannot go on. */
-  cr_expect(strstr(log, "stubborn: timer restart callback: RN_ECANCELED"),
-            "%s", log);
+  cr_expect(strstr(log, "stubborn: timer restart callback: RN_ECANCELED"), "%s",
+            log);
   cr_expect(strstr(log, "job_complete after the host ended the run; ignored"),
             "%s", log);
   free(log);
@@ -297,10 +299,8 @@ Test(lifecycle, timeout_ends_a_job_waiting_on_thread_pool_work) {
    * deadline, and the work's callback arrives later into a live job. */
   char *log;
   run_stubborn("work", "duration = 5s", "", &log);
-  cr_expect(strstr(log, "the host ends it (1 request(s) still out"), "%s",
-            log);
-  cr_expect(strstr(log, "stubborn: work of stubborn.work returned"), "%s",
-            log);
+  cr_expect(strstr(log, "the host ends it (1 request(s) still out"), "%s", log);
+  cr_expect(strstr(log, "stubborn: work of stubborn.work returned"), "%s", log);
   cr_expect(strstr(log, "job_complete after the host ended the run; ignored"),
             "%s", log);
   char *ended = strstr(log, "the host ends it");
@@ -353,8 +353,10 @@ Test(lifecycle, sigterm_with_a_job_without_cancel_hook_exits_after_the_grace) {
   cr_assert(rt_proc_wait(&daemon_proc, 20000),
             "SIGTERM never ended the daemon");
   long long took = mono_ms() - t0;
-  fprintf(stderr, "SIGTERM with a stubborn job: drain_timeout 500 ms, "
-          "cancel_grace 1000 ms: exit after %lld ms\n", took);
+  fprintf(stderr,
+          "SIGTERM with a stubborn job: drain_timeout 500 ms, "
+          "cancel_grace 1000 ms: exit after %lld ms\n",
+          took);
   char *log = rt_read_file(daemon_proc.err_path);
   cr_expect_eq(daemon_proc.status, 0, "%s", log);
   cr_expect(strstr(log, "drain deadline reached"), "%s", log);
@@ -389,8 +391,10 @@ Test(lifecycle, reload_unloads_the_old_image_of_a_job_without_cancel_hook) {
   cr_assert(log_has("stubborn: stubborn destroyed\n", 1, 10000),
             "the old generation was never unloaded");
   long long took = mono_ms() - t0;
-  fprintf(stderr, "SIGHUP with a stubborn job: drain_timeout 1000 ms, "
-          "cancel_grace 1000 ms: old image unloaded after %lld ms\n", took);
+  fprintf(stderr,
+          "SIGHUP with a stubborn job: drain_timeout 1000 ms, "
+          "cancel_grace 1000 ms: old image unloaded after %lld ms\n",
+          took);
   /* The new generation runs the job again. */
   cr_assert(log_has("stubborn.timer waiting", 2, 10000));
   stop_daemon_expect_clean_exit();
