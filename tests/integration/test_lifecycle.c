@@ -399,3 +399,14 @@ Test(lifecycle, reload_unloads_the_old_image_of_a_job_without_cancel_hook) {
   cr_assert(log_has("stubborn.timer waiting", 2, 10000));
   stop_daemon_expect_clean_exit();
 }
+
+Test(lifecycle, cancel_grace_must_be_a_duration) {
+  configure_stubborn("cancel_grace = soon", "");
+  char *argv[] = {RT_RUNNER, "check-config", "-c", conf, NULL};
+  char *err = NULL;
+  cr_expect_eq(rt_run(argv, NULL, NULL, NULL, &err), 1, "%s", err);
+  cr_expect(strstr(err, "runner.conf:4: cancel_grace = \"soon\": expected a "
+                        "duration"),
+            "%s", err);
+  free(err);
+}
