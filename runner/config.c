@@ -641,6 +641,12 @@ static void runner_key(parse_state_t *st, const char *key, const char *value) {
                        "drain_timeout = \"%s\": expected a duration", value);
     else
       c->drain_timeout_ms = ms;
+  } else if (strcmp(key, "cancel_grace") == 0) {
+    if (rn__parse_duration_ms(value, &ms) < 0)
+      rn__config_error(c, st->file, st->line,
+                       "cancel_grace = \"%s\": expected a duration", value);
+    else
+      c->cancel_grace_ms = ms;
   } else if (strcmp(key, "workers") == 0) {
     if (parse_int(value, &n) < 0 || n < 1 || n > 1024)
       rn__config_error(c, st->file, st->line,
@@ -1061,6 +1067,7 @@ rn__config_t *rn__config_load(const char *path, const char *confd) {
   c->path = xstrdup(path);
   c->log_level = RN_LOG_INFO;
   c->drain_timeout_ms = 30000;
+  c->cancel_grace_ms = 5000;
   c->workers = 16;
   c->db_pool_size = 4;
   c->queue_lease_ms = 30000;

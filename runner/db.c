@@ -1089,6 +1089,7 @@ static void plugin_query_done(int status, PGresult *res, const char *errmsg,
   if (status < 0 && status != RN_ECANCELED)
     rn__log(RN_LOG_WARNING, pq->req.ctx->plugin->name, "query failed: %s",
             errmsg);
+  rn__req_enter(&pq->req);
   pq->cb(pq->req.ctx, status, status == 0 ? &view : NULL, pq->data);
   rn__req_finish(&pq->req);
   free(pq);
@@ -1104,6 +1105,8 @@ static int db_query(rn_ctx_t *ctx, const char *sql, int nparams,
                     rn_req_t **req) {
   if (!ctx || !cb)
     return RN_EINVAL;
+  if (rn__req_admit(ctx) < 0)
+    return RN_ECANCELED; /* its run was ended by the host */
   rn__db_t *db = rn__db_get(ctx->runner);
   if (!db)
     return RN_ENOSYS;
@@ -1235,6 +1238,7 @@ static void tx_after(uv_work_t *work, int status) {
   if (result < 0 && result != RN_ECANCELED && t->error[0])
     rn__log(RN_LOG_WARNING, t->req.ctx->plugin->name,
             "transaction rolled back: %s", t->error);
+  rn__req_enter(&t->req);
   snprintf(runner->db_sqlstate, sizeof runner->db_sqlstate, "%s",
            result == RN_EDB ? t->sqlstate : "");
   t->done(t->req.ctx, result, t->data);
@@ -1275,6 +1279,8 @@ static int db_transaction(rn_ctx_t *ctx, rn_db_tx_fn fn, rn_status_cb done,
                           void *data, rn_req_t **req) {
   if (!ctx || !fn || !done)
     return RN_EINVAL;
+  if (rn__req_admit(ctx) < 0)
+    return RN_ECANCELED; /* its run was ended by the host */
   rn__db_t *db = rn__db_get(ctx->runner);
   if (!db)
     return RN_ENOSYS;

@@ -259,6 +259,33 @@ void rn__generation_unref(rn__generation_t *gen) {
     destroy(gen);
 }
 
+static bool has_live_jobs(const rn__generation_t *gen) {
+  for (size_t i = 0; i < gen->nplugins; i++)
+    if (gen->plugins[i].live_jobs)
+      return true;
+  return false;
+}
+
+/* What a retired generation's plugins still have out once its last job has
+ * ended (timers and work of the plugin itself, callbacks of runs the host
+ * ended) would keep its images mapped: cancel it. Each callback runs once,
+ * and the last one unloads the generation. */
+void rn__generation_cancel_leftovers(rn__generation_t *gen) {
+  rn__generation_ref(gen); /* a synchronous callback must not unload it */
+  for (size_t i = 0; i < gen->nplugins; i++)
+    if (gen->plugins[i].created)
+      rn__ctx_cancel_all(&gen->plugins[i].ctx);
+  rn__generation_unref(gen);
+}
+
+void rn__generation_job_ended(rn__generation_t *gen) {
+  if (gen->retired && !has_live_jobs(gen))
+    rn__generation_cancel_leftovers(gen);
+}
+
 void rn__generation_retire(rn__generation_t *gen) {
+  gen->retired = true;
+  if (!has_live_jobs(gen))
+    rn__generation_cancel_leftovers(gen);
   rn__generation_unref(gen);
 }

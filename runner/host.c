@@ -100,6 +100,7 @@ static void timer_closed(uv_handle_t *handle) {
 
 static void timer_fired(uv_timer_t *handle) {
   timer_req_t *t = rn__container_of(handle, timer_req_t, timer);
+  rn__req_enter(&t->req);
   t->cb(t->req.ctx, t->status, t->data);
   rn__req_finish(&t->req);
   uv_close((uv_handle_t *)&t->timer, timer_closed);
@@ -118,6 +119,9 @@ static int timer_start(rn_ctx_t *ctx, uint64_t timeout_ms, rn_timer_cb cb,
                        void *data, rn_req_t **req) {
   if (!cb)
     return RN_EINVAL;
+  int rc = rn__req_admit(ctx);
+  if (rc < 0)
+    return rc;
   timer_req_t *t = calloc(1, sizeof *t);
   if (!t)
     return RN_ENOMEM;
@@ -148,6 +152,9 @@ static void work_run(uv_work_t *w) {
 
 static void work_after(uv_work_t *w, int status) {
   work_req_t *r = rn__container_of(w, work_req_t, work);
+  /* A run the host already ended is still current here, and still
+   * allocated: this request held it and its generation until now. */
+  rn__req_enter(&r->req);
   r->done(r->req.ctx, status == UV_ECANCELED ? RN_ECANCELED : 0, r->data);
   rn__req_finish(&r->req);
   free(r);
@@ -163,13 +170,16 @@ static int work_queue(rn_ctx_t *ctx, rn_work_fn fn, rn_status_cb done,
                       void *data, rn_req_t **req) {
   if (!fn || !done)
     return RN_EINVAL;
+  int rc = rn__req_admit(ctx);
+  if (rc < 0)
+    return rc;
   work_req_t *r = calloc(1, sizeof *r);
   if (!r)
     return RN_ENOMEM;
   r->fn = fn;
   r->done = done;
   r->data = data;
-  int rc = uv_queue_work(ctx->runner->loop, &r->work, work_run, work_after);
+  rc = uv_queue_work(ctx->runner->loop, &r->work, work_run, work_after);
   if (rc < 0) {
     free(r);
     return rn__from_uv(rc);

@@ -280,6 +280,7 @@ static void deliver(http_req_t *r, int status, const rn_http_response_t *resp) {
     http->stats.failed++;
   else
     http->stats.completed++;
+  rn__req_enter(&r->req);
   r->cb(r->req.ctx, status, resp, r->data);
   rn__req_finish(&r->req);
   req_free(r);
@@ -740,6 +741,8 @@ static int http_request(rn_ctx_t *ctx, const rn_http_request_t *rq,
                                                   sizeof(rq->url) ||
       !rq->url)
     return RN_EINVAL;
+  if (rn__req_admit(ctx) < 0)
+    return RN_ECANCELED; /* its run was ended by the host */
   const char *method = rq->method ? rq->method : "GET";
   if (!valid_method(method))
     return RN_EINVAL;

@@ -141,6 +141,8 @@ typedef struct rn__config_s {
   char *master_key_file;
   int log_level;
   uint64_t drain_timeout_ms;
+  /* How long a cancelled job may take to end before the host ends it. */
+  uint64_t cancel_grace_ms;
   uint32_t workers;     /* jobs running at once in this process */
   char *admin_listen;   /* "address:port" of the admin endpoint; NULL = off */
   /* [database] */
@@ -273,6 +275,7 @@ struct rn__generation_s {
   unsigned refs;     /* live jobs + live requests + 1 while current */
   uv_timer_t grace;  /* after a reload: when its last jobs are cancelled */
   bool grace_armed;
+  bool retired;      /* no longer current: hands out no new work */
 };
 
 /* Builds a whole generation from config: loads every plugin of plugin_dir,
@@ -291,6 +294,13 @@ void rn__generation_retire(rn__generation_t *gen);
 /* After a reload: jobs of gen still running after timeout_ms are cancelled,
  * so an old image never lingers for ever. Call before retiring it. */
 void rn__generation_drain(rn__generation_t *gen, uint64_t timeout_ms);
+/* A job of gen has ended; once a retired generation has none left, the
+ * requests its plugins still hold (plugin-level timers, late ones) are
+ * cancelled so that it can unload. */
+void rn__generation_job_ended(rn__generation_t *gen);
+/* Cancels every request gen's plugins still have out; each calls back
+ * once. For a generation with no live job (retire, end of a drain). */
+void rn__generation_cancel_leftovers(rn__generation_t *gen);
 
 /* ------------------------------------------------------------- job.c */
 
@@ -316,14 +326,22 @@ struct rn_job_s {
   void *plugin_data;
   int64_t queue_id;           /* queue row, 0 when not from the queue */
   uint64_t started_ms;
+  /* One timer, one use at a time: the timeout while running, the grace
+   * period once cancelled, the delivery once completed. */
   uv_timer_t timeout;
   bool timeout_armed;
   bool completed;
   bool cancel_requested;
   char db_sqlstate[6];        /* of the database error it completed on */
+  bool host_ended;            /* completed by the host at the grace deadline */
   rn__job_done_cb done;
   void *done_data;
   rn__list_t link;            /* in runner->jobs */
+  /* Requests started on behalf of this run (rn_req_t.job_link). Each holds
+   * a reference, so the object outlives late callbacks of a run the host
+   * ended; the host holds one more until its timer has closed. */
+  rn__list_t reqs;
+  unsigned refs;
 };
 
 typedef struct rn__job_start_s {
@@ -355,7 +373,16 @@ int rn__job_params_check(const rn__plugin_t *plugin, const rn_job_def_t *def,
  * calls run(). Returns 0 and calls done exactly once, or a negative error
  * with the reason in err and never calls done. */
 int rn__job_start(const rn__job_start_t *start, char *err, size_t errlen);
+/* Timeout, drain and reload: the plugin's cancel hook if it has one, else
+ * the host cancels the run's requests at once; either way the host ends
+ * the run with RN_ECANCELED if it is still going cancel_grace later. */
 void rn__job_cancel(rn_job_t *job);
+/* Makes job the one on whose behalf the plugin is being called (NULL for
+ * none); returns the previous one, for rn__job_leave. */
+rn_job_t *rn__job_enter(rn__runner_t *runner, rn_job_t *job);
+void rn__job_leave(rn__runner_t *runner, rn_job_t *previous);
+void rn__job_attach(rn_job_t *job, rn_req_t *req);
+void rn__job_detach(rn_req_t *req);
 
 /* ------------------------------------------------------------- req.c */
 
@@ -364,9 +391,22 @@ struct rn_req_s {
   rn_ctx_t *ctx;
   rn__list_t link;
   void (*cancel)(rn_req_t *req); /* must lead to exactly one callback */
+  /* The run that was current when the request started (NULL: a request of
+   * the plugin itself, e.g. from create() or a plugin-level timer). Its
+   * callback runs with that run current again. */
+  rn_job_t *job;
+  rn__list_t job_link;
+  rn_job_t *outer_job; /* current before rn__req_enter, restored after */
+  bool entered;
 };
 
+/* 0, or RN_ECANCELED when the run current on ctx was already ended by the
+ * host: services check this before starting anything, so a plugin that
+ * retries cannot keep an ended run alive. */
+int rn__req_admit(rn_ctx_t *ctx);
 void rn__req_start(rn_ctx_t *ctx, rn_req_t *req, void (*cancel)(rn_req_t *));
+/* Just before the request's callback: makes its run current. */
+void rn__req_enter(rn_req_t *req);
 /* After the request's callback has run. */
 void rn__req_finish(rn_req_t *req);
 void rn__ctx_cancel_all(rn_ctx_t *ctx);
@@ -408,6 +448,7 @@ struct rn__runner_s {
   rn__generation_t *gen; /* current */
   uint64_t next_gen_id;
   rn__list_t jobs;       /* running rn_job_t */
+  rn_job_t *current_job; /* the run the plugin is being called for */
   unsigned running_jobs;
   /* The clock: real time, or (for tests) a start time and a speed-up read
    * from REGENTRA_CLOCK_START_MS and REGENTRA_CLOCK_SCALE. */

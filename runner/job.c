@@ -272,8 +272,9 @@ static int prepare_params(rn_job_t *job, const char *params_json, char *err,
   return rc;
 }
 
-static void free_job(uv_handle_t *handle) {
-  rn_job_t *job = rn__container_of(handle, rn_job_t, timeout);
+static void job_unref(rn_job_t *job) {
+  if (--job->refs)
+    return;
   rn__generation_t *gen = job->plugin->gen;
   free(job->qualified_name);
   free(job->params_json);
@@ -281,8 +282,52 @@ static void free_job(uv_handle_t *handle) {
   rn__generation_unref(gen);
 }
 
+/* The host's own reference ends with its timer. */
+static void job_closed(uv_handle_t *handle) {
+  job_unref(rn__container_of(handle, rn_job_t, timeout));
+}
+
+rn_job_t *rn__job_enter(rn__runner_t *runner, rn_job_t *job) {
+  rn_job_t *previous = runner->current_job;
+  runner->current_job = job;
+  return previous;
+}
+
+void rn__job_leave(rn__runner_t *runner, rn_job_t *previous) {
+  runner->current_job = previous;
+}
+
+void rn__job_attach(rn_job_t *job, rn_req_t *req) {
+  req->job = job;
+  rn__list_push(&job->reqs, &req->job_link);
+  job->refs++;
+}
+
+void rn__job_detach(rn_req_t *req) {
+  rn_job_t *job = req->job;
+  rn__list_remove(&req->job_link);
+  req->job = NULL;
+  job_unref(job);
+}
+
+/* Each request's cancel leads to its one callback (RN_ECANCELED unless it
+ * had already finished); requests already cancelled ignore a second one. */
+static void cancel_requests(rn_job_t *job) {
+  job->refs++; /* a callback run from here must not free the list's owner */
+  rn__list_t *n = job->reqs.next;
+  while (n != &job->reqs) {
+    rn_req_t *req = rn__container_of(n, rn_req_t, job_link);
+    rn__list_t *next = n->next;
+    if (req->cancel)
+      req->cancel(req);
+    n = next;
+  }
+  job_unref(job);
+}
+
 static void on_timeout(uv_timer_t *timer) {
   rn_job_t *job = rn__container_of(timer, rn_job_t, timeout);
+  job->timeout_armed = false;
   rn__log(RN_LOG_WARNING, job->qualified_name,
           "timed out after %llu ms; cancelling",
           (unsigned long long)(job->conf ? job->conf->timeout_ms : 0));
@@ -302,7 +347,9 @@ int rn__job_start(const rn__job_start_t *start, char *err, size_t errlen) {
   job->queue_id = start->queue_id;
   job->done = start->done;
   job->done_data = start->done_data;
+  job->refs = 1;
   rn__list_init(&job->link);
+  rn__list_init(&job->reqs);
   if (asprintf(&job->qualified_name, "%s.%s", plugin->name, start->def->name) <
       0) {
     free(job);
@@ -329,30 +376,28 @@ int rn__job_start(const rn__job_start_t *start, char *err, size_t errlen) {
   static const rn_config_t no_options;
   if (!job->options)
     job->options = &no_options;
+  /* Requests run() starts belong to this run. */
+  rn_job_t *previous = rn__job_enter(runner, job);
   rc = job->def->run(&plugin->ctx, plugin->state, job);
+  rn__job_leave(runner, previous);
   if (rc < 0 && !job->completed) {
     snprintf(err, errlen, "%s failed to start: %s", job->qualified_name,
              rn__strerror(rc));
-    /* The run never started: undo without calling done. */
+    /* The run never started: undo without calling done. Requests it left
+     * behind against the contract still call back, into a live object. */
     job->done = NULL;
     job->completed = true;
+    job->cancel_requested = true;
+    cancel_requests(job);
     free_secrets(job);
     rn__list_remove(&job->link);
     plugin->live_jobs--;
     runner->running_jobs--;
-    uv_close((uv_handle_t *)&job->timeout, free_job);
+    rn__generation_job_ended(plugin->gen);
+    uv_close((uv_handle_t *)&job->timeout, job_closed);
     return rc;
   }
   return 0;
-}
-
-void rn__job_cancel(rn_job_t *job) {
-  if (job->completed || job->cancel_requested)
-    return;
-  job->cancel_requested = true;
-  /* The plugin knows which of its requests belong to this run. */
-  if (job->def->cancel)
-    job->def->cancel(&job->plugin->ctx, job->plugin->state, job);
 }
 
 /* Results are delivered from a fresh loop turn, never from inside the
@@ -383,16 +428,12 @@ static void deliver(uv_timer_t *timer) {
   free(c->result_json);
   free(c->summary);
   free(c);
-  uv_close((uv_handle_t *)&job->timeout, free_job);
+  rn__generation_job_ended(job->plugin->gen);
+  uv_close((uv_handle_t *)&job->timeout, job_closed);
 }
 
-void rn__host_job_complete(rn_job_t *job, int status, const char *result_json,
-                           const char *summary) {
-  if (job->completed) {
-    rn__log(RN_LOG_ERR, job->qualified_name,
-            "job_complete called twice; the second call is ignored");
-    return;
-  }
+static void complete(rn_job_t *job, int status, const char *result_json,
+                     const char *summary) {
   job->completed = true;
   completion_t *c = calloc(1, sizeof *c);
   if (!c)
@@ -404,8 +445,64 @@ void rn__host_job_complete(rn_job_t *job, int status, const char *result_json,
   c->result_json = result_json ? strdup(result_json) : NULL;
   c->summary = summary ? strdup(summary) : NULL;
   job->timeout.data = c;
+  job->timeout_armed = false;
   uv_timer_stop(&job->timeout);
   uv_timer_start(&job->timeout, deliver, 0, 0);
+}
+
+/* The plugin had cancel_grace to end the run and did not: the host ends it.
+ * Requests still out call back later, into this object, which lives until
+ * the last of them has (and their generation with it). */
+static void grace_expired(uv_timer_t *timer) {
+  rn_job_t *job = rn__container_of(timer, rn_job_t, timeout);
+  unsigned pending = 0;
+  for (rn__list_t *n = job->reqs.next; n != &job->reqs; n = n->next)
+    pending++;
+  rn__log(RN_LOG_WARNING, job->qualified_name,
+          "still running %llu ms after it was cancelled; the host ends it "
+          "(%u request(s) still out are cancelled)",
+          (unsigned long long)job->plugin->gen->config->cancel_grace_ms,
+          pending);
+  job->host_ended = true;
+  cancel_requests(job);
+  complete(job, RN_ECANCELED, NULL,
+           "cancelled: the run did not end within cancel_grace");
+}
+
+void rn__job_cancel(rn_job_t *job) {
+  if (job->completed || job->cancel_requested)
+    return;
+  job->cancel_requested = true;
+  rn__runner_t *runner = job->plugin->ctx.runner;
+  if (job->def->cancel) {
+    /* The plugin knows its run best: it gets the grace period to wind
+     * down, bookkeeping requests included. */
+    rn_job_t *previous = rn__job_enter(runner, job);
+    job->def->cancel(&job->plugin->ctx, job->plugin->state, job);
+    rn__job_leave(runner, previous);
+  } else {
+    cancel_requests(job);
+  }
+  if (job->completed)
+    return; /* the hook ended it at once */
+  job->timeout_armed = false;
+  uv_timer_stop(&job->timeout);
+  uv_timer_start(&job->timeout, grace_expired,
+                 job->plugin->gen->config->cancel_grace_ms, 0);
+}
+
+void rn__host_job_complete(rn_job_t *job, int status, const char *result_json,
+                           const char *summary) {
+  if (job->completed) {
+    if (job->host_ended)
+      rn__log(RN_LOG_INFO, job->qualified_name,
+              "job_complete after the host ended the run; ignored");
+    else
+      rn__log(RN_LOG_ERR, job->qualified_name,
+              "job_complete called twice; the second call is ignored");
+    return;
+  }
+  complete(job, status, result_json, summary);
 }
 
 const char *rn__host_job_secret(rn_job_t *job, const char *param,

@@ -182,6 +182,10 @@ static void finish(rn__runner_t *runner) {
   rn__db_close(runner);
   rn__queue_close(runner);
   rn__admin_close(runner);
+  /* No job is left; what the plugins still wait on (their own timers)
+   * would keep the loop alive. */
+  if (runner->gen)
+    rn__generation_cancel_leftovers(runner->gen);
   rn__log(RN_LOG_NOTICE, NULL, "stopped");
   uv_close((uv_handle_t *)&runner->sighup, NULL);
   uv_close((uv_handle_t *)&runner->sigterm, NULL);
@@ -227,9 +231,13 @@ static void on_stop_signal(uv_signal_t *handle, int signum) {
   rn__queue_stop(runner);
   uv_timer_stop(&runner->reload_timer);
   uint64_t grace = runner->gen->config->drain_timeout_ms;
+  /* Jobs cancelled at the deadline end within cancel_grace: by their
+   * plugin, or by the host. */
   rn__log(RN_LOG_NOTICE, NULL,
-          "%s: stopping; %u job(s) running, waiting up to %llu ms", name,
-          runner->running_jobs, (unsigned long long)grace);
+          "%s: stopping; %u job(s) running, waiting up to %llu ms, then "
+          "cancelling them (%llu ms more at most)",
+          name, runner->running_jobs, (unsigned long long)grace,
+          (unsigned long long)runner->gen->config->cancel_grace_ms);
   runner->drain_deadline = uv_now(runner->loop) + grace;
   uv_timer_start(&runner->drain_timer, drain_poll, 0, 50);
 }

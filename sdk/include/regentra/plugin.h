@@ -143,7 +143,21 @@ typedef struct rn_option_s {
 /* One named job. `run` starts it: it returns 0 and later calls
  * host->job_complete exactly once, or returns a negative error and does not.
  * `cancel` (optional) asks a started job to finish early; it still completes
- * exactly once, normally with RN_ECANCELED. */
+ * exactly once, normally with RN_ECANCELED.
+ *
+ * The host owns cancellation. The ABI passes services the plugin's ctx, not
+ * the job, so the host tracks which job it is calling the plugin for: a
+ * request (HTTP, query, transaction, timer, work) started during run(),
+ * cancel() or a callback of one of a job's requests belongs to that job;
+ * one started elsewhere (create(), a plugin-level timer's callback) belongs
+ * to the plugin. On timeout, drain or reload the host calls `cancel` if set,
+ * else cancels the job's requests at once (one RN_ECANCELED callback each).
+ * A job still running [runner] cancel_grace later is completed by the host
+ * with RN_ECANCELED and its requests are cancelled; its later requests fail
+ * with RN_ECANCELED and a later job_complete is ignored. The job handle
+ * stays valid until every request of the job has called back. Work running
+ * on a worker thread runs out; the plugin stays loaded until it returns.
+ * An unload cancels every request the plugin still has out. */
 typedef struct rn_job_def_s {
   uint32_t struct_size;        /* sizeof(rn_job_def_t) at build time */
   const char *name;            /* [a-z0-9_-]+, unique within the plugin */
