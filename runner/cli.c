@@ -269,7 +269,9 @@ int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
                                      : json_object();
     if (!result)
       result = json_pack("{s:s}", "raw", out.result_json);
-    if (out.status < 0)
+    /* A result naming its own error (a code with a message) keeps it. */
+    if (out.status < 0 &&
+        !json_is_string(json_object_get(result, "message")))
       json_object_set_new(result, "error",
                           json_string(rn__strerror(out.status)));
     char *text = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS);

@@ -627,9 +627,14 @@ struct share_s {
   rn__runner_t *runner;
   rn__db_t *db;
   rn__list_t pending;
+  /* Whether the database has runner.rate_take: asked once. */
+  enum { PROBE_NONE, PROBE_SENT, PROBE_READY } probe;
+  rn__db_query_t *probe_query;
   bool failing; /* logged once per outage */
   char holder[160];
 };
+
+static void send_take(share_t *share, rn__rate_key_t *key, uint32_t want);
 
 /* Takes a grant and hands back the rest of the previous one in one round
  * trip; see migrations/0003_rate_budget.sql. */
@@ -692,8 +697,7 @@ static void on_grant(int status, PGresult *res, const char *errmsg,
   rn__http_rate_kick(share->runner);
 }
 
-static void take_grant(rn__rate_key_t *key, uint32_t want, void *data) {
-  share_t *share = data;
+static void send_take(share_t *share, rn__rate_key_t *key, uint32_t want) {
   grant_req_t *req = calloc(1, sizeof *req);
   rn_rate_window_t w[16];
   size_t n = rn__rate_key_windows(key, w, 16);
@@ -744,6 +748,64 @@ static void take_grant(rn__rate_key_t *key, uint32_t want, void *data) {
   }
 }
 
+static void on_probe(int status, PGresult *res, const char *errmsg,
+                     void *data) {
+  share_t *share = data;
+  if (!share->rl) {
+    free(share); /* the limiter is gone; share_free left this to us */
+    return;
+  }
+  share->probe_query = NULL;
+  rn__rate_t *rl = share->rl;
+  bool ready = status == 0 && PQntuples(res) == 1 &&
+               PQgetvalue(res, 0, 0)[0] == 't';
+  if (status == 0 && !ready) {
+    /* A database without migration 0003: budgets stay per process. */
+    rn__log(RN_LOG_WARNING, "ratelimit",
+            "the database has no runner.rate_take (run `regentra-runner "
+            "migrate`): rate budgets are not shared between runner "
+            "processes");
+    rn__rate_set_granter(rl, NULL, NULL);
+    for (rn__rate_key_t *k = rl->keys; k; k = k->next_key)
+      k->grant_pending = false;
+  } else if (ready) {
+    share->probe = PROBE_READY;
+    for (rn__rate_key_t *k = rl->keys; k; k = k->next_key)
+      if (k->grant_pending)
+        send_take(share, k, k->first ? grant_size(k) : 0);
+  } else {
+    share->probe = PROBE_NONE;
+    if (!share->failing)
+      rn__log(RN_LOG_WARNING, "ratelimit",
+              "the shared budget is unavailable (%s); requests wait and the "
+              "database is asked again every %d ms",
+              errmsg ? errmsg : "?", GRANT_RETRY_MS);
+    share->failing = true;
+    for (rn__rate_key_t *k = rl->keys; k; k = k->next_key)
+      if (k->grant_pending)
+        rn__rate_granted(k, 0, 0, 0, 0, GRANT_RETRY_MS);
+  }
+  rn__http_rate_kick(share->runner);
+}
+
+static void take_grant(rn__rate_key_t *key, uint32_t want, void *data) {
+  share_t *share = data;
+  if (share->probe == PROBE_READY) {
+    send_take(share, key, want);
+    return;
+  }
+  if (share->probe == PROBE_SENT)
+    return; /* asked once the probe answers */
+  int rc = rn__db_exec(share->db,
+                       "SELECT to_regproc('runner.rate_take') IS NOT NULL", 0,
+                       NULL, on_probe, share, &share->probe_query);
+  if (rc < 0) {
+    rn__rate_granted(key, 0, 0, 0, 0, GRANT_RETRY_MS);
+    return;
+  }
+  share->probe = PROBE_SENT;
+}
+
 bool rn__rate_share_db(rn__rate_t *rl, rn__runner_t *runner) {
   if (rl->share)
     return true;
@@ -769,6 +831,22 @@ bool rn__rate_share_db(rn__rate_t *rl, rn__runner_t *runner) {
 static void share_free(share_t *share) {
   if (!share)
     return;
+  if (share->probe_query) {
+    /* Its cancellation answers later and frees the share then. */
+    share->rl = NULL;
+    rn__db_query_t *q = share->probe_query;
+    share->probe_query = NULL;
+    rn__db_cancel(q);
+    while (!rn__list_empty(&share->pending)) {
+      grant_req_t *req =
+          rn__container_of(share->pending.next, grant_req_t, link);
+      rn__list_remove(&req->link);
+      req->share = NULL;
+      rn__db_cancel(req->query);
+    }
+    share->probe = PROBE_NONE;
+    return;
+  }
   /* Grants still held end with their slot; the answers still due only
    * free their requests. */
   while (!rn__list_empty(&share->pending)) {
