@@ -242,7 +242,9 @@ int rn__rate_declare(rn__rate_t *rl, const char *name,
     uint64_t limit = (uint64_t)windows[i].limit * rl->margin_pct / 100;
     eff[i].limit = limit ? (uint32_t)limit : 1;
     eff[i].period_ms = windows[i].period_ms;
-    int64_t gap = (int64_t)(eff[i].period_ms / eff[i].limit);
+    /* Rounded up: a spacing rounded down would outrun the margin. */
+    int64_t gap = (int64_t)((eff[i].period_ms + eff[i].limit - 1) /
+                            eff[i].limit);
     if (rl->paced && (spacing == 0 || gap < spacing))
       spacing = gap ? gap : 1;
   }
