@@ -626,8 +626,7 @@ typedef struct grant_req_s {
 
 struct share_s {
   rn__rate_t *rl;
-  rn__runner_t *runner;
-  rn__db_t *db;
+  rn__runner_t *runner; /* its db is looked up per call: it closes first */
   rn__list_t pending;
   /* Whether the database has runner.rate_take: asked once. */
   enum { PROBE_NONE, PROBE_SENT, PROBE_READY } probe;
@@ -659,7 +658,9 @@ static void on_grant(int status, PGresult *res, const char *errmsg,
   rn__list_remove(&req->link);
   rn__rate_key_t *key = req->key;
   int64_t now = rn__rate_now(share->rl);
-  if (status < 0 || PQntuples(res) != 1 || PQnfields(res) != 6) {
+  if (status == RN_ECANCELED) {
+    rn__rate_granted(key, 0, 0, 0, 0, GRANT_RETRY_MS); /* closing */
+  } else if (status < 0 || PQntuples(res) != 1 || PQnfields(res) != 6) {
     if (!share->failing)
       rn__log(RN_LOG_WARNING, "ratelimit",
               "key %s: the shared budget is unavailable (%s); requests wait "
@@ -734,8 +735,15 @@ static void send_take(share_t *share, rn__rate_key_t *key, uint32_t want) {
     req->want = want;
     req->sent_ms = rn__rate_now(share->rl);
     rn__list_push(&share->pending, &req->link);
-    rc = rn__db_exec(share->db, take_sql, 8, params, on_grant, req,
-                     &req->query);
+    rn__db_t *db = share->runner->db;
+    rc = db ? rn__db_exec(db, take_sql, 8, params, on_grant, req, &req->query)
+            : RN_ECANCELED; /* the database closed: the runner stops */
+  }
+  if (rc == RN_ECANCELED) {
+    rn__list_remove(&req->link);
+    free(req);
+    rn__rate_granted(key, 0, 0, 0, 0, GRANT_RETRY_MS);
+    return;
   }
   if (rc < 0) {
     if (req)
@@ -777,12 +785,12 @@ static void on_probe(int status, PGresult *res, const char *errmsg,
         send_take(share, k, k->first ? grant_size(k) : 0);
   } else {
     share->probe = PROBE_NONE;
-    if (!share->failing)
+    if (!share->failing && status != RN_ECANCELED)
       rn__log(RN_LOG_WARNING, "ratelimit",
               "the shared budget is unavailable (%s); requests wait and the "
               "database is asked again every %d ms",
               errmsg ? errmsg : "?", GRANT_RETRY_MS);
-    share->failing = true;
+    share->failing |= status != RN_ECANCELED;
     for (rn__rate_key_t *k = rl->keys; k; k = k->next_key)
       if (k->grant_pending)
         rn__rate_granted(k, 0, 0, 0, 0, GRANT_RETRY_MS);
@@ -798,9 +806,11 @@ static void take_grant(rn__rate_key_t *key, uint32_t want, void *data) {
   }
   if (share->probe == PROBE_SENT)
     return; /* asked once the probe answers */
-  int rc = rn__db_exec(share->db,
-                       "SELECT to_regproc('runner.rate_take') IS NOT NULL", 0,
-                       NULL, on_probe, share, &share->probe_query);
+  rn__db_t *db = share->runner->db;
+  int rc = db ? rn__db_exec(db,
+                            "SELECT to_regproc('runner.rate_take') IS NOT NULL",
+                            0, NULL, on_probe, share, &share->probe_query)
+              : RN_ECANCELED;
   if (rc < 0) {
     rn__rate_granted(key, 0, 0, 0, 0, GRANT_RETRY_MS);
     return;
@@ -819,7 +829,6 @@ bool rn__rate_share_db(rn__rate_t *rl, rn__runner_t *runner) {
     return false;
   share->rl = rl;
   share->runner = runner;
-  share->db = db;
   rn__list_init(&share->pending);
   char host[64] = "";
   gethostname(host, sizeof host - 1);
