@@ -83,7 +83,9 @@ void rn__rate_set_clock(rn__rate_t *rl, rn__rate_clock_fn clock, void *data) {
   rl->clock_data = clock ? data : NULL;
 }
 
-int64_t rn__rate_now(const rn__rate_t *rl) { return rl->clock(rl->clock_data); }
+int64_t rn__rate_now(const rn__rate_t *rl) {
+  return rl->clock(rl->clock_data);
+}
 
 static void free_windows(window_t *w, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -130,7 +132,9 @@ rn__rate_key_t *rn__rate_key(rn__rate_t *rl, const char *name, bool create) {
   return k;
 }
 
-const char *rn__rate_key_name(const rn__rate_key_t *key) { return key->name; }
+const char *rn__rate_key_name(const rn__rate_key_t *key) {
+  return key->name;
+}
 
 /* Spent times of `old` that still matter, newest kept, into `w`. */
 static void carry_over(window_t *w, const window_t *old) {
@@ -204,8 +208,8 @@ static bool same_windows(const rn_rate_window_t *a, size_t na,
   return true;
 }
 
-static void describe_windows(char *buf, size_t len,
-                             const rn_rate_window_t *w, size_t n) {
+static void describe_windows(char *buf, size_t len, const rn_rate_window_t *w,
+                             size_t n) {
   size_t used = 0;
   buf[0] = '\0';
   for (size_t i = 0; i < n && used < len; i++) {
@@ -243,8 +247,8 @@ int rn__rate_declare(rn__rate_t *rl, const char *name,
     eff[i].limit = limit ? (uint32_t)limit : 1;
     eff[i].period_ms = windows[i].period_ms;
     /* Rounded up: a spacing rounded down would outrun the margin. */
-    int64_t gap = (int64_t)((eff[i].period_ms + eff[i].limit - 1) /
-                            eff[i].limit);
+    int64_t gap =
+        (int64_t)((eff[i].period_ms + eff[i].limit - 1) / eff[i].limit);
     if (rl->paced && (spacing == 0 || gap < spacing))
       spacing = gap ? gap : 1;
   }
@@ -282,8 +286,9 @@ size_t rn__rate_key_windows(const rn__rate_key_t *key, rn_rate_window_t *out,
                             size_t max) {
   size_t n = 0;
   for (; n < key->nwindows && n < max; n++)
-    out[n] = (rn_rate_window_t){.limit = key->windows[n].limit,
-                                .period_ms = (uint64_t)key->windows[n].period_ms};
+    out[n] =
+        (rn_rate_window_t){.limit = key->windows[n].limit,
+                           .period_ms = (uint64_t)key->windows[n].period_ms};
   return n;
 }
 
@@ -567,8 +572,8 @@ int64_t rn__rate_observe(rn__rate_key_t *key, long status,
       } else if (left >= RN__RATE_REMAINING_WARN && key->low_quota_logged) {
         key->low_quota_logged = false;
         rn__log(RN_LOG_NOTICE, "ratelimit",
-                "key %s: upstream quota recovered to %lld remaining",
-                key->name, left);
+                "key %s: upstream quota recovered to %lld remaining", key->name,
+                left);
       }
       if (left == 0) {
         int64_t wait = DEFAULT_QUOTA_PAUSE_MS;
@@ -577,8 +582,9 @@ int64_t rn__rate_observe(rn__rate_key_t *key, long status,
           if (end != reset && r >= 0) {
             /* Seconds to wait, or an epoch time when that large. */
             time_t now = time(NULL);
-            wait = r > 1000000000LL ? ((long long)now < r ? (r - now) * 1000 : 0)
-                                    : r * 1000;
+            wait = r > 1000000000LL
+                       ? ((long long)now < r ? (r - now) * 1000 : 0)
+                       : r * 1000;
           }
         }
         if (wait > pause)
@@ -616,8 +622,8 @@ void rn__rate_each(const rn__rate_t *rl,
 /* ------------------------------------- shared budget in PostgreSQL */
 
 typedef struct grant_req_s {
-  rn__list_t link;  /* in share->pending */
-  share_t *share;   /* NULL once the limiter is gone */
+  rn__list_t link; /* in share->pending */
+  share_t *share;  /* NULL once the limiter is gone */
   rn__rate_key_t *key;
   rn__db_query_t *query;
   int64_t sent_ms;
@@ -709,10 +715,10 @@ static void send_take(share_t *share, rn__rate_key_t *key, uint32_t want) {
   size_t used = 0;
   windows[used++] = '[';
   for (size_t i = 0; i < n; i++)
-    used += (size_t)snprintf(windows + used, sizeof windows - used,
-                             "%s{\"limit\":%u,\"period_ms\":%llu}",
-                             i ? "," : "", w[i].limit,
-                             (unsigned long long)w[i].period_ms);
+    used +=
+        (size_t)snprintf(windows + used, sizeof windows - used,
+                         "%s{\"limit\":%u,\"period_ms\":%llu}", i ? "," : "",
+                         w[i].limit, (unsigned long long)w[i].period_ms);
   snprintf(windows + used, sizeof windows - used, "]");
   int64_t grant_id;
   uint32_t spent, unspent;
@@ -724,9 +730,9 @@ static void send_take(share_t *share, rn__rate_key_t *key, uint32_t want) {
   snprintf(ret_spent_s, sizeof ret_spent_s, "%u", spent);
   snprintf(pause_s, sizeof pause_s, "%lld",
            (long long)rn__rate_pause_left(key));
-  const char *params[] = {key->name,   share->holder, want_s,
-                          windows,     spacing_s,
-                          grant_id ? ret_id_s : NULL,
+  const char *params[] = {key->name,   share->holder,
+                          want_s,      windows,
+                          spacing_s,   grant_id ? ret_id_s : NULL,
                           ret_spent_s, pause_s};
   int rc = RN_ENOMEM;
   if (req) {
@@ -767,8 +773,8 @@ static void on_probe(int status, PGresult *res, const char *errmsg,
   }
   share->probe_query = NULL;
   rn__rate_t *rl = share->rl;
-  bool ready = status == 0 && PQntuples(res) == 1 &&
-               PQgetvalue(res, 0, 0)[0] == 't';
+  bool ready =
+      status == 0 && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
   if (status == 0 && !ready) {
     /* A database without migration 0003: budgets stay per process. */
     rn__log(RN_LOG_WARNING, "ratelimit",
@@ -807,10 +813,10 @@ static void take_grant(rn__rate_key_t *key, uint32_t want, void *data) {
   if (share->probe == PROBE_SENT)
     return; /* asked once the probe answers */
   rn__db_t *db = share->runner->db;
-  int rc = db ? rn__db_exec(db,
-                            "SELECT to_regproc('runner.rate_take') IS NOT NULL",
-                            0, NULL, on_probe, share, &share->probe_query)
-              : RN_ECANCELED;
+  int rc =
+      db ? rn__db_exec(db, "SELECT to_regproc('runner.rate_take') IS NOT NULL",
+                       0, NULL, on_probe, share, &share->probe_query)
+         : RN_ECANCELED;
   if (rc < 0) {
     rn__rate_granted(key, 0, 0, 0, 0, GRANT_RETRY_MS);
     return;
@@ -861,8 +867,7 @@ static void share_free(share_t *share) {
   /* Grants still held end with their slot; the answers still due only
    * free their requests. */
   while (!rn__list_empty(&share->pending)) {
-    grant_req_t *req =
-        rn__container_of(share->pending.next, grant_req_t, link);
+    grant_req_t *req = rn__container_of(share->pending.next, grant_req_t, link);
     rn__list_remove(&req->link);
     req->share = NULL;
     rn__db_cancel(req->query);

@@ -59,17 +59,17 @@ struct rn__rate_waiter_s {
 
 /* Figures per key, for logs and the metrics endpoint. */
 typedef struct rn__rate_stats_s {
-  uint64_t admitted;        /* tokens handed out */
-  uint64_t waited;          /* admissions that had to queue first */
-  uint64_t throttled;       /* 429s and throttle signals reported */
-  uint64_t paused;          /* pauses applied (Retry-After, 429, quota) */
-  uint64_t wait_ms_total;   /* summed queueing time */
-  uint64_t grant_calls;     /* database round trips for the shared budget */
-  uint64_t granted;         /* tokens granted by the shared budget */
-  uint64_t returned;        /* granted tokens handed back unused */
-  size_t queued;            /* waiting right now */
-  int64_t remaining;        /* last remaining-quota header; -1 = never seen */
-  int64_t paused_until_ms;  /* clock value; 0 = not paused */
+  uint64_t admitted;       /* tokens handed out */
+  uint64_t waited;         /* admissions that had to queue first */
+  uint64_t throttled;      /* 429s and throttle signals reported */
+  uint64_t paused;         /* pauses applied (Retry-After, 429, quota) */
+  uint64_t wait_ms_total;  /* summed queueing time */
+  uint64_t grant_calls;    /* database round trips for the shared budget */
+  uint64_t granted;        /* tokens granted by the shared budget */
+  uint64_t returned;       /* granted tokens handed back unused */
+  size_t queued;           /* waiting right now */
+  int64_t remaining;       /* last remaining-quota header; -1 = never seen */
+  int64_t paused_until_ms; /* clock value; 0 = not paused */
 } rn__rate_stats_t;
 
 /* clock NULL = CLOCK_MONOTONIC. NULL when out of memory. */

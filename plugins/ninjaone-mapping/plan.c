@@ -28,8 +28,8 @@
 typedef struct cred_plan_s {
   char region[16];
   int64_t known_orgs, mapped, promoted, devices, promoted_devices;
-  int64_t sync_device_pages;  /* sum over mapped of max(1, ceil(d/1000)) */
-  int64_t sweep_pages;        /* sum over promoted of 6 * max(1, ...) */
+  int64_t sync_device_pages; /* sum over mapped of max(1, ceil(d/1000)) */
+  int64_t sweep_pages;       /* sum over promoted of 6 * max(1, ...) */
 } cred_plan_t;
 
 typedef struct plan_s {
@@ -45,8 +45,7 @@ typedef struct plan_s {
 
 static int fail(plan_t *p, const char *code, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static int fail(plan_t *p, const char *code, int status, const char *fmt,
-                ...) {
+static int fail(plan_t *p, const char *code, int status, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(p->message, sizeof p->message, fmt, ap);
@@ -154,8 +153,8 @@ static double rounded(double x, int decimals) {
 }
 
 static json_t *budget_line(int64_t requests, int64_t limit) {
-  return json_pack("{s:I, s:I, s:I}", "requests", (json_int_t)requests,
-                   "limit", (json_int_t)limit, "headroom",
+  return json_pack("{s:I, s:I, s:I}", "requests", (json_int_t)requests, "limit",
+                   (json_int_t)limit, "headroom",
                    (json_int_t)(limit - requests));
 }
 
@@ -181,8 +180,8 @@ static json_t *plan_credential(const cred_plan_t *c, int64_t per_minute,
   /* The runner paces at the usable per-minute rate: no minute sees more
    * than that, whatever a run queues. */
   int64_t biggest_run = sync > sweep ? sync : sweep;
-  int64_t peak_minute = biggest_run < usable_minute ? biggest_run
-                                                    : usable_minute;
+  int64_t peak_minute =
+      biggest_run < usable_minute ? biggest_run : usable_minute;
   /* 00:xx and 12:xx hold both the :15 sync and the :30 sweep. */
   int64_t peak_hour = sync + sweep + tokens_per_hour;
   /* Both runs of 00:15 / 00:30 done before the next sync at 04:15. */
@@ -207,25 +206,23 @@ static json_t *plan_credential(const cred_plan_t *c, int64_t per_minute,
       " s:{s:n, s:I}, s:{s:I}}",
       "asset_sync", "schedule", SYNC_SCHEDULE, "runs_per_day",
       24 / SYNC_PERIOD_H, "requests", (json_int_t)sync, "minutes_at_full_rate",
-      rounded(sync_minutes, 1),
-      "evidence_sweep", "schedule", SWEEP_SCHEDULE, "runs_per_day",
-      24 / SWEEP_PERIOD_H, "requests", (json_int_t)sweep,
-      "requests_per_customer", rounded(per_customer, 2),
-      "hours_at_full_rate", rounded(sweep_hours, 2),
-      "discovery", "schedule", "requests", (json_int_t)discovery,
-      "tokens", "requests_per_hour", (json_int_t)tokens_per_hour);
+      rounded(sync_minutes, 1), "evidence_sweep", "schedule", SWEEP_SCHEDULE,
+      "runs_per_day", 24 / SWEEP_PERIOD_H, "requests", (json_int_t)sweep,
+      "requests_per_customer", rounded(per_customer, 2), "hours_at_full_rate",
+      rounded(sweep_hours, 2), "discovery", "schedule", "requests",
+      (json_int_t)discovery, "tokens", "requests_per_hour",
+      (json_int_t)tokens_per_hour);
   json_t *j = json_pack(
       "{s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:b, s:I, s:I}",
       "region", c->region, "known_organizations", (json_int_t)c->known_orgs,
       "mapped_customers", (json_int_t)c->mapped, "promoted_customers",
       (json_int_t)c->promoted, "devices", (json_int_t)c->devices,
-      "promoted_devices", (json_int_t)c->promoted_devices, "cadences",
-      cadences, "peak_minute", budget_line(peak_minute, per_minute),
-      "peak_hour", budget_line(peak_hour, per_hour), "sync_window",
+      "promoted_devices", (json_int_t)c->promoted_devices, "cadences", cadences,
+      "peak_minute", budget_line(peak_minute, per_minute), "peak_hour",
+      budget_line(peak_hour, per_hour), "sync_window",
       json_pack("{s:I, s:I, s:I, s:i}", "requests", (json_int_t)window,
                 "usable", (json_int_t)window_usable, "headroom",
-                (json_int_t)(window_usable - window), "hours",
-                SYNC_PERIOD_H),
+                (json_int_t)(window_usable - window), "hours", SYNC_PERIOD_H),
       "fits", fits, "max_promoted_customers", (json_int_t)max_promoted,
       "max_promoted_customers_within_hour", (json_int_t)max_promoted_hour);
   if (*used < cap)
@@ -245,14 +242,14 @@ static json_t *plan_credential(const cred_plan_t *c, int64_t per_minute,
         c->region, (long long)c->mapped, (long long)c->promoted,
         (long long)c->devices, SYNC_SCHEDULE, (long long)sync, sync_minutes,
         (long long)usable_minute, SWEEP_SCHEDULE, (long long)sweep,
-        per_customer, sweep_hours, (long long)usable_hour,
-        (long long)discovery, (long long)tokens_per_hour,
-        (long long)peak_minute, (long long)per_minute,
-        (long long)(per_minute - peak_minute), (long long)peak_hour,
-        (long long)per_hour, (long long)(per_hour - peak_hour), SYNC_PERIOD_H,
-        (long long)window, (long long)window_usable,
-        (long long)(window_usable - window), fits ? "fits" : "does NOT fit",
-        (long long)max_promoted, (long long)max_promoted_hour);
+        per_customer, sweep_hours, (long long)usable_hour, (long long)discovery,
+        (long long)tokens_per_hour, (long long)peak_minute,
+        (long long)per_minute, (long long)(per_minute - peak_minute),
+        (long long)peak_hour, (long long)per_hour,
+        (long long)(per_hour - peak_hour), SYNC_PERIOD_H, (long long)window,
+        (long long)window_usable, (long long)(window_usable - window),
+        fits ? "fits" : "does NOT fit", (long long)max_promoted,
+        (long long)max_promoted_hour);
   if (*used > cap)
     *used = cap;
   return j;
@@ -286,24 +283,24 @@ static void plan_done(rn_ctx_t *ctx, int status, void *data) {
     bool all_fit = true;
     for (size_t i = 0; i < p->ncreds; i++) {
       bool fits;
-      json_array_append_new(
-          creds, plan_credential(&p->creds[i], per_minute, per_hour, summary,
-                                 &used, sizeof summary, &fits));
+      json_array_append_new(creds, plan_credential(&p->creds[i], per_minute,
+                                                   per_hour, summary, &used,
+                                                   sizeof summary, &fits));
       all_fit &= fits;
     }
-    result = json_pack(
-        "{s:I, s:{s:I, s:I, s:i, s:I, s:I}, s:o, s:b}", "msp_org",
-        (json_int_t)p->msp_org_id, "budget", "per_minute",
-        (json_int_t)per_minute, "per_hour", (json_int_t)per_hour,
-        "margin_pct", MARGIN_PCT, "usable_per_minute",
-        (json_int_t)(per_minute * MARGIN_PCT / 100), "usable_per_hour",
-        (json_int_t)(per_hour * MARGIN_PCT / 100), "credentials", creds,
-        "fits", all_fit);
+    result =
+        json_pack("{s:I, s:{s:I, s:I, s:i, s:I, s:I}, s:o, s:b}", "msp_org",
+                  (json_int_t)p->msp_org_id, "budget", "per_minute",
+                  (json_int_t)per_minute, "per_hour", (json_int_t)per_hour,
+                  "margin_pct", MARGIN_PCT, "usable_per_minute",
+                  (json_int_t)(per_minute * MARGIN_PCT / 100),
+                  "usable_per_hour", (json_int_t)(per_hour * MARGIN_PCT / 100),
+                  "credentials", creds, "fits", all_fit);
   }
-  char *text = result ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS)
-                      : NULL;
-  host->job_complete(p->job, status < 0 ? status : (text ? 0 : RN_ENOMEM),
-                     text, summary);
+  char *text =
+      result ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  host->job_complete(p->job, status < 0 ? status : (text ? 0 : RN_ENOMEM), text,
+                     summary);
   free(text);
   json_decref(result);
   host->free(p->creds);
@@ -311,8 +308,12 @@ static void plan_done(rn_ctx_t *ctx, int status, void *data) {
 }
 
 static const rn_option_t plan_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-     .min = 1, .max = INT64_MAX, .help = "the MSP organization id"},
+    {.name = "msp_org",
+     .type = RN_OPT_INT,
+     .flags = RN_OPT_REQUIRED,
+     .min = 1,
+     .max = INT64_MAX,
+     .help = "the MSP organization id"},
     {0},
 };
 

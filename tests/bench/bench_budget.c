@@ -96,8 +96,7 @@ static void runner(const char *dsn, const char *path, int requests,
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   char text[256];
-  snprintf(text, sizeof text,
-           "%d %d %llu %llu %llu %ld\n", ok, throttled,
+  snprintf(text, sizeof text, "%d %d %llu %llu %llu %ld\n", ok, throttled,
            (unsigned long long)st.grant_calls, (unsigned long long)st.granted,
            (unsigned long long)st.returned, ru.ru_maxrss);
   rt_write_file(path, text, 0644);
@@ -133,7 +132,8 @@ int main(int argc, char **argv) {
     }
   }
   if (runners < 1 || runners > 64 || requests < 1 || per_minute < 1) {
-    fprintf(stderr, "bench_budget: bad --runners, --requests or --per-minute\n");
+    fprintf(stderr,
+            "bench_budget: bad --runners, --requests or --per-minute\n");
     return 2;
   }
   const char *dsn = rt_pg_fresh_db();
@@ -141,15 +141,17 @@ int main(int argc, char **argv) {
   char minute_s[24], hour_s[24];
   snprintf(minute_s, sizeof minute_s, "%ld", per_minute);
   snprintf(hour_s, sizeof hour_s, "%ld", per_hour);
-  const char *args[] = {"--generate", "--orgs", "2", "--devices-per-org", "5",
-                        "--rate-limit-minute", minute_s, "--rate-limit-hour",
-                        hour_s, NULL};
+  const char *args[] = {"--generate", "--orgs",
+                        "2",          "--devices-per-org",
+                        "5",          "--rate-limit-minute",
+                        minute_s,     "--rate-limit-hour",
+                        hour_s,       NULL};
   if (simc_start(&sim, args) != 0) {
     fprintf(stderr, "bench_budget: the simulator did not start\n");
     return 1;
   }
-  char *token = simc_token(&sim, "eu", "sim-eu-client", "sim-eu-secret",
-                           "monitoring");
+  char *token =
+      simc_token(&sim, "eu", "sim-eu-client", "sim-eu-secret", "monitoring");
   if (!token)
     return 1;
   snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
@@ -166,7 +168,10 @@ int main(int argc, char **argv) {
       runner(dsn, path, requests, (uint32_t)per_minute, (uint32_t)per_hour);
   }
   enum { MAX_SAMPLES = 100000 };
-  static struct { int64_t at; long n; } samples[MAX_SAMPLES];
+  static struct {
+    int64_t at;
+    long n;
+  } samples[MAX_SAMPLES];
   int nsamples = 0, running = runners;
   long throttled = 0;
   while (running > 0) {
@@ -205,8 +210,7 @@ int main(int argc, char **argv) {
     unsigned long long c = 0, g = 0, r = 0;
     long rss = 0;
     if (text)
-      sscanf(text, "%d %d %llu %llu %llu %ld", &p_ok, &p_429, &c, &g, &r,
-             &rss);
+      sscanf(text, "%d %d %llu %llu %llu %ld", &p_ok, &p_429, &c, &g, &r, &rss);
     free(text);
     printf("  runner %d: %d ok, %d 429s, %llu grant calls, %llu granted, "
            "%llu handed back, peak RSS %.1f MiB\n",

@@ -26,7 +26,9 @@ static void setup(void) {
   rt_nj_write_conf(&h, "warning", "eu", "", "ninjaone-mapping", NULL);
 }
 
-static void teardown(void) { rt_nj_teardown(&h); }
+static void teardown(void) {
+  rt_nj_teardown(&h);
+}
 
 TestSuite(ninjaone_plan, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -36,16 +38,21 @@ static long long map_org(const char *ext, bool promoted) {
   long long customer = 0;
   if (promoted)
     customer = q_int("INSERT INTO organization (name, kind) VALUES"
-                     " ('Customer %s', 'CUSTOMER') RETURNING id", ext);
-  long long company = promoted
-      ? q_int("INSERT INTO portal_company (msp_org_id, name,"
-              " converted_to_organization_id) VALUES (%lld, 'Co %s', %lld)"
-              " RETURNING id", msp, ext, customer)
-      : q_int("INSERT INTO portal_company (msp_org_id, name) VALUES"
-              " (%lld, 'Co %s') RETURNING id", msp, ext);
+                     " ('Customer %s', 'CUSTOMER') RETURNING id",
+                     ext);
+  long long company =
+      promoted
+          ? q_int("INSERT INTO portal_company (msp_org_id, name,"
+                  " converted_to_organization_id) VALUES (%lld, 'Co %s', %lld)"
+                  " RETURNING id",
+                  msp, ext, customer)
+          : q_int("INSERT INTO portal_company (msp_org_id, name) VALUES"
+                  " (%lld, 'Co %s') RETURNING id",
+                  msp, ext);
   return q_int("UPDATE integration_org_mapping SET state = 'MAPPED',"
                " portal_company_id = %lld WHERE msp_org_id = %lld AND"
-               " external_org_id = '%s' RETURNING id", company, msp, ext);
+               " external_org_id = '%s' RETURNING id",
+               company, msp, ext);
 }
 
 static json_t *plan_json(int want_rc, const char *org) {
@@ -77,9 +84,11 @@ Test(ninjaone_plan, counts_the_requests_of_each_cadence_from_the_last_sync) {
   char ids[3][32];
   const char *ext[3];
   for (int i = 0; i < 3; i++) {
-    char *e = rt_nj_text(&h, "SELECT external_org_id FROM"
-                             " integration_org_mapping ORDER BY"
-                             " external_org_id::bigint OFFSET %d LIMIT 1", i);
+    char *e = rt_nj_text(&h,
+                         "SELECT external_org_id FROM"
+                         " integration_org_mapping ORDER BY"
+                         " external_org_id::bigint OFFSET %d LIMIT 1",
+                         i);
     cr_assert_not_null(e);
     snprintf(ids[i], sizeof ids[i], "%s", e);
     ext[i] = ids[i];
@@ -94,7 +103,8 @@ Test(ninjaone_plan, counts_the_requests_of_each_cadence_from_the_last_sync) {
         " jsonb_build_object('mapping_id', %lld, 'seen', 2500),"
         " jsonb_build_object('mapping_id', %lld, 'seen', 40),"
         " jsonb_build_object('mapping_id', %lld, 'seen', 10)))"
-        " WHERE msp_org_id = %lld RETURNING 1", big, small, psa_only, msp);
+        " WHERE msp_org_id = %lld RETURNING 1",
+        big, small, psa_only, msp);
   json_t *j = plan_json(0, rt_nj_id(msp));
   cr_expect_eq(at(j, "msp_org"), msp);
   cr_expect_eq(at(j, "budget.per_minute"), 200);
@@ -142,7 +152,6 @@ Test(ninjaone_plan, failures_carry_an_error_code_and_a_message) {
   cr_expect(json_is_string(json_object_get(j, "message")));
   json_decref(j);
   j = plan_json(1, "999999");
-  cr_expect_str_eq(json_string_value(json_object_get(j, "error")),
-                   "not_found");
+  cr_expect_str_eq(json_string_value(json_object_get(j, "error")), "not_found");
   json_decref(j);
 }
