@@ -523,6 +523,8 @@ static rn__http_t *engine(rn__runner_t *runner) {
     free(http);
     return NULL;
   }
+  /* With a database, declared budgets are shared by its runner processes. */
+  rn__rate_share_db(http->rate, runner);
   uv_timer_t *timers[] = {&http->curl_timer, &http->rate_timer,
                           &http->done_timer};
   for (size_t i = 0; i < RN_ARRAY_SIZE(timers); i++) {
@@ -843,7 +845,10 @@ static int rate_configure(rn_ctx_t *ctx, const char *key,
   rn__http_t *http = engine(ctx->runner);
   if (!http)
     return ctx->runner->http ? RN_ESTATE : RN_ENOMEM;
-  int rc = rn__rate_configure(http->rate, key, windows, count);
+  const rn__plugin_t *p = ctx->plugin;
+  int rc = rn__rate_declare(http->rate, key, windows, count,
+                            p && p->gen ? p->gen->id : 0,
+                            p ? p->name : "host");
   if (rc == 0)
     arm_rate_timer(http);
   return rc;
