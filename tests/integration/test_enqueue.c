@@ -101,7 +101,7 @@ Test(enqueue, refuses_unknown_mistyped_and_missing_parameters_by_name) {
   } cases[] = {
       {"qprobe.record", "{\"nn\":1}",
        "qprobe.record has no parameter \"nn\" (it takes: n, key, sleep_ms, "
-       "fail_until, emit, fail_after_emit)"},
+       "fail_until, emit, fail_after_emit, raise)"},
       {"rec", "{\"sleep\":5}", "rec has no parameter \"sleep\""},
       {"qprobe.record", "{\"n\":\"seven\"}",
        "qprobe.record: parameter n = \"seven\": not a whole number"},

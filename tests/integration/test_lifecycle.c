@@ -235,7 +235,7 @@ static void run_stubborn(const char *job, const char *job_keys,
           "exited after %lld ms\n",
           job, took);
   cr_expect_eq(daemon_proc.status, 1, "exit %d\n%s", daemon_proc.status, log);
-  cr_expect(strstr(out, "\"error\": \"operation canceled\""), "%s\n%s", out,
+  cr_expect(strstr(out, "\"error\": \"canceled\""), "%s\n%s", out,
             log);
   cr_expect(strstr(log, "timed out after 1000 ms; cancelling"), "%s", log);
   cr_expect(strstr(log, "finished in"), "%s", log);
