@@ -71,22 +71,54 @@ static int fill_columns(rn_devsrc_t *ds, const rn_asset_t *assets,
   return 0;
 }
 
+/* A pulled device differs from its stored row (x: the pull, a: the row).
+ * The device's own last contact counts only when it moved by a day or more
+ * (or became known or unknown): a device that checks in every few minutes
+ * must not rewrite its row on every sync. A row retired other than as a
+ * duplicate that is seen again changes too: it comes back. */
+#define CHANGED(a, x)                                                        \
+  " ((" a ".portal_company_id, " a ".name, " a ".hostname, " a               \
+  ".serial_number, " a ".serial_normalized, " a ".mac_addresses, " a         \
+  ".os_name, " a ".device_class, " a ".manufacturer, " a ".model, " a        \
+  ".external_org_id) IS DISTINCT FROM ($2::bigint, " x ".name, " x           \
+  ".hostname, " x ".serial_number, " x ".serial_normalized, " x              \
+  ".mac_addresses, " x ".os_name, " x ".device_class, " x ".manufacturer, "  \
+  x ".model, " x ".external_org_id)"                                         \
+  " OR (" a ".status = 'RETIRED' AND " a ".duplicate_of_asset_id IS NULL)"   \
+  " OR (" a ".last_seen_at IS NULL) <> (" x ".last_seen_at IS NULL)"         \
+  " OR abs(extract(epoch FROM " x ".last_seen_at - " a ".last_seen_at))"     \
+  "  >= 86400) "
+
+/* Records the run, then writes only the new and the changed devices: the
+ * pull is compared with the stored rows first, so an unchanged row is
+ * neither rewritten nor locked. The conflict clause repeats the comparison
+ * for a row written meanwhile by another transaction. */
 static const char upsert_sql[] =
-    "WITH i AS (SELECT * FROM unnest($4::text[], $5::text[], $6::text[],"
+    "WITH run AS (INSERT INTO asset_sync_run (msp_org_id, portal_company_id,"
+    "  external_source, synced_at, complete, seen)"
+    "  VALUES ($1, $2, $3, to_timestamp($15), $17, $18) RETURNING id),"
+    " i AS (SELECT external_id, name, hostname, serial_number,"
+    "  serial_normalized, string_to_array(macs, ',') AS mac_addresses,"
+    "  os_name, device_class, manufacturer, model,"
+    "  to_timestamp(last_seen) AS last_seen_at, external_org_id"
+    "  FROM unnest($4::text[], $5::text[], $6::text[],"
     "  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],"
     "  $12::text[], $13::text[], $14::float8[], $16::text[])"
     "  AS t(external_id, name, hostname, serial_number, serial_normalized,"
     "   macs, os_name, device_class, manufacturer, model, last_seen,"
     "   external_org_id)),"
+    " todo AS (SELECT i.* FROM i LEFT JOIN asset a ON a.msp_org_id = $1"
+    "  AND a.external_source = $3 AND a.external_id = i.external_id"
+    "  WHERE a.id IS NULL OR" CHANGED("a", "i") "),"
     " up AS ("
     " INSERT INTO asset AS a (msp_org_id, portal_company_id, external_source,"
     "  external_id, name, hostname, serial_number, serial_normalized,"
     "  mac_addresses, os_name, device_class, manufacturer, model, last_seen_at,"
     "  external_org_id, status, first_synced_at, last_synced_at)"
     " SELECT $1, $2, $3, external_id, name, hostname, serial_number,"
-    "  serial_normalized, string_to_array(macs, ','), os_name, device_class,"
-    "  manufacturer, model, to_timestamp(last_seen), external_org_id, 'ACTIVE',"
-    "  to_timestamp($15), to_timestamp($15) FROM i"
+    "  serial_normalized, mac_addresses, os_name, device_class,"
+    "  manufacturer, model, last_seen_at, external_org_id, 'ACTIVE',"
+    "  to_timestamp($15), to_timestamp($15) FROM todo"
     " ON CONFLICT (msp_org_id, external_source, external_id) DO UPDATE SET"
     "  portal_company_id = EXCLUDED.portal_company_id, name = EXCLUDED.name,"
     "  hostname = EXCLUDED.hostname, serial_number = EXCLUDED.serial_number,"
@@ -104,9 +136,10 @@ static const char upsert_sql[] =
     "   ELSE a.retired_at END,"
     "  retired_reason = CASE WHEN a.duplicate_of_asset_id IS NULL THEN NULL"
     "   ELSE a.retired_reason END"
+    " WHERE" CHANGED("a", "EXCLUDED")
     " RETURNING xmax = 0 AS inserted)"
     " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT"
-    "  inserted) FROM up";
+    "  inserted), (SELECT count(*) FROM run) FROM up";
 
 /* Not in a complete pull: retired (a duplicate that vanished from its own
  * source is no longer a candidate for restoring either). */
@@ -121,31 +154,35 @@ static const char retire_unseen_sql[] =
      * quadratic at 100,000 devices. external_id is never NULL. */
     " AND external_id NOT IN (SELECT unnest($4::text[]))";
 
-/* Cross-source dedup of one company. Candidates are rows alive in their
- * source (ACTIVE, or retired only as a duplicate). Two rows are the same
- * device when both have a normalized serial and they are equal; else, when
- * both have MAC addresses and share one; else, when both have a hostname and
- * they are equal ignoring case. Each row's winner is the best-ranked
- * matching row of a strictly better source; rows with none are active. */
+/* Cross-source dedup of a set of companies ($2, an array), each on its own.
+ * Candidates are rows alive in their source (ACTIVE, or retired only as a
+ * duplicate). Two rows of a company are the same device when both have a
+ * normalized serial and they are equal; else, when both have MAC addresses
+ * and share one; else, when both have a hostname and they are equal
+ * ignoring case. Each row's winner is the best-ranked matching row of a
+ * strictly better source; rows with none are active, so a row whose winner
+ * was retired comes back. Only rows whose verdict changed are written. */
 static const char dedup_sql[] =
     "WITH alive AS ("
-    " SELECT id, external_source, external_id, serial_normalized AS sn,"
-    "  NULLIF(mac_addresses, '{}') AS macs, lower(hostname) AS host,"
+    " SELECT id, portal_company_id AS co, external_source, external_id,"
+    "  serial_normalized AS sn, NULLIF(mac_addresses, '{}') AS macs,"
+    "  lower(hostname) AS host,"
     "  COALESCE(array_position($3::text[], external_source), 1000) AS rank,"
     "  duplicate_of_asset_id"
-    " FROM asset WHERE msp_org_id = $1 AND portal_company_id = $2"
+    " FROM asset WHERE msp_org_id = $1"
+    " AND portal_company_id = ANY ($2::bigint[])"
     " AND (status = 'ACTIVE' OR duplicate_of_asset_id IS NOT NULL)),"
-    " mac AS (SELECT id, rank, sn, unnest(macs) AS mac FROM alive),"
+    " mac AS (SELECT id, co, rank, sn, unnest(macs) AS mac FROM alive),"
     " cand AS ("
     "  SELECT r.id AS rid, w.id AS wid, w.rank AS wrank FROM alive r"
-    "   JOIN alive w ON w.sn = r.sn AND w.rank < r.rank"
+    "   JOIN alive w ON w.co = r.co AND w.sn = r.sn AND w.rank < r.rank"
     "  UNION ALL"
     "  SELECT rm.id, wm.id, wm.rank FROM mac rm JOIN mac wm"
-    "   ON wm.mac = rm.mac AND wm.rank < rm.rank"
+    "   ON wm.co = rm.co AND wm.mac = rm.mac AND wm.rank < rm.rank"
     "   AND (rm.sn IS NULL OR wm.sn IS NULL)"
     "  UNION ALL"
     "  SELECT r.id, w.id, w.rank FROM alive r JOIN alive w"
-    "   ON w.host = r.host AND w.rank < r.rank"
+    "   ON w.co = r.co AND w.host = r.host AND w.rank < r.rank"
     "   AND (r.sn IS NULL OR w.sn IS NULL)"
     "   AND (r.macs IS NULL OR w.macs IS NULL)),"
     " verdict AS (SELECT DISTINCT ON (rid) rid, wid FROM cand"
@@ -164,6 +201,55 @@ static const char dedup_sql[] =
     " WHERE a.id = c.id"
     " RETURNING c.wid IS NOT NULL";
 
+/* Runs dedup over the companies (a PostgreSQL bigint array literal) and
+ * counts rows newly retired as duplicates and rows restored. */
+static int dedup(rn_devsrc_t *ds, const char *msp_id, const char *companies,
+                 const rn_source_priority_t *priority, int64_t *deduped,
+                 int64_t *restored, int64_t *statements) {
+  const char *const *sources =
+      priority && priority->sources ? priority->sources : default_priority;
+  ds_array_t order = {0};
+  for (size_t i = 0; sources[i]; i++)
+    ds_array_add(&order, sources[i]);
+  const char *order_text = ds_array_text(&order);
+  if (!order_text) {
+    ds_array_free(&order);
+    return ds_fail(ds, RN_ENOMEM, "assets: out of memory");
+  }
+  char now[32];
+  ds_epoch_text(ds->now_ms, now);
+  /* Rows written by this very transaction have no statistics yet, and the
+   * planner, guessing a few rows, would pair every device with every other
+   * in nested loops: quadratic at 100,000 devices. Hash joins it is. */
+  rn_db_result_t *res = NULL;
+  int rc = ds_exec(ds, "plan dedup", "SET LOCAL enable_nestloop = off", 0,
+                   NULL, NULL);
+  (*statements)++;
+  if (rc == 0) {
+    const char *params[] = {msp_id, companies, order_text, now};
+    rc = ds_exec(ds, "dedup assets", dedup_sql, 4, params, &res);
+    (*statements)++;
+  }
+  if (rc == 0) {
+    rc = ds_exec(ds, "plan dedup", "RESET enable_nestloop", 0, NULL, NULL);
+    (*statements)++;
+  }
+  ds_array_free(&order);
+  if (rc < 0) {
+    ds_free_result(ds, res);
+    return rc;
+  }
+  const rn_host_t *h = ds->host;
+  for (int i = 0; i < h->db_rows(res); i++) {
+    if (strcmp(h->db_value(res, i, 0), "t") == 0)
+      (*deduped)++;
+    else
+      (*restored)++;
+  }
+  ds_free_result(ds, res);
+  return 0;
+}
+
 int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
                    const char *source, const rn_asset_t *assets, size_t count,
                    bool complete, const rn_source_priority_t *priority,
@@ -171,19 +257,16 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
   memset(counts, 0, sizeof *counts);
   counts->seen = (int64_t)count;
   columns_t c = {0};
-  ds_array_t order = {0};
   rn_db_result_t *res = NULL;
   int rc = fill_columns(ds, assets, count, &c);
   if (rc < 0)
     goto done;
-  const char *const *sources =
-      priority && priority->sources ? priority->sources : default_priority;
-  for (size_t i = 0; sources[i]; i++)
-    ds_array_add(&order, sources[i]);
-  char msp_id[24], company_id[24], now[32];
+  char msp_id[24], company_id[24], now[32], seen[24], companies[32];
   ds_int_text(msp.id, msp_id);
   ds_int_text(company.id, company_id);
   ds_epoch_text(ds->now_ms, now);
+  ds_int_text((int64_t)count, seen);
+  snprintf(companies, sizeof companies, "{%s}", company_id);
   const char *upsert_params[] = {
       msp_id, company_id, source,
       ds_array_text(&c.external_id), ds_array_text(&c.name),
@@ -191,7 +274,8 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
       ds_array_text(&c.serial_norm), ds_array_text(&c.macs),
       ds_array_text(&c.os_name), ds_array_text(&c.device_class),
       ds_array_text(&c.manufacturer), ds_array_text(&c.model),
-      ds_array_text(&c.last_seen), now, ds_array_text(&c.org)};
+      ds_array_text(&c.last_seen), now, ds_array_text(&c.org),
+      complete ? "true" : "false", seen};
   for (size_t i = 0; i < sizeof upsert_params / sizeof *upsert_params; i++) {
     if (!upsert_params[i]) {
       rc = ds_fail(ds, RN_ENOMEM, "assets: out of memory");
@@ -199,8 +283,10 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
     }
   }
   const rn_host_t *h = ds->host;
+  /* An empty pull records no run: nothing was seen, and a complete one
+   * leaves no live row whose sighting a run would date. */
   if (count > 0) {
-    rc = ds_exec(ds, "upsert assets", upsert_sql, 16, upsert_params, &res);
+    rc = ds_exec(ds, "upsert assets", upsert_sql, 18, upsert_params, &res);
     counts->statements++;
     if (rc < 0)
       goto done;
@@ -221,55 +307,61 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
     ds_free_result(ds, res);
     res = NULL;
   }
-  /* Rows written by this very transaction have no statistics yet, and the
-   * planner, guessing a few rows, would pair every device with every other
-   * in nested loops: quadratic at 100,000 devices. Hash joins it is. */
-  rc = ds_exec(ds, "plan dedup", "SET LOCAL enable_nestloop = off", 0, NULL,
-               NULL);
-  counts->statements++;
-  if (rc < 0)
-    goto done;
-  const char *dedup_params[] = {msp_id, company_id, ds_array_text(&order), now};
-  rc = ds_exec(ds, "dedup assets", dedup_sql, 4, dedup_params, &res);
-  counts->statements++;
-  if (rc == 0)
-    rc = ds_exec(ds, "plan dedup", "RESET enable_nestloop", 0, NULL, NULL);
-  counts->statements++;
-  if (rc < 0)
-    goto done;
-  for (int i = 0; i < h->db_rows(res); i++) {
-    if (strcmp(h->db_value(res, i, 0), "t") == 0)
-      counts->deduped++;
-    else
-      counts->restored++;
-  }
-  rc = 0;
+  rc = dedup(ds, msp_id, companies, priority, &counts->deduped,
+             &counts->restored, &counts->statements);
 done:
   ds_free_result(ds, res);
   columns_free(&c);
-  ds_array_free(&order);
   return rc;
+}
+
+int ds_assets_retire(rn_devsrc_t *ds, rn_msp_org_t msp, const char *source,
+                     const char *external_org_id, const char *reason,
+                     int64_t *retired, int64_t *restored) {
+  char msp_id[24], now[32];
+  ds_int_text(msp.id, msp_id);
+  ds_epoch_text(ds->now_ms, now);
+  const char *params[] = {msp_id, source, external_org_id, reason, now};
+  rn_db_result_t *res;
+  /* Live rows only (a duplicate is live in its own source and must not be
+   * restored below); "retired" counts the ones that were ACTIVE. The
+   * companies returned are those where a row had lost to a row retired
+   * here: dedup decides again there. */
+  int rc = ds_exec(
+      ds, "retire assets",
+      "WITH gone AS (UPDATE asset a SET status = 'RETIRED',"
+      "  retired_at = to_timestamp($5), retired_reason = $4,"
+      "  duplicate_of_asset_id = NULL"
+      "  FROM asset old WHERE old.id = a.id AND a.msp_org_id = $1"
+      "  AND a.external_source = $2"
+      "  AND ($3::text IS NULL OR a.external_org_id = $3)"
+      "  AND (a.status = 'ACTIVE' OR a.duplicate_of_asset_id IS NOT NULL)"
+      "  RETURNING a.id, old.status = 'ACTIVE' AS was_active)"
+      " SELECT (SELECT count(*) FROM gone WHERE was_active),"
+      "  (SELECT COALESCE(array_agg(DISTINCT l.portal_company_id), '{}')"
+      "   FROM asset l JOIN gone g ON g.id = l.duplicate_of_asset_id"
+      "   WHERE l.msp_org_id = $1)",
+      5, params, &res);
+  if (rc < 0)
+    return rc;
+  const rn_host_t *h = ds->host;
+  int64_t n = strtoll(h->db_value(res, 0, 0), NULL, 10);
+  const char *companies = h->db_value(res, 0, 1);
+  int64_t deduped = 0, back = 0, statements = 0;
+  if (strcmp(companies, "{}") != 0)
+    rc = dedup(ds, msp_id, companies, NULL, &deduped, &back, &statements);
+  ds_free_result(ds, res);
+  if (rc < 0)
+    return rc;
+  if (retired)
+    *retired = n;
+  if (restored)
+    *restored = back;
+  return 0;
 }
 
 int rn_assets_retire_source(rn_devsrc_t *ds, rn_msp_org_t msp,
                             const char *source, const char *reason,
-                            int64_t *retired) {
-  char msp_id[24], now[32];
-  ds_int_text(msp.id, msp_id);
-  ds_epoch_text(ds->now_ms, now);
-  const char *params[] = {msp_id, source, reason, now};
-  rn_db_result_t *res;
-  int rc = ds_exec(ds, "retire assets of a source",
-                   "UPDATE asset SET status = 'RETIRED',"
-                   " retired_at = to_timestamp($4), retired_reason = $3,"
-                   " duplicate_of_asset_id = NULL"
-                   " WHERE msp_org_id = $1 AND external_source = $2"
-                   " AND status = 'ACTIVE'",
-                   4, params, &res);
-  if (rc < 0)
-    return rc;
-  if (retired)
-    *retired = ds->host->db_affected(res);
-  ds_free_result(ds, res);
-  return 0;
+                            int64_t *retired, int64_t *restored) {
+  return ds_assets_retire(ds, msp, source, NULL, reason, retired, restored);
 }
