@@ -1,6 +1,7 @@
 /* assets.c - devices of a source become Asset rows of a company, set-based:
  * the whole pull travels as arrays in one statement, retirement and
  * cross-source dedup are one statement each. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,8 +96,9 @@ static int fill_columns(rn_devsrc_t *ds, const rn_asset_t *assets,
  * for a row written meanwhile by another transaction. */
 static const char upsert_sql[] =
     "WITH run AS (INSERT INTO asset_sync_run (msp_org_id, portal_company_id,"
-    "  external_source, synced_at, complete, seen)"
-    "  VALUES ($1, $2, $3, to_timestamp($15), $17, $18) RETURNING id),"
+    "  external_source, synced_at, complete, seen, source_priority)"
+    "  VALUES ($1, $2, $3, to_timestamp($15), $17, $18, $19::text[])"
+    "  RETURNING id),"
     " i AS (SELECT external_id, name, hostname, serial_number,"
     "  serial_normalized, string_to_array(macs, ',') AS mac_addresses,"
     "  os_name, device_class, manufacturer, model,"
@@ -139,7 +141,12 @@ static const char upsert_sql[] =
     " WHERE" CHANGED("a", "EXCLUDED")
     " RETURNING xmax = 0 AS inserted)"
     " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT"
-    "  inserted), (SELECT count(*) FROM run) FROM up";
+    "  inserted), (SELECT count(*) FROM run),"
+    /* Did the company's previous run rank sources the same way? (The run
+     * inserted above is not visible to this statement.) */
+    "  COALESCE((SELECT r.source_priority = $19::text[] FROM asset_sync_run r"
+    "   WHERE r.portal_company_id = $2 AND r.msp_org_id = $1"
+    "   ORDER BY r.id DESC LIMIT 1), false) FROM up";
 
 /* Not in a complete pull: retired (a duplicate that vanished from its own
  * source is no longer a candidate for restoring either). */
@@ -201,26 +208,71 @@ static const char dedup_sql[] =
     " WHERE a.id = c.id"
     " RETURNING c.wid IS NOT NULL";
 
+/* Planner settings for the set-based statements, restored afterwards so
+ * that the caller's own statements in the transaction plan as before. JIT
+ * is off: compiling these one-off plans costs more than running them (at
+ * 100,000 devices, seconds against a few hundred milliseconds); sorts and
+ * hashes of a large company get room in memory. */
+typedef struct plan_s {
+  char jit[16], work_mem[32], nestloop[8];
+} plan_t;
+
+static int plan_begin(rn_devsrc_t *ds, plan_t *saved, int64_t *statements) {
+  rn_db_result_t *res;
+  int rc = ds_exec(
+      ds, "plan assets",
+      "WITH old AS MATERIALIZED (SELECT current_setting('jit') AS jit,"
+      "  current_setting('work_mem') AS work_mem,"
+      "  current_setting('enable_nestloop') AS nestloop)"
+      " SELECT jit, work_mem, nestloop, set_config('jit', 'off', true),"
+      "  set_config('work_mem', CASE WHEN pg_size_bytes(work_mem) <"
+      "   64 * 1024 * 1024 THEN '64MB' ELSE work_mem END, true) FROM old",
+      0, NULL, &res);
+  (*statements)++;
+  if (rc < 0)
+    return rc;
+  const rn_host_t *h = ds->host;
+  snprintf(saved->jit, sizeof saved->jit, "%s", h->db_value(res, 0, 0));
+  snprintf(saved->work_mem, sizeof saved->work_mem, "%s",
+           h->db_value(res, 0, 1));
+  snprintf(saved->nestloop, sizeof saved->nestloop, "%s",
+           h->db_value(res, 0, 2));
+  ds_free_result(ds, res);
+  return 0;
+}
+
+static int plan_end(rn_devsrc_t *ds, const plan_t *saved,
+                    int64_t *statements) {
+  const char *params[] = {saved->jit, saved->work_mem, saved->nestloop};
+  (*statements)++;
+  return ds_exec(ds, "plan assets",
+                 "SELECT set_config('jit', $1, true),"
+                 " set_config('work_mem', $2, true),"
+                 " set_config('enable_nestloop', $3, true)",
+                 3, params, NULL);
+}
+
 /* Runs dedup over the companies (a PostgreSQL bigint array literal) and
- * counts rows newly retired as duplicates and rows restored. */
-static int dedup(rn_devsrc_t *ds, const char *msp_id, const char *companies,
-                 const rn_source_priority_t *priority, int64_t *deduped,
-                 int64_t *restored, int64_t *statements) {
+ * counts rows newly retired as duplicates and rows restored. Call between
+ * plan_begin and plan_end. */
+/* The source priority as a PostgreSQL text array literal. */
+static void priority_array(const rn_source_priority_t *priority,
+                           ds_array_t *order) {
   const char *const *sources =
       priority && priority->sources ? priority->sources : default_priority;
-  ds_array_t order = {0};
   for (size_t i = 0; sources[i]; i++)
-    ds_array_add(&order, sources[i]);
-  const char *order_text = ds_array_text(&order);
-  if (!order_text) {
-    ds_array_free(&order);
-    return ds_fail(ds, RN_ENOMEM, "assets: out of memory");
-  }
+    ds_array_add(order, sources[i]);
+}
+
+static int dedup(rn_devsrc_t *ds, const char *msp_id, const char *companies,
+                 const char *order_text, int64_t *deduped, int64_t *restored,
+                 int64_t *statements) {
   char now[32];
   ds_epoch_text(ds->now_ms, now);
   /* Rows written by this very transaction have no statistics yet, and the
    * planner, guessing a few rows, would pair every device with every other
-   * in nested loops: quadratic at 100,000 devices. Hash joins it is. */
+   * in nested loops: quadratic at 100,000 devices. Hash joins it is (the
+   * caller's plan_end restores the setting). */
   rn_db_result_t *res = NULL;
   int rc = ds_exec(ds, "plan dedup", "SET LOCAL enable_nestloop = off", 0,
                    NULL, NULL);
@@ -230,11 +282,6 @@ static int dedup(rn_devsrc_t *ds, const char *msp_id, const char *companies,
     rc = ds_exec(ds, "dedup assets", dedup_sql, 4, params, &res);
     (*statements)++;
   }
-  if (rc == 0) {
-    rc = ds_exec(ds, "plan dedup", "RESET enable_nestloop", 0, NULL, NULL);
-    (*statements)++;
-  }
-  ds_array_free(&order);
   if (rc < 0) {
     ds_free_result(ds, res);
     return rc;
@@ -257,7 +304,9 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
   memset(counts, 0, sizeof *counts);
   counts->seen = (int64_t)count;
   columns_t c = {0};
+  ds_array_t order = {0};
   rn_db_result_t *res = NULL;
+  priority_array(priority, &order);
   int rc = fill_columns(ds, assets, count, &c);
   if (rc < 0)
     goto done;
@@ -275,7 +324,7 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
       ds_array_text(&c.os_name), ds_array_text(&c.device_class),
       ds_array_text(&c.manufacturer), ds_array_text(&c.model),
       ds_array_text(&c.last_seen), now, ds_array_text(&c.org),
-      complete ? "true" : "false", seen};
+      complete ? "true" : "false", seen, ds_array_text(&order)};
   for (size_t i = 0; i < sizeof upsert_params / sizeof *upsert_params; i++) {
     if (!upsert_params[i]) {
       rc = ds_fail(ds, RN_ENOMEM, "assets: out of memory");
@@ -283,15 +332,20 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
     }
   }
   const rn_host_t *h = ds->host;
+  plan_t plan;
+  bool same_priority = false;
+  if ((rc = plan_begin(ds, &plan, &counts->statements)) < 0)
+    goto done;
   /* An empty pull records no run: nothing was seen, and a complete one
    * leaves no live row whose sighting a run would date. */
   if (count > 0) {
-    rc = ds_exec(ds, "upsert assets", upsert_sql, 18, upsert_params, &res);
+    rc = ds_exec(ds, "upsert assets", upsert_sql, 19, upsert_params, &res);
     counts->statements++;
     if (rc < 0)
       goto done;
     counts->created = strtoll(h->db_value(res, 0, 0), NULL, 10);
     counts->updated = strtoll(h->db_value(res, 0, 1), NULL, 10);
+    same_priority = strcmp(h->db_value(res, 0, 3), "t") == 0;
     ds_free_result(ds, res);
     res = NULL;
   }
@@ -307,11 +361,18 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
     ds_free_result(ds, res);
     res = NULL;
   }
-  rc = dedup(ds, msp_id, companies, priority, &counts->deduped,
-             &counts->restored, &counts->statements);
+  /* Every change to a company's rows, from any source or by retirement,
+   * runs dedup there; a pull that changed nothing, ranked as the run
+   * before it, leaves every verdict as it was. */
+  if (counts->created || counts->updated || counts->retired || !same_priority)
+    rc = dedup(ds, msp_id, companies, ds_array_text(&order),
+               &counts->deduped, &counts->restored, &counts->statements);
+  if (rc == 0)
+    rc = plan_end(ds, &plan, &counts->statements);
 done:
   ds_free_result(ds, res);
   columns_free(&c);
+  ds_array_free(&order);
   return rc;
 }
 
@@ -348,8 +409,19 @@ int ds_assets_retire(rn_devsrc_t *ds, rn_msp_org_t msp, const char *source,
   int64_t n = strtoll(h->db_value(res, 0, 0), NULL, 10);
   const char *companies = h->db_value(res, 0, 1);
   int64_t deduped = 0, back = 0, statements = 0;
-  if (strcmp(companies, "{}") != 0)
-    rc = dedup(ds, msp_id, companies, NULL, &deduped, &back, &statements);
+  plan_t plan;
+  ds_array_t order = {0};
+  priority_array(NULL, &order);
+  if (!ds_array_text(&order))
+    rc = ds_fail(ds, RN_ENOMEM, "assets: out of memory");
+  else if (strcmp(companies, "{}") != 0 &&
+           (rc = plan_begin(ds, &plan, &statements)) == 0) {
+    rc = dedup(ds, msp_id, companies, ds_array_text(&order), &deduped, &back,
+               &statements);
+    if (rc == 0)
+      rc = plan_end(ds, &plan, &statements);
+  }
+  ds_array_free(&order);
   ds_free_result(ds, res);
   if (rc < 0)
     return rc;

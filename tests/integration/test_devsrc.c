@@ -179,8 +179,9 @@ Test(devsrc, dedups_across_four_sources_by_serial_then_mac_then_hostname) {
   EXPECT_STATUS("entra", "e5", "ACTIVE");
   cr_expect_eq(syncs[3].counts.deduped, 4, "ninjaone's sync retired %lld",
                (long long)syncs[3].counts.deduped);
-  cr_expect_eq(syncs[3].counts.statements, 5,
-               "upsert, retire, dedup (and its planner setting twice)");
+  cr_expect_eq(syncs[3].counts.statements, 6,
+               "planner settings, upsert, retire, dedup (and its planner "
+               "setting), planner settings restored");
 }
 
 Test(devsrc, a_duplicate_comes_back_when_its_winner_goes) {

@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS public.asset_sync_run (
   synced_at         timestamptz NOT NULL,
   complete          boolean     NOT NULL,
   seen              integer     NOT NULL,
+  -- The source ranking dedup used: a later pull that changes nothing and
+  -- ranks the same way leaves every dedup verdict as it was.
+  source_priority   text[]      NOT NULL,
   CONSTRAINT asset_sync_run_company_same_msp
     FOREIGN KEY (portal_company_id, msp_org_id)
     REFERENCES public.portal_company (id, msp_org_id),
@@ -27,6 +30,8 @@ CREATE TABLE IF NOT EXISTS public.asset_sync_run (
   CONSTRAINT asset_sync_run_seen_not_negative CHECK (seen >= 0)
 );
 
+CREATE INDEX IF NOT EXISTS asset_sync_run_company_idx
+  ON public.asset_sync_run (portal_company_id, id DESC);
 CREATE INDEX IF NOT EXISTS asset_sync_run_latest_idx
   ON public.asset_sync_run (portal_company_id, external_source, synced_at DESC)
   WHERE complete;
