@@ -109,8 +109,11 @@ static const char upsert_sql[] =
     "  AS t(external_id, name, hostname, serial_number, serial_normalized,"
     "   macs, os_name, device_class, manufacturer, model, last_seen,"
     "   external_org_id)),"
+    /* The ANY narrows the stored side to the pulled ids through the
+     * unique key, instead of hashing every row of the MSP and source. */
     " todo AS (SELECT i.* FROM i LEFT JOIN asset a ON a.msp_org_id = $1"
     "  AND a.external_source = $3 AND a.external_id = i.external_id"
+    "  AND a.external_id = ANY ($4::text[])"
     "  WHERE a.id IS NULL OR" CHANGED("a", "i") "),"
     " up AS ("
     " INSERT INTO asset AS a (msp_org_id, portal_company_id, external_source,"
