@@ -124,8 +124,7 @@ int devlist_add_page(devlist_t *list, const nj_page_t *page, int64_t org_id) {
     const nj_device_t *d = &page->devices[i];
     /* The filter already asks for these; a row outside it is skipped
      * rather than trusted. */
-    bool approved = !d->approval_status ||
-                    strcmp(d->approval_status, "APPROVED") == 0;
+    bool approved = nj_device_approved(d); /* no approvalStatus: not */
     bool ours = d->organization_id == NJ_ABSENT || d->organization_id == org_id;
     if (!approved || !ours || d->id == NJ_ABSENT) {
       list->skipped++;

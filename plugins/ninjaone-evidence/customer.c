@@ -240,9 +240,17 @@ static int write_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
     rc = rn_signal_write(ds, customer, PROVIDER, key, s->status, s->metadata,
                          c->t.mapping_id, NULL);
     rn_ticket_action_t action = RN_TICKET_NONE;
+    /* Missing data is its own kind of ticket, titled as such. */
+    char title[160], description[640];
+    rn_ticket_text_t text = {.kind = RN_TICKET_FINDING};
+    if (s->no_data) {
+      ev_no_data_ticket(s, title, sizeof title, description,
+                        sizeof description);
+      text = (rn_ticket_text_t){RN_TICKET_NO_DATA, title, description};
+    }
     if (rc == 0)
       rc = rn_ticket_bridge(ds, msp, RN_COMPANY(c->company_id), customer, key,
-                            s->status, bridge_on, &action, NULL);
+                            s->status, &text, bridge_on, &action, NULL);
     json_object_set_new(statuses, key,
                         json_string(rn_signal_status_name(s->status)));
     json_object_set_new(tickets, key, json_string(action_name(action)));

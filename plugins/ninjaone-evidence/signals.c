@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -171,7 +172,7 @@ static bool windows_or_mac(const char *node_class) {
 }
 
 bool ev_agg_add_device(ev_agg_t *agg, const nj_device_t *d) {
-  if (d->id <= 0 || !eq(d->approval_status, "APPROVED"))
+  if (d->id <= 0 || !nj_device_approved(d))
     return false;
   /* The filter asked for this org; a row of another org is not ours. */
   if (d->organization_id != NJ_ABSENT &&
@@ -396,9 +397,37 @@ static bool add_endpoints(json_t *md, const ev_agg_t *agg, ev_source_t own) {
   return truncated;
 }
 
+/* Nothing to measure: the metadata holds only counts that are true (the
+ * devices the rule would measure, the rows received: zero), never a bucket
+ * or percentage that would read as a measurement. */
+static rn_signal_status_t no_data(const ev_agg_t *agg, json_t *md,
+                                  ev_source_t own, int64_t devices_in_scope,
+                                  const char *zero_key, ev_signal_t *out) {
+  out->no_data = true;
+  out->devices_in_scope = devices_in_scope;
+  json_object_set_new(md, "devices_in_scope", json_integer(devices_in_scope));
+  json_object_set_new(md, zero_key, json_integer(0));
+  add_endpoints(md, agg, own);
+  return RN_SIGNAL_WARNING;
+}
+
+static int64_t devices_with(const ev_agg_t *agg, uint16_t flag) {
+  int64_t n = 0;
+  for (size_t i = 0; i < agg->cap; i++)
+    n += agg->devices[i].id && (agg->devices[i].flags & flag);
+  return n;
+}
+
 static rn_signal_status_t disk_encryption(const ev_agg_t *agg, json_t *md,
-                                          bool *no_data) {
+                                          ev_signal_t *out) {
   int64_t in = agg->vol_in_scope, enc = agg->vol_encrypted;
+  if (in == 0) {
+    /* Volumes of other types or systems were received: a true count. */
+    json_object_set_new(md, "out_of_scope_volumes",
+                        json_integer(agg->vol_out_of_scope));
+    return no_data(agg, md, EV_SRC_VOLUMES, devices_with(agg, EV_F_WIN_MAC),
+                   "in_scope_volumes", out);
+  }
   json_object_set_new(md, "in_scope_volumes", json_integer(in));
   json_object_set_new(md, "encrypted", json_integer(enc));
   json_object_set_new(md, "not_encrypted", json_integer(agg->vol_not_encrypted));
@@ -411,10 +440,6 @@ static rn_signal_status_t disk_encryption(const ev_agg_t *agg, json_t *md,
                       json_pack("{s:i, s:i}", "pass_min_percent", 95,
                                 "warning_min_percent", 80));
   add_endpoints(md, agg, EV_SRC_VOLUMES);
-  if (in == 0) {
-    *no_data = true;
-    return RN_SIGNAL_WARNING;
-  }
   if (enc * 100 >= in * 95)
     return RN_SIGNAL_PASS;
   if (enc * 100 >= in * 80)
@@ -423,7 +448,9 @@ static rn_signal_status_t disk_encryption(const ev_agg_t *agg, json_t *md,
 }
 
 static rn_signal_status_t antivirus(const ev_agg_t *agg, json_t *md,
-                                    bool *no_data) {
+                                    ev_signal_t *out) {
+  if (agg->av_rows == 0)
+    return no_data(agg, md, EV_SRC_AV, (int64_t)agg->count, "av_rows", out);
   int64_t fresh = 0, aging = 0, stale = 0, unprotected = 0, outdated = 0;
   for (size_t i = 0; i < agg->cap; i++) {
     const ev_device_t *d = &agg->devices[i];
@@ -459,10 +486,6 @@ static rn_signal_status_t antivirus(const ev_agg_t *agg, json_t *md,
                       json_pack("{s:i, s:i}", "fresh_max_days", 7,
                                 "aging_max_days", 30));
   add_endpoints(md, agg, EV_SRC_AV);
-  if (agg->av_rows == 0) {
-    *no_data = true;
-    return RN_SIGNAL_WARNING;
-  }
   if (unprotected > 0 || stale > 0)
     return RN_SIGNAL_FAIL;
   if (aging > 0)
@@ -518,7 +541,7 @@ static rn_signal_status_t patch_sla(const ev_agg_t *agg, json_t *md) {
 }
 
 static rn_signal_status_t backup(const ev_agg_t *agg, json_t *md,
-                                 bool *no_data) {
+                                 ev_signal_t *out) {
   int64_t with = 0, success = 0, without = 0, only_failed = 0;
   for (size_t i = 0; i < agg->cap; i++) {
     uint16_t f = agg->devices[i].flags;
@@ -533,6 +556,9 @@ static rn_signal_status_t backup(const ev_agg_t *agg, json_t *md,
         only_failed++;
     }
   }
+  if (with == 0)
+    return no_data(agg, md, EV_SRC_ACTIVITIES, (int64_t)agg->count,
+                   "backup_events", out);
   json_object_set_new(md, "devices_with_activity", json_integer(with));
   json_object_set_new(md, "devices_with_success", json_integer(success));
   json_object_set_new(md, "devices_without_success", json_integer(without));
@@ -549,10 +575,6 @@ static rn_signal_status_t backup(const ev_agg_t *agg, json_t *md,
                       json_pack("{s:i}", "fail_min_percent_without_success",
                                 10));
   add_endpoints(md, agg, EV_SRC_ACTIVITIES);
-  if (with == 0) {
-    *no_data = true;
-    return RN_SIGNAL_WARNING;
-  }
   if (without == 0)
     return RN_SIGNAL_PASS;
   if (without * 10 >= with)
@@ -591,16 +613,16 @@ int ev_compute(const ev_agg_t *agg, ev_signal_key_t key, ev_signal_t *out) {
   json_object_set_new(md, "source", json_string("ninjaone"));
   switch (key) {
   case EV_DISK_ENCRYPTION:
-    out->status = disk_encryption(agg, md, &out->no_data);
+    out->status = disk_encryption(agg, md, out);
     break;
   case EV_ANTIVIRUS_POSTURE:
-    out->status = antivirus(agg, md, &out->no_data);
+    out->status = antivirus(agg, md, out);
     break;
   case EV_PATCH_SLA:
     out->status = patch_sla(agg, md);
     break;
   case EV_BACKUP_ACTIVITY:
-    out->status = backup(agg, md, &out->no_data);
+    out->status = backup(agg, md, out);
     break;
   case EV_DEVICE_INVENTORY:
     out->status = inventory(agg, md);
@@ -618,6 +640,51 @@ int ev_compute(const ev_agg_t *agg, ev_signal_key_t key, ev_signal_t *out) {
       json_dumps(md, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
   json_decref(md);
   return out->metadata ? 0 : RN_ENOMEM;
+}
+
+static const char *plural(int64_t n) { return n == 1 ? "" : "s"; }
+
+void ev_no_data_ticket(const ev_signal_t *s, char *title, size_t title_len,
+                       char *description, size_t description_len) {
+  long long n = (long long)s->devices_in_scope;
+  const char *what, *devices, *missing, *check;
+  switch (s->key) {
+  case EV_DISK_ENCRYPTION:
+    what = "disk encryption data";
+    devices = "approved Windows or macOS device";
+    missing = "no local disk, so no BitLocker status,";
+    check = "that these devices report their volumes to NinjaOne";
+    break;
+  case EV_ANTIVIRUS_POSTURE:
+    what = "antivirus data";
+    devices = "approved device";
+    missing = "no antivirus status";
+    check = "that an antivirus product is installed on these devices and "
+            "reports to NinjaOne";
+    break;
+  case EV_BACKUP_ACTIVITY:
+    what = "backup activity";
+    devices = "approved device";
+    missing = "no backup activity in the last 7 days";
+    check = "that backup jobs run for these devices and report to NinjaOne";
+    break;
+  default:
+    what = "data";
+    devices = "approved device";
+    missing = "nothing to measure";
+    check = "the NinjaOne organization";
+    break;
+  }
+  const char *name = ev_signal_name(s->key);
+  snprintf(title, title_len, "NinjaOne returned no %s for %lld device%s",
+           what, n, plural(n));
+  snprintf(description, description_len,
+           "Missing data, not a failing measurement. NinjaOne returned %s "
+           "for any of the %lld %s%s of this organization, so the %s signal "
+           "could not be measured and is WARNING with reason no_data. No "
+           "device is known to fail the rule. Check %s; the ticket resolves "
+           "itself once the signal passes.",
+           missing, n, devices, plural(n), name ? name : "?", check);
 }
 
 void ev_signal_free(ev_signal_t *s) {

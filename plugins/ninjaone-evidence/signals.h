@@ -126,12 +126,22 @@ void ev_agg_walked(ev_agg_t *agg, ev_source_t src, bool truncated,
 typedef struct ev_signal_s {
   ev_signal_key_t key;
   rn_signal_status_t status;
-  bool no_data;
-  char *metadata; /* JSON object, malloc'd */
+  bool no_data;             /* nothing to measure: WARNING, reason no_data */
+  int64_t devices_in_scope; /* no_data: the devices the rule would measure */
+  char *metadata;           /* JSON object, malloc'd */
 } ev_signal_t;
 
-/* Computes one signal. 0, or RN_ENOMEM. */
+/* Computes one signal. 0, or RN_ENOMEM. A no_data signal's metadata holds
+ * only counts that are true: devices_in_scope and the zero count of rows
+ * received (in_scope_volumes, av_rows or backup_events), plus the endpoints
+ * read; never a bucket or percentage that would read as a measurement. */
 int ev_compute(const ev_agg_t *agg, ev_signal_key_t key, ev_signal_t *out);
+
+/* The PSA ticket text of a no_data signal: a title such as "NinjaOne
+ * returned no antivirus data for 5 devices" and a description that says it
+ * is missing data, not a failing measurement. Counts only. */
+void ev_no_data_ticket(const ev_signal_t *s, char *title, size_t title_len,
+                       char *description, size_t description_len);
 void ev_signal_free(ev_signal_t *s);
 
 #endif

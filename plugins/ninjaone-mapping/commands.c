@@ -752,11 +752,13 @@ static int disconnect_body(op_t *op, rn_devsrc_t *ds) {
   /* The result reports the state after the change. */
   if (rc == 0)
     json_object_set_new(op->result, "credential_active", json_false());
-  /* 2. retire every ninjaone asset of the MSP org (rows kept) */
-  int64_t retired = 0;
+  /* 2. retire every ninjaone asset of the MSP org (rows kept); the rows
+   * they had deduplicated come back */
+  int64_t retired = 0, restored = 0;
   if (rc == 0)
     rc = rn_assets_retire_source(ds, msp, PROVIDER,
-                                 "NinjaOne was disconnected", &retired);
+                                 "NinjaOne was disconnected", &retired,
+                                 &restored);
   if (rc < 0)
     return rc;
   /* 3. the customers whose compliance trail this affects */
@@ -798,8 +800,9 @@ static int disconnect_body(op_t *op, rn_devsrc_t *ds) {
   }
   host->db_result_free(res);
   /* 4. signals and 5. mappings are left alone on purpose. */
-  json_t *details = json_pack("{s:s, s:I, s:O}", "region", region,
+  json_t *details = json_pack("{s:s, s:I, s:I, s:O}", "region", region,
                               "assets_retired", (json_int_t)retired,
+                              "assets_restored", (json_int_t)restored,
                               "customer_org_ids", customers);
   char *text = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(details);
@@ -808,6 +811,7 @@ static int disconnect_body(op_t *op, rn_devsrc_t *ds) {
                       text);
   free(text);
   json_object_set_new(op->result, "assets_retired", json_integer(retired));
+  json_object_set_new(op->result, "assets_restored", json_integer(restored));
   json_object_set_new(op->result, "customers_notified", customers);
   return rc;
 }

@@ -1,6 +1,7 @@
 /* assets.c - devices of a source become Asset rows of a company, set-based:
  * the whole pull travels as arrays in one statement, retirement and
  * cross-source dedup are one statement each. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,22 +72,58 @@ static int fill_columns(rn_devsrc_t *ds, const rn_asset_t *assets,
   return 0;
 }
 
+/* A pulled device differs from its stored row (x: the pull, a: the row).
+ * The device's own last contact counts only when it moved by a day or more
+ * (or became known or unknown): a device that checks in every few minutes
+ * must not rewrite its row on every sync. A row retired other than as a
+ * duplicate that is seen again changes too: it comes back. */
+#define CHANGED(a, x)                                                        \
+  " ((" a ".portal_company_id, " a ".name, " a ".hostname, " a               \
+  ".serial_number, " a ".serial_normalized, " a ".mac_addresses, " a         \
+  ".os_name, " a ".device_class, " a ".manufacturer, " a ".model, " a        \
+  ".external_org_id) IS DISTINCT FROM ($2::bigint, " x ".name, " x           \
+  ".hostname, " x ".serial_number, " x ".serial_normalized, " x              \
+  ".mac_addresses, " x ".os_name, " x ".device_class, " x ".manufacturer, "  \
+  x ".model, " x ".external_org_id)"                                         \
+  " OR (" a ".status = 'RETIRED' AND " a ".duplicate_of_asset_id IS NULL)"   \
+  " OR (" a ".last_seen_at IS NULL) <> (" x ".last_seen_at IS NULL)"         \
+  " OR abs(extract(epoch FROM " x ".last_seen_at - " a ".last_seen_at))"     \
+  "  >= 86400) "
+
+/* Records the run, then writes only the new and the changed devices: the
+ * pull is compared with the stored rows first, so an unchanged row is
+ * neither rewritten nor locked. The conflict clause repeats the comparison
+ * for a row written meanwhile by another transaction. */
 static const char upsert_sql[] =
-    "WITH i AS (SELECT * FROM unnest($4::text[], $5::text[], $6::text[],"
+    "WITH run AS (INSERT INTO asset_sync_run (msp_org_id, portal_company_id,"
+    "  external_source, synced_at, complete, seen, source_priority)"
+    "  VALUES ($1, $2, $3, to_timestamp($15), $17, $18, $19::text[])"
+    "  RETURNING id),"
+    " i AS (SELECT external_id, name, hostname, serial_number,"
+    "  serial_normalized, string_to_array(macs, ',') AS mac_addresses,"
+    "  os_name, device_class, manufacturer, model,"
+    "  to_timestamp(last_seen) AS last_seen_at, external_org_id"
+    "  FROM unnest($4::text[], $5::text[], $6::text[],"
     "  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],"
     "  $12::text[], $13::text[], $14::float8[], $16::text[])"
     "  AS t(external_id, name, hostname, serial_number, serial_normalized,"
     "   macs, os_name, device_class, manufacturer, model, last_seen,"
     "   external_org_id)),"
+    /* The ANY narrows the stored side to the pulled ids through the
+     * unique key, instead of hashing every row of the MSP and source. */
+    " todo AS (SELECT i.* FROM i LEFT JOIN asset a ON a.msp_org_id = $1"
+    "  AND a.external_source = $3 AND a.external_id = i.external_id"
+    "  AND a.external_id = ANY ($4::text[])"
+    "  WHERE a.id IS NULL OR" CHANGED("a", "i") "),"
     " up AS ("
     " INSERT INTO asset AS a (msp_org_id, portal_company_id, external_source,"
     "  external_id, name, hostname, serial_number, serial_normalized,"
     "  mac_addresses, os_name, device_class, manufacturer, model, last_seen_at,"
     "  external_org_id, status, first_synced_at, last_synced_at)"
     " SELECT $1, $2, $3, external_id, name, hostname, serial_number,"
-    "  serial_normalized, string_to_array(macs, ','), os_name, device_class,"
-    "  manufacturer, model, to_timestamp(last_seen), external_org_id, 'ACTIVE',"
-    "  to_timestamp($15), to_timestamp($15) FROM i"
+    "  serial_normalized, mac_addresses, os_name, device_class,"
+    "  manufacturer, model, last_seen_at, external_org_id, 'ACTIVE',"
+    "  to_timestamp($15), to_timestamp($15) FROM todo"
     " ON CONFLICT (msp_org_id, external_source, external_id) DO UPDATE SET"
     "  portal_company_id = EXCLUDED.portal_company_id, name = EXCLUDED.name,"
     "  hostname = EXCLUDED.hostname, serial_number = EXCLUDED.serial_number,"
@@ -104,9 +141,15 @@ static const char upsert_sql[] =
     "   ELSE a.retired_at END,"
     "  retired_reason = CASE WHEN a.duplicate_of_asset_id IS NULL THEN NULL"
     "   ELSE a.retired_reason END"
+    " WHERE" CHANGED("a", "EXCLUDED")
     " RETURNING xmax = 0 AS inserted)"
     " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT"
-    "  inserted) FROM up";
+    "  inserted), (SELECT count(*) FROM run),"
+    /* Did the company's previous run rank sources the same way? (The run
+     * inserted above is not visible to this statement.) */
+    "  COALESCE((SELECT r.source_priority = $19::text[] FROM asset_sync_run r"
+    "   WHERE r.portal_company_id = $2 AND r.msp_org_id = $1"
+    "   ORDER BY r.id DESC LIMIT 1), false) FROM up";
 
 /* Not in a complete pull: retired (a duplicate that vanished from its own
  * source is no longer a candidate for restoring either). */
@@ -121,31 +164,35 @@ static const char retire_unseen_sql[] =
      * quadratic at 100,000 devices. external_id is never NULL. */
     " AND external_id NOT IN (SELECT unnest($4::text[]))";
 
-/* Cross-source dedup of one company. Candidates are rows alive in their
- * source (ACTIVE, or retired only as a duplicate). Two rows are the same
- * device when both have a normalized serial and they are equal; else, when
- * both have MAC addresses and share one; else, when both have a hostname and
- * they are equal ignoring case. Each row's winner is the best-ranked
- * matching row of a strictly better source; rows with none are active. */
+/* Cross-source dedup of a set of companies ($2, an array), each on its own.
+ * Candidates are rows alive in their source (ACTIVE, or retired only as a
+ * duplicate). Two rows of a company are the same device when both have a
+ * normalized serial and they are equal; else, when both have MAC addresses
+ * and share one; else, when both have a hostname and they are equal
+ * ignoring case. Each row's winner is the best-ranked matching row of a
+ * strictly better source; rows with none are active, so a row whose winner
+ * was retired comes back. Only rows whose verdict changed are written. */
 static const char dedup_sql[] =
     "WITH alive AS ("
-    " SELECT id, external_source, external_id, serial_normalized AS sn,"
-    "  NULLIF(mac_addresses, '{}') AS macs, lower(hostname) AS host,"
+    " SELECT id, portal_company_id AS co, external_source, external_id,"
+    "  serial_normalized AS sn, NULLIF(mac_addresses, '{}') AS macs,"
+    "  lower(hostname) AS host,"
     "  COALESCE(array_position($3::text[], external_source), 1000) AS rank,"
     "  duplicate_of_asset_id"
-    " FROM asset WHERE msp_org_id = $1 AND portal_company_id = $2"
+    " FROM asset WHERE msp_org_id = $1"
+    " AND portal_company_id = ANY ($2::bigint[])"
     " AND (status = 'ACTIVE' OR duplicate_of_asset_id IS NOT NULL)),"
-    " mac AS (SELECT id, rank, sn, unnest(macs) AS mac FROM alive),"
+    " mac AS (SELECT id, co, rank, sn, unnest(macs) AS mac FROM alive),"
     " cand AS ("
     "  SELECT r.id AS rid, w.id AS wid, w.rank AS wrank FROM alive r"
-    "   JOIN alive w ON w.sn = r.sn AND w.rank < r.rank"
+    "   JOIN alive w ON w.co = r.co AND w.sn = r.sn AND w.rank < r.rank"
     "  UNION ALL"
     "  SELECT rm.id, wm.id, wm.rank FROM mac rm JOIN mac wm"
-    "   ON wm.mac = rm.mac AND wm.rank < rm.rank"
+    "   ON wm.co = rm.co AND wm.mac = rm.mac AND wm.rank < rm.rank"
     "   AND (rm.sn IS NULL OR wm.sn IS NULL)"
     "  UNION ALL"
     "  SELECT r.id, w.id, w.rank FROM alive r JOIN alive w"
-    "   ON w.host = r.host AND w.rank < r.rank"
+    "   ON w.co = r.co AND w.host = r.host AND w.rank < r.rank"
     "   AND (r.sn IS NULL OR w.sn IS NULL)"
     "   AND (r.macs IS NULL OR w.macs IS NULL)),"
     " verdict AS (SELECT DISTINCT ON (rid) rid, wid FROM cand"
@@ -164,6 +211,95 @@ static const char dedup_sql[] =
     " WHERE a.id = c.id"
     " RETURNING c.wid IS NOT NULL";
 
+/* Planner settings for the set-based statements, restored afterwards so
+ * that the caller's own statements in the transaction plan as before. JIT
+ * is off: compiling these one-off plans costs more than running them (at
+ * 100,000 devices, seconds against a few hundred milliseconds); sorts and
+ * hashes of a large company get room in memory. */
+typedef struct plan_s {
+  char jit[16], work_mem[32], nestloop[8];
+} plan_t;
+
+static int plan_begin(rn_devsrc_t *ds, plan_t *saved, int64_t *statements) {
+  rn_db_result_t *res;
+  int rc = ds_exec(
+      ds, "plan assets",
+      "WITH old AS MATERIALIZED (SELECT current_setting('jit') AS jit,"
+      "  current_setting('work_mem') AS work_mem,"
+      "  current_setting('enable_nestloop') AS nestloop)"
+      " SELECT jit, work_mem, nestloop, set_config('jit', 'off', true),"
+      "  set_config('work_mem', CASE WHEN pg_size_bytes(work_mem) <"
+      "   64 * 1024 * 1024 THEN '64MB' ELSE work_mem END, true) FROM old",
+      0, NULL, &res);
+  (*statements)++;
+  if (rc < 0)
+    return rc;
+  const rn_host_t *h = ds->host;
+  snprintf(saved->jit, sizeof saved->jit, "%s", h->db_value(res, 0, 0));
+  snprintf(saved->work_mem, sizeof saved->work_mem, "%s",
+           h->db_value(res, 0, 1));
+  snprintf(saved->nestloop, sizeof saved->nestloop, "%s",
+           h->db_value(res, 0, 2));
+  ds_free_result(ds, res);
+  return 0;
+}
+
+static int plan_end(rn_devsrc_t *ds, const plan_t *saved,
+                    int64_t *statements) {
+  const char *params[] = {saved->jit, saved->work_mem, saved->nestloop};
+  (*statements)++;
+  return ds_exec(ds, "plan assets",
+                 "SELECT set_config('jit', $1, true),"
+                 " set_config('work_mem', $2, true),"
+                 " set_config('enable_nestloop', $3, true)",
+                 3, params, NULL);
+}
+
+/* Runs dedup over the companies (a PostgreSQL bigint array literal) and
+ * counts rows newly retired as duplicates and rows restored. Call between
+ * plan_begin and plan_end. */
+/* The source priority as a PostgreSQL text array literal. */
+static void priority_array(const rn_source_priority_t *priority,
+                           ds_array_t *order) {
+  const char *const *sources =
+      priority && priority->sources ? priority->sources : default_priority;
+  for (size_t i = 0; sources[i]; i++)
+    ds_array_add(order, sources[i]);
+}
+
+static int dedup(rn_devsrc_t *ds, const char *msp_id, const char *companies,
+                 const char *order_text, int64_t *deduped, int64_t *restored,
+                 int64_t *statements) {
+  char now[32];
+  ds_epoch_text(ds->now_ms, now);
+  /* Rows written by this very transaction have no statistics yet, and the
+   * planner, guessing a few rows, would pair every device with every other
+   * in nested loops: quadratic at 100,000 devices. Hash joins it is (the
+   * caller's plan_end restores the setting). */
+  rn_db_result_t *res = NULL;
+  int rc = ds_exec(ds, "plan dedup", "SET LOCAL enable_nestloop = off", 0,
+                   NULL, NULL);
+  (*statements)++;
+  if (rc == 0) {
+    const char *params[] = {msp_id, companies, order_text, now};
+    rc = ds_exec(ds, "dedup assets", dedup_sql, 4, params, &res);
+    (*statements)++;
+  }
+  if (rc < 0) {
+    ds_free_result(ds, res);
+    return rc;
+  }
+  const rn_host_t *h = ds->host;
+  for (int i = 0; i < h->db_rows(res); i++) {
+    if (strcmp(h->db_value(res, i, 0), "t") == 0)
+      (*deduped)++;
+    else
+      (*restored)++;
+  }
+  ds_free_result(ds, res);
+  return 0;
+}
+
 int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
                    const char *source, const rn_asset_t *assets, size_t count,
                    bool complete, const rn_source_priority_t *priority,
@@ -173,17 +309,16 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
   columns_t c = {0};
   ds_array_t order = {0};
   rn_db_result_t *res = NULL;
+  priority_array(priority, &order);
   int rc = fill_columns(ds, assets, count, &c);
   if (rc < 0)
     goto done;
-  const char *const *sources =
-      priority && priority->sources ? priority->sources : default_priority;
-  for (size_t i = 0; sources[i]; i++)
-    ds_array_add(&order, sources[i]);
-  char msp_id[24], company_id[24], now[32];
+  char msp_id[24], company_id[24], now[32], seen[24], companies[32];
   ds_int_text(msp.id, msp_id);
   ds_int_text(company.id, company_id);
   ds_epoch_text(ds->now_ms, now);
+  ds_int_text((int64_t)count, seen);
+  snprintf(companies, sizeof companies, "{%s}", company_id);
   const char *upsert_params[] = {
       msp_id, company_id, source,
       ds_array_text(&c.external_id), ds_array_text(&c.name),
@@ -191,7 +326,8 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
       ds_array_text(&c.serial_norm), ds_array_text(&c.macs),
       ds_array_text(&c.os_name), ds_array_text(&c.device_class),
       ds_array_text(&c.manufacturer), ds_array_text(&c.model),
-      ds_array_text(&c.last_seen), now, ds_array_text(&c.org)};
+      ds_array_text(&c.last_seen), now, ds_array_text(&c.org),
+      complete ? "true" : "false", seen, ds_array_text(&order)};
   for (size_t i = 0; i < sizeof upsert_params / sizeof *upsert_params; i++) {
     if (!upsert_params[i]) {
       rc = ds_fail(ds, RN_ENOMEM, "assets: out of memory");
@@ -199,13 +335,20 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
     }
   }
   const rn_host_t *h = ds->host;
+  plan_t plan;
+  bool same_priority = false;
+  if ((rc = plan_begin(ds, &plan, &counts->statements)) < 0)
+    goto done;
+  /* An empty pull records no run: nothing was seen, and a complete one
+   * leaves no live row whose sighting a run would date. */
   if (count > 0) {
-    rc = ds_exec(ds, "upsert assets", upsert_sql, 16, upsert_params, &res);
+    rc = ds_exec(ds, "upsert assets", upsert_sql, 19, upsert_params, &res);
     counts->statements++;
     if (rc < 0)
       goto done;
     counts->created = strtoll(h->db_value(res, 0, 0), NULL, 10);
     counts->updated = strtoll(h->db_value(res, 0, 1), NULL, 10);
+    same_priority = strcmp(h->db_value(res, 0, 3), "t") == 0;
     ds_free_result(ds, res);
     res = NULL;
   }
@@ -221,29 +364,14 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
     ds_free_result(ds, res);
     res = NULL;
   }
-  /* Rows written by this very transaction have no statistics yet, and the
-   * planner, guessing a few rows, would pair every device with every other
-   * in nested loops: quadratic at 100,000 devices. Hash joins it is. */
-  rc = ds_exec(ds, "plan dedup", "SET LOCAL enable_nestloop = off", 0, NULL,
-               NULL);
-  counts->statements++;
-  if (rc < 0)
-    goto done;
-  const char *dedup_params[] = {msp_id, company_id, ds_array_text(&order), now};
-  rc = ds_exec(ds, "dedup assets", dedup_sql, 4, dedup_params, &res);
-  counts->statements++;
+  /* Every change to a company's rows, from any source or by retirement,
+   * runs dedup there; a pull that changed nothing, ranked as the run
+   * before it, leaves every verdict as it was. */
+  if (counts->created || counts->updated || counts->retired || !same_priority)
+    rc = dedup(ds, msp_id, companies, ds_array_text(&order),
+               &counts->deduped, &counts->restored, &counts->statements);
   if (rc == 0)
-    rc = ds_exec(ds, "plan dedup", "RESET enable_nestloop", 0, NULL, NULL);
-  counts->statements++;
-  if (rc < 0)
-    goto done;
-  for (int i = 0; i < h->db_rows(res); i++) {
-    if (strcmp(h->db_value(res, i, 0), "t") == 0)
-      counts->deduped++;
-    else
-      counts->restored++;
-  }
-  rc = 0;
+    rc = plan_end(ds, &plan, &counts->statements);
 done:
   ds_free_result(ds, res);
   columns_free(&c);
@@ -251,25 +379,64 @@ done:
   return rc;
 }
 
-int rn_assets_retire_source(rn_devsrc_t *ds, rn_msp_org_t msp,
-                            const char *source, const char *reason,
-                            int64_t *retired) {
+int ds_assets_retire(rn_devsrc_t *ds, rn_msp_org_t msp, const char *source,
+                     const char *external_org_id, const char *reason,
+                     int64_t *retired, int64_t *restored) {
   char msp_id[24], now[32];
   ds_int_text(msp.id, msp_id);
   ds_epoch_text(ds->now_ms, now);
-  const char *params[] = {msp_id, source, reason, now};
+  const char *params[] = {msp_id, source, external_org_id, reason, now};
   rn_db_result_t *res;
-  int rc = ds_exec(ds, "retire assets of a source",
-                   "UPDATE asset SET status = 'RETIRED',"
-                   " retired_at = to_timestamp($4), retired_reason = $3,"
-                   " duplicate_of_asset_id = NULL"
-                   " WHERE msp_org_id = $1 AND external_source = $2"
-                   " AND status = 'ACTIVE'",
-                   4, params, &res);
+  /* Live rows only (a duplicate is live in its own source and must not be
+   * restored below); "retired" counts the ones that were ACTIVE. The
+   * companies returned are those where a row had lost to a row retired
+   * here: dedup decides again there. */
+  int rc = ds_exec(
+      ds, "retire assets",
+      "WITH gone AS (UPDATE asset a SET status = 'RETIRED',"
+      "  retired_at = to_timestamp($5), retired_reason = $4,"
+      "  duplicate_of_asset_id = NULL"
+      "  FROM asset old WHERE old.id = a.id AND a.msp_org_id = $1"
+      "  AND a.external_source = $2"
+      "  AND ($3::text IS NULL OR a.external_org_id = $3)"
+      "  AND (a.status = 'ACTIVE' OR a.duplicate_of_asset_id IS NOT NULL)"
+      "  RETURNING a.id, old.status = 'ACTIVE' AS was_active)"
+      " SELECT (SELECT count(*) FROM gone WHERE was_active),"
+      "  (SELECT COALESCE(array_agg(DISTINCT l.portal_company_id), '{}')"
+      "   FROM asset l JOIN gone g ON g.id = l.duplicate_of_asset_id"
+      "   WHERE l.msp_org_id = $1)",
+      5, params, &res);
+  if (rc < 0)
+    return rc;
+  const rn_host_t *h = ds->host;
+  int64_t n = strtoll(h->db_value(res, 0, 0), NULL, 10);
+  const char *companies = h->db_value(res, 0, 1);
+  int64_t deduped = 0, back = 0, statements = 0;
+  plan_t plan;
+  ds_array_t order = {0};
+  priority_array(NULL, &order);
+  if (!ds_array_text(&order))
+    rc = ds_fail(ds, RN_ENOMEM, "assets: out of memory");
+  else if (strcmp(companies, "{}") != 0 &&
+           (rc = plan_begin(ds, &plan, &statements)) == 0) {
+    rc = dedup(ds, msp_id, companies, ds_array_text(&order), &deduped, &back,
+               &statements);
+    if (rc == 0)
+      rc = plan_end(ds, &plan, &statements);
+  }
+  ds_array_free(&order);
+  ds_free_result(ds, res);
   if (rc < 0)
     return rc;
   if (retired)
-    *retired = ds->host->db_affected(res);
-  ds_free_result(ds, res);
+    *retired = n;
+  if (restored)
+    *restored = back;
   return 0;
+}
+
+int rn_assets_retire_source(rn_devsrc_t *ds, rn_msp_org_t msp,
+                            const char *source, const char *reason,
+                            int64_t *retired, int64_t *restored) {
+  return ds_assets_retire(ds, msp, source, NULL, reason, retired, restored);
 }

@@ -104,15 +104,45 @@ int rn_credential_deactivate(rn_devsrc_t *ds, rn_msp_org_t msp,
   ds_int_text(msp.id, msp_id);
   ds_epoch_text(ds->now_ms, now);
   const char *params[] = {msp_id, provider, region, now};
+  rn_db_result_t *res;
   /* Overwrite before NULLing is pointless in PostgreSQL (MVCC keeps the old
-   * tuple until vacuum); NULL is what the schema checks. */
-  return ds_exec(ds, "deactivate credential",
-                 "UPDATE integration_credential SET sealed_secret = NULL,"
-                 " key_version = NULL, is_active = false,"
-                 " disconnected_at = COALESCE(disconnected_at, to_timestamp($4)),"
-                 " updated_at = to_timestamp($4)"
-                 " WHERE msp_org_id = $1 AND provider = $2 AND region = $3",
-                 4, params, NULL);
+   * tuple until vacuum); NULL is what the schema checks. Clearing
+   * first_evidence_synced_at makes the first sweep after the next connect a
+   * dry run again, as after the first connect. */
+  int rc = ds_exec(
+      ds, "deactivate credential",
+      "UPDATE integration_credential c SET sealed_secret = NULL,"
+      " key_version = NULL, is_active = false,"
+      " disconnected_at = COALESCE(c.disconnected_at, to_timestamp($4)),"
+      " first_evidence_synced_at = NULL, updated_at = to_timestamp($4)"
+      " FROM integration_credential old WHERE old.id = c.id"
+      " AND c.msp_org_id = $1 AND c.provider = $2 AND c.region = $3"
+      " RETURNING to_char(old.first_evidence_synced_at AT TIME ZONE 'UTC',"
+      "  'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+      4, params, &res);
+  if (rc < 0)
+    return rc;
+  const char *was = ds_first(ds, res);
+  if (!was) {
+    ds_free_result(ds, res);
+    return 0; /* no credential, or never swept: nothing to clear */
+  }
+  ds_buf_t details = {0};
+  ds_buf_printf(&details,
+                "{\"provider\":\"%s\",\"region\":\"%s\","
+                "\"previous_first_evidence_synced_at\":\"%s\","
+                "\"reason\":\"credential deactivated: the first evidence "
+                "sweep after the next connect is a dry run\"}",
+                provider, region, was);
+  ds_free_result(ds, res);
+  if (details.failed) {
+    ds_buf_free(&details);
+    return ds_fail(ds, RN_ENOMEM, "deactivate credential: out of memory");
+  }
+  rc = rn_audit_msp(ds, msp, "regentra-runner", "FIRST_EVIDENCE_SYNC_CLEARED",
+                    details.data);
+  ds_buf_free(&details);
+  return rc;
 }
 
 int rn_credential_mark_first_evidence(rn_devsrc_t *ds, rn_msp_org_t msp,

@@ -40,6 +40,14 @@ void ds_array_add(ds_array_t *a, const char *value); /* NULL = SQL NULL */
 const char *ds_array_text(ds_array_t *a);            /* borrowed */
 void ds_array_free(ds_array_t *a);
 
+/* Retires the live assets of a source in the MSP org (all of them, or only
+ * those of one external organization), then runs dedup again in every
+ * company where a row had lost to one of them: those rows come back ACTIVE
+ * (or lose to the next-best winner). Counts are optional. */
+int ds_assets_retire(rn_devsrc_t *ds, rn_msp_org_t msp, const char *source,
+                     const char *external_org_id, const char *reason,
+                     int64_t *retired, int64_t *restored);
+
 /* Formats ms since the epoch as a timestamptz literal input (seconds with
  * fraction): "1700000000.123". */
 void ds_epoch_text(int64_t ms, char out[32]);

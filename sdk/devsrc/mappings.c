@@ -141,10 +141,13 @@ static int lock_mapping(rn_devsrc_t *ds, const char *msp_id,
   return 0;
 }
 
-static int audit_action(rn_devsrc_t *ds, rn_msp_org_t msp, const char *actor,
-                        const char *event, const char *provider,
-                        const char *region, const char *external_org_id,
-                        const mapping_row_t *before, int64_t company_id) {
+/* extra (borrowed, optional): more details to record. */
+static int audit_action_with(rn_devsrc_t *ds, rn_msp_org_t msp,
+                             const char *actor, const char *event,
+                             const char *provider, const char *region,
+                             const char *external_org_id,
+                             const mapping_row_t *before, int64_t company_id,
+                             json_t *extra) {
   json_t *details = json_pack("{s:s, s:s, s:s, s:I, s:s}", "provider",
                               provider, "region", region, "external_org_id",
                               external_org_id, "mapping_id",
@@ -155,12 +158,22 @@ static int audit_action(rn_devsrc_t *ds, rn_msp_org_t msp, const char *actor,
   if (details && before->company_id)
     json_object_set_new(details, "previous_company_id",
                         json_integer(before->company_id));
+  if (details && extra)
+    json_object_update(details, extra);
   char *text = details ? json_dumps(details, JSON_COMPACT) : NULL;
   json_decref(details);
   int rc = text ? rn_audit_msp(ds, msp, actor, event, text)
                 : ds_fail(ds, RN_ENOMEM, "audit: out of memory");
   free(text);
   return rc;
+}
+
+static int audit_action(rn_devsrc_t *ds, rn_msp_org_t msp, const char *actor,
+                        const char *event, const char *provider,
+                        const char *region, const char *external_org_id,
+                        const mapping_row_t *before, int64_t company_id) {
+  return audit_action_with(ds, msp, actor, event, provider, region,
+                           external_org_id, before, company_id, NULL);
 }
 
 static int check_transition(rn_devsrc_t *ds, const mapping_row_t *row,
@@ -280,18 +293,17 @@ int rn_mapping_ignore(rn_devsrc_t *ds, rn_msp_org_t msp, const char *provider,
                3, params, NULL);
   if (rc < 0)
     return rc;
-  const char *retire_params[] = {msp_id, provider, external_org_id, now};
-  rc = ds_exec(ds, "retire assets of an ignored organization",
-               "UPDATE asset SET status = 'RETIRED',"
-               " retired_at = to_timestamp($4), retired_reason ="
-               " 'organization mapping set to IGNORED',"
-               " duplicate_of_asset_id = NULL"
-               " WHERE msp_org_id = $1 AND external_source = $2"
-               " AND external_org_id = $3"
-               " AND (status = 'ACTIVE' OR duplicate_of_asset_id IS NOT NULL)",
-               4, retire_params, NULL);
+  int64_t retired = 0, restored = 0;
+  rc = ds_assets_retire(ds, msp, provider, external_org_id,
+                        "organization mapping set to IGNORED", &retired,
+                        &restored);
   if (rc < 0)
     return rc;
-  return audit_action(ds, msp, actor, "ORG_MAPPING_IGNORED", provider, region,
-                      external_org_id, &row, 0);
+  json_t *assets = json_pack("{s:I, s:I}", "assets_retired",
+                             (json_int_t)retired, "assets_restored",
+                             (json_int_t)restored);
+  rc = audit_action_with(ds, msp, actor, "ORG_MAPPING_IGNORED", provider,
+                         region, external_org_id, &row, 0, assets);
+  json_decref(assets);
+  return rc;
 }

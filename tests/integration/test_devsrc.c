@@ -11,6 +11,7 @@
 
 static rt_host_t host;
 static const char *dsn;
+static int64_t tx_now_ms; /* the clock of the next transactions */
 static int64_t msp_id, other_msp_id, customer_id;
 
 static char *q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -51,6 +52,7 @@ static void setup(void) {
   config->workers = 4;
   config->database_url = strdup(dsn);
   rt_host_open(&host, config);
+  tx_now_ms = 1767225600000; /* 2026-01-01 */
 }
 
 static void teardown(void) { rt_host_close(&host); }
@@ -70,7 +72,7 @@ typedef struct tx_s {
 static int tx_body(rn_db_tx_t *dbtx, void *data) {
   tx_t *t = data;
   rn_devsrc_t ds;
-  rn_devsrc_init(&ds, host.api, dbtx, 1767225600000); /* 2026-01-01 */
+  rn_devsrc_init(&ds, host.api, dbtx, tx_now_ms);
   int rc = t->body(&ds, t->data);
   if (rc < 0)
     snprintf(t->error, sizeof t->error, "%s", rn_devsrc_error(&ds));
@@ -177,8 +179,9 @@ Test(devsrc, dedups_across_four_sources_by_serial_then_mac_then_hostname) {
   EXPECT_STATUS("entra", "e5", "ACTIVE");
   cr_expect_eq(syncs[3].counts.deduped, 4, "ninjaone's sync retired %lld",
                (long long)syncs[3].counts.deduped);
-  cr_expect_eq(syncs[3].counts.statements, 5,
-               "upsert, retire, dedup (and its planner setting twice)");
+  cr_expect_eq(syncs[3].counts.statements, 6,
+               "planner settings, upsert, retire, dedup (and its planner "
+               "setting), planner settings restored");
 }
 
 Test(devsrc, a_duplicate_comes_back_when_its_winner_goes) {
@@ -215,7 +218,8 @@ Test(devsrc, a_truncated_pull_retires_nothing) {
   cr_assert_eq(in_tx(do_sync, &partial, err), 0, "%s", err);
   EXPECT_STATUS("ninjaone", "b", "ACTIVE");
   cr_expect_eq(partial.counts.retired, 0);
-  cr_expect_eq(partial.counts.updated, 1);
+  cr_expect_eq(partial.counts.seen, 1);
+  cr_expect_eq(partial.counts.updated, 0, "seen again, not changed");
   sync_t complete = {c, "ninjaone", two, 1, true, {0}};
   cr_assert_eq(in_tx(do_sync, &complete, err), 0, "%s", err);
   EXPECT_STATUS("ninjaone", "b", "RETIRED:not seen in a complete pull");
@@ -428,6 +432,7 @@ typedef struct signal_s {
   int64_t company;
   bool to_msp; /* write to the MSP org by mistake */
   rn_ticket_action_t action;
+  const rn_ticket_text_t *text;
 } signal_t;
 
 static int do_signal(rn_devsrc_t *ds, void *data) {
@@ -439,8 +444,8 @@ static int do_signal(rn_devsrc_t *ds, void *data) {
   if (rc < 0)
     return rc;
   return rn_ticket_bridge(ds, RN_MSP_ORG(msp_id), RN_COMPANY(s->company),
-                          customer, s->key, s->status, s->first_sync_done,
-                          &s->action, NULL);
+                          customer, s->key, s->status, s->text,
+                          s->first_sync_done, &s->action, NULL);
 }
 
 Test(devsrc, signals_write_evidence_per_control_and_tickets_dedup) {
@@ -450,7 +455,7 @@ Test(devsrc, signals_write_evidence_per_control_and_tickets_dedup) {
         (long long)customer_id, (long long)c);
   char err[1024];
   signal_t first = {"patch_sla", RN_SIGNAL_FAIL, "{\"outstanding\":7}", false,
-                    c, false, 0};
+                    c, false, 0, NULL};
   cr_assert_eq(in_tx(do_signal, &first, err), 0, "%s", err);
   cr_expect_eq(first.action, RN_TICKET_SUPPRESSED);
   cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket"), 0);
@@ -463,11 +468,11 @@ Test(devsrc, signals_write_evidence_per_control_and_tickets_dedup) {
                1);
 
   signal_t warn = {"patch_sla", RN_SIGNAL_WARNING, "{\"outstanding\":2}", true,
-                   c, false, 0};
+                   c, false, 0, NULL};
   cr_assert_eq(in_tx(do_signal, &warn, err), 0, "%s", err);
   cr_expect_eq(warn.action, RN_TICKET_OPENED);
   signal_t fail = {"patch_sla", RN_SIGNAL_FAIL, "{\"outstanding\":9}", true, c,
-                   false, 0};
+                   false, 0, NULL};
   cr_assert_eq(in_tx(do_signal, &fail, err), 0, "%s", err);
   cr_expect_eq(fail.action, RN_TICKET_UPDATED);
   cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket"), 1);
@@ -475,14 +480,14 @@ Test(devsrc, signals_write_evidence_per_control_and_tickets_dedup) {
   cr_expect_str_eq(t, "HIGH 2");
   free(t);
   signal_t pass = {"patch_sla", RN_SIGNAL_PASS, "{\"outstanding\":0}", true, c,
-                   false, 0};
+                   false, 0, NULL};
   cr_assert_eq(in_tx(do_signal, &pass, err), 0, "%s", err);
   cr_expect_eq(pass.action, RN_TICKET_RESOLVED);
   cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket WHERE status ="
                      " 'RESOLVED' AND resolution_note LIKE 'Resolved%%'"),
                1);
   signal_t again = {"patch_sla", RN_SIGNAL_FAIL, "{\"outstanding\":6}", true,
-                    c, false, 0};
+                    c, false, 0, NULL};
   cr_assert_eq(in_tx(do_signal, &again, err), 0, "%s", err);
   cr_expect_eq(again.action, RN_TICKET_OPENED, "a new finding, a new ticket");
 }
@@ -492,13 +497,13 @@ Test(devsrc, pii_or_a_wrong_organization_writes_nothing) {
   char err[1024];
   signal_t leak = {"device_inventory", RN_SIGNAL_PASS,
                    "{\"devices\":3,\"names\":[\"CTS-FS01\"]}", true, c, false,
-                   0};
+                   0, NULL};
   cr_expect_eq(in_tx(do_signal, &leak, err), RN_EPII);
   cr_expect(strstr(err, "metadata.names[0]: value looks like a machine name"),
             "%s", err);
   cr_expect(!strstr(err, "CTS-FS01"), "the error repeats the value: %s", err);
   signal_t wrong = {"device_inventory", RN_SIGNAL_PASS, "{\"devices\":3}",
-                    true, c, true, 0};
+                    true, c, true, 0, NULL};
   cr_expect_eq(in_tx(do_signal, &wrong, err), RN_ETENANT);
   cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 0);
   cr_expect_eq(q_int("SELECT count(*) FROM evidence"), 0);
@@ -525,4 +530,257 @@ Test(devsrc, ignoring_an_organization_retires_only_its_devices) {
   EXPECT_STATUS("ninjaone", "a", "RETIRED:organization mapping set to IGNORED");
   EXPECT_STATUS("ninjaone", "b", "RETIRED:organization mapping set to IGNORED");
   EXPECT_STATUS("ninjaone", "c", "ACTIVE");
+}
+
+/* ------------------------------------- retired winners and restored rows */
+
+typedef struct retire_s {
+  int64_t retired, restored;
+} retire_t;
+
+static int do_retire_source(rn_devsrc_t *ds, void *data) {
+  retire_t *r = data;
+  return rn_assets_retire_source(ds, RN_MSP_ORG(msp_id), "ninjaone",
+                                 "NinjaOne was disconnected", &r->retired,
+                                 &r->restored);
+}
+
+static int64_t active_in(int64_t company_id) {
+  return q_int("SELECT count(*) FROM asset WHERE portal_company_id = %lld"
+               " AND status = 'ACTIVE'",
+               (long long)company_id);
+}
+
+/* The repro of the report: 20 NinjaOne devices, 9 Level rows of which 6
+ * are the same machines, one Entra row of a machine both know. */
+static int64_t northwind(void) {
+  int64_t c = company("Northwind");
+  static char ids[40][16], serials[40][16];
+  rn_asset_t ninja[20], level[9], entra[1];
+  for (int i = 0; i < 20; i++) {
+    snprintf(ids[i], sizeof ids[i], "n%d", i);
+    snprintf(serials[i], sizeof serials[i], "NWSER%03d", i);
+    ninja[i] = (rn_asset_t){.external_id = ids[i],
+                            .serial_number = serials[i],
+                            .external_org_id = "7"};
+  }
+  for (int i = 0; i < 9; i++) {
+    snprintf(ids[20 + i], sizeof ids[20 + i], "l%d", i);
+    snprintf(serials[20 + i], sizeof serials[20 + i], "NWSER%03d",
+             i < 6 ? i : 100 + i);
+    level[i] = (rn_asset_t){.external_id = ids[20 + i],
+                            .serial_number = serials[20 + i]};
+  }
+  entra[0] = (rn_asset_t){.external_id = "e0", .serial_number = "nwser000"};
+  sync_t syncs[] = {{c, "entra", entra, 1, true, {0}},
+                    {c, "level", level, 9, true, {0}},
+                    {c, "ninjaone", ninja, 20, true, {0}}};
+  char err[1024];
+  for (size_t i = 0; i < 3; i++)
+    cr_assert_eq(in_tx(do_sync, &syncs[i], err), 0, "%s", err);
+  cr_assert_eq(active_in(c), 23);
+  return c;
+}
+
+Test(devsrc, a_disconnect_brings_back_the_rows_its_assets_had_deduplicated) {
+  int64_t c = northwind();
+  retire_t r = {0};
+  char err[1024];
+  cr_assert_eq(in_tx(do_retire_source, &r, err), 0, "%s", err);
+  cr_expect_eq(r.retired, 20);
+  cr_expect_eq(r.restored, 6);
+  cr_expect_eq(active_in(c), 9, "Northwind fell to %lld active assets",
+               (long long)active_in(c));
+  EXPECT_STATUS("level", "l0", "ACTIVE");
+  EXPECT_STATUS("level", "l5", "ACTIVE");
+  /* Entra's row now loses to the next-best source. */
+  EXPECT_STATUS("entra", "e0", "RETIRED:duplicate of level asset l0");
+  cr_expect_eq(q_int("SELECT count(*) FROM asset a JOIN asset w ON w.id ="
+                     " a.duplicate_of_asset_id WHERE w.status = 'RETIRED'"
+                     " AND w.duplicate_of_asset_id IS NULL"),
+               0, "a row is the duplicate of a retired row");
+}
+
+Test(devsrc, ignoring_an_organization_brings_back_what_its_devices_deduplicated) {
+  rn_discovered_org_t orgs[] = {{"7", "Northwind"}};
+  discover_t d = {orgs, 1, true, {0}};
+  char err[1024];
+  cr_assert_eq(in_tx(do_discover, &d, err), 0, "%s", err);
+  int64_t c = northwind();
+  action_t map = {.org = "7", .company = c, .kind = 0};
+  cr_assert_eq(in_tx(do_action, &map, err), 0, "%s", err);
+  action_t ignore = {.org = "7", .kind = 2};
+  cr_assert_eq(in_tx(do_action, &ignore, err), 0, "%s", err);
+  cr_expect_eq(active_in(c), 9);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
+                     " 'ORG_MAPPING_IGNORED' AND"
+                     " (details->>'assets_retired')::int = 20 AND"
+                     " (details->>'assets_restored')::int = 6"),
+               1);
+}
+
+Test(devsrc, a_winner_gone_from_a_complete_pull_restores_all_it_had_won) {
+  int64_t c = northwind();
+  sync_t gone = {c, "ninjaone", NULL, 0, true, {0}};
+  char err[1024];
+  cr_assert_eq(in_tx(do_sync, &gone, err), 0, "%s", err);
+  cr_expect_eq(gone.counts.retired, 20);
+  cr_expect_eq(gone.counts.restored, 6);
+  cr_expect_eq(active_in(c), 9);
+}
+
+/* ---------------------------------------------- unchanged rows stay put */
+
+static char *row_versions(int64_t company_id) {
+  return q("SELECT string_agg(external_id || '@' || xmin::text || '/' ||"
+           " xmax::text, ',' ORDER BY external_id) FROM asset WHERE"
+           " portal_company_id = %lld",
+           (long long)company_id);
+}
+
+Test(devsrc, an_unchanged_pull_writes_no_row_and_counts_only_changes) {
+  int64_t c = company("Adatum");
+  const int64_t day = 24LL * 3600 * 1000, t0 = tx_now_ms;
+  rn_asset_t pull[] = {
+      {.external_id = "a", .hostname = "AD-01", .last_seen_ms = t0 - 60000},
+      {.external_id = "b", .hostname = "AD-02", .last_seen_ms = t0 - 60000},
+      {.external_id = "c", .hostname = "AD-03", .last_seen_ms = t0 - 60000}};
+  sync_t s = {c, "ninjaone", pull, 3, true, {0}};
+  char err[1024];
+  cr_assert_eq(in_tx(do_sync, &s, err), 0, "%s", err);
+  cr_expect_eq(s.counts.created, 3);
+  char *before = row_versions(c);
+
+  /* Six hours later, the same pull; the devices checked in meanwhile. */
+  tx_now_ms = t0 + 6 * 3600 * 1000;
+  for (int i = 0; i < 3; i++)
+    pull[i].last_seen_ms = tx_now_ms - 60000;
+  cr_assert_eq(in_tx(do_sync, &s, err), 0, "%s", err);
+  cr_expect_eq(s.counts.seen, 3);
+  cr_expect_eq(s.counts.created, 0);
+  cr_expect_eq(s.counts.updated, 0, "updated %lld unchanged rows",
+               (long long)s.counts.updated);
+  char *after = row_versions(c);
+  cr_expect_str_eq(after, before, "unchanged rows were written or locked");
+  free(after);
+  /* When a sync last saw them: the second run, without a write. */
+  cr_expect_eq(q_int("SELECT count(*) FROM asset_last_seen l JOIN asset a ON"
+                     " a.id = l.asset_id WHERE a.portal_company_id = %lld AND"
+                     " l.last_synced_at = to_timestamp(%lld / 1000.0)",
+                     (long long)c, (long long)tx_now_ms),
+               3);
+  cr_expect_eq(q_int("SELECT count(*) FROM asset_sync_run WHERE"
+                     " portal_company_id = %lld AND complete AND seen = 3",
+                     (long long)c),
+               2);
+
+  /* One renamed, one seen again two days later: two updates, exactly. */
+  tx_now_ms = t0 + 3 * day;
+  pull[0].hostname = "AD-01-RENAMED";
+  pull[1].last_seen_ms = tx_now_ms - 60000;
+  cr_assert_eq(in_tx(do_sync, &s, err), 0, "%s", err);
+  cr_expect_eq(s.counts.updated, 2);
+  char *third = row_versions(c);
+  cr_expect(strstr(third, "c@") && strstr(before, "c@"));
+  const char *c_before = strstr(before, "c@"), *c_after = strstr(third, "c@");
+  cr_expect_str_eq(c_after, c_before, "device c was rewritten");
+  free(third);
+  free(before);
+  char *renamed = q("SELECT hostname FROM asset WHERE external_id = 'a'");
+  cr_expect_str_eq(renamed, "AD-01-RENAMED");
+  free(renamed);
+
+  /* A retired device seen again is a change: it comes back. */
+  sync_t two = {c, "ninjaone", pull, 2, true, {0}};
+  cr_assert_eq(in_tx(do_sync, &two, err), 0, "%s", err);
+  cr_expect_eq(two.counts.retired, 1);
+  cr_assert_eq(in_tx(do_sync, &s, err), 0, "%s", err);
+  cr_expect_eq(s.counts.updated, 1);
+  EXPECT_STATUS("ninjaone", "c", "ACTIVE");
+  /* Retired rows were last seen before they were retired. */
+  cr_expect_eq(q_int("SELECT count(*) FROM asset_last_seen l JOIN asset a ON"
+                     " a.id = l.asset_id WHERE a.external_id = 'c' AND"
+                     " l.last_synced_at = to_timestamp(%lld / 1000.0)",
+                     (long long)tx_now_ms),
+               1);
+}
+
+/* ------------------------------------------ disconnect and the dry run */
+
+static int do_mark_first(rn_devsrc_t *ds, void *data) {
+  (void)data;
+  return rn_credential_mark_first_evidence(ds, RN_MSP_ORG(msp_id), "ninjaone",
+                                           "eu");
+}
+
+Test(devsrc, a_disconnect_makes_the_first_sweep_after_reconnect_a_dry_run) {
+  char err[1024];
+  cred_t save = {.sealed = "v1:AAAA", .step = 0};
+  cr_assert_eq(in_tx(do_cred, &save, err), 0, "%s", err);
+  cr_assert_eq(in_tx(do_mark_first, NULL, err), 0, "%s", err);
+  cred_t off = {.step = 1};
+  cr_assert_eq(in_tx(do_cred, &off, err), 0, "%s", err);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " first_evidence_synced_at IS NULL"),
+               1);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE organization_id ="
+                     " %lld AND event = 'FIRST_EVIDENCE_SYNC_CLEARED' AND"
+                     " details->>'previous_first_evidence_synced_at' ="
+                     " '2026-01-01T00:00:00.000Z' AND details->>'region' ="
+                     " 'eu'",
+                     (long long)msp_id),
+               1);
+  /* Idempotent: nothing more to clear, nothing more audited. */
+  cr_assert_eq(in_tx(do_cred, &off, err), 0, "%s", err);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log"), 1);
+  cred_t again = {.sealed = "v2:BBBB", .step = 0};
+  cr_assert_eq(in_tx(do_cred, &again, err), 0, "%s", err);
+  cred_t get = {.step = 2};
+  cr_assert_eq(in_tx(do_cred, &get, err), 0, "%s", err);
+  cr_expect(get.got.is_active);
+  cr_expect(!get.got.first_evidence_synced,
+            "the first sweep after reconnect would open tickets");
+  rn_credential_release(host.api, &get.got);
+}
+
+/* -------------------------------------------- missing-data tickets */
+
+Test(devsrc, missing_data_tickets_are_titled_apart_from_findings) {
+  int64_t c = company("Tailspin");
+  q_int("UPDATE portal_company SET converted_to_organization_id = %lld"
+        " WHERE id = %lld RETURNING id",
+        (long long)customer_id, (long long)c);
+  char err[1024];
+  rn_ticket_text_t missing = {
+      RN_TICKET_NO_DATA, "NinjaOne returned no antivirus data for 5 devices",
+      "Missing data, not a failing measurement."};
+  signal_t nodata = {"antivirus_posture", RN_SIGNAL_WARNING,
+                     "{\"reason\":\"no_data\",\"devices_in_scope\":5,"
+                     "\"av_rows\":0}",
+                     true, c, false, 0, &missing};
+  cr_assert_eq(in_tx(do_signal, &nodata, err), 0, "%s", err);
+  cr_expect_eq(nodata.action, RN_TICKET_OPENED);
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket WHERE kind = 'NO_DATA'"
+                     " AND priority = 'MEDIUM' AND title = 'NinjaOne returned"
+                     " no antivirus data for 5 devices' AND description LIKE"
+                     " 'Missing data%%' AND status = 'OPEN'"),
+               1);
+  /* The same again updates it. */
+  cr_assert_eq(in_tx(do_signal, &nodata, err), 0, "%s", err);
+  cr_expect_eq(nodata.action, RN_TICKET_UPDATED);
+  /* Data arrives and fails: a finding, a new ticket; the other resolved. */
+  signal_t fail = {"antivirus_posture", RN_SIGNAL_FAIL, "{\"unprotected\":2}",
+                   true, c, false, 0, NULL};
+  cr_assert_eq(in_tx(do_signal, &fail, err), 0, "%s", err);
+  cr_expect_eq(fail.action, RN_TICKET_OPENED);
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket WHERE kind = 'NO_DATA'"
+                     " AND status = 'RESOLVED' AND resolution_note LIKE"
+                     " '%%superseded%%by a finding ticket%%'"),
+               1);
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket WHERE kind = 'FINDING'"
+                     " AND status = 'OPEN' AND priority = 'HIGH' AND title ="
+                     " 'Compliance finding: antivirus_posture is FAIL' AND"
+                     " description LIKE 'The antivirus_posture signal is"
+                     " FAIL%%'"),
+               1);
 }

@@ -105,7 +105,7 @@ static char *sim_device_ids(int org) {
   json_array_foreach(rows, i, row) {
     const char *status =
         json_string_value(json_object_get(row, "approvalStatus"));
-    if (n < 1000 && (!status || strcmp(status, "APPROVED") == 0))
+    if (n < 1000 && status && strcmp(status, "APPROVED") == 0)
       ids[n++] = json_integer_value(json_object_get(row, "id"));
   }
   json_decref(rows);
@@ -212,13 +212,15 @@ Test(ninjaone_assets, approved_devices_of_mapped_orgs_become_assets) {
   free(out);
   free(err);
 
-  /* Again: nothing new, everything updated, nothing retired. */
+  /* Again: nothing new, nothing changed, nothing retired; every device
+   * seen, none written. */
   sync_expect(0, NULL, NULL, NULL, NULL, NULL, NULL);
-  cr_expect_eq(q_int("SELECT (details->'totals'->>'updated')::int * 1000 +"
+  cr_expect_eq(q_int("SELECT (details->'totals'->>'seen')::int * 10000 +"
+                     " (details->'totals'->>'updated')::int * 1000 +"
                      " (details->'totals'->>'created')::int * 100 +"
                      " (details->'totals'->>'retired')::int FROM audit_log"
                      " WHERE event = 'NINJAONE_ASSET_SYNC' ORDER BY id DESC"
-                     " LIMIT 1"), 28000);
+                     " LIMIT 1"), 280000);
   cr_expect_eq(q_int("SELECT count(*) FROM asset WHERE status = 'ACTIVE'"), 28);
 }
 

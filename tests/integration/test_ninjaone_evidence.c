@@ -163,6 +163,17 @@ Test(ninjaone_evidence, boundaries_dry_run_then_tickets) {
                    "%s: %s no_data", name, signal_keys[k]);
     }
   }
+  /* no_data carries only true counts: nothing that reads as a measurement
+   * (a Trust Center would show "0% protected"). */
+  cr_expect(q_int("SELECT count(*) FROM monitoring_signal WHERE"
+                  " metadata->>'reason' = 'no_data'") > 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal WHERE"
+                     " metadata->>'reason' = 'no_data' AND NOT (metadata ?"
+                     " 'devices_in_scope' AND NOT metadata ?| array["
+                     " 'signature_age', 'protected_percent', 'fresh_percent',"
+                     " 'encrypted', 'not_encrypted', 'unknown',"
+                     " 'encrypted_percent', 'devices_with_success',"
+                     " 'without_success_percent', 'events'])"), 0);
 
   /* Everything on the customer orgs, nothing on the MSP's. */
   cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 22 * 5);
@@ -257,6 +268,20 @@ Test(ninjaone_evidence, boundaries_dry_run_then_tickets) {
       cr_expect_eq(tickets, strcmp(st, "PASS") == 0 ? 0 : 1, "%s %s",
                    json_string_value(json_object_get(org, "name")),
                    signal_keys[k]);
+      /* Missing data is titled as such, apart from failing posture. */
+      bool nd = expected_no_data(org, signal_keys[k]);
+      if (strcmp(st, "PASS") != 0)
+        cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket WHERE"
+                           " customer_org_id = %lld AND signal_key = '%s' AND"
+                           " status = 'OPEN' AND kind = '%s' AND title LIKE"
+                           " '%s'",
+                           customer[i], signal_keys[k],
+                           nd ? "NO_DATA" : "FINDING",
+                           nd ? "NinjaOne returned no %% for %% device%%"
+                              : "Compliance finding: %% is %%"),
+                     1, "%s %s: ticket kind or title",
+                     json_string_value(json_object_get(org, "name")),
+                     signal_keys[k]);
     }
   }
   cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket WHERE priority ="
@@ -439,4 +464,37 @@ Test(ninjaone_evidence, a_failing_endpoint_writes_nothing) {
   cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
                      " first_evidence_synced_at IS NULL AND"
                      " last_evidence_sweep->>'status' = 'error'"), 1);
+}
+
+/* The product page: the first sweep "after you connect" is a dry run, after
+ * a reconnect as much as after the first connect. */
+Test(ninjaone_evidence, the_first_sweep_after_a_reconnect_is_a_dry_run) {
+  connect_eu();
+  map_org(205, true);
+  sweep(NULL);
+  sweep(NULL);
+  long long tickets = q_int("SELECT count(*) FROM psa_ticket");
+  cr_assert(tickets > 0, "org 205 should open tickets once the bridge is on");
+  char *out, *err;
+  cr_assert_eq(nj(&out, &err, "disconnect", "--msp-org", msp_id(), NULL), 0,
+               "%s", err);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " first_evidence_synced_at IS NULL"), 1);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE organization_id ="
+                     " %lld AND event = 'FIRST_EVIDENCE_SYNC_CLEARED'", msp),
+               1);
+  q_int("UPDATE psa_ticket SET status = 'RESOLVED', resolved_at ="
+        " last_seen_at RETURNING 1");
+  connect_eu();
+  sweep(NULL);
+  cr_expect_eq(q_int("SELECT count(*) FROM psa_ticket WHERE status ="
+                     " 'OPEN'"), 0, "the first sweep after reconnect opened"
+                                   " tickets");
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " first_evidence_synced_at IS NOT NULL"), 1);
+  sweep(NULL);
+  cr_expect(q_int("SELECT count(*) FROM psa_ticket WHERE status = 'OPEN'") >
+            0);
 }

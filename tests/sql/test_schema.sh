@@ -106,7 +106,7 @@ apply_all "apply migrations in order" || finish
 expect "no runner schema created by these migrations" "0" \
   "SELECT count(*) FROM pg_namespace WHERE nspname = 'runner'"
 expect "platform tables are in public" \
-  "asset|audit_log|control_framework|control_requirement|evidence|integration_credential|integration_org_mapping|internal_control|monitoring_signal|organization|portal_company|psa_ticket|signal_control|signal_definition" \
+  "asset|asset_sync_run|audit_log|control_framework|control_requirement|evidence|integration_credential|integration_org_mapping|internal_control|monitoring_signal|organization|portal_company|psa_ticket|signal_control|signal_definition" \
   "SELECT string_agg(table_name, '|' ORDER BY table_name) FROM information_schema.tables
     WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
 
@@ -566,6 +566,60 @@ must_pass "PASS resolves it; a later finding opens a new ticket" \
 must_pass "another signal of the same customer gets its own ticket" \
   "INSERT INTO psa_ticket (msp_org_id, portal_company_id, customer_org_id, signal_key, priority, title)
    VALUES (102, 21, 202, 'backup_activity', 'MEDIUM', 'Backups failing')"
+
+# ---------------------------------------------------------------------------
+# 1005: ticket kind, asset sync runs and when a sync last saw an asset
+# ---------------------------------------------------------------------------
+
+expect "a ticket is a FINDING unless said otherwise" "FINDING" \
+  "SELECT kind FROM psa_ticket WHERE id = 1"
+must_fail "ticket kind is FINDING or NO_DATA" '23514: .*psa_ticket_kind_valid' \
+  "UPDATE psa_ticket SET kind = 'MISSING' WHERE id = 1"
+must_pass "a missing-data ticket with its description" \
+  "INSERT INTO psa_ticket (msp_org_id, portal_company_id, customer_org_id, signal_key, priority,
+                           kind, title, description)
+   VALUES (102, 21, 202, 'antivirus_posture', 'MEDIUM', 'NO_DATA',
+           'NinjaOne returned no antivirus data for 5 devices', 'Missing data.')"
+must_fail "a sync run's company belongs to its MSP" '23503: .*asset_sync_run_company_same_msp' \
+  "INSERT INTO asset_sync_run (msp_org_id, portal_company_id, external_source, synced_at, complete,
+                               seen, source_priority)
+   VALUES (101, 21, 'ninjaone', now(), true, 1, '{ninjaone}')"
+must_fail "a sync run saw a number of devices" '23514: .*asset_sync_run_seen_not_negative' \
+  "INSERT INTO asset_sync_run (msp_org_id, portal_company_id, external_source, synced_at, complete,
+                               seen, source_priority)
+   VALUES (101, 11, 'ninjaone', now(), true, -1, '{ninjaone}')"
+last_seen_sql=$(cat <<'SQL'
+INSERT INTO asset (msp_org_id, portal_company_id, external_source, external_id,
+                   first_synced_at, last_synced_at)
+VALUES (101, 11, 'level', 'seen-live', '2029-01-01 12:00+00', '2029-01-01 12:00+00'),
+       (101, 11, 'level', 'seen-retired', '2029-01-01 12:00+00', '2029-01-01 12:00+00'),
+       (101, 11, 'level', 'written-late', '2029-01-01 12:00+00', '2029-10-01 12:00+00');
+UPDATE asset SET status = 'RETIRED', retired_at = '2029-06-01 12:00+00', retired_reason = 'not seen'
+ WHERE external_id = 'seen-retired';
+INSERT INTO asset_sync_run (msp_org_id, portal_company_id, external_source, synced_at, complete,
+                            seen, source_priority)
+VALUES (101, 11, 'level', '2029-03-01 12:00+00', true, 3, '{ninjaone,level}'),
+       (101, 11, 'level', '2029-09-01 12:00+00', true, 2, '{ninjaone,level}'),
+       (101, 11, 'level', '2029-12-01 12:00+00', false, 1, '{ninjaone,level}'),
+       (101, 11, 'ninjaone', '2029-11-01 12:00+00', true, 9, '{ninjaone,level}');
+DO $do$
+DECLARE got text;
+BEGIN
+  SELECT string_agg(a.external_id || '=' ||
+                    to_char(l.last_synced_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), ','
+                    ORDER BY a.external_id)
+    INTO got
+    FROM asset_last_seen l JOIN asset a ON a.id = l.asset_id
+   WHERE a.external_source = 'level' AND a.external_id IN ('seen-live', 'seen-retired', 'written-late');
+  IF got IS DISTINCT FROM 'seen-live=2029-09-01,seen-retired=2029-03-01,written-late=2029-10-01' THEN
+    RAISE EXCEPTION 'asset_last_seen: %', got;
+  END IF;
+END
+$do$
+SQL
+)
+must_pass "last seen: newest complete run of its company and source (before retirement), or its own write" \
+  "$last_seen_sql"
 
 # ---------------------------------------------------------------------------
 # Idempotency and the generator

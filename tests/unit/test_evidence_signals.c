@@ -560,3 +560,133 @@ Test(metadata, many_devices_and_products_stay_bounded, .init = setup,
   cr_expect_eq(json_integer_value(json_object_get(md, "offline")), N / 4);
   json_decref(md);
 }
+
+/* ----------------------------------------------------------- no_data */
+
+/* Keys whose values would read as a measurement: none may appear beside
+ * reason no_data. */
+static const char *const measurement_keys[] = {
+    "signature_age",  "protected_percent", "fresh_percent",
+    "unprotected",    "fresh",             "aging",
+    "stale",          "encrypted",         "not_encrypted",
+    "unknown",        "encrypted_percent", "conversion_status",
+    "products_on",    "reporting_out_of_date",
+    "devices_with_success", "devices_without_success",
+    "devices_only_failed",  "without_success_percent",
+    "events",         "thresholds",        NULL};
+
+static void expect_only_true_counts(ev_signal_key_t key, int64_t devices,
+                                    const char *zero_key) {
+  ev_signal_t s;
+  cr_assert_eq(ev_compute(&agg, key, &s), 0);
+  cr_expect(s.no_data);
+  cr_expect_eq(s.devices_in_scope, devices);
+  json_t *md = json_loads(s.metadata, 0, NULL);
+  cr_assert(md);
+  cr_expect_str_eq(json_string_value(json_object_get(md, "reason")),
+                   "no_data");
+  cr_expect_str_eq(json_string_value(json_object_get(md, "status")),
+                   "WARNING");
+  cr_expect_eq(json_integer_value(json_object_get(md, "devices_in_scope")),
+               devices, "%s", s.metadata);
+  json_t *zero = json_object_get(md, zero_key);
+  cr_expect(json_is_integer(zero) && json_integer_value(zero) == 0, "%s: %s",
+            zero_key, s.metadata);
+  for (size_t i = 0; measurement_keys[i]; i++)
+    cr_expect(!json_object_get(md, measurement_keys[i]),
+              "%s reads as a measurement: %s", measurement_keys[i],
+              s.metadata);
+  cr_expect(!strstr(s.metadata, "percent"), "a percentage: %s", s.metadata);
+  cr_expect(!strstr(s.metadata, "signature_age"), "%s", s.metadata);
+  json_decref(md);
+  ev_signal_free(&s);
+}
+
+Test(no_data, antivirus_says_devices_in_scope_and_zero_rows_only,
+     .init = setup, .fini = teardown) {
+  add_windows(1000, 5, 0);
+  feed_av(7777, "SentinelOne", "ON", "Up-to-Date", NOW_S); /* not ours */
+  expect_only_true_counts(EV_ANTIVIRUS_POSTURE, 5, "av_rows");
+}
+
+Test(no_data, disk_encryption_counts_windows_and_mac_devices_only,
+     .init = setup, .fini = teardown) {
+  add_windows(1000, 2, 0);
+  nj_device_t linux_box = device(2000, "LINUX_SERVER", 0);
+  feed_devices(&linux_box, 1);
+  feed_volume(volume(1000, "Removable Disk", NULL, NULL));
+  feed_volume(volume(2000, "Local Disk", "UNKNOWN", "UNKNOWN"));
+  expect_only_true_counts(EV_DISK_ENCRYPTION, 2, "in_scope_volumes");
+  ev_signal_t s;
+  cr_assert_eq(ev_compute(&agg, EV_DISK_ENCRYPTION, &s), 0);
+  cr_expect(strstr(s.metadata, "\"out_of_scope_volumes\":2"), "%s",
+            s.metadata);
+  ev_signal_free(&s);
+}
+
+Test(no_data, backup_says_devices_in_scope_and_zero_events_only,
+     .init = setup, .fini = teardown) {
+  add_windows(1000, 4, 1);
+  feed_backup(1000, "SUCCESS", 9 * DAY_S); /* outside the window */
+  expect_only_true_counts(EV_BACKUP_ACTIVITY, 4, "backup_events");
+}
+
+Test(no_data, ticket_text_says_missing_data_not_a_failure, .init = setup,
+     .fini = teardown) {
+  add_windows(1000, 5, 0);
+  static const struct {
+    ev_signal_key_t key;
+    const char *title;
+  } cases[] = {
+      {EV_ANTIVIRUS_POSTURE, "NinjaOne returned no antivirus data for 5 devices"},
+      {EV_DISK_ENCRYPTION,
+       "NinjaOne returned no disk encryption data for 5 devices"},
+      {EV_BACKUP_ACTIVITY, "NinjaOne returned no backup activity for 5 devices"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    ev_signal_t s;
+    cr_assert_eq(ev_compute(&agg, cases[i].key, &s), 0);
+    char title[160], description[640];
+    ev_no_data_ticket(&s, title, sizeof title, description,
+                      sizeof description);
+    cr_expect_str_eq(title, cases[i].title);
+    cr_expect(strncmp(description, "Missing data, not a failing measurement",
+                      39) == 0,
+              "%s", description);
+    cr_expect(strstr(description, "reason no_data") &&
+                  strstr(description, ev_signal_name(cases[i].key)),
+              "%s", description);
+    ev_signal_free(&s);
+  }
+}
+
+Test(no_data, one_device_is_singular, .init = setup, .fini = teardown) {
+  add_windows(1000, 1, 0);
+  ev_signal_t s;
+  cr_assert_eq(ev_compute(&agg, EV_ANTIVIRUS_POSTURE, &s), 0);
+  char title[160], description[640];
+  ev_no_data_ticket(&s, title, sizeof title, description, sizeof description);
+  cr_expect_str_eq(title, "NinjaOne returned no antivirus data for 1 device");
+  ev_signal_free(&s);
+}
+
+/* ------------------------------------------------------ approvalStatus */
+
+Test(approval, a_device_without_approval_status_is_not_in_scope,
+     .init = setup, .fini = teardown) {
+  nj_device_t approved = device(1000, "WINDOWS_SERVER", 0);
+  nj_device_t missing = device(1001, "WINDOWS_SERVER", 0);
+  missing.approval_status = NULL;
+  nj_device_t pending = device(1002, "WINDOWS_SERVER", 0);
+  pending.approval_status = "PENDING";
+  cr_expect(nj_device_approved(&approved));
+  cr_expect(!nj_device_approved(&missing));
+  cr_expect(!nj_device_approved(&pending));
+  nj_device_t rows[] = {approved, missing, pending};
+  feed_devices(rows, 3);
+  cr_expect_eq(agg.count, 1);
+  cr_expect_eq(agg.endpoints[EV_SRC_DEVICES].dropped, 2);
+  /* Its rows are dropped too. */
+  feed_av(1001, "SentinelOne", "ON", "Up-to-Date", NOW_S);
+  cr_expect_eq(agg.av_rows, 0);
+}

@@ -85,7 +85,11 @@ int rn_credential_save(rn_devsrc_t *ds, rn_msp_org_t msp, const char *provider,
 /* RN_ENOENT when there is none. */
 int rn_credential_get(rn_devsrc_t *ds, rn_msp_org_t msp, const char *provider,
                       const char *region, rn_credential_t *out);
-/* Zeroes the sealed columns and sets is_active=false. Idempotent. */
+/* Zeroes the sealed columns, sets is_active=false and clears
+ * first_evidence_synced_at, so that the first evidence sweep after the next
+ * connect is a dry run again (the ticket bridge stays quiet), as after the
+ * first connect. Clearing a set stamp writes FIRST_EVIDENCE_SYNC_CLEARED on
+ * the MSP org with the previous value. Idempotent. */
 int rn_credential_deactivate(rn_devsrc_t *ds, rn_msp_org_t msp,
                              const char *provider, const char *region);
 /* Stamps first_evidence_synced_at if still NULL. */
@@ -135,7 +139,9 @@ int rn_mapping_create_new(rn_devsrc_t *ds, rn_msp_org_t msp,
                           const char *external_org_id, bool allow_from_ignored,
                           const char *actor, rn_company_t *company_out);
 /* Also retires the ACTIVE assets that came from that organization (rows
- * kept): "don't sync" takes its devices out of the PSA asset list. */
+ * kept): "don't sync" takes its devices out of the PSA asset list, and the
+ * rows they had deduplicated come back ACTIVE. The ORG_MAPPING_IGNORED
+ * audit row carries assets_retired and assets_restored. */
 int rn_mapping_ignore(rn_devsrc_t *ds, rn_msp_org_t msp, const char *provider,
                       const char *region, const char *external_org_id,
                       const char *actor);
@@ -157,6 +163,10 @@ typedef struct rn_asset_s {
   const char *external_org_id; /* the source's organization; NULL = unknown */
 } rn_asset_t;
 
+/* seen: devices in the pull; created: new rows; updated: rows whose content
+ * changed and was written (seen - created - updated rows were left as they
+ * were); retired: rows not in a complete pull; deduped: rows newly retired as
+ * a duplicate; restored: rows back to ACTIVE because their winner went. */
 typedef struct rn_asset_counts_s {
   int64_t seen, created, updated, retired, deduped, restored;
   int64_t statements; /* SQL round trips this sync used */
@@ -167,21 +177,30 @@ typedef struct rn_source_priority_s {
   const char *const *sources; /* NULL-terminated */
 } rn_source_priority_t;
 
-/* Upserts a pull of devices for (msp, company, source) with set-based SQL;
- * when `complete`, retires this source's devices of the company that the
- * pull did not contain (a truncated pull retires nothing). Then dedups the
- * company across sources: the same device (normalized serial, else a shared
- * MAC address, else hostname) stays ACTIVE only in the highest-priority
- * source; the others are retired naming the winner and come back when the
- * winner goes. */
+/* Upserts a pull of devices for (msp, company, source) with set-based SQL,
+ * writing only new rows and rows whose content changed (IS DISTINCT FROM;
+ * the device's last contact counts when it moved by a day or more), and
+ * records the pull as one asset_sync_run row. An unchanged row is not
+ * rewritten: when a sync last saw it is the newest complete run of its
+ * (company, source), as the asset_last_seen view computes. When `complete`,
+ * retires this source's devices of the company that the pull did not
+ * contain (a truncated pull retires nothing). Then dedups the company across
+ * sources: the same device (normalized serial, else a shared MAC address,
+ * else hostname) stays ACTIVE only in the highest-priority source; the
+ * others are retired naming the winner and come back when the winner goes. */
 int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
                    const char *source, const rn_asset_t *assets, size_t count,
                    bool complete, const rn_source_priority_t *priority,
                    rn_asset_counts_t *counts);
-/* Retires every ACTIVE asset of a source in the MSP org (disconnect). */
+/* Retires every live asset of a source in the MSP org (disconnect). The
+ * rows they had deduplicated come back ACTIVE in the same transaction (or
+ * lose to the next-best winner of the default priority). *retired counts
+ * the rows that were ACTIVE, *restored the rows back to ACTIVE; both
+ * optional. "Don't sync" (rn_mapping_ignore) and a complete pull that no
+ * longer holds a winner restore its duplicates the same way. */
 int rn_assets_retire_source(rn_devsrc_t *ds, rn_msp_org_t msp,
                             const char *source, const char *reason,
-                            int64_t *retired);
+                            int64_t *retired, int64_t *restored);
 
 /* Normalizations used by dedup (exposed for plugins and tests). Write into
  * out (NUL-terminated); return false when the input has no usable value. */
@@ -228,14 +247,32 @@ typedef enum rn_ticket_action {
   RN_TICKET_RESOLVED
 } rn_ticket_action_t;
 
+typedef enum rn_ticket_kind {
+  RN_TICKET_FINDING = 0, /* the measurement failed the signal's rule */
+  RN_TICKET_NO_DATA      /* the source sent nothing to measure */
+} rn_ticket_kind_t;
+
+/* What a ticket says. title/description NULL: a default naming the signal
+ * and its status ("Compliance finding: patch_sla is FAIL"). A NO_DATA
+ * ticket should say what was missing, e.g. "NinjaOne returned no antivirus
+ * data for 5 devices". Strings are copied. */
+typedef struct rn_ticket_text_s {
+  rn_ticket_kind_t kind;
+  const char *title;
+  const char *description;
+} rn_ticket_text_t;
+
 /* Routes one signal to the MSP's PSA queue for the company: FAIL opens or
  * updates a HIGH ticket, WARNING a MEDIUM one, one open ticket per
- * (customer, signal key); PASS resolves an open one with a note. Does
+ * (customer, signal key); PASS resolves an open one with a note. An open
+ * ticket of the other kind (finding vs. no data) is resolved as superseded
+ * and a new one opened. text NULL = a FINDING with the default text. Does
  * nothing (RN_TICKET_SUPPRESSED) while first_sync_done is false. */
 int rn_ticket_bridge(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
                      rn_customer_org_t customer, const char *signal_key,
-                     rn_signal_status_t status, bool first_sync_done,
-                     rn_ticket_action_t *action, int64_t *ticket_id);
+                     rn_signal_status_t status, const rn_ticket_text_t *text,
+                     bool first_sync_done, rn_ticket_action_t *action,
+                     int64_t *ticket_id);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "regentra/plugin.h"
 
@@ -203,6 +204,16 @@ typedef struct nj_device_s {
   const nj_disk_t *disks;
   size_t n_disks;
 } nj_device_t;
+
+/* The one approval rule of every NinjaOne plugin: a device is approved
+ * only when its record says approvalStatus APPROVED. A record without the
+ * field is not approved (not an asset, out of evidence scope): approval is
+ * a state NinjaOne always reports, so a record that omits it proves
+ * nothing, and counting it would put unvetted devices in the PSA asset list
+ * and in compliance evidence. */
+static inline bool nj_device_approved(const nj_device_t *d) {
+  return d->approval_status && strcmp(d->approval_status, "APPROVED") == 0;
+}
 
 typedef struct nj_bitlocker_s {
   bool present;
