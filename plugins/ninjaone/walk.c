@@ -375,6 +375,7 @@ int nj_walk_start(nj_client_t *client, const nj_walk_opts_t *opts,
     return RN_ENOMEM;
   }
   nj__call_init(&w->call, client, on_page_answer, w);
+  w->call.ep = w->ep;
   int rc = client->host->timer_start(client->ctx, 0, on_kick, w, &w->kick);
   if (rc < 0) {
     nj__call_clear(&w->call);

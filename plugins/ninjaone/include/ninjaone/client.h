@@ -124,17 +124,37 @@ const char *nj_client_rate_key(const nj_client_t *client);
 /* Scope granted with the last token (borrowed, NULL before one). */
 const char *nj_client_granted_scope(const nj_client_t *client);
 
+typedef enum nj_endpoint_e {
+  NJ_EP_ORGANIZATIONS = 0,  /* /v2/organizations, after-id */
+  NJ_EP_DEVICES_DETAILED,   /* /v2/devices-detailed, after-id */
+  NJ_EP_VOLUMES,            /* /v2/queries/volumes?include=bl, cursor */
+  NJ_EP_AV_STATUS,          /* /v2/queries/antivirus-status, cursor */
+  NJ_EP_OS_PATCHES,         /* /v2/queries/os-patches, cursor */
+  NJ_EP_SOFTWARE_PATCHES,   /* /v2/queries/software-patches, cursor */
+  NJ_EP_ACTIVITIES,         /* /v2/activities, olderThan */
+  NJ_EP_COUNT
+} nj_endpoint_t;
+
+const char *nj_endpoint_path(nj_endpoint_t ep); /* "/v2/queries/volumes" */
+
 typedef struct nj_client_stats_s {
   uint64_t requests;       /* API requests sent (retries included) */
   uint64_t token_requests; /* token endpoint calls */
   uint64_t retries;        /* after 5xx, transport errors, bad JSON */
   uint64_t throttled;      /* 429s and HTML throttle pages seen */
   uint64_t renewals_401;   /* token renewals after a 401 */
+  /* API requests by endpoint (retries included); they add up to requests. */
+  uint64_t endpoint_requests[NJ_EP_COUNT];
+  uint64_t token_cache_hits; /* tokens taken from the process's cache */
 } nj_client_stats_t;
 void nj_client_get_stats(const nj_client_t *client, nj_client_stats_t *out);
 
-/* Makes sure a token is at hand (fetching one if needed): cb is called once
- * with 0 or the error and a sentence (borrowed). For "test connection". */
+/* Makes sure a token is at hand: cb is called once with 0 or the error and
+ * a sentence (borrowed). No API request is made: the token comes from the
+ * process's cache when one is there (every client of the same base URL,
+ * client id and secret shares it, across plugins when the host has the
+ * token cache of ABI 1.2), or from one token request that every client of
+ * the credential waiting at that moment shares. */
 typedef void (*nj_status_cb)(nj_client_t *client, int status,
                              const char *message, void *data);
 int nj_client_authenticate(nj_client_t *client, nj_status_cb cb, void *data);
@@ -283,18 +303,6 @@ typedef struct nj_activity_s {
 
 /* ------------------------------------------------------------ walkers */
 
-typedef enum nj_endpoint_e {
-  NJ_EP_ORGANIZATIONS = 0,  /* /v2/organizations, after-id */
-  NJ_EP_DEVICES_DETAILED,   /* /v2/devices-detailed, after-id */
-  NJ_EP_VOLUMES,            /* /v2/queries/volumes?include=bl, cursor */
-  NJ_EP_AV_STATUS,          /* /v2/queries/antivirus-status, cursor */
-  NJ_EP_OS_PATCHES,         /* /v2/queries/os-patches, cursor */
-  NJ_EP_SOFTWARE_PATCHES,   /* /v2/queries/software-patches, cursor */
-  NJ_EP_ACTIVITIES,         /* /v2/activities, olderThan */
-  NJ_EP_COUNT
-} nj_endpoint_t;
-
-const char *nj_endpoint_path(nj_endpoint_t ep); /* "/v2/queries/volumes" */
 
 /* One decoded page; rows borrowed for the callback. Exactly one of the
  * arrays is set, by endpoint. */
