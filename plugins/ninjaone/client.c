@@ -247,6 +247,38 @@ void nj_client_get_stats(const nj_client_t *c, nj_client_stats_t *out) {
   *out = c->stats;
 }
 
+json_t *nj_client_stats_json(const nj_client_stats_t *st) {
+  json_t *by = json_object();
+  for (int ep = 0; by && ep < NJ_EP_COUNT; ep++)
+    if (st->endpoint_requests[ep])
+      json_object_set_new(by, nj_endpoint_path((nj_endpoint_t)ep),
+                          json_integer((json_int_t)st->endpoint_requests[ep]));
+  if (by && st->token_requests)
+    json_object_set_new(by, TOKEN_PATH,
+                        json_integer((json_int_t)st->token_requests));
+  return by ? json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "requests",
+                        (json_int_t)st->requests, "token_requests",
+                        (json_int_t)st->token_requests, "retries",
+                        (json_int_t)st->retries, "throttled",
+                        (json_int_t)st->throttled, "throttled_429",
+                        (json_int_t)st->throttled_429, "throttle_pages",
+                        (json_int_t)st->throttle_pages, "by_endpoint", by)
+            : NULL;
+}
+
+void nj_client_stats_add(nj_client_stats_t *sum, const nj_client_stats_t *add) {
+  sum->requests += add->requests;
+  sum->token_requests += add->token_requests;
+  sum->retries += add->retries;
+  sum->throttled += add->throttled;
+  sum->renewals_401 += add->renewals_401;
+  for (int ep = 0; ep < NJ_EP_COUNT; ep++)
+    sum->endpoint_requests[ep] += add->endpoint_requests[ep];
+  sum->token_cache_hits += add->token_cache_hits;
+  sum->throttled_429 += add->throttled_429;
+  sum->throttle_pages += add->throttle_pages;
+}
+
 void nj__describe(const nj_client_t *c, const char *path, char *buf,
                   size_t len) {
   size_t n = strcspn(path, "?");
@@ -605,6 +637,10 @@ static void on_token(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
                                    (resp->status < 300 && is_html(resp)));
   if (throttled) {
     c->stats.throttled++;
+    if (resp->status == 429)
+      c->stats.throttled_429++;
+    else
+      c->stats.throttle_pages++;
     if (c->token_throttles++ < c->opts.max_throttle_retries) {
       int64_t ra = retry_after_ms(resp, c->host);
       uint64_t b = backoff_ms(c, c->token_throttles);
@@ -892,6 +928,10 @@ static void on_api(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
   long http = resp->status;
   if (http == 429 || (http >= 200 && http < 300 && is_html(resp))) {
     c->stats.throttled++;
+    if (http == 429)
+      c->stats.throttled_429++;
+    else
+      c->stats.throttle_pages++;
     int64_t ra = retry_after_ms(resp, c->host);
     uint64_t b = backoff_ms(c, call->throttles + 1);
     uint64_t delay = ra > (int64_t)b ? (uint64_t)ra : b;

@@ -716,3 +716,112 @@ Test(ninjaone_regions, know_the_five_hosts) {
   cr_expect_str_eq(nj_region_host(r), "oc.ninjarmm.com");
   cr_expect_eq(nj_region_parse("uk", &r), RN_EINVAL);
 }
+
+/* ------------------------------------------------- one token a process */
+
+typedef struct auth_run_s {
+  bool done;
+  int status;
+} auth_run_t;
+
+static void on_authenticated(nj_client_t *c, int status, const char *message,
+                             void *data) {
+  (void)c;
+  (void)message;
+  auth_run_t *a = data;
+  cr_assert_not(a->done, "authenticate called back twice");
+  a->done = true;
+  a->status = status;
+}
+
+static int authenticate(nj_client_t *c) {
+  auth_run_t a = {0};
+  cr_assert_eq(nj_client_authenticate(c, on_authenticated, &a), 0);
+  cr_assert(rt_host_run_until(&h, &a.done, 60000), "no token");
+  return a.status;
+}
+
+static long endpoint_requests(const char *path) {
+  simc_resp_t r = simc_get(&sim, "/_sim/stats", NULL);
+  json_t *v = json_object_get(
+      json_object_get(
+          json_object_get(json_object_get(r.json, "tenants"), "eu"),
+          "endpoints"),
+      path);
+  long n = v ? (long)json_integer_value(v) : 0;
+  simc_resp_free(&r);
+  return n;
+}
+
+/* Jobs come and go, each with a client of its own (a mapping command, a
+ * customer's sweep): one token serves them all while it lives, and signing
+ * in costs no API request. A wrong secret is never handed that token. */
+Test(ninjaone_client, clients_one_after_another_share_one_token,
+     .timeout = 60) {
+  start_sim(NULL);
+  cr_assert_eq(simc_control(&sim, "reset-stats", "{}"), 200);
+  for (int job = 0; job < 3; job++) {
+    nj_client_t *c = client();
+    cr_expect_eq(authenticate(c), 0);
+    walk_run_t r;
+    run_walk(c, NJ_EP_ORGANIZATIONS, 100, NULL, 0, &r);
+    cr_expect_eq(r.res.status, 0, "%s", r.message);
+    cr_expect_eq(r.nkeys, 3);
+    free_run(&r);
+    nj_client_stats_t st;
+    nj_client_get_stats(c, &st);
+    cr_expect_eq(st.requests, 1);
+    cr_expect_eq(st.endpoint_requests[NJ_EP_ORGANIZATIONS], 1);
+    cr_expect_eq(st.token_requests, job == 0 ? 1 : 0, "job %d", job);
+    cr_expect_eq(st.token_cache_hits, job == 0 ? 0 : 1, "job %d", job);
+    nj_client_free(c);
+  }
+  cr_expect_eq(stat_int("eu", "tokenRequests"), 1);
+  cr_expect_eq(endpoint_requests("/v2/organizations"), 3);
+  cr_expect_eq(stat_int("eu", "requests"), 3);
+  /* Same client id, wrong secret: its own token request, refused. */
+  nj_client_t *bad = client_with("eu", "sim-eu-client", "not-the-secret");
+  cr_expect_eq(authenticate(bad), RN_EAUTH);
+  nj_client_free(bad);
+  cr_expect_eq(stat_int("eu", "tokenRequests"), 2);
+  stop_sim();
+}
+
+/* Clients of one credential starting at once: one token request between
+ * them; a 401 drops the shared token and one renewal serves the others. */
+Test(ninjaone_client, concurrent_clients_share_one_token_request,
+     .timeout = 60) {
+  enum { N = 8 };
+  static walk_run_t runs[N];
+  nj_client_t *clients[N];
+  int finished = 0;
+  start_sim(NULL);
+  cr_assert_eq(simc_control(&sim, "reset-stats", "{}"), 200);
+  for (int i = 0; i < N; i++) {
+    clients[i] = client();
+    memset(&runs[i], 0, sizeof runs[i]);
+    runs[i].finished = &finished;
+    nj_walk_opts_t o = {.endpoint = NJ_EP_ORGANIZATIONS, .page_size = 100};
+    cr_assert_eq(nj_walk_start(clients[i], &o, on_page, on_walk_done,
+                               &runs[i], NULL),
+                 0);
+  }
+  for (int i = 0; i < 600 && finished < N; i++) {
+    bool never = false;
+    rt_host_run_until(&h, &never, 50);
+  }
+  cr_assert_eq(finished, N);
+  uint64_t tokens = 0;
+  for (int i = 0; i < N; i++) {
+    cr_expect_eq(runs[i].res.status, 0, "%s", runs[i].message);
+    free_run(&runs[i]);
+    nj_client_stats_t st;
+    nj_client_get_stats(clients[i], &st);
+    tokens += st.token_requests;
+  }
+  cr_expect_eq(stat_int("eu", "tokenRequests"), 1);
+  cr_expect_eq(tokens, 1, "the clients' own figures agree");
+  for (int i = 0; i < N; i++)
+    nj_client_free(clients[i]);
+  stop_sim();
+}

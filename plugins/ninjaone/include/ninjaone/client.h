@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "regentra/plugin.h"
 
 #ifdef __cplusplus
@@ -146,8 +148,16 @@ typedef struct nj_client_stats_s {
   /* API requests by endpoint (retries included); they add up to requests. */
   uint64_t endpoint_requests[NJ_EP_COUNT];
   uint64_t token_cache_hits; /* tokens taken from the process's cache */
+  uint64_t throttled_429;    /* of throttled: 429 answers */
+  uint64_t throttle_pages;   /* of throttled: HTML throttle pages */
 } nj_client_stats_t;
 void nj_client_get_stats(const nj_client_t *client, nj_client_stats_t *out);
+void nj_client_stats_add(nj_client_stats_t *sum, const nj_client_stats_t *add);
+/* The figures of a run as a JSON object (new): requests (API requests,
+ * retries included), token_requests, retries, throttled (429s plus throttle
+ * pages), throttled_429, throttle_pages and by_endpoint {path: requests,
+ * the token endpoint included}. NULL when out of memory. */
+json_t *nj_client_stats_json(const nj_client_stats_t *stats);
 
 /* Makes sure a token is at hand: cb is called once with 0 or the error and
  * a sentence (borrowed). No API request is made: the token comes from the
