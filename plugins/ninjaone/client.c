@@ -138,6 +138,8 @@ int nj_client_new(const rn_host_t *host, rn_ctx_t *ctx,
     c->opts.max_orgs = 5000;
   if (!c->opts.max_devices_per_org)
     c->opts.max_devices_per_org = 10000;
+  if (!c->opts.max_pages_in_flight)
+    c->opts.max_pages_in_flight = 4;
   if (opts->base_url && *opts->base_url) {
     c->base_url = dup_str(opts->base_url);
     if (!c->base_url)
@@ -1026,7 +1028,10 @@ static void call_send(nj_call_t *call) {
   sodium_memzero(auth, strlen(auth));
   free(auth);
   free(url);
-  if (rc < 0) {
+  if (rc == RN_ESTATE) {
+    /* The host is shutting down: this request is as good as cancelled. */
+    call_fail(call, RN_ECANCELED, "cancelled: the host is shutting down");
+  } else if (rc < 0) {
     char where[200];
     nj__describe(c, call->path, where, sizeof where);
     call_fail(call, rc, "%s: request refused: %s", where,

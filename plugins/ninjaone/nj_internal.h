@@ -10,6 +10,10 @@
 #include "ninjaone/client.h"
 
 #define NJ_ERR_LEN 512
+/* Pages in flight or held at once in one plugin image (all credentials),
+ * and the most credentials tracked for their own cap. */
+#define NJ_MAX_PAGES_IN_FLIGHT 8u
+#define NJ_MAX_TENANTS 64
 
 typedef struct nj_call_s nj_call_t;
 
@@ -91,6 +95,9 @@ int nj__call_start(nj_call_t *call, char *path);
 void nj__call_retry(nj_call_t *call, int status, const char *message);
 void nj__call_cancel(nj_call_t *call);
 void nj__call_clear(nj_call_t *call);
+
+/* Pages in flight or held now: of this rate key, or of the image (NULL). */
+unsigned nj__pages_in_flight(const char *rate_key);
 
 /* Percent-encodes n bytes of s into out (RFC 3986 unreserved kept, space
  * as %20); returns the length written. out NULL: only measures. */

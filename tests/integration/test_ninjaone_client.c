@@ -825,3 +825,71 @@ Test(ninjaone_client, concurrent_clients_share_one_token_request,
     nj_client_free(clients[i]);
   stop_sim();
 }
+
+/* --------------------------------------------------- bounded pages */
+
+typedef struct capped_s {
+  const char *rate_key;
+  unsigned max_key, max_all;
+  uint64_t devices;
+  int finished;
+  int failed;
+} capped_t;
+
+static int on_capped_page(const nj_page_t *p, void *data) {
+  capped_t *c = data;
+  unsigned k = nj__pages_in_flight(c->rate_key), a = nj__pages_in_flight(NULL);
+  if (k > c->max_key)
+    c->max_key = k;
+  if (a > c->max_all)
+    c->max_all = a;
+  c->devices += p->count;
+  return 0;
+}
+
+static void on_capped_done(nj_walk_t *w, const nj_walk_result_t *res,
+                           void *data) {
+  (void)w;
+  capped_t *c = data;
+  c->finished++;
+  c->failed += res->status != 0;
+}
+
+/* However many walks run, a credential has at most max_pages_in_flight
+ * pages sent, buffered or being decoded, and the plugin at most 8. */
+Test(ninjaone_client, many_walks_hold_no_more_pages_than_the_caps,
+     .timeout = 120) {
+  enum { N = 20 };
+  start_sim(NULL);
+  char url[160];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/eu", sim.port);
+  nj_client_opts_t o = {.region = NJ_REGION_EU, .base_url = url,
+                        .client_id = "sim-eu-client",
+                        .client_secret = "sim-eu-secret",
+                        .client_secret_len = strlen("sim-eu-secret"),
+                        .rate_limit_off = true, .max_pages_in_flight = 3};
+  nj_client_t *c;
+  char err[256];
+  cr_assert_eq(nj_client_new(h.api, h.ctx, &o, &c, err, sizeof err), 0, "%s",
+               err);
+  capped_t cap = {.rate_key = nj_client_rate_key(c)};
+  for (int i = 0; i < N; i++) {
+    nj_walk_opts_t wo = {.endpoint = NJ_EP_DEVICES_DETAILED, .page_size = 4};
+    cr_assert_eq(nj_walk_start(c, &wo, on_capped_page, on_capped_done, &cap,
+                               NULL),
+                 0);
+  }
+  for (int i = 0; i < 2400 && cap.finished < N; i++) {
+    bool never = false;
+    rt_host_run_until(&h, &never, 50);
+  }
+  cr_assert_eq(cap.finished, N);
+  cr_expect_eq(cap.failed, 0);
+  cr_expect_eq(cap.devices, (uint64_t)N * 30);
+  cr_expect_leq(cap.max_key, 3);
+  cr_expect_geq(cap.max_key, 2, "the walks did overlap");
+  cr_expect_leq(cap.max_all, NJ_MAX_PAGES_IN_FLIGHT);
+  cr_expect_eq(nj__pages_in_flight(NULL), 0, "every slot given back");
+  nj_client_free(c);
+  stop_sim();
+}

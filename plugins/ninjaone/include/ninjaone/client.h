@@ -67,6 +67,11 @@ typedef struct nj_client_opts_s {
   uint32_t backoff_max_ms;    /* 0 = 30,000 */
   uint32_t max_orgs;          /* organizations cap; 0 = 5,000 */
   uint32_t max_devices_per_org; /* device walks cap; 0 = 10,000 */
+  /* Pages of this credential + region in flight or held at once, across
+   * every walk and client of the plugin (the plugin as a whole holds at
+   * most 8): memory is bounded by these caps, not by the number of walks.
+   * 0 = 4. */
+  uint32_t max_pages_in_flight;
   /* ABI-free struct: fields are only appended. */
 } nj_client_opts_t;
 
