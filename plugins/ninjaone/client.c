@@ -803,6 +803,7 @@ static void token_fetch(nj_client_t *c) {
   rq.body_len = o;
   rq.timeout_ms = c->opts.timeout_ms;
   rq.ca_file = c->ca_file;
+  rq.rate_key = c->rate_key; /* token requests spend the tenant's budget */
   c->stats.token_requests++;
   int rc = c->host->http_request(c->ctx, &rq, on_token, c, &c->token_req);
   sodium_memzero(body, o); /* the host copied it (and wipes its copy) */
