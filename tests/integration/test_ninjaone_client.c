@@ -893,3 +893,60 @@ Test(ninjaone_client, many_walks_hold_no_more_pages_than_the_caps,
   nj_client_free(c);
   stop_sim();
 }
+
+/* ------------------------------------------ the host's upstream counts */
+
+typedef struct upstream_seen_s {
+  const char *key;
+  uint64_t orgs, devices, token, throttled;
+} upstream_seen_t;
+
+static void on_upstream(const char *key, const char *endpoint,
+                        uint64_t requests, uint64_t throttled, void *data) {
+  upstream_seen_t *u = data;
+  if (strcmp(key, u->key) != 0)
+    return;
+  if (strcmp(endpoint, "/eu/v2/organizations") == 0)
+    u->orgs += requests;
+  else if (strcmp(endpoint, "/eu/v2/devices-detailed") == 0)
+    u->devices += requests;
+  else if (strcmp(endpoint, "/eu/ws/oauth/token") == 0)
+    u->token += requests;
+  u->throttled += throttled;
+}
+
+/* What /metrics shows per rate key and endpoint is what NinjaOne saw:
+ * token requests included (they carry the tenant's key), 429s counted. */
+Test(ninjaone_client, host_counts_upstream_requests_by_key_and_endpoint,
+     .timeout = 60) {
+  start_sim(NULL);
+  cr_assert_eq(simc_control(&sim, "reset-stats", "{}"), 200);
+  cr_assert_eq(simc_control(&sim, "faults",
+                            "{\"endpoint\":\"/v2/devices-detailed\","
+                            "\"kind\":\"http429\",\"rate\":1,\"count\":1,"
+                            "\"retryAfter\":0}"),
+               200);
+  nj_client_t *c = client();
+  walk_run_t r;
+  run_walk(c, NJ_EP_ORGANIZATIONS, 2, NULL, 0, &r);
+  cr_expect_eq(r.res.status, 0, "%s", r.message);
+  free_run(&r);
+  run_walk(c, NJ_EP_DEVICES_DETAILED, 1000, NULL, 0, &r);
+  cr_expect_eq(r.res.status, 0, "%s", r.message);
+  free_run(&r);
+  upstream_seen_t seen = {.key = nj_client_rate_key(c)};
+  rn__http_upstream_foreach(&h.runner, on_upstream, &seen);
+  cr_expect_eq(seen.orgs, (uint64_t)endpoint_requests("/v2/organizations"));
+  cr_expect_eq(seen.devices,
+               (uint64_t)endpoint_requests("/v2/devices-detailed"));
+  cr_expect_eq(seen.devices, 2, "the 429 and its retry");
+  cr_expect_eq(seen.token, (uint64_t)stat_int("eu", "tokenRequests"));
+  cr_expect_eq(seen.token, 1);
+  cr_expect_eq(seen.throttled, 1, "the injected 429");
+  nj_client_stats_t st;
+  nj_client_get_stats(c, &st);
+  cr_expect_eq(st.requests, seen.orgs + seen.devices);
+  cr_expect_eq(st.throttled_429, 1);
+  nj_client_free(c);
+  stop_sim();
+}
