@@ -950,3 +950,40 @@ Test(ninjaone_client, host_counts_upstream_requests_by_key_and_endpoint,
   nj_client_free(c);
   stop_sim();
 }
+
+/* Another plugin of the process holds the host cache's claim on the token:
+ * this client asks no token of its own but waits for the one put there. */
+Test(ninjaone_client, waits_for_a_token_another_plugin_is_fetching,
+     .timeout = 60) {
+  start_sim(NULL);
+  cr_assert_eq(simc_control(&sim, "reset-stats", "{}"), 200);
+  nj_client_t *c = client();
+  char *v = NULL;
+  size_t len = 0;
+  int64_t until = 0;
+  cr_assert_eq(h.api->token_get(h.ctx, c->cache_key, &v, &len, &until),
+               RN_ENOENT, "the claim is ours");
+  auth_run_t a = {0};
+  cr_assert_eq(nj_client_authenticate(c, on_authenticated, &a), 0);
+  cr_expect_not(rt_host_run_until(&h, &a.done, 300), "no token yet");
+  cr_expect_eq(stat_int(NULL, "tokenRequests"), 0, "it waits, asks none");
+  char *token = simc_token(&sim, "eu", "sim-eu-client", "sim-eu-secret",
+                           "monitoring");
+  cr_assert(token);
+  char value[600];
+  int n = snprintf(value, sizeof value, "monitoring\n%s", token);
+  free(token);
+  cr_assert_eq(h.api->token_put(h.ctx, c->cache_key, value, (size_t)n,
+                                h.api->now_ms(h.ctx) + 600000),
+               0);
+  cr_assert(rt_host_run_until(&h, &a.done, 5000), "the token was not taken");
+  cr_expect_eq(a.status, 0);
+  walk_run_t r;
+  run_walk(c, NJ_EP_ORGANIZATIONS, 100, NULL, 0, &r);
+  cr_expect_eq(r.res.status, 0, "%s", r.message);
+  free_run(&r);
+  cr_expect_eq(stat_int(NULL, "tokenRequests"), 1, "only the other one's");
+  cr_expect_str_eq(nj_client_granted_scope(c), "monitoring");
+  nj_client_free(c);
+  stop_sim();
+}
