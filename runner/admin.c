@@ -287,8 +287,7 @@ static void rate_metrics(rn__runner_t *runner, text_t *t) {
 }
 
 static void upstream_sample(const char *key, const char *endpoint,
-                            uint64_t requests, uint64_t throttled,
-                            void *data) {
+                            uint64_t requests, uint64_t throttled, void *data) {
   text_t *t = data;
   const char *names[] = {"regentra_upstream_requests_total",
                          "regentra_upstream_throttled_total"};

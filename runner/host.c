@@ -258,8 +258,8 @@ static token_entry_t *token_entry(rn__runner_t *runner, const char *key,
   return e;
 }
 
-static int token_get(rn_ctx_t *ctx, const char *key, char **value,
-                     size_t *len, int64_t *until_ms) {
+static int token_get(rn_ctx_t *ctx, const char *key, char **value, size_t *len,
+                     int64_t *until_ms) {
   if (!key || !value || !len)
     return RN_EINVAL;
   token_entry_t *e = token_entry(ctx->runner, key, true);

@@ -127,8 +127,7 @@ static upstream_count_t *upstream_of(rn__http_t *http, const char *key,
 void rn__http_upstream_foreach(const rn__runner_t *runner,
                                rn__http_upstream_fn fn, void *data) {
   const rn__http_t *http = runner->http;
-  for (const upstream_count_t *u = http ? http->upstream : NULL; u;
-       u = u->next)
+  for (const upstream_count_t *u = http ? http->upstream : NULL; u; u = u->next)
     fn(u->key, u->endpoint, u->requests, u->throttled, data);
 }
 

@@ -1103,8 +1103,8 @@ int nj_client_authenticate(nj_client_t *c, nj_status_cb cb, void *data) {
   p->call.ep = NJ_EP_COUNT;
   /* From the loop, so the callback never runs inside this call. */
   p->call.state = CALL_BACKOFF;
-  int rc = c->host->timer_start(c->ctx, 0, on_backoff_done, &p->call,
-                                &p->call.req);
+  int rc =
+      c->host->timer_start(c->ctx, 0, on_backoff_done, &p->call, &p->call.req);
   if (rc < 0)
     free(p);
   return rc;

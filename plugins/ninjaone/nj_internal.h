@@ -70,7 +70,7 @@ struct nj_client_s {
   bool token_fetching;
   bool freeing; /* freed by the token callback still due */
   unsigned token_attempts, token_throttles;
-  rn_req_t *token_req;      /* token request, or a retry / poll timer */
+  rn_req_t *token_req; /* token request, or a retry / poll timer */
   nj_call_t *waiters, *last_waiter;
   /* Token sharing: the key of the process's token cache (a hash of base
    * URL, client id and secret), the host cache's fetch claim, and the

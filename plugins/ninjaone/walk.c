@@ -285,8 +285,7 @@ static void on_park(rn_ctx_t *ctx, int status, void *data) {
   nj_walk_t *w = data;
   (void)ctx;
   w->kick = NULL;
-  if (w->slot_granted && !w->cancelled && !draining &&
-      status == RN_ECANCELED) {
+  if (w->slot_granted && !w->cancelled && !draining && status == RN_ECANCELED) {
     w->slot_granted = false;
     send_page(w);
     return;

@@ -180,8 +180,8 @@ static double last_wall(double *us_per_device) {
 /* CPU per device of a bare jansson parse of the first page of org 1 (what
  * any client must at least pay), best of a few rounds. */
 static double bare_parse_us(sim_proc_t *sim, uint32_t page) {
-  char *token = simc_token(sim, "eu", "sim-eu-client", "sim-eu-secret",
-                           "monitoring");
+  char *token =
+      simc_token(sim, "eu", "sim-eu-client", "sim-eu-secret", "monitoring");
   if (!token)
     return -1;
   char path[128];

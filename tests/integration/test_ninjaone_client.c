@@ -744,9 +744,8 @@ static int authenticate(nj_client_t *c) {
 static long endpoint_requests(const char *path) {
   simc_resp_t r = simc_get(&sim, "/_sim/stats", NULL);
   json_t *v = json_object_get(
-      json_object_get(
-          json_object_get(json_object_get(r.json, "tenants"), "eu"),
-          "endpoints"),
+      json_object_get(json_object_get(json_object_get(r.json, "tenants"), "eu"),
+                      "endpoints"),
       path);
   long n = v ? (long)json_integer_value(v) : 0;
   simc_resp_free(&r);
@@ -802,9 +801,9 @@ Test(ninjaone_client, concurrent_clients_share_one_token_request,
     memset(&runs[i], 0, sizeof runs[i]);
     runs[i].finished = &finished;
     nj_walk_opts_t o = {.endpoint = NJ_EP_ORGANIZATIONS, .page_size = 100};
-    cr_assert_eq(nj_walk_start(clients[i], &o, on_page, on_walk_done,
-                               &runs[i], NULL),
-                 0);
+    cr_assert_eq(
+        nj_walk_start(clients[i], &o, on_page, on_walk_done, &runs[i], NULL),
+        0);
   }
   for (int i = 0; i < 600 && finished < N; i++) {
     bool never = false;
@@ -863,11 +862,13 @@ Test(ninjaone_client, many_walks_hold_no_more_pages_than_the_caps,
   start_sim(NULL);
   char url[160];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/eu", sim.port);
-  nj_client_opts_t o = {.region = NJ_REGION_EU, .base_url = url,
+  nj_client_opts_t o = {.region = NJ_REGION_EU,
+                        .base_url = url,
                         .client_id = "sim-eu-client",
                         .client_secret = "sim-eu-secret",
                         .client_secret_len = strlen("sim-eu-secret"),
-                        .rate_limit_off = true, .max_pages_in_flight = 3};
+                        .rate_limit_off = true,
+                        .max_pages_in_flight = 3};
   nj_client_t *c;
   char err[256];
   cr_assert_eq(nj_client_new(h.api, h.ctx, &o, &c, err, sizeof err), 0, "%s",
@@ -875,9 +876,8 @@ Test(ninjaone_client, many_walks_hold_no_more_pages_than_the_caps,
   capped_t cap = {.rate_key = nj_client_rate_key(c)};
   for (int i = 0; i < N; i++) {
     nj_walk_opts_t wo = {.endpoint = NJ_EP_DEVICES_DETAILED, .page_size = 4};
-    cr_assert_eq(nj_walk_start(c, &wo, on_capped_page, on_capped_done, &cap,
-                               NULL),
-                 0);
+    cr_assert_eq(
+        nj_walk_start(c, &wo, on_capped_page, on_capped_done, &cap, NULL), 0);
   }
   for (int i = 0; i < 2400 && cap.finished < N; i++) {
     bool never = false;
@@ -967,8 +967,8 @@ Test(ninjaone_client, waits_for_a_token_another_plugin_is_fetching,
   cr_assert_eq(nj_client_authenticate(c, on_authenticated, &a), 0);
   cr_expect_not(rt_host_run_until(&h, &a.done, 300), "no token yet");
   cr_expect_eq(stat_int(NULL, "tokenRequests"), 0, "it waits, asks none");
-  char *token = simc_token(&sim, "eu", "sim-eu-client", "sim-eu-secret",
-                           "monitoring");
+  char *token =
+      simc_token(&sim, "eu", "sim-eu-client", "sim-eu-secret", "monitoring");
   cr_assert(token);
   char value[600];
   int n = snprintf(value, sizeof value, "monitoring\n%s", token);

@@ -313,14 +313,15 @@ Test(ninjaone_evidence, six_requests_per_customer_one_token_counted_honestly) {
   free(out);
   json_t *eu = json_object_get(json_object_get(stats, "tenants"), "eu");
   json_t *eps = json_object_get(eu, "endpoints");
-  cr_expect_eq(json_integer_value(json_object_get(eu, "requests")), 2 * 6,
-               "%s", json_dumps(eu, 0));
-  const char *used[] = {"/v2/devices-detailed", "/v2/queries/volumes",
-                        "/v2/queries/antivirus-status", "/v2/queries/os-patches",
-                        "/v2/queries/software-patches", "/v2/activities"};
+  cr_expect_eq(json_integer_value(json_object_get(eu, "requests")), 2 * 6, "%s",
+               json_dumps(eu, 0));
+  const char *used[] = {
+      "/v2/devices-detailed",         "/v2/queries/volumes",
+      "/v2/queries/antivirus-status", "/v2/queries/os-patches",
+      "/v2/queries/software-patches", "/v2/activities"};
   for (size_t k = 0; k < 6; k++)
-    cr_expect_eq(json_integer_value(json_object_get(eps, used[k])), 2,
-                 "%s: %s", used[k], json_dumps(eps, 0));
+    cr_expect_eq(json_integer_value(json_object_get(eps, used[k])), 2, "%s: %s",
+                 used[k], json_dumps(eps, 0));
   cr_expect_eq(json_integer_value(json_object_get(eu, "tokenRequests")), 1);
   /* The audit rows add up to the simulator's figures, endpoint by endpoint. */
   cr_expect_eq(q_int("SELECT sum((details->'accounting'->>'requests')::int)"
@@ -338,11 +339,13 @@ Test(ninjaone_evidence, six_requests_per_customer_one_token_counted_honestly) {
   for (size_t k = 0; k < 6; k++)
     cr_expect_eq(q_int("SELECT sum((details->'accounting'->'by_endpoint'->>"
                        "'%s')::int) FROM audit_log WHERE event ="
-                       " 'NINJAONE_EVIDENCE_SWEEP'", used[k]),
+                       " 'NINJAONE_EVIDENCE_SWEEP'",
+                       used[k]),
                  2, "%s", used[k]);
   cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
                      " 'NINJAONE_EVIDENCE_SWEEP' AND (details->>'requests')"
-                     "::int = 6"), 2);
+                     "::int = 6"),
+               2);
   json_decref(stats);
 }
 

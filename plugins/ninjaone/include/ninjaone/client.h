@@ -132,13 +132,13 @@ const char *nj_client_rate_key(const nj_client_t *client);
 const char *nj_client_granted_scope(const nj_client_t *client);
 
 typedef enum nj_endpoint_e {
-  NJ_EP_ORGANIZATIONS = 0,  /* /v2/organizations, after-id */
-  NJ_EP_DEVICES_DETAILED,   /* /v2/devices-detailed, after-id */
-  NJ_EP_VOLUMES,            /* /v2/queries/volumes?include=bl, cursor */
-  NJ_EP_AV_STATUS,          /* /v2/queries/antivirus-status, cursor */
-  NJ_EP_OS_PATCHES,         /* /v2/queries/os-patches, cursor */
-  NJ_EP_SOFTWARE_PATCHES,   /* /v2/queries/software-patches, cursor */
-  NJ_EP_ACTIVITIES,         /* /v2/activities, olderThan */
+  NJ_EP_ORGANIZATIONS = 0, /* /v2/organizations, after-id */
+  NJ_EP_DEVICES_DETAILED,  /* /v2/devices-detailed, after-id */
+  NJ_EP_VOLUMES,           /* /v2/queries/volumes?include=bl, cursor */
+  NJ_EP_AV_STATUS,         /* /v2/queries/antivirus-status, cursor */
+  NJ_EP_OS_PATCHES,        /* /v2/queries/os-patches, cursor */
+  NJ_EP_SOFTWARE_PATCHES,  /* /v2/queries/software-patches, cursor */
+  NJ_EP_ACTIVITIES,        /* /v2/activities, olderThan */
   NJ_EP_COUNT
 } nj_endpoint_t;
 
@@ -317,7 +317,6 @@ typedef struct nj_activity_s {
 } nj_activity_t;
 
 /* ------------------------------------------------------------ walkers */
-
 
 /* One decoded page; rows borrowed for the callback. Exactly one of the
  * arrays is set, by endpoint. */
