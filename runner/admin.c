@@ -286,6 +286,21 @@ static void rate_metrics(rn__runner_t *runner, text_t *t) {
   rn__rate_each(rl, rate_key_metrics, t);
 }
 
+static void upstream_sample(const char *key, const char *endpoint,
+                            uint64_t requests, uint64_t throttled, void *data) {
+  text_t *t = data;
+  const char *names[] = {"regentra_upstream_requests_total",
+                         "regentra_upstream_throttled_total"};
+  const uint64_t values[] = {requests, throttled};
+  for (size_t i = 0; i < RN_ARRAY_SIZE(names); i++) {
+    text_add(t, "%s{key=\"", names[i]);
+    text_label(t, key);
+    text_add(t, "\",endpoint=\"");
+    text_label(t, endpoint);
+    text_add(t, "\"} %llu\n", (unsigned long long)values[i]);
+  }
+}
+
 static void write_metrics(rn__admin_t *a, text_t *t) {
   rn__runner_t *runner = a->runner;
   rn__generation_t *gen = runner->gen;
@@ -331,6 +346,12 @@ static void write_metrics(rn__admin_t *a, text_t *t) {
            "regentra_http_requests_total{outcome=\"cancelled\"} %llu\n",
            (unsigned long long)hs.completed, (unsigned long long)hs.failed,
            (unsigned long long)hs.cancelled);
+  family(t, "regentra_upstream_requests_total", "counter",
+         "Upstream requests sent (token requests and retries included), by "
+         "rate key and endpoint.");
+  family(t, "regentra_upstream_throttled_total", "counter",
+         "429 answers, by rate key and endpoint.");
+  rn__http_upstream_foreach(runner, upstream_sample, t);
   rate_metrics(runner, t);
   if (!database_configured(runner))
     return;

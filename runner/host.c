@@ -217,6 +217,128 @@ static void secret_free(char *plain, size_t len) {
   rn__secret_wipe(plain, len + 1);
 }
 
+/* ------------------------------------------------------ token cache */
+
+/* Short-lived secrets shared by every plugin of the process (OAuth tokens):
+ * one entry per caller's key, with a claim so only one caller fetches. */
+#define TOKEN_CLAIM_MS 120000
+
+typedef struct token_entry_s {
+  struct token_entry_s *next;
+  char *key;
+  char *value; /* wiped when replaced or freed */
+  size_t len;
+  int64_t until_ms;
+  int64_t claim_until_ms; /* 0 = nobody fetching */
+} token_entry_t;
+
+struct rn__tokens_s {
+  token_entry_t *head;
+};
+
+static void token_value_clear(token_entry_t *e) {
+  if (e->value)
+    rn__secret_wipe(e->value, e->len + 1);
+  e->value = NULL;
+  e->len = 0;
+  e->until_ms = 0;
+}
+
+static token_entry_t *token_entry(rn__runner_t *runner, const char *key,
+                                  bool create) {
+  if (!runner->tokens) {
+    if (!create)
+      return NULL;
+    runner->tokens = calloc(1, sizeof *runner->tokens);
+    if (!runner->tokens)
+      return NULL;
+  }
+  for (token_entry_t *e = runner->tokens->head; e; e = e->next)
+    if (strcmp(e->key, key) == 0)
+      return e;
+  if (!create)
+    return NULL;
+  token_entry_t *e = calloc(1, sizeof *e);
+  if (!e || !(e->key = strdup(key))) {
+    free(e);
+    return NULL;
+  }
+  e->next = runner->tokens->head;
+  runner->tokens->head = e;
+  return e;
+}
+
+static int token_get(rn_ctx_t *ctx, const char *key, char **value, size_t *len,
+                     int64_t *until_ms) {
+  if (!key || !value || !len)
+    return RN_EINVAL;
+  token_entry_t *e = token_entry(ctx->runner, key, true);
+  if (!e)
+    return RN_ENOMEM;
+  int64_t now = rn__now_ms(ctx->runner);
+  if (e->value && now < e->until_ms) {
+    char *copy = malloc(e->len + 1);
+    if (!copy)
+      return RN_ENOMEM;
+    memcpy(copy, e->value, e->len + 1);
+    *value = copy;
+    *len = e->len;
+    if (until_ms)
+      *until_ms = e->until_ms;
+    return 0;
+  }
+  token_value_clear(e);
+  if (e->claim_until_ms && now < e->claim_until_ms)
+    return RN_EBUSY;
+  e->claim_until_ms = now + TOKEN_CLAIM_MS;
+  return RN_ENOENT;
+}
+
+static int token_put(rn_ctx_t *ctx, const char *key, const char *value,
+                     size_t len, int64_t until_ms) {
+  if (!key)
+    return RN_EINVAL;
+  token_entry_t *e = token_entry(ctx->runner, key, value != NULL);
+  if (!e)
+    return value ? RN_ENOMEM : 0;
+  e->claim_until_ms = 0;
+  if (!value)
+    return 0;
+  char *copy = malloc(len + 1);
+  if (!copy)
+    return RN_ENOMEM;
+  memcpy(copy, value, len);
+  copy[len] = '\0';
+  token_value_clear(e);
+  e->value = copy;
+  e->len = len;
+  e->until_ms = until_ms;
+  return 0;
+}
+
+static void token_drop(rn_ctx_t *ctx, const char *key, const char *value,
+                       size_t len) {
+  token_entry_t *e = key ? token_entry(ctx->runner, key, false) : NULL;
+  if (e && e->value &&
+      (!value || (len == e->len && memcmp(value, e->value, len) == 0)))
+    token_value_clear(e);
+}
+
+void rn__tokens_close(rn__runner_t *runner) {
+  if (!runner->tokens)
+    return;
+  token_entry_t *e = runner->tokens->head;
+  while (e) {
+    token_entry_t *next = e->next;
+    token_value_clear(e);
+    free(e->key);
+    free(e);
+    e = next;
+  }
+  free(runner->tokens);
+  runner->tokens = NULL;
+}
+
 static rn_host_t host_table;
 
 const rn_host_t *rn__host(void) {
@@ -251,6 +373,9 @@ const rn_host_t *rn__host(void) {
       .secret_seal = secret_seal,
       .secret_open = secret_open,
       .secret_free = secret_free,
+      .token_get = token_get,
+      .token_put = token_put,
+      .token_drop = token_drop,
   };
   rn__http_fill_host(&host_table);
   rn__db_fill_host(&host_table);

@@ -53,6 +53,7 @@ typedef struct http_req_s {
   void *data;
   size_t max_bytes;
   rn__rate_key_t *key;
+  struct upstream_count_s *upstream; /* with a rate key */
   rn__rate_waiter_t waiter;
   buf_t in_body;
   buf_t in_head; /* "Name: value" lines, NUL-separated */
@@ -79,7 +80,56 @@ struct rn__http_s {
   unsigned open_handles; /* freed in the close callback that drops it to 0 */
   bool closing;
   rn__http_stats_t stats;
+  struct upstream_count_s *upstream; /* per rate key and endpoint */
 };
+
+/* Requests sent and 429s per rate key and endpoint (URL path without the
+ * query), for /metrics: what each upstream budget was spent on. */
+typedef struct upstream_count_s {
+  struct upstream_count_s *next;
+  char *key, *endpoint;
+  uint64_t requests, throttled;
+} upstream_count_t;
+
+static void upstream_free(rn__http_t *http) {
+  while (http->upstream) {
+    upstream_count_t *u = http->upstream;
+    http->upstream = u->next;
+    free(u->key);
+    free(u->endpoint);
+    free(u);
+  }
+}
+
+static upstream_count_t *upstream_of(rn__http_t *http, const char *key,
+                                     const char *url) {
+  const char *p = strstr(url, "://");
+  p = p ? strchr(p + 3, '/') : NULL;
+  if (!p)
+    p = "/";
+  size_t n = strcspn(p, "?#");
+  for (upstream_count_t *u = http->upstream; u; u = u->next)
+    if (strcmp(u->key, key) == 0 && strlen(u->endpoint) == n &&
+        strncmp(u->endpoint, p, n) == 0)
+      return u;
+  upstream_count_t *u = calloc(1, sizeof *u);
+  if (!u || !(u->key = strdup(key)) || !(u->endpoint = strndup(p, n))) {
+    if (u)
+      free(u->key);
+    free(u);
+    return NULL;
+  }
+  u->next = http->upstream;
+  http->upstream = u;
+  return u;
+}
+
+void rn__http_upstream_foreach(const rn__runner_t *runner,
+                               rn__http_upstream_fn fn, void *data) {
+  const rn__http_t *http = runner->http;
+  for (const upstream_count_t *u = http ? http->upstream : NULL; u; u = u->next)
+    fn(u->key, u->endpoint, u->requests, u->throttled, data);
+}
 
 static void reap(rn__http_t *http);
 static void arm_rate_timer(rn__http_t *http);
@@ -111,8 +161,10 @@ static void handle_closed(uv_handle_t *handle) {
   rn__http_t *http = handle->data;
   if (handle->type == UV_POLL)
     free(rn__container_of((uv_poll_t *)handle, sock_t, poll));
-  if (--http->open_handles == 0)
+  if (--http->open_handles == 0) {
+    upstream_free(http);
     free(http);
+  }
 }
 
 static void close_handle(uv_handle_t *handle) {
@@ -239,6 +291,9 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 static void req_free(http_req_t *r) {
   if (r->easy)
     curl_easy_cleanup(r->easy);
+  /* Headers may carry a bearer token: wiped like the body. */
+  for (struct curl_slist *h = r->headers; h; h = h->next)
+    sodium_memzero(h->data, strlen(h->data));
   curl_slist_free_all(r->headers);
   if (r->body) {
     sodium_memzero(r->body, r->body_len);
@@ -280,6 +335,8 @@ static void deliver(http_req_t *r, int status, const rn_http_response_t *resp) {
     http->stats.failed++;
   else
     http->stats.completed++;
+  if (r->upstream && status >= 0 && resp && resp->status == 429)
+    r->upstream->throttled++;
   rn__req_enter(&r->req);
   r->cb(r->req.ctx, status, resp, r->data);
   rn__req_finish(&r->req);
@@ -320,6 +377,8 @@ static void start_transfer(http_req_t *r) {
   r->state = REQ_ACTIVE;
   rn__list_push(&http->active, &r->link);
   http->stats.started++;
+  if (r->upstream)
+    r->upstream->requests++;
 }
 
 static void on_admitted(rn__rate_waiter_t *waiter) {
@@ -811,7 +870,8 @@ static int http_request(rn_ctx_t *ctx, const rn_http_request_t *rq,
   const char *key = REQ_HAS(rq, rate_key) ? rq->rate_key : NULL;
   if (key && *key) {
     r->key = rn__rate_key(http->rate, key, true);
-    if (!r->key)
+    r->upstream = upstream_of(http, key, rq->url);
+    if (!r->key || !r->upstream)
       goto nomem;
   }
   rn__req_start(ctx, &r->req, http_cancel);

@@ -29,4 +29,12 @@ typedef struct rn__http_stats_s {
 
 void rn__http_get_stats(const rn__runner_t *runner, rn__http_stats_t *out);
 
+/* Requests sent and 429s seen per rate key and endpoint (URL path), since
+ * the engine started. */
+typedef void (*rn__http_upstream_fn)(const char *key, const char *endpoint,
+                                     uint64_t requests, uint64_t throttled,
+                                     void *data);
+void rn__http_upstream_foreach(const rn__runner_t *runner,
+                               rn__http_upstream_fn fn, void *data);
+
 #endif

@@ -481,6 +481,7 @@ struct rn__runner_s {
   rn__secrets_t *secrets;
   struct rn__queue_s *queue; /* the durable queue, when serving with a db */
   struct rn__admin_s *admin; /* /healthz and /metrics, when configured */
+  struct rn__tokens_s *tokens; /* host token cache (host.c); NULL = empty */
 };
 
 int64_t rn__now_ms(const rn__runner_t *runner);
@@ -497,6 +498,8 @@ int rn__runner_load(rn__runner_t *runner);
 int rn__runner_serve(rn__runner_t *runner);
 /* Releases everything; the loop is then closable. */
 void rn__runner_close(rn__runner_t *runner);
+/* Wipes and frees the host token cache (host.c). */
+void rn__tokens_close(rn__runner_t *runner);
 
 /* ------------------------------------------------------------ http.c */
 

@@ -289,6 +289,7 @@ void rn__runner_close(rn__runner_t *runner) {
   uv_run(runner->loop, UV_RUN_DEFAULT);
   rn__secrets_close(runner->secrets);
   runner->secrets = NULL;
+  rn__tokens_close(runner);
   free(runner->config_path);
   free(runner->confd);
 }

@@ -147,8 +147,13 @@ static int msp_build(msp_t *msp) {
   rn_asset_counts_t total = {0};
   bool truncated_any = false;
   size_t failed = 0;
+  nj_client_stats_t requests = {0}; /* token and retries included */
   for (size_t i = 0; i < msp->n_creds; i++) {
     cred_t *cred = msp->creds[i];
+    nj_client_stats_t cst = {0};
+    if (cred->client)
+      nj_client_get_stats(cred->client, &cst);
+    nj_client_stats_add(&requests, &cst);
     json_t *cmaps = json_array();
     rn_asset_counts_t ctotal = {0};
     bool ctrunc = false;
@@ -169,6 +174,7 @@ static int msp_build(msp_t *msp) {
                            ctrunc);
     if (cred->status < 0)
       json_object_set_new(cj, "error", json_string(cred->error));
+    json_object_set_new(cj, "accounting", nj_client_stats_json(&cst));
     /* The credential's own record: its part of the run. */
     json_t *record = json_deep_copy(cj);
     json_object_set_new(record, "scope",
@@ -193,6 +199,9 @@ static int msp_build(msp_t *msp) {
       counts_json(&total), "failed", (json_int_t)failed, "truncatedAny",
       truncated_any, "max_devices_per_org",
       (json_int_t)run->state->max_devices_per_org);
+  if (msp->details)
+    json_object_set_new(msp->details, "accounting",
+                        nj_client_stats_json(&requests));
   if (msp->details && run->param_mapping)
     json_object_set_new(msp->details, "mapping_id",
                         json_integer(run->param_mapping));

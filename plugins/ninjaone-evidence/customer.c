@@ -70,6 +70,11 @@ static void cust_free(cust_t *c) {
 }
 
 static void finish(cust_t *c) {
+  if (c->client && !json_object_get(c->report, "accounting")) {
+    nj_client_stats_t st; /* a failed run counts its requests too */
+    nj_client_get_stats(c->client, &st);
+    json_object_set_new(c->report, "accounting", nj_client_stats_json(&st));
+  }
   json_object_set_new(c->report, "status",
                       json_string(c->status < 0 ? "error" : "ok"));
   if (c->status < 0)
@@ -166,6 +171,11 @@ static int record_failure_body(void *data, rn_devsrc_t *ds, char *err,
       (json_int_t)c->t.customer_org_id, "mapping_id",
       (json_int_t)c->t.mapping_id, "region", nj_region_name(c->t.region),
       "status", "error", "error", c->error);
+  if (details && c->client) {
+    nj_client_stats_t st;
+    nj_client_get_stats(c->client, &st);
+    json_object_set_new(details, "accounting", nj_client_stats_json(&st));
+  }
   char *text = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(details);
   if (!text)
@@ -272,6 +282,9 @@ static int write_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
       "first_sweep", !bridge_on, "approved_devices", (json_int_t)c->agg.count,
       "requests", (json_int_t)c->requests, "truncated",
       json_is_true(json_object_get(c->report, "truncated")));
+  json_t *accounting = json_object_get(c->report, "accounting");
+  if (details && accounting)
+    json_object_set(details, "accounting", accounting);
   char *text = details ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS)
                        : NULL;
   json_decref(details);
@@ -315,8 +328,14 @@ static void compute_and_write(cust_t *c) {
   json_object_set_new(c->report, "truncated", json_boolean(truncated));
   json_object_set_new(c->report, "approved_devices",
                       json_integer((json_int_t)c->agg.count));
+  /* Every request of this run, token and retries included, as the
+   * upstream counted them. */
+  nj_client_stats_t st;
+  nj_client_get_stats(c->client, &st);
+  c->requests = st.requests;
   json_object_set_new(c->report, "requests",
                       json_integer((json_int_t)c->requests));
+  json_object_set_new(c->report, "accounting", nj_client_stats_json(&st));
   for (int k = 0; k < EV_SIGNAL_COUNT; k++) {
     int rc = ev_compute(&c->agg, (ev_signal_key_t)k, &c->signals[k]);
     if (rc < 0) {
@@ -343,7 +362,6 @@ static int on_page(const nj_page_t *page, void *data) {
 static void walk_ended(cust_t *c, ev_source_t src,
                        const nj_walk_result_t *result) {
   ev_agg_walked(&c->agg, src, result->truncated, result->cap_hit);
-  c->requests += result->requests;
   /* A cap is a reported shortfall; any other early stop fails the run. */
   if (result->status < 0)
     set_error(c, result->status, "%s: %s", ev_source_path(src),

@@ -85,6 +85,8 @@ static char *host_of(const char *url) {
 }
 
 static void client_destroy(nj_client_t *c);
+static void follower_remove(nj_client_t *c);
+static void fetch_end(nj_client_t *c, int status, const char *message);
 
 int nj_client_new(const rn_host_t *host, rn_ctx_t *ctx,
                   const nj_client_opts_t *opts, nj_client_t **out, char *err,
@@ -136,6 +138,8 @@ int nj_client_new(const rn_host_t *host, rn_ctx_t *ctx,
     c->opts.max_orgs = 5000;
   if (!c->opts.max_devices_per_org)
     c->opts.max_devices_per_org = 10000;
+  if (!c->opts.max_pages_in_flight)
+    c->opts.max_pages_in_flight = 4;
   if (opts->base_url && *opts->base_url) {
     c->base_url = dup_str(opts->base_url);
     if (!c->base_url)
@@ -169,6 +173,21 @@ int nj_client_new(const rn_host_t *host, rn_ctx_t *ctx,
   sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
   snprintf(c->rate_key, sizeof c->rate_key, "ninjaone/%s/%s",
            regions[c->region].name, hex);
+  /* The token belongs to base URL + client id + secret: a client given a
+   * wrong secret must not be handed the token of the right one. */
+  crypto_generichash_state st;
+  unsigned char kd[16];
+  char khex[sizeof kd * 2 + 1];
+  crypto_generichash_init(&st, NULL, 0, sizeof kd);
+  crypto_generichash_update(&st, (const unsigned char *)c->base_url,
+                            strlen(c->base_url) + 1);
+  crypto_generichash_update(&st, (const unsigned char *)c->client_id,
+                            strlen(c->client_id) + 1);
+  crypto_generichash_update(&st, (const unsigned char *)c->secret,
+                            c->secret_len);
+  crypto_generichash_final(&st, kd, sizeof kd);
+  sodium_bin2hex(khex, sizeof khex, kd, sizeof kd);
+  snprintf(c->cache_key, sizeof c->cache_key, "ninjaone-token/%s", khex);
   rn_rate_window_t windows[2] = {
       {.limit = c->opts.rate_per_minute, .period_ms = 60000},
       {.limit = c->opts.rate_per_hour, .period_ms = 3600000},
@@ -191,6 +210,8 @@ nomem:
 }
 
 static void client_destroy(nj_client_t *c) {
+  follower_remove(c);
+  fetch_end(c, RN_ECANCELED, "cancelled");
   if (c->secret) {
     sodium_memzero(c->secret, c->secret_len);
     free(c->secret);
@@ -226,6 +247,38 @@ const char *nj_client_granted_scope(const nj_client_t *c) {
 }
 void nj_client_get_stats(const nj_client_t *c, nj_client_stats_t *out) {
   *out = c->stats;
+}
+
+json_t *nj_client_stats_json(const nj_client_stats_t *st) {
+  json_t *by = json_object();
+  for (int ep = 0; by && ep < NJ_EP_COUNT; ep++)
+    if (st->endpoint_requests[ep])
+      json_object_set_new(by, nj_endpoint_path((nj_endpoint_t)ep),
+                          json_integer((json_int_t)st->endpoint_requests[ep]));
+  if (by && st->token_requests)
+    json_object_set_new(by, TOKEN_PATH,
+                        json_integer((json_int_t)st->token_requests));
+  return by ? json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "requests",
+                        (json_int_t)st->requests, "token_requests",
+                        (json_int_t)st->token_requests, "retries",
+                        (json_int_t)st->retries, "throttled",
+                        (json_int_t)st->throttled, "throttled_429",
+                        (json_int_t)st->throttled_429, "throttle_pages",
+                        (json_int_t)st->throttle_pages, "by_endpoint", by)
+            : NULL;
+}
+
+void nj_client_stats_add(nj_client_stats_t *sum, const nj_client_stats_t *add) {
+  sum->requests += add->requests;
+  sum->token_requests += add->token_requests;
+  sum->retries += add->retries;
+  sum->throttled += add->throttled;
+  sum->renewals_401 += add->renewals_401;
+  for (int ep = 0; ep < NJ_EP_COUNT; ep++)
+    sum->endpoint_requests[ep] += add->endpoint_requests[ep];
+  sum->token_cache_hits += add->token_cache_hits;
+  sum->throttled_429 += add->throttled_429;
+  sum->throttle_pages += add->throttle_pages;
 }
 
 void nj__describe(const nj_client_t *c, const char *path, char *buf,
@@ -295,6 +348,20 @@ static int64_t retry_after_ms(const rn_http_response_t *resp,
 
 /* -------------------------------------------------------------- token */
 
+#define TOKEN_POLL_MS 100
+
+/* Renew a minute before expiry, or a quarter of a short lifetime. */
+static int64_t renew_margin(const nj_client_t *c) {
+  return c->token_ttl_ms / 4 < RENEW_MARGIN_MS ? c->token_ttl_ms / 4
+                                               : RENEW_MARGIN_MS;
+}
+
+/* Wipes the text of a jansson string (a token) before its tree is freed. */
+static void wipe_json_string(json_t *s) {
+  if (json_is_string(s))
+    sodium_memzero((char *)json_string_value(s), json_string_length(s));
+}
+
 static void call_send(nj_call_t *call);
 static void call_fail(nj_call_t *call, int status, const char *fmt, ...)
     RN_PRINTF(3, 4);
@@ -302,17 +369,76 @@ static void call_fail(nj_call_t *call, int status, const char *fmt, ...)
 static bool token_fresh(nj_client_t *c) {
   if (!c->token)
     return false;
-  int64_t margin = c->token_ttl_ms / 4 < RENEW_MARGIN_MS ? c->token_ttl_ms / 4
-                                                         : RENEW_MARGIN_MS;
-  return c->host->now_ms(c->ctx) < c->token_expires_ms - margin;
+  return c->host->now_ms(c->ctx) < c->token_expires_ms - renew_margin(c);
+}
+
+static bool has_token_cache(const nj_client_t *c) {
+  return RN_HOST_HAS(c->host, token_get) && RN_HOST_HAS(c->host, token_put) &&
+         RN_HOST_HAS(c->host, token_drop);
+}
+
+/* The cached value: "<granted scope>\n<token>". new; wipe before free. */
+static char *cache_value(const nj_client_t *c, size_t *len) {
+  const char *scope = c->granted_scope ? c->granted_scope : "";
+  size_t sn = strlen(scope), tn = strlen(c->token);
+  char *v = malloc(sn + tn + 2);
+  if (v) {
+    memcpy(v, scope, sn);
+    v[sn] = '\n';
+    memcpy(v + sn + 1, c->token, tn + 1);
+    *len = sn + 1 + tn;
+  }
+  return v;
+}
+
+static void wipe_free(char *s, size_t len) {
+  if (s) {
+    sodium_memzero(s, len);
+    free(s);
+  }
 }
 
 static void drop_token(nj_client_t *c) {
-  if (c->token) {
-    sodium_memzero(c->token, strlen(c->token));
-    free(c->token);
-    c->token = NULL;
+  if (!c->token)
+    return;
+  if (has_token_cache(c)) {
+    /* Only if nobody replaced it yet: theirs may be fine. */
+    size_t len = 0;
+    char *v = cache_value(c, &len);
+    if (v)
+      c->host->token_drop(c->ctx, c->cache_key, v, len);
+    wipe_free(v, len);
   }
+  wipe_free(c->token, strlen(c->token));
+  c->token = NULL;
+}
+
+/* Takes a token (copied) that another client fetched or the cache held. */
+static int adopt_token(nj_client_t *c, const char *token, const char *scope,
+                       size_t scope_len, int64_t expires_ms, int64_t ttl_ms) {
+  char *t = dup_str(token);
+  char *sc = scope ? malloc(scope_len + 1) : NULL;
+  if (!t || (scope && !sc)) {
+    wipe_free(t, t ? strlen(t) : 0);
+    free(sc);
+    return RN_ENOMEM;
+  }
+  if (sc) {
+    memcpy(sc, scope, scope_len);
+    sc[scope_len] = '\0';
+  }
+  if (c->token) {
+    wipe_free(c->token, strlen(c->token));
+  }
+  c->token = t;
+  free(c->granted_scope);
+  c->granted_scope = sc && *sc ? sc : NULL;
+  if (sc && !*sc)
+    free(sc);
+  c->token_expires_ms = expires_ms;
+  c->token_ttl_ms = ttl_ms;
+  c->token_gen++;
+  return 0;
 }
 
 static void waiters_fail(nj_client_t *c, int status, const char *message) {
@@ -338,36 +464,157 @@ static void waiters_go(nj_client_t *c) {
 }
 
 static void token_fetch(nj_client_t *c);
+static void token_acquire(nj_client_t *c);
+
+/* Clients of this plugin image fetching a token right now: a client of the
+ * same key waits for their answer instead of asking again. */
+static nj_client_t *fetching;
+
+static void fetching_remove(nj_client_t *c) {
+  for (nj_client_t **pp = &fetching; *pp; pp = &(*pp)->next_fetching)
+    if (*pp == c) {
+      *pp = c->next_fetching;
+      break;
+    }
+  c->next_fetching = NULL;
+}
+
+static void follower_remove(nj_client_t *c) {
+  if (!c->leader)
+    return;
+  for (nj_client_t **pp = &c->leader->followers; *pp;
+       pp = &(*pp)->next_follower)
+    if (*pp == c) {
+      *pp = c->next_follower;
+      break;
+    }
+  c->leader = NULL;
+  c->next_follower = NULL;
+}
+
+/* A fetch ended: status 0 (c->token is new), a failure, or RN_ECANCELED
+ * when c goes away and its followers must fetch for themselves. Ends the
+ * host cache claim and answers every follower. */
+static void fetch_end(nj_client_t *c, int status, const char *message) {
+  fetching_remove(c);
+  if (c->holds_claim) {
+    c->holds_claim = false;
+    size_t len = 0;
+    char *v = status == 0 ? cache_value(c, &len) : NULL;
+    /* Usable until the renewal margin: nobody takes a token about to go. */
+    c->host->token_put(c->ctx, c->cache_key, v, len,
+                       c->token_expires_ms - renew_margin(c));
+    wipe_free(v, len);
+  }
+  nj_client_t *f = c->followers;
+  c->followers = NULL;
+  while (f) {
+    nj_client_t *next = f->next_follower;
+    f->leader = NULL;
+    f->next_follower = NULL;
+    if (status == RN_ECANCELED) {
+      token_acquire(f);
+    } else if (status < 0) {
+      f->token_fetching = false;
+      waiters_fail(f, status, message);
+    } else {
+      const char *scope = c->granted_scope;
+      int rc = adopt_token(f, c->token, scope, scope ? strlen(scope) : 0,
+                           c->token_expires_ms, c->token_ttl_ms);
+      f->token_fetching = false;
+      if (rc < 0)
+        waiters_fail(f, rc, "out of memory");
+      else
+        waiters_go(f);
+    }
+    f = next;
+  }
+}
 
 static void on_token_retry(rn_ctx_t *ctx, int status, void *data) {
   nj_client_t *c = data;
   (void)ctx;
   c->token_req = NULL;
+  bool polling = c->polling;
+  c->polling = false;
   if (c->freeing) {
+    fetch_end(c, RN_ECANCELED, "cancelled");
     client_destroy(c);
     return;
   }
   if (status == RN_ECANCELED) {
+    fetch_end(c, RN_ECANCELED, "cancelled");
     c->token_fetching = false;
     waiters_fail(c, RN_ECANCELED, "cancelled");
     return;
   }
-  token_fetch(c);
+  if (polling)
+    token_acquire(c);
+  else
+    token_fetch(c);
 }
 
 static void token_later(nj_client_t *c, uint64_t delay) {
   int rc = c->host->timer_start(c->ctx, delay, on_token_retry, c,
                                 &c->token_req);
   if (rc < 0) {
+    c->polling = false;
+    fetch_end(c, rc, "cannot arm a timer");
     c->token_fetching = false;
     waiters_fail(c, rc, "cannot arm a timer");
   }
 }
 
 static void token_failed(nj_client_t *c, int status, const char *message) {
-  c->token_fetching = false;
   c->host->log(c->ctx, RN_LOG_ERR, "%s", message);
+  fetch_end(c, status, message);
+  c->token_fetching = false;
   waiters_fail(c, status, message);
+}
+
+/* A token for c's waiters: from a fetch of this image under way, from the
+ * host's cache, or fetched here (claiming the key in the host's cache so
+ * other plugins wait for this one). */
+static void token_acquire(nj_client_t *c) {
+  for (nj_client_t *f = fetching; f; f = f->next_fetching)
+    if (f != c && strcmp(f->cache_key, c->cache_key) == 0) {
+      c->leader = f;
+      c->next_follower = f->followers;
+      f->followers = c;
+      return;
+    }
+  if (has_token_cache(c)) {
+    char *v = NULL;
+    size_t len = 0;
+    int64_t until = 0;
+    int rc = c->host->token_get(c->ctx, c->cache_key, &v, &len, &until);
+    if (rc == 0) {
+      char *nl = memchr(v, '\n', len);
+      int64_t margin = renew_margin(c);
+      rc = nl ? adopt_token(c, nl + 1, v, (size_t)(nl - v), until + margin,
+                            until + margin - c->host->now_ms(c->ctx))
+              : RN_EINVAL;
+      c->host->secret_free(v, len);
+      if (rc == 0) {
+        c->stats.token_cache_hits++;
+        c->token_fetching = false;
+        waiters_go(c);
+        return;
+      }
+      /* A value we cannot read: fetch our own (the claim is not ours). */
+    } else if (rc == RN_EBUSY) {
+      /* Another plugin of the process is fetching it: ask again shortly. */
+      c->polling = true;
+      token_later(c, TOKEN_POLL_MS);
+      return;
+    } else if (rc == RN_ENOENT) {
+      c->holds_claim = true;
+    }
+  }
+  c->next_fetching = fetching;
+  fetching = c;
+  c->token_attempts = c->token_throttles = 0;
+  token_fetch(c);
 }
 
 static void on_token(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
@@ -378,10 +625,12 @@ static void on_token(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
   char msg[NJ_ERR_LEN], detail[300];
   const char *where = regions[c->region].name;
   if (c->freeing) {
+    fetch_end(c, RN_ECANCELED, "cancelled");
     client_destroy(c);
     return;
   }
   if (status == RN_ECANCELED) {
+    fetch_end(c, RN_ECANCELED, "cancelled");
     c->token_fetching = false;
     waiters_fail(c, RN_ECANCELED, "cancelled");
     return;
@@ -390,6 +639,10 @@ static void on_token(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
                                    (resp->status < 300 && is_html(resp)));
   if (throttled) {
     c->stats.throttled++;
+    if (resp->status == 429)
+      c->stats.throttled_429++;
+    else
+      c->stats.throttle_pages++;
     if (c->token_throttles++ < c->opts.max_throttle_retries) {
       int64_t ra = retry_after_ms(resp, c->host);
       uint64_t b = backoff_ms(c, c->token_throttles);
@@ -437,11 +690,14 @@ static void on_token(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
   }
   json_error_t jerr;
   json_t *root = json_loadb(resp->body, resp->body_len, 0, &jerr);
+  /* The text holds the token too: wiped before the host frees it. */
+  sodium_memzero((char *)resp->body, resp->body_len);
   json_t *tok = json_object_get(root, "access_token");
   json_t *exp = json_object_get(root, "expires_in");
   json_t *scope = json_object_get(root, "scope");
   if (!json_is_string(tok) || !json_string_length(tok) ||
       (exp && !json_is_integer(exp)) || (scope && !json_is_string(scope))) {
+    wipe_json_string(tok);
     json_decref(root);
     snprintf(msg, sizeof msg,
              "NinjaOne token endpoint at %s (%s): the answer is not a token "
@@ -450,7 +706,8 @@ static void on_token(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
     token_failed(c, RN_EJSON, msg);
     return;
   }
-  drop_token(c);
+  if (c->token)
+    wipe_free(c->token, strlen(c->token));
   c->token = dup_str(json_string_value(tok));
   int64_t ttl = exp ? (int64_t)json_integer_value(exp) * 1000 : 3600000;
   if (ttl <= 0)
@@ -475,12 +732,14 @@ static void on_token(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
                    where, c->granted_scope);
     }
   }
+  wipe_json_string(tok);
   json_decref(root);
-  c->token_fetching = false;
   if (!c->token) {
-    waiters_fail(c, RN_ENOMEM, "out of memory");
+    token_failed(c, RN_ENOMEM, "out of memory");
     return;
   }
+  fetch_end(c, 0, NULL);
+  c->token_fetching = false;
   waiters_go(c);
 }
 
@@ -544,6 +803,7 @@ static void token_fetch(nj_client_t *c) {
   rq.body_len = o;
   rq.timeout_ms = c->opts.timeout_ms;
   rq.ca_file = c->ca_file;
+  rq.rate_key = c->rate_key; /* token requests spend the tenant's budget */
   c->stats.token_requests++;
   int rc = c->host->http_request(c->ctx, &rq, on_token, c, &c->token_req);
   sodium_memzero(body, o); /* the host copied it (and wipes its copy) */
@@ -568,8 +828,7 @@ static void token_wait(nj_client_t *c, nj_call_t *call) {
   c->last_waiter = call;
   if (!c->token_fetching) {
     c->token_fetching = true;
-    c->token_attempts = c->token_throttles = 0;
-    token_fetch(c);
+    token_acquire(c);
   }
 }
 
@@ -672,6 +931,10 @@ static void on_api(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
   long http = resp->status;
   if (http == 429 || (http >= 200 && http < 300 && is_html(resp))) {
     c->stats.throttled++;
+    if (http == 429)
+      c->stats.throttled_429++;
+    else
+      c->stats.throttle_pages++;
     int64_t ra = retry_after_ms(resp, c->host);
     uint64_t b = backoff_ms(c, call->throttles + 1);
     uint64_t delay = ra > (int64_t)b ? (uint64_t)ra : b;
@@ -732,6 +995,11 @@ static void call_send(nj_call_t *call) {
     call_later(call, 0);
     return;
   }
+  if (call->token_only) {
+    call->state = CALL_IDLE;
+    call->cb(call, 0, NULL, NULL, 0, call->data);
+    return;
+  }
   size_t tlen = strlen(c->token) + 32;
   char *auth = malloc(tlen);
   size_t ulen = strlen(c->base_url) + strlen(call->path) + 1;
@@ -755,11 +1023,16 @@ static void call_send(nj_call_t *call) {
   call->state = CALL_HTTP;
   call->requests++;
   c->stats.requests++;
+  if ((unsigned)call->ep < NJ_EP_COUNT)
+    c->stats.endpoint_requests[call->ep]++;
   int rc = c->host->http_request(c->ctx, &rq, on_api, call, &call->req);
   sodium_memzero(auth, strlen(auth));
   free(auth);
   free(url);
-  if (rc < 0) {
+  if (rc == RN_ESTATE) {
+    /* The host is shutting down: this request is as good as cancelled. */
+    call_fail(call, RN_ECANCELED, "cancelled: the host is shutting down");
+  } else if (rc < 0) {
     char where[200];
     nj__describe(c, call->path, where, sizeof where);
     call_fail(call, rc, "%s: request refused: %s", where,
@@ -800,15 +1073,15 @@ void nj__call_cancel(nj_call_t *call) {
 
 /* ---------------------------------------------------- authenticate */
 
-typedef struct auth_probe_s {
-  nj_call_t call;
+typedef struct auth_wait_s {
+  nj_call_t call; /* token_only: waits for the token, sends nothing */
   nj_status_cb cb;
   void *data;
-} auth_probe_t;
+} auth_wait_t;
 
-static void on_auth_probe(nj_call_t *call, int status, const char *message,
-                          char *body, size_t len, void *data) {
-  auth_probe_t *p = data;
+static void on_token_at_hand(nj_call_t *call, int status, const char *message,
+                             char *body, size_t len, void *data) {
+  auth_wait_t *p = data;
   (void)len;
   free(body);
   nj_client_t *c = call->client;
@@ -820,15 +1093,19 @@ static void on_auth_probe(nj_call_t *call, int status, const char *message,
 int nj_client_authenticate(nj_client_t *c, nj_status_cb cb, void *data) {
   if (!c || !cb)
     return RN_EINVAL;
-  auth_probe_t *p = calloc(1, sizeof *p);
-  char *path = dup_str("/v2/organizations?pageSize=1");
-  if (!p || !path) {
-    free(p);
-    free(path);
+  auth_wait_t *p = calloc(1, sizeof *p);
+  if (!p)
     return RN_ENOMEM;
-  }
   p->cb = cb;
   p->data = data;
-  nj__call_init(&p->call, c, on_auth_probe, p);
-  return nj__call_start(&p->call, path);
+  nj__call_init(&p->call, c, on_token_at_hand, p);
+  p->call.token_only = true;
+  p->call.ep = NJ_EP_COUNT;
+  /* From the loop, so the callback never runs inside this call. */
+  p->call.state = CALL_BACKOFF;
+  int rc =
+      c->host->timer_start(c->ctx, 0, on_backoff_done, &p->call, &p->call.req);
+  if (rc < 0)
+    free(p);
+  return rc;
 }

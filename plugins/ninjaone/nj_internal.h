@@ -10,6 +10,10 @@
 #include "ninjaone/client.h"
 
 #define NJ_ERR_LEN 512
+/* Pages in flight or held at once in one plugin image (all credentials),
+ * and the most credentials tracked for their own cap. */
+#define NJ_MAX_PAGES_IN_FLIGHT 8u
+#define NJ_MAX_TENANTS 64
 
 typedef struct nj_call_s nj_call_t;
 
@@ -27,12 +31,14 @@ typedef enum call_state_e {
 
 struct nj_call_s {
   nj_client_t *client;
+  nj_endpoint_t ep; /* for the figures by endpoint */
   char *path;     /* "/v2/organizations?pageSize=5&after=3" */
   call_state_t state;
   unsigned attempts;   /* retries spent on 5xx / transport / bad JSON */
   unsigned throttles;  /* retries spent on throttling */
   bool renewed;        /* the one token renewal after a 401 is spent */
   bool cancelled;
+  bool token_only;     /* only waits for a token (authenticate) */
   uint64_t token_gen;  /* token the last send used */
   rn_req_t *req;       /* http request or backoff timer in flight */
   uint64_t requests;   /* HTTP requests sent for this call */
@@ -64,8 +70,18 @@ struct nj_client_s {
   bool token_fetching;
   bool freeing; /* freed by the token callback still due */
   unsigned token_attempts, token_throttles;
-  rn_req_t *token_req;
+  rn_req_t *token_req; /* token request, or a retry / poll timer */
   nj_call_t *waiters, *last_waiter;
+  /* Token sharing: the key of the process's token cache (a hash of base
+   * URL, client id and secret), the host cache's fetch claim, and the
+   * clients of this image fetching one (each followed by the clients of
+   * the same key that wait for its answer). */
+  char cache_key[80];
+  bool holds_claim;
+  bool polling; /* token_req is a timer to ask the host cache again */
+  nj_client_t *next_fetching;
+  nj_client_t *leader;
+  nj_client_t *followers, *next_follower;
   nj_client_stats_t stats;
 };
 
@@ -79,6 +95,9 @@ int nj__call_start(nj_call_t *call, char *path);
 void nj__call_retry(nj_call_t *call, int status, const char *message);
 void nj__call_cancel(nj_call_t *call);
 void nj__call_clear(nj_call_t *call);
+
+/* Pages in flight or held now: of this rate key, or of the image (NULL). */
+unsigned nj__pages_in_flight(const char *rate_key);
 
 /* Percent-encodes n bytes of s into out (RFC 3986 unreserved kept, space
  * as %20); returns the length written. out NULL: only measures. */

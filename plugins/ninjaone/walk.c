@@ -68,6 +68,12 @@ struct nj_walk_s {
   rn_req_t *work;
   rn_req_t *kick; /* the first request goes out from the loop */
   bool cancelled;
+  /* A page slot: held from sending a request until its page is delivered
+   * and freed, so pages in flight and held stay under the caps. */
+  bool has_slot;
+  bool waiting_slot; /* parked: kick is a long timer the grant cancels */
+  bool slot_granted;
+  nj_walk_t *next_slot_waiter;
 };
 
 struct page_job_s {
@@ -82,6 +88,118 @@ struct page_job_s {
   int cb_rc;
   char msg[NJ_ERR_LEN];
 };
+
+/* ------------------------------------------------------- page slots */
+
+/* Pages in flight or held (request sent, answer buffered, decoding or being
+ * delivered) in this plugin image, and per credential + region. Memory is
+ * bounded by these caps, not by the number of walks running. */
+static unsigned slots_in_use;
+static struct tenant_slots_s {
+  char key[80];
+  unsigned in_use;
+} tenants[NJ_MAX_TENANTS];
+static nj_walk_t *slot_waiters, *last_slot_waiter;
+/* The host cancelled a request nobody asked to cancel: it is shutting the
+ * plugin down. Waiters then end as cancelled instead of starting requests,
+ * until every slot is back. */
+static bool draining;
+
+static struct tenant_slots_s *tenant_of(const nj_walk_t *w, bool create) {
+  struct tenant_slots_s *free_slot = NULL;
+  for (size_t i = 0; i < NJ_MAX_TENANTS; i++) {
+    if (tenants[i].in_use && strcmp(tenants[i].key, w->client->rate_key) == 0)
+      return &tenants[i];
+    if (!tenants[i].in_use && !free_slot)
+      free_slot = &tenants[i];
+  }
+  if (create && free_slot)
+    snprintf(free_slot->key, sizeof free_slot->key, "%s", w->client->rate_key);
+  return create ? free_slot : NULL;
+}
+
+static bool slot_take(nj_walk_t *w) {
+  if (slots_in_use >= NJ_MAX_PAGES_IN_FLIGHT)
+    return false;
+  struct tenant_slots_s *t = tenant_of(w, true);
+  if (!t || t->in_use >= w->client->opts.max_pages_in_flight)
+    return false;
+  t->in_use++;
+  slots_in_use++;
+  w->has_slot = true;
+  return true;
+}
+
+static void send_page(nj_walk_t *w);
+
+/* Gives the slot back and hands it to the first waiter that fits. While
+ * the host shuts down a waiter's request is refused at once, so the
+ * waiters drain as cancelled. */
+static void slot_release(nj_walk_t *w) {
+  if (!w->has_slot)
+    return;
+  w->has_slot = false;
+  slots_in_use--;
+  struct tenant_slots_s *t = tenant_of(w, false);
+  if (t)
+    t->in_use--;
+  if (draining && !slots_in_use && !slot_waiters)
+    draining = false;
+  /* The first waiter that now fits goes next (FIFO across walks). */
+  nj_walk_t **pp = &slot_waiters, *prev = NULL;
+  while (*pp) {
+    nj_walk_t *x = *pp;
+    if (slot_take(x)) {
+      *pp = x->next_slot_waiter;
+      if (last_slot_waiter == x)
+        last_slot_waiter = prev;
+      x->next_slot_waiter = NULL;
+      x->waiting_slot = false;
+      /* It sends from its park timer's callback, on the loop. */
+      x->slot_granted = true;
+      x->client->host->cancel(x->kick);
+      return;
+    }
+    if (slots_in_use >= NJ_MAX_PAGES_IN_FLIGHT)
+      return;
+    prev = x;
+    pp = &x->next_slot_waiter;
+  }
+}
+
+static void slot_wait(nj_walk_t *w) {
+  w->waiting_slot = true;
+  w->next_slot_waiter = NULL;
+  if (last_slot_waiter)
+    last_slot_waiter->next_slot_waiter = w;
+  else
+    slot_waiters = w;
+  last_slot_waiter = w;
+}
+
+static void slot_unwait(nj_walk_t *w) {
+  nj_walk_t **pp = &slot_waiters, *prev = NULL;
+  while (*pp && *pp != w) {
+    prev = *pp;
+    pp = &(*pp)->next_slot_waiter;
+  }
+  if (*pp) {
+    *pp = w->next_slot_waiter;
+    if (last_slot_waiter == w)
+      last_slot_waiter = prev;
+  }
+  w->next_slot_waiter = NULL;
+  w->waiting_slot = false;
+}
+
+unsigned nj__pages_in_flight(const char *rate_key) {
+  if (!rate_key)
+    return slots_in_use;
+  for (size_t i = 0; i < NJ_MAX_TENANTS; i++)
+    if (tenants[i].in_use && strcmp(tenants[i].key, rate_key) == 0)
+      return tenants[i].in_use;
+  return 0;
+}
 
 static void job_free(page_job_t *job) {
   nj__decoded_free(&job->dec);
@@ -105,6 +223,9 @@ static void finish(nj_walk_t *w, int status, const char *message,
                          "walk of %s stopped after %u pages: %s",
                          endpoints[w->ep].path, w->pages, message);
   nj__call_clear(&w->call);
+  if (status == RN_ECANCELED && !w->cancelled && w->has_slot)
+    draining = true;
+  slot_release(w);
   w->done(w, &res, w->data);
   free(w->df);
   free(w->query);
@@ -146,7 +267,60 @@ static char *encode(const char *s) {
 static void on_page_answer(nj_call_t *call, int status, const char *message,
                            char *body, size_t len, void *data);
 
+static int build_and_start(nj_walk_t *w);
+
+static void send_page(nj_walk_t *w) {
+  int rc = build_and_start(w);
+  if (rc < 0)
+    finish(w, rc, "cannot build the request", false);
+}
+
+#define PARK_MS (3600u * 1000u)
+
+static int park(nj_walk_t *w);
+
+/* A parked walk holds this timer, so the host's unload (or the walk's
+ * cancel) reaches it; a free slot cancels it on purpose. */
+static void on_park(rn_ctx_t *ctx, int status, void *data) {
+  nj_walk_t *w = data;
+  (void)ctx;
+  w->kick = NULL;
+  if (w->slot_granted && !w->cancelled && !draining && status == RN_ECANCELED) {
+    w->slot_granted = false;
+    send_page(w);
+    return;
+  }
+  if (status == 0 && w->waiting_slot && !w->cancelled) {
+    int rc = park(w); /* an hour without a slot: wait on */
+    if (rc == 0)
+      return;
+  }
+  if (w->waiting_slot)
+    slot_unwait(w);
+  w->slot_granted = false;
+  finish(w, RN_ECANCELED, "cancelled", false); /* gives back a granted slot */
+}
+
+static int park(nj_walk_t *w) {
+  return w->client->host->timer_start(w->client->ctx, PARK_MS, on_park, w,
+                                      &w->kick);
+}
+
+/* The next request goes out once a page slot is free; the slot of the page
+ * just delivered is given back first, so walks take turns. */
 static int request_page(nj_walk_t *w) {
+  slot_release(w);
+  if (draining)
+    return RN_ECANCELED;
+  if (slot_take(w))
+    return build_and_start(w);
+  int rc = park(w);
+  if (rc == 0)
+    slot_wait(w);
+  return rc;
+}
+
+static int build_and_start(nj_walk_t *w) {
   uint32_t size = w->page_size;
   if (w->cap) {
     uint64_t left = w->cap - w->rows;
@@ -375,6 +549,7 @@ int nj_walk_start(nj_client_t *client, const nj_walk_opts_t *opts,
     return RN_ENOMEM;
   }
   nj__call_init(&w->call, client, on_page_answer, w);
+  w->call.ep = w->ep;
   int rc = client->host->timer_start(client->ctx, 0, on_kick, w, &w->kick);
   if (rc < 0) {
     nj__call_clear(&w->call);

@@ -9,6 +9,11 @@
  * phases are repeated with LATENCY_MS added to every answer (the simulator's
  * "slow" fault), which is what a real upstream costs per request.
  *
+ * The client holds at most a few pages at once (its page slots), so peak
+ * RSS of the concurrent phase should stay near the one-at-a-time figure.
+ * Last, the CPU per device of the concurrent phase is set against a bare
+ * jansson parse (json_loadb + json_decref) of the same first page.
+ *
  *   bench_fetch [ORGS [DEVICES_PER_ORG [PAGE_SIZE [LATENCY_MS]]]]
  *   defaults      100   1000              1000      50
  */
@@ -19,6 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "ninjaone/client.h"
 #include "rt_host.h"
@@ -98,6 +105,8 @@ static long peak_rss_kb(void) {
   return ru.ru_maxrss;
 }
 
+static double last_us_per_device = -1;
+
 static double run(rt_host_t *h, nj_client_t *c, int orgs, int concurrency,
                   uint32_t page_size, const char *label) {
   bench_t b = {.h = h, .client = c, .orgs = orgs, .concurrency = concurrency,
@@ -108,10 +117,12 @@ static double run(rt_host_t *h, nj_client_t *c, int orgs, int concurrency,
     uv_run(&h->loop, UV_RUN_ONCE);
   double wall = now_s() - t0, cpu = cpu_s() - c0;
   printf("%-16s walks %d at once: wall %.2f s, requests %llu, devices %llu, "
-         "%.0f devices/s, CPU %.2f s, peak RSS %.1f MiB%s\n",
+         "%.0f devices/s, CPU %.2f s (%.1f us/device), peak RSS %.1f MiB%s\n",
          label, concurrency, wall, (unsigned long long)b.requests,
          (unsigned long long)b.devices, (double)b.devices / wall, cpu,
+         b.devices ? cpu * 1e6 / (double)b.devices : 0.0,
          (double)peak_rss_kb() / 1024.0, b.errors ? " (WITH ERRORS)" : "");
+  last_us_per_device = b.devices ? cpu * 1e6 / (double)b.devices : -1;
   return b.errors ? -1 : wall;
 }
 
@@ -147,21 +158,52 @@ static int phase(int port, int orgs, int concurrency, uint32_t page,
   fflush(stdout);
   FILE *f = fopen("/tmp/bench_fetch.wall", "w");
   if (f) {
-    fprintf(f, "%f\n", wall);
+    fprintf(f, "%f %f\n", wall, last_us_per_device);
     fclose(f);
   }
   _exit(wall > 0 ? 0 : 1);
 }
 
-static double last_wall(void) {
-  double w = -1;
+static double last_wall(double *us_per_device) {
+  double w = -1, us = -1;
   FILE *f = fopen("/tmp/bench_fetch.wall", "r");
   if (f) {
-    if (fscanf(f, "%lf", &w) != 1)
-      w = -1;
+    if (fscanf(f, "%lf %lf", &w, &us) != 2)
+      w = us = -1;
     fclose(f);
   }
+  if (us_per_device)
+    *us_per_device = us;
   return w;
+}
+
+/* CPU per device of a bare jansson parse of the first page of org 1 (what
+ * any client must at least pay), best of a few rounds. */
+static double bare_parse_us(sim_proc_t *sim, uint32_t page) {
+  char *token =
+      simc_token(sim, "eu", "sim-eu-client", "sim-eu-secret", "monitoring");
+  if (!token)
+    return -1;
+  char path[128];
+  snprintf(path, sizeof path,
+           "/eu/v2/devices-detailed?pageSize=%u&df=org%%20%%3D%%201", page);
+  simc_resp_t r = simc_get(sim, path, token);
+  free(token);
+  double best = -1;
+  size_t devices = json_array_size(r.json);
+  for (int round = 0; round < 5 && devices; round++) {
+    double c0 = cpu_s();
+    for (int i = 0; i < 10; i++) {
+      json_error_t jerr;
+      json_t *root = json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, &jerr);
+      json_decref(root);
+    }
+    double us = (cpu_s() - c0) * 1e6 / (10.0 * (double)devices);
+    if (best < 0 || us < best)
+      best = us;
+  }
+  simc_resp_free(&r);
+  return best;
 }
 
 int main(int argc, char **argv) {
@@ -207,9 +249,15 @@ int main(int argc, char **argv) {
       printf("loopback, no added latency:\n");
     }
     rc |= phase(sim.port, orgs, orgs, page, "  concurrent:");
-    double multi = last_wall();
+    double us_client = -1;
+    double multi = last_wall(&us_client);
     rc |= phase(sim.port, orgs, 1, page, "  one at a time:");
-    double serial = last_wall();
+    double serial = last_wall(NULL);
+    double us_bare = bare_parse_us(&sim, page);
+    if (us_client > 0 && us_bare > 0)
+      printf("  CPU per device: client (HTTP, decode, delivery) %.1f us, bare "
+             "jansson parse of the same page %.1f us: %.2fx\n",
+             us_client, us_bare, us_client / us_bare);
     if (rc == 0 && multi > 0 && serial > 0)
       printf("  ratio: one at a time takes %.1fx the wall time of all at "
              "once\n",

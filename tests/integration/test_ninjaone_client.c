@@ -716,3 +716,274 @@ Test(ninjaone_regions, know_the_five_hosts) {
   cr_expect_str_eq(nj_region_host(r), "oc.ninjarmm.com");
   cr_expect_eq(nj_region_parse("uk", &r), RN_EINVAL);
 }
+
+/* ------------------------------------------------- one token a process */
+
+typedef struct auth_run_s {
+  bool done;
+  int status;
+} auth_run_t;
+
+static void on_authenticated(nj_client_t *c, int status, const char *message,
+                             void *data) {
+  (void)c;
+  (void)message;
+  auth_run_t *a = data;
+  cr_assert_not(a->done, "authenticate called back twice");
+  a->done = true;
+  a->status = status;
+}
+
+static int authenticate(nj_client_t *c) {
+  auth_run_t a = {0};
+  cr_assert_eq(nj_client_authenticate(c, on_authenticated, &a), 0);
+  cr_assert(rt_host_run_until(&h, &a.done, 60000), "no token");
+  return a.status;
+}
+
+static long endpoint_requests(const char *path) {
+  simc_resp_t r = simc_get(&sim, "/_sim/stats", NULL);
+  json_t *v = json_object_get(
+      json_object_get(json_object_get(json_object_get(r.json, "tenants"), "eu"),
+                      "endpoints"),
+      path);
+  long n = v ? (long)json_integer_value(v) : 0;
+  simc_resp_free(&r);
+  return n;
+}
+
+/* Jobs come and go, each with a client of its own (a mapping command, a
+ * customer's sweep): one token serves them all while it lives, and signing
+ * in costs no API request. A wrong secret is never handed that token. */
+Test(ninjaone_client, clients_one_after_another_share_one_token,
+     .timeout = 60) {
+  start_sim(NULL);
+  cr_assert_eq(simc_control(&sim, "reset-stats", "{}"), 200);
+  for (int job = 0; job < 3; job++) {
+    nj_client_t *c = client();
+    cr_expect_eq(authenticate(c), 0);
+    walk_run_t r;
+    run_walk(c, NJ_EP_ORGANIZATIONS, 100, NULL, 0, &r);
+    cr_expect_eq(r.res.status, 0, "%s", r.message);
+    cr_expect_eq(r.nkeys, 3);
+    free_run(&r);
+    nj_client_stats_t st;
+    nj_client_get_stats(c, &st);
+    cr_expect_eq(st.requests, 1);
+    cr_expect_eq(st.endpoint_requests[NJ_EP_ORGANIZATIONS], 1);
+    cr_expect_eq(st.token_requests, job == 0 ? 1 : 0, "job %d", job);
+    cr_expect_eq(st.token_cache_hits, job == 0 ? 0 : 1, "job %d", job);
+    nj_client_free(c);
+  }
+  cr_expect_eq(stat_int("eu", "tokenRequests"), 1);
+  cr_expect_eq(endpoint_requests("/v2/organizations"), 3);
+  cr_expect_eq(stat_int("eu", "requests"), 3);
+  /* Same client id, wrong secret: its own token request, refused. */
+  nj_client_t *bad = client_with("eu", "sim-eu-client", "not-the-secret");
+  cr_expect_eq(authenticate(bad), RN_EAUTH);
+  nj_client_free(bad);
+  cr_expect_eq(stat_int("eu", "tokenRequests"), 2);
+  stop_sim();
+}
+
+/* Clients of one credential starting at once: one token request between
+ * them; a 401 drops the shared token and one renewal serves the others. */
+Test(ninjaone_client, concurrent_clients_share_one_token_request,
+     .timeout = 60) {
+  enum { N = 8 };
+  static walk_run_t runs[N];
+  nj_client_t *clients[N];
+  int finished = 0;
+  start_sim(NULL);
+  cr_assert_eq(simc_control(&sim, "reset-stats", "{}"), 200);
+  for (int i = 0; i < N; i++) {
+    clients[i] = client();
+    memset(&runs[i], 0, sizeof runs[i]);
+    runs[i].finished = &finished;
+    nj_walk_opts_t o = {.endpoint = NJ_EP_ORGANIZATIONS, .page_size = 100};
+    cr_assert_eq(
+        nj_walk_start(clients[i], &o, on_page, on_walk_done, &runs[i], NULL),
+        0);
+  }
+  for (int i = 0; i < 600 && finished < N; i++) {
+    bool never = false;
+    rt_host_run_until(&h, &never, 50);
+  }
+  cr_assert_eq(finished, N);
+  uint64_t tokens = 0;
+  for (int i = 0; i < N; i++) {
+    cr_expect_eq(runs[i].res.status, 0, "%s", runs[i].message);
+    free_run(&runs[i]);
+    nj_client_stats_t st;
+    nj_client_get_stats(clients[i], &st);
+    tokens += st.token_requests;
+  }
+  cr_expect_eq(stat_int("eu", "tokenRequests"), 1);
+  cr_expect_eq(tokens, 1, "the clients' own figures agree");
+  for (int i = 0; i < N; i++)
+    nj_client_free(clients[i]);
+  stop_sim();
+}
+
+/* --------------------------------------------------- bounded pages */
+
+typedef struct capped_s {
+  const char *rate_key;
+  unsigned max_key, max_all;
+  uint64_t devices;
+  int finished;
+  int failed;
+} capped_t;
+
+static int on_capped_page(const nj_page_t *p, void *data) {
+  capped_t *c = data;
+  unsigned k = nj__pages_in_flight(c->rate_key), a = nj__pages_in_flight(NULL);
+  if (k > c->max_key)
+    c->max_key = k;
+  if (a > c->max_all)
+    c->max_all = a;
+  c->devices += p->count;
+  return 0;
+}
+
+static void on_capped_done(nj_walk_t *w, const nj_walk_result_t *res,
+                           void *data) {
+  (void)w;
+  capped_t *c = data;
+  c->finished++;
+  c->failed += res->status != 0;
+}
+
+/* However many walks run, a credential has at most max_pages_in_flight
+ * pages sent, buffered or being decoded, and the plugin at most 8. */
+Test(ninjaone_client, many_walks_hold_no_more_pages_than_the_caps,
+     .timeout = 120) {
+  enum { N = 20 };
+  start_sim(NULL);
+  char url[160];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/eu", sim.port);
+  nj_client_opts_t o = {.region = NJ_REGION_EU,
+                        .base_url = url,
+                        .client_id = "sim-eu-client",
+                        .client_secret = "sim-eu-secret",
+                        .client_secret_len = strlen("sim-eu-secret"),
+                        .rate_limit_off = true,
+                        .max_pages_in_flight = 3};
+  nj_client_t *c;
+  char err[256];
+  cr_assert_eq(nj_client_new(h.api, h.ctx, &o, &c, err, sizeof err), 0, "%s",
+               err);
+  capped_t cap = {.rate_key = nj_client_rate_key(c)};
+  for (int i = 0; i < N; i++) {
+    nj_walk_opts_t wo = {.endpoint = NJ_EP_DEVICES_DETAILED, .page_size = 4};
+    cr_assert_eq(
+        nj_walk_start(c, &wo, on_capped_page, on_capped_done, &cap, NULL), 0);
+  }
+  for (int i = 0; i < 2400 && cap.finished < N; i++) {
+    bool never = false;
+    rt_host_run_until(&h, &never, 50);
+  }
+  cr_assert_eq(cap.finished, N);
+  cr_expect_eq(cap.failed, 0);
+  cr_expect_eq(cap.devices, (uint64_t)N * 30);
+  cr_expect_leq(cap.max_key, 3);
+  cr_expect_geq(cap.max_key, 2, "the walks did overlap");
+  cr_expect_leq(cap.max_all, NJ_MAX_PAGES_IN_FLIGHT);
+  cr_expect_eq(nj__pages_in_flight(NULL), 0, "every slot given back");
+  nj_client_free(c);
+  stop_sim();
+}
+
+/* ------------------------------------------ the host's upstream counts */
+
+typedef struct upstream_seen_s {
+  const char *key;
+  uint64_t orgs, devices, token, throttled;
+} upstream_seen_t;
+
+static void on_upstream(const char *key, const char *endpoint,
+                        uint64_t requests, uint64_t throttled, void *data) {
+  upstream_seen_t *u = data;
+  if (strcmp(key, u->key) != 0)
+    return;
+  if (strcmp(endpoint, "/eu/v2/organizations") == 0)
+    u->orgs += requests;
+  else if (strcmp(endpoint, "/eu/v2/devices-detailed") == 0)
+    u->devices += requests;
+  else if (strcmp(endpoint, "/eu/ws/oauth/token") == 0)
+    u->token += requests;
+  u->throttled += throttled;
+}
+
+/* What /metrics shows per rate key and endpoint is what NinjaOne saw:
+ * token requests included (they carry the tenant's key), 429s counted. */
+Test(ninjaone_client, host_counts_upstream_requests_by_key_and_endpoint,
+     .timeout = 60) {
+  start_sim(NULL);
+  cr_assert_eq(simc_control(&sim, "reset-stats", "{}"), 200);
+  cr_assert_eq(simc_control(&sim, "faults",
+                            "{\"endpoint\":\"/v2/devices-detailed\","
+                            "\"kind\":\"http429\",\"rate\":1,\"count\":1,"
+                            "\"retryAfter\":0}"),
+               200);
+  nj_client_t *c = client();
+  walk_run_t r;
+  run_walk(c, NJ_EP_ORGANIZATIONS, 2, NULL, 0, &r);
+  cr_expect_eq(r.res.status, 0, "%s", r.message);
+  free_run(&r);
+  run_walk(c, NJ_EP_DEVICES_DETAILED, 1000, NULL, 0, &r);
+  cr_expect_eq(r.res.status, 0, "%s", r.message);
+  free_run(&r);
+  upstream_seen_t seen = {.key = nj_client_rate_key(c)};
+  rn__http_upstream_foreach(&h.runner, on_upstream, &seen);
+  cr_expect_eq(seen.orgs, (uint64_t)endpoint_requests("/v2/organizations"));
+  cr_expect_eq(seen.devices,
+               (uint64_t)endpoint_requests("/v2/devices-detailed"));
+  cr_expect_eq(seen.devices, 2, "the 429 and its retry");
+  cr_expect_eq(seen.token, (uint64_t)stat_int("eu", "tokenRequests"));
+  cr_expect_eq(seen.token, 1);
+  cr_expect_eq(seen.throttled, 1, "the injected 429");
+  nj_client_stats_t st;
+  nj_client_get_stats(c, &st);
+  cr_expect_eq(st.requests, seen.orgs + seen.devices);
+  cr_expect_eq(st.throttled_429, 1);
+  nj_client_free(c);
+  stop_sim();
+}
+
+/* Another plugin of the process holds the host cache's claim on the token:
+ * this client asks no token of its own but waits for the one put there. */
+Test(ninjaone_client, waits_for_a_token_another_plugin_is_fetching,
+     .timeout = 60) {
+  start_sim(NULL);
+  cr_assert_eq(simc_control(&sim, "reset-stats", "{}"), 200);
+  nj_client_t *c = client();
+  char *v = NULL;
+  size_t len = 0;
+  int64_t until = 0;
+  cr_assert_eq(h.api->token_get(h.ctx, c->cache_key, &v, &len, &until),
+               RN_ENOENT, "the claim is ours");
+  auth_run_t a = {0};
+  cr_assert_eq(nj_client_authenticate(c, on_authenticated, &a), 0);
+  cr_expect_not(rt_host_run_until(&h, &a.done, 300), "no token yet");
+  cr_expect_eq(stat_int(NULL, "tokenRequests"), 0, "it waits, asks none");
+  char *token =
+      simc_token(&sim, "eu", "sim-eu-client", "sim-eu-secret", "monitoring");
+  cr_assert(token);
+  char value[600];
+  int n = snprintf(value, sizeof value, "monitoring\n%s", token);
+  free(token);
+  cr_assert_eq(h.api->token_put(h.ctx, c->cache_key, value, (size_t)n,
+                                h.api->now_ms(h.ctx) + 600000),
+               0);
+  cr_assert(rt_host_run_until(&h, &a.done, 5000), "the token was not taken");
+  cr_expect_eq(a.status, 0);
+  walk_run_t r;
+  run_walk(c, NJ_EP_ORGANIZATIONS, 100, NULL, 0, &r);
+  cr_expect_eq(r.res.status, 0, "%s", r.message);
+  free_run(&r);
+  cr_expect_eq(stat_int(NULL, "tokenRequests"), 1, "only the other one's");
+  cr_expect_str_eq(nj_client_granted_scope(c), "monitoring");
+  nj_client_free(c);
+  stop_sim();
+}

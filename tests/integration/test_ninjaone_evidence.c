@@ -325,6 +325,55 @@ Test(ninjaone_evidence, a_company_not_promoted_gets_no_signal) {
   json_decref(stats);
 }
 
+/* The seed's budget: six /v2 requests per customer and one token for the
+ * whole process, and the audit rows count exactly what NinjaOne saw. */
+Test(ninjaone_evidence, six_requests_per_customer_one_token_counted_honestly) {
+  connect_eu();
+  map_org(101, true);
+  map_org(103, true);
+  cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
+  sweep(NULL);
+  char *out = rt_sim_stats(&h.sim);
+  json_t *stats = json_loads(out, 0, NULL);
+  free(out);
+  json_t *eu = json_object_get(json_object_get(stats, "tenants"), "eu");
+  json_t *eps = json_object_get(eu, "endpoints");
+  cr_expect_eq(json_integer_value(json_object_get(eu, "requests")), 2 * 6, "%s",
+               json_dumps(eu, 0));
+  const char *used[] = {
+      "/v2/devices-detailed",         "/v2/queries/volumes",
+      "/v2/queries/antivirus-status", "/v2/queries/os-patches",
+      "/v2/queries/software-patches", "/v2/activities"};
+  for (size_t k = 0; k < 6; k++)
+    cr_expect_eq(json_integer_value(json_object_get(eps, used[k])), 2, "%s: %s",
+                 used[k], json_dumps(eps, 0));
+  cr_expect_eq(json_integer_value(json_object_get(eu, "tokenRequests")), 1);
+  /* The audit rows add up to the simulator's figures, endpoint by endpoint. */
+  cr_expect_eq(q_int("SELECT sum((details->'accounting'->>'requests')::int)"
+                     " FROM audit_log WHERE event ="
+                     " 'NINJAONE_EVIDENCE_SWEEP'"),
+               json_integer_value(json_object_get(eu, "requests")));
+  cr_expect_eq(q_int("SELECT sum((details->'accounting'->>'token_requests')"
+                     "::int) FROM audit_log WHERE event ="
+                     " 'NINJAONE_EVIDENCE_SWEEP'"),
+               json_integer_value(json_object_get(eu, "tokenRequests")));
+  cr_expect_eq(q_int("SELECT sum((details->'accounting'->>'throttled')::int)"
+                     " FROM audit_log WHERE event ="
+                     " 'NINJAONE_EVIDENCE_SWEEP'"),
+               json_integer_value(json_object_get(eu, "throttled")));
+  for (size_t k = 0; k < 6; k++)
+    cr_expect_eq(q_int("SELECT sum((details->'accounting'->'by_endpoint'->>"
+                       "'%s')::int) FROM audit_log WHERE event ="
+                       " 'NINJAONE_EVIDENCE_SWEEP'",
+                       used[k]),
+                 2, "%s", used[k]);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
+                     " 'NINJAONE_EVIDENCE_SWEEP' AND (details->>'requests')"
+                     "::int = 6"),
+               2);
+  json_decref(stats);
+}
+
 Test(ninjaone_evidence, sweep_customer_refuses_a_mismatched_customer) {
   connect_eu();
   long long customer = map_org(201, true);

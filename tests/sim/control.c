@@ -184,6 +184,11 @@ void sim_control(sim_t *sim, sim_request_t *req, const char *path, sim_response_
         sim_buf_init(&b, 1024);
         sim_stats_render(sim->stats, &b);
         sim_respond_buf(res, 200, &b);
+    } else if (strcmp(path, "/_sim/request-times") == 0 && get) {
+        sim_buf_t b;
+        sim_buf_init(&b, 1024);
+        sim_stats_render_times(sim->stats, &b);
+        sim_respond_buf(res, 200, &b);
     } else if (strcmp(path, "/_sim/reset-stats") == 0 && post) {
         sim_stats_reset(sim->stats);
         ok(res, NULL, 0);

@@ -103,21 +103,30 @@ void sim_ep_activities(sim_t *sim, sim_request_t *req, sim_response_t *res)
     sim_fleet_t *fleet = sim->fleet;
     pthread_rwlock_rdlock(&fleet->lock);
     int64_t last_id = fleet->n_activities ? fleet->activities[fleet->n_activities - 1].id : 0;
-    /* Activities are stored oldest first; start below olderThan. */
-    size_t hi = fleet->n_activities;
+    /* Activities are stored oldest first; start below olderThan. With
+     * one org in the df only that org's index is read, newest first, and
+     * the scan stops once nothing earlier can be after "after". */
+    int32_t org_id = sim_df_single_org(df);
+    const sim_org_t *org = org_id ? sim_fleet_find_org(fleet, org_id) : NULL;
+    const uint32_t *index = org ? org->activity_index : NULL;
+    size_t hi = org ? org->n_activities : fleet->n_activities;
     if (has_older) {
         size_t lo = 0;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
-            if (fleet->activities[mid].id < older)
+            if (fleet->activities[index ? index[mid] : mid].id < older)
                 lo = mid + 1;
             else
                 hi = mid;
         }
     }
     int count = 0;
+    if (org_id && !org)
+        hi = 0; /* an org that does not exist has no activities */
     for (size_t i = hi; i-- > 0 && count < page && !no_rows;) {
-        const sim_activity_t *a = &fleet->activities[i];
+        if (org && has_after && org->activity_time_max[i] <= after_ms)
+            break;
+        const sim_activity_t *a = &fleet->activities[index ? index[i] : i];
         if (has_newer && a->id <= newer)
             break;
         if ((has_after && a->time_ms <= after_ms) || (has_before && a->time_ms >= before_ms))

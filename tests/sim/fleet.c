@@ -32,12 +32,54 @@ sim_fleet_t *sim_fleet_new(uint64_t seed)
     return fleet;
 }
 
+void sim_org_free_index(sim_org_t *org)
+{
+    free(org->device_index);
+    free(org->activity_index);
+    free(org->activity_time_max);
+    org->device_index = NULL;
+    org->activity_index = NULL;
+    org->activity_time_max = NULL;
+    org->n_devices = org->cap_devices = org->n_activities = 0;
+}
+
+/* Each org's activities (of its devices), in id order, with the running
+ * latest time. Two passes: count, then fill. */
+static void index_activities(sim_fleet_t *fleet)
+{
+    for (size_t i = 0; i < fleet->n_activities; i++) {
+        ptrdiff_t d = sim_fleet_find_device(fleet, fleet->activities[i].device_id);
+        sim_org_t *org = d < 0 ? NULL : sim_fleet_find_org(fleet, fleet->devices[d].org_id);
+        if (org)
+            org->n_activities++;
+    }
+    for (size_t o = 0; o < fleet->n_orgs; o++) {
+        sim_org_t *org = &fleet->orgs[o];
+        if (!org->n_activities)
+            continue;
+        org->activity_index = sim_xcalloc(org->n_activities, sizeof *org->activity_index);
+        org->activity_time_max = sim_xcalloc(org->n_activities, sizeof *org->activity_time_max);
+        org->n_activities = 0;
+    }
+    for (size_t i = 0; i < fleet->n_activities; i++) {
+        const sim_activity_t *a = &fleet->activities[i];
+        ptrdiff_t d = sim_fleet_find_device(fleet, a->device_id);
+        sim_org_t *org = d < 0 ? NULL : sim_fleet_find_org(fleet, fleet->devices[d].org_id);
+        if (!org)
+            continue;
+        uint32_t k = org->n_activities++;
+        org->activity_index[k] = (uint32_t)i;
+        int64_t prev = k ? org->activity_time_max[k - 1] : INT64_MIN;
+        org->activity_time_max[k] = a->time_ms > prev ? a->time_ms : prev;
+    }
+}
+
 void sim_fleet_free(sim_fleet_t *fleet)
 {
     if (!fleet)
         return;
     for (size_t i = 0; i < fleet->n_orgs; i++)
-        free(fleet->orgs[i].device_index);
+        sim_org_free_index(&fleet->orgs[i]);
     free(fleet->orgs);
     free(fleet->devices);
     free(fleet->activities);
@@ -171,9 +213,7 @@ int sim_fleet_finish(sim_fleet_t *fleet, char *err, size_t errlen)
     int32_t max_loc = 0;
     for (size_t i = 0; i < fleet->n_orgs; i++) {
         sim_org_t *org = &fleet->orgs[i];
-        free(org->device_index);
-        org->device_index = NULL;
-        org->n_devices = org->cap_devices = 0;
+        sim_org_free_index(org);
         for (uint32_t k = 0; k < org->n_locations; k++)
             if (org->locations[k].id > max_loc)
                 max_loc = org->locations[k].id;
@@ -186,6 +226,7 @@ int sim_fleet_finish(sim_fleet_t *fleet, char *err, size_t errlen)
         }
         sim_fleet_link_device(fleet, i);
     }
+    index_activities(fleet);
     fleet->next_org_id = fleet->n_orgs ? fleet->orgs[fleet->n_orgs - 1].id + 1 : 1;
     fleet->next_device_id = fleet->n_devices ? fleet->devices[fleet->n_devices - 1].id + 1 : 1;
     fleet->next_location_id = max_loc + 1;

@@ -56,6 +56,13 @@ typedef struct sim_org {
     uint32_t *device_index;
     uint32_t n_devices;
     uint32_t cap_devices;
+    /* Indexes into fleet->activities of this org's devices, ascending id,
+     * and the latest activityTime at or before each position, so an
+     * "after" filter stops early: /v2/activities for one org never scans
+     * the fleet. Rebuilt by sim_fleet_finish. */
+    uint32_t *activity_index;
+    int64_t *activity_time_max;
+    uint32_t n_activities;
 } sim_org_t;
 
 typedef struct sim_volume {
@@ -229,6 +236,9 @@ int sim_fleet_finish(sim_fleet_t *fleet, char *err, size_t errlen);
 /* Gives activities without an id ids in time order (above the highest
  * given id). Call before sim_fleet_finish. */
 void sim_fleet_number_activities(sim_fleet_t *fleet);
+
+/* Frees an org's device and activity indexes. */
+void sim_org_free_index(sim_org_t *org);
 
 /* Appends one device index to its org (after a device_add). */
 void sim_fleet_link_device(sim_fleet_t *fleet, size_t device_index);

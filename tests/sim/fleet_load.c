@@ -661,7 +661,7 @@ static int32_t add_json(sim_fleet_t *fleet, json_t *org_json, int32_t org_id, js
             return id;
     }
     for (size_t i = n_orgs; i < fleet->n_orgs; i++)
-        free(fleet->orgs[i].device_index);
+        sim_org_free_index(&fleet->orgs[i]);
     fleet->n_orgs = n_orgs;
     fleet->n_devices = n_devices;
     fleet->n_activities = n_acts;

@@ -4,6 +4,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+
+#include "util.h"
 
 typedef struct named_count {
     char *name;
@@ -22,6 +25,10 @@ typedef struct region_stats {
     uint64_t token_requests;
     counts_t endpoints;
     counts_t clients;
+    /* Wall-clock ms of every API and token request, in arrival order, so a
+     * test can find the busiest 60 seconds. */
+    int64_t *times;
+    size_t n_times, cap_times;
 } region_stats_t;
 
 struct sim_stats {
@@ -58,6 +65,7 @@ static void clear_locked(sim_stats_t *st)
     for (int r = 0; r < SIM_REGION_COUNT; r++) {
         counts_clear(&st->regions[r].endpoints);
         counts_clear(&st->regions[r].clients);
+        free(st->regions[r].times);
         memset(&st->regions[r], 0, sizeof st->regions[r]);
     }
     st->requests = st->token_requests = 0;
@@ -87,6 +95,33 @@ static named_count_t *find(counts_t *c, const char *name)
     return item;
 }
 
+/* Caller holds the lock. */
+static void stamp(region_stats_t *rs)
+{
+    if (rs->n_times == rs->cap_times) {
+        rs->cap_times = rs->cap_times ? rs->cap_times * 2 : 256;
+        rs->times = sim_xrealloc(rs->times, rs->cap_times * sizeof *rs->times);
+    }
+    int64_t now = sim_wall_ms();
+    /* Stamped under the lock: never earlier than the one before. */
+    if (rs->n_times && now < rs->times[rs->n_times - 1])
+        now = rs->times[rs->n_times - 1];
+    rs->times[rs->n_times++] = now;
+}
+
+/* The most requests in any window of window_ms (times ascending). */
+static int64_t peak_in_window(const region_stats_t *rs, int64_t window_ms)
+{
+    size_t lo = 0, best = 0;
+    for (size_t hi = 0; hi < rs->n_times; hi++) {
+        while (rs->times[hi] - rs->times[lo] >= window_ms)
+            lo++;
+        if (hi - lo + 1 > best)
+            best = hi - lo + 1;
+    }
+    return (int64_t)best;
+}
+
 void sim_stats_any(sim_stats_t *st)
 {
     pthread_mutex_lock(&st->lock);
@@ -100,6 +135,7 @@ void sim_stats_request(sim_stats_t *st, int region, const char *endpoint)
         return;
     pthread_mutex_lock(&st->lock);
     st->regions[region].requests++;
+    stamp(&st->regions[region]);
     if (endpoint)
         find(&st->regions[region].endpoints, endpoint)->requests++;
     pthread_mutex_unlock(&st->lock);
@@ -130,8 +166,10 @@ void sim_stats_token(sim_stats_t *st, int region, const char *scope)
 {
     pthread_mutex_lock(&st->lock);
     st->token_requests++;
-    if (region >= 0 && region < SIM_REGION_COUNT)
+    if (region >= 0 && region < SIM_REGION_COUNT) {
         st->regions[region].token_requests++;
+        stamp(&st->regions[region]);
+    }
     if (st->n_scopes == st->cap_scopes) {
         st->cap_scopes = st->cap_scopes ? st->cap_scopes * 2 : 16;
         st->token_scopes = sim_xrealloc(st->token_scopes, st->cap_scopes * sizeof *st->token_scopes);
@@ -172,6 +210,9 @@ void sim_stats_render(sim_stats_t *st, sim_buf_t *out)
         sj_end_obj(&j);
         sj_i64(&j, "throttled", (int64_t)rs->throttled);
         sj_i64(&j, "tokenRequests", (int64_t)rs->token_requests);
+        /* API and token requests together, in any 60 s / 3,600 s. */
+        sj_i64(&j, "peakPerMinute", peak_in_window(rs, 60000));
+        sj_i64(&j, "peakPerHour", peak_in_window(rs, 3600000));
         sj_key(&j, "clients");
         sj_obj(&j);
         for (size_t i = 0; i < rs->clients.n; i++) {
@@ -187,11 +228,37 @@ void sim_stats_render(sim_stats_t *st, sim_buf_t *out)
     }
     sj_end_obj(&j);
     sj_i64(&j, "tokenRequests", (int64_t)st->token_requests);
+    /* This process's CPU so far, to set against the client's. */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    sj_i64(&j, "cpuMs",
+           (int64_t)ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000 +
+               (int64_t)ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000);
     sj_key(&j, "tokenScopes");
     sj_arr(&j);
     for (size_t i = 0; i < st->n_scopes; i++)
         sj_v_str(&j, st->token_scopes[i]);
     sj_end_arr(&j);
+    sj_end_obj(&j);
+    pthread_mutex_unlock(&st->lock);
+}
+
+void sim_stats_render_times(sim_stats_t *st, sim_buf_t *out)
+{
+    sim_json_t j;
+    sj_init(&j, out);
+    pthread_mutex_lock(&st->lock);
+    sj_obj(&j);
+    for (int r = 0; r < SIM_REGION_COUNT; r++) {
+        const region_stats_t *rs = &st->regions[r];
+        if (!rs->n_times)
+            continue;
+        sj_key(&j, sim_region_name(r));
+        sj_arr(&j);
+        for (size_t i = 0; i < rs->n_times; i++)
+            sj_v_i64(&j, rs->times[i]);
+        sj_end_arr(&j);
+    }
     sj_end_obj(&j);
     pthread_mutex_unlock(&st->lock);
 }

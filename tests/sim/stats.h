@@ -18,6 +18,11 @@ void sim_stats_token(sim_stats_t *st, int region, const char *scope);
 /* Any request outside the control API (counted in "requests"). */
 void sim_stats_any(sim_stats_t *st);
 void sim_stats_reset(sim_stats_t *st);
+/* Per tenant: requests, endpoints, throttled, tokenRequests,
+ * peakPerMinute / peakPerHour (API and token requests in the busiest 60 s
+ * and hour), clients; and the simulator's cpuMs. */
 void sim_stats_render(sim_stats_t *st, sim_buf_t *out);
+/* {"<region>": [epoch ms of each API or token request, ascending]}. */
+void sim_stats_render_times(sim_stats_t *st, sim_buf_t *out);
 
 #endif

@@ -196,6 +196,74 @@ Test(sim_paging, filters_activities_by_type_and_after)
     json_decref(recent);
 }
 
+/* One org's activities come from its index; a df naming two orgs still
+ * scans the fleet. Both must give the same rows, with and without a time
+ * bound, whole and paged. */
+Test(sim_paging, one_orgs_activities_from_the_index_match_the_full_scan)
+{
+    json_t *orgs = single_page("/eu/v2/organizations?pageSize=1000", NULL);
+    json_t *all = single_page("/eu/v2/activities?pageSize=1000", "activities");
+    cr_assert_gt(json_array_size(orgs), 3);
+    json_t *mid = json_array_get(all, json_array_size(all) / 2);
+    double mid_time = json_number_value(json_object_get(mid, "activityTime"));
+    size_t total = 0;
+    for (size_t i = 0; i < json_array_size(orgs); i++) {
+        long long org = json_integer_value(json_object_get(json_array_get(orgs, i), "id"));
+        for (int bounded = 0; bounded < 2; bounded++) {
+            char after[48] = "", one[256], two[256];
+            if (bounded)
+                snprintf(after, sizeof after, "&after=%.3f", mid_time);
+            snprintf(one, sizeof one, "/eu/v2/activities?pageSize=1000&df=org%%20%%3D%%20%lld%s", org,
+                     after);
+            snprintf(two, sizeof two,
+                     "/eu/v2/activities?pageSize=1000&df=org%%20in%%20(%lld,999999)%s", org, after);
+            json_t *indexed = single_page(one, "activities");
+            json_t *scanned = single_page(two, "activities");
+            expect_same_rows(indexed, scanned, one, 1000);
+            total += bounded ? 0 : json_array_size(indexed);
+            json_decref(indexed);
+            json_decref(scanned);
+        }
+        char df[64];
+        snprintf(df, sizeof df, "df=org%%20%%3D%%20%lld", org);
+        int pages;
+        json_t *paged = simc_walk_activities(&sim, "/eu/v2/activities", df, token, 7, &pages);
+        char one[160];
+        snprintf(one, sizeof one, "/eu/v2/activities?pageSize=1000&df=org%%20in%%20(%lld,999999)", org);
+        json_t *scanned = single_page(one, "activities");
+        expect_same_rows(paged, scanned, "one org's activities paged", 7);
+        json_decref(paged);
+        json_decref(scanned);
+    }
+    cr_expect_eq(total, json_array_size(all), "every activity belongs to one org");
+    json_decref(orgs);
+    json_decref(all);
+}
+
+/* Every API and token request is stamped; the busiest minute is counted. */
+Test(sim_paging, stamps_each_request_and_reports_the_busiest_minute)
+{
+    cr_assert_eq(simc_control(&sim, "reset-stats", "{}"), 200);
+    for (int i = 0; i < 5; i++) {
+        json_t *rows = single_page("/eu/v2/organizations?pageSize=10", NULL);
+        json_decref(rows);
+    }
+    free(simc_token(&sim, "eu", "sim-eu-client", "sim-eu-secret", "monitoring"));
+    simc_resp_t r = simc_get(&sim, "/_sim/request-times", NULL);
+    json_t *times = json_object_get(r.json, "eu");
+    cr_assert_eq(json_array_size(times), 6, "%s", r.body);
+    for (size_t i = 1; i < 6; i++)
+        cr_expect_geq(json_integer_value(json_array_get(times, i)),
+                      json_integer_value(json_array_get(times, i - 1)));
+    simc_resp_free(&r);
+    r = simc_get(&sim, "/_sim/stats", NULL);
+    json_t *eu = json_object_get(json_object_get(r.json, "tenants"), "eu");
+    cr_expect_eq(json_integer_value(json_object_get(eu, "peakPerMinute")), 6);
+    cr_expect_eq(json_integer_value(json_object_get(eu, "peakPerHour")), 6);
+    cr_expect(json_is_integer(json_object_get(r.json, "cpuMs")));
+    simc_resp_free(&r);
+}
+
 Test(sim_paging, lists_only_approved_devices_unless_df_names_a_status)
 {
     json_t *listed = single_page("/eu/v2/devices?pageSize=100000", NULL);

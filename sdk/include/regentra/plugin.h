@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define RN_ABI_MAJOR 1
-#define RN_ABI_MINOR 1
+#define RN_ABI_MINOR 2
 #define RN_ABI_VERSION (((uint32_t)RN_ABI_MAJOR << 16) | (uint32_t)RN_ABI_MINOR)
 #define RN_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define RN_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -351,7 +351,27 @@ typedef struct rn_host_s {
    * The longer of this and a pause in force wins; values above an hour are
    * clamped. Counts as a throttle in the bucket's figures. */
   int (*rate_pause)(rn_ctx_t *ctx, const char *key, uint64_t pause_ms);
-  /* ABI 1.2+: append below this line only. */
+  /* ABI 1.2. A process-wide cache of short-lived secrets such as OAuth
+   * tokens, so every plugin and job of the process shares one per
+   * credential, fetched by one of them at a time. key: the caller's
+   * (never the secret itself; e.g. a hash of credential and client id).
+   *   token_get: 0 with *value (new, release with secret_free) usable until
+   *     *until_ms; RN_ENOENT: none, and the caller now holds the claim to
+   *     fetch one and must end it with token_put; RN_EBUSY: another caller
+   *     holds the claim (ask again shortly). A claim lapses after 2 minutes.
+   *   token_put: stores value (copied) until until_ms and ends the claim;
+   *     value NULL only ends the claim (the fetch failed).
+   *   token_drop: forgets the stored value if it equals value (a 401 on a
+   *     token someone else may already have replaced); value NULL: forgets
+   *     it whatever it is.
+   * Stored values are wiped when replaced, dropped or freed. Loop thread. */
+  int (*token_get)(rn_ctx_t *ctx, const char *key, char **value, size_t *len,
+                   int64_t *until_ms);
+  int (*token_put)(rn_ctx_t *ctx, const char *key, const char *value,
+                   size_t len, int64_t until_ms);
+  void (*token_drop)(rn_ctx_t *ctx, const char *key, const char *value,
+                     size_t len);
+  /* ABI 1.3+: append below this line only. */
 } rn_host_t;
 
 /* True when `host` is new enough to have slot `fn` and provides it. */

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "regentra/plugin.h"
 
 #ifdef __cplusplus
@@ -66,6 +68,11 @@ typedef struct nj_client_opts_s {
   uint32_t backoff_max_ms;    /* 0 = 30,000 */
   uint32_t max_orgs;          /* organizations cap; 0 = 5,000 */
   uint32_t max_devices_per_org; /* device walks cap; 0 = 10,000 */
+  /* Pages of this credential + region in flight or held at once, across
+   * every walk and client of the plugin (the plugin as a whole holds at
+   * most 8): memory is bounded by these caps, not by the number of walks.
+   * 0 = 4. */
+  uint32_t max_pages_in_flight;
   /* ABI-free struct: fields are only appended. */
 } nj_client_opts_t;
 
@@ -125,17 +132,45 @@ const char *nj_client_rate_key(const nj_client_t *client);
 /* Scope granted with the last token (borrowed, NULL before one). */
 const char *nj_client_granted_scope(const nj_client_t *client);
 
+typedef enum nj_endpoint_e {
+  NJ_EP_ORGANIZATIONS = 0, /* /v2/organizations, after-id */
+  NJ_EP_DEVICES_DETAILED,  /* /v2/devices-detailed, after-id */
+  NJ_EP_VOLUMES,           /* /v2/queries/volumes?include=bl, cursor */
+  NJ_EP_AV_STATUS,         /* /v2/queries/antivirus-status, cursor */
+  NJ_EP_OS_PATCHES,        /* /v2/queries/os-patches, cursor */
+  NJ_EP_SOFTWARE_PATCHES,  /* /v2/queries/software-patches, cursor */
+  NJ_EP_ACTIVITIES,        /* /v2/activities, olderThan */
+  NJ_EP_COUNT
+} nj_endpoint_t;
+
+const char *nj_endpoint_path(nj_endpoint_t ep); /* "/v2/queries/volumes" */
+
 typedef struct nj_client_stats_s {
   uint64_t requests;       /* API requests sent (retries included) */
   uint64_t token_requests; /* token endpoint calls */
   uint64_t retries;        /* after 5xx, transport errors, bad JSON */
   uint64_t throttled;      /* 429s and HTML throttle pages seen */
   uint64_t renewals_401;   /* token renewals after a 401 */
+  /* API requests by endpoint (retries included); they add up to requests. */
+  uint64_t endpoint_requests[NJ_EP_COUNT];
+  uint64_t token_cache_hits; /* tokens taken from the process's cache */
+  uint64_t throttled_429;    /* of throttled: 429 answers */
+  uint64_t throttle_pages;   /* of throttled: HTML throttle pages */
 } nj_client_stats_t;
 void nj_client_get_stats(const nj_client_t *client, nj_client_stats_t *out);
+void nj_client_stats_add(nj_client_stats_t *sum, const nj_client_stats_t *add);
+/* The figures of a run as a JSON object (new): requests (API requests,
+ * retries included), token_requests, retries, throttled (429s plus throttle
+ * pages), throttled_429, throttle_pages and by_endpoint {path: requests,
+ * the token endpoint included}. NULL when out of memory. */
+json_t *nj_client_stats_json(const nj_client_stats_t *stats);
 
-/* Makes sure a token is at hand (fetching one if needed): cb is called once
- * with 0 or the error and a sentence (borrowed). For "test connection". */
+/* Makes sure a token is at hand: cb is called once with 0 or the error and
+ * a sentence (borrowed). No API request is made: the token comes from the
+ * process's cache when one is there (every client of the same base URL,
+ * client id and secret shares it, across plugins when the host has the
+ * token cache of ABI 1.2), or from one token request that every client of
+ * the credential waiting at that moment shares. */
 typedef void (*nj_status_cb)(nj_client_t *client, int status,
                              const char *message, void *data);
 int nj_client_authenticate(nj_client_t *client, nj_status_cb cb, void *data);
@@ -293,19 +328,6 @@ typedef struct nj_activity_s {
 } nj_activity_t;
 
 /* ------------------------------------------------------------ walkers */
-
-typedef enum nj_endpoint_e {
-  NJ_EP_ORGANIZATIONS = 0,  /* /v2/organizations, after-id */
-  NJ_EP_DEVICES_DETAILED,   /* /v2/devices-detailed, after-id */
-  NJ_EP_VOLUMES,            /* /v2/queries/volumes?include=bl, cursor */
-  NJ_EP_AV_STATUS,          /* /v2/queries/antivirus-status, cursor */
-  NJ_EP_OS_PATCHES,         /* /v2/queries/os-patches, cursor */
-  NJ_EP_SOFTWARE_PATCHES,   /* /v2/queries/software-patches, cursor */
-  NJ_EP_ACTIVITIES,         /* /v2/activities, olderThan */
-  NJ_EP_COUNT
-} nj_endpoint_t;
-
-const char *nj_endpoint_path(nj_endpoint_t ep); /* "/v2/queries/volumes" */
 
 /* One decoded page; rows borrowed for the callback. Exactly one of the
  * arrays is set, by endpoint. */
