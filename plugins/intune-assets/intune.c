@@ -1,13 +1,9 @@
-/* intune.c - intune-assets: Microsoft Intune as a device source. Company
- * owned managed devices of each consented customer tenant (one multi-tenant
- * app registration, each tenant an organization mapped to a PSA company)
- * become assets of source "intune"; personal (BYOD) devices never do.
- *
- * Written against the installed SDK only (<regentra/plugin.h>,
- * <regentra/devsrc.h>) and built with `pkg-config regentra-sdk`.
- *
- * Jobs (CLI group `intune`): connect, map, sync. */
-#define _DEFAULT_SOURCE
+/* intune.c - intune-assets: Microsoft Intune as a device source, built
+ * against the installed SDK alone (`pkg-config regentra-sdk`). One
+ * multi-tenant app registration, consented by many customer tenants; each
+ * tenant is an organization mapped to a PSA company. Company-owned managed
+ * devices become assets of source "intune"; personal ones never do. */
+#define _DEFAULT_SOURCE /* timegm, strptime */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,9 +18,9 @@
 #define REGION "global" /* one Entra ID cloud: no regions */
 #define ACTOR "regentra-runner"
 #define SCOPE "https://graph.microsoft.com/.default"
-#define SELECT                                                               \
-  "id,deviceName,serialNumber,wiFiMacAddress,ethernetMacAddress,"            \
-  "operatingSystem,osVersion,manufacturer,model,lastSyncDateTime,"           \
+#define SELECT                                                                 \
+  "id,deviceName,serialNumber,wiFiMacAddress,ethernetMacAddress,"              \
+  "operatingSystem,osVersion,manufacturer,model,lastSyncDateTime,"             \
   "complianceState,isEncrypted,managedDeviceOwnerType"
 #define MAX_RETRIES 5
 #define RATE_KEY "intune/graph"
@@ -38,7 +34,7 @@ typedef struct state_s {
 
 /* ------------------------------------------------------------ helpers */
 
-/* application/x-www-form-urlencoded value of s appended to out (host mem). */
+/* Appends name=value, form-encoded, to out. */
 static void form_add(char *out, size_t cap, const char *name, const char *s) {
   size_t n = strlen(out);
   n += (size_t)snprintf(out + n, cap - n, "%s%s=", n ? "&" : "", name);
@@ -53,54 +49,43 @@ static void form_add(char *out, size_t cap, const char *name, const char *s) {
   out[n] = 0;
 }
 
-static const char *str_or_null(json_t *obj, const char *key) {
+/* A string member; "" (Graph's unknown) reads as NULL. */
+static const char *str(json_t *obj, const char *key) {
   const char *s = json_string_value(json_object_get(obj, key));
   return s && *s ? s : NULL;
 }
 
-/* "2026-12-01T08:15:00Z" (fractions ignored) in epoch ms; 0 = unknown. */
+/* "2026-12-01T08:15:00Z" in epoch ms; 0 when unknown (0001-01-01). */
 static int64_t iso_ms(const char *s) {
   struct tm tm = {0};
-  if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon,
-                   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6 ||
-      tm.tm_year < 1971)
+  if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) || tm.tm_year < 71)
     return 0;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
   return (int64_t)timegm(&tm) * 1000;
 }
 
-/* Entra ID and Graph errors: the code and the first sentence only (the
- * rest is trace ids). */
+/* Entra ID ({"error": "x", "error_description": ..}) and Graph ({"error":
+ * {"code", "message"}}) errors: the code and the first sentence, without
+ * the trace ids that follow. */
 static void upstream_error(const rn_http_response_t *resp, char *out,
                            size_t cap) {
-  json_t *j = json_loads(resp->body, 0, NULL);
-  json_t *err = json_object_get(j, "error");
-  const char *code = json_is_string(err) ? json_string_value(err)
-                                         : str_or_null(err, "code");
-  const char *text = json_is_string(err)
-                         ? str_or_null(j, "error_description")
-                         : str_or_null(err, "message");
+  json_t *j = json_loads(resp->body, 0, NULL),
+         *err = json_object_get(j, "error");
+  const char *code =
+      json_is_string(err) ? json_string_value(err) : str(err, "code");
+  const char *text =
+      json_is_string(err) ? str(j, "error_description") : str(err, "message");
   int len = text ? (int)strcspn(text, ".\r\n") : 0;
-  snprintf(out, cap, "HTTP %ld %s: %.*s", resp->status, code ? code : "?",
-           len, text ? text : "");
+  snprintf(out, cap, "HTTP %ld %s: %.*s", resp->status, code ? code : "?", len,
+           text ? text : "");
   json_decref(j);
 }
 
 /* ------------------------------------------------------------ the run */
 
-typedef struct cred_s {
-  int64_t msp;
-  char client_id[256];
-  char *sealed; /* host memory */
-  char *secret; /* opened: wiped with secret_free */
-  size_t secret_len;
-} cred_t;
-
-typedef struct target_s {
+typedef struct target_s { /* one MAPPED tenant and its credential */
   int64_t msp, company;
-  char tenant[64];
-  cred_t *cred;
+  char tenant[64], client_id[256];
+  char *sealed; /* host memory */
 } target_t;
 
 typedef struct device_s {
@@ -114,32 +99,27 @@ typedef struct run_s {
   rn_job_t *job;
   rn_req_t *req;
   int64_t param_msp;
-  cred_t *creds;
-  size_t n_creds;
-  target_t *targets;
+  target_t *targets; /* ordered by (msp, company): a group is one company */
   size_t n_targets, group, group_end, cur;
-  char token[8192];
-  char url[2048];
-  unsigned retries, pages;
-  json_t *held;          /* the pages the devices point into */
+  char token[8192], url[2048];
+  unsigned retries;
+  json_t *held; /* the pages the devices point into */
   device_t *devices;
-  size_t n_devices, cap_devices;
-  int64_t personal;      /* not assets: counted only */
-  bool complete;         /* every tenant of the company read to the end */
+  size_t n_devices;
+  int64_t personal, seen;
+  bool complete; /* every tenant of the company was read to the end */
   bool cancelled;
-  int status;            /* first failure of the run */
+  int status; /* the first failure */
   char error[512];
-  rn_asset_counts_t counts;
-  json_t *result;        /* {"companies": [...]} */
+  json_t *result; /* {"companies": [...]} */
 } run_t;
 
 static void write_group(run_t *run);
-static void begin_group(run_t *run);
 static void start_target(run_t *run);
 static void fetch_page(run_t *run);
 
-static void fail(run_t *run, int rc, const char *fmt, ...) RN_PRINTF(3, 4);
-static void fail(run_t *run, int rc, const char *fmt, ...) {
+RN_PRINTF(3, 4) static void fail(run_t *run, int rc, const char *fmt, ...) {
+  run->complete = false;
   if (run->status)
     return;
   run->status = rc;
@@ -151,129 +131,144 @@ static void fail(run_t *run, int rc, const char *fmt, ...) {
 }
 
 static void run_finish(run_t *run) {
-  for (size_t i = 0; i < run->n_creds; i++) {
-    if (run->creds[i].secret)
-      host->secret_free(run->creds[i].secret, run->creds[i].secret_len);
-    host->free(run->creds[i].sealed);
-  }
+  for (size_t i = 0; i < run->n_targets; i++)
+    host->free(run->targets[i].sealed);
   memset(run->token, 0, sizeof run->token);
-  if (run->status)
-    json_object_set_new(run->result, "error", json_string(run->error));
-  char *text = json_dumps(run->result, JSON_COMPACT);
-  char summary[256];
-  snprintf(summary, sizeof summary,
-           "intune sync: %zu mapped tenants, %lld devices seen", run->n_targets,
-           (long long)run->counts.seen);
+  char *text = json_dumps(run->result, JSON_COMPACT), summary[600];
+  snprintf(summary, sizeof summary, "%zu mapped tenants, %lld devices%s%s",
+           run->n_targets, (long long)run->seen, run->status ? "; " : "",
+           run->status ? run->error : "");
   host->job_complete(run->job, run->status, text, summary);
   free(text);
   json_decref(run->result);
   json_decref(run->held);
   host->free(run->devices);
-  host->free(run->creds);
   host->free(run->targets);
   host->free(run);
 }
 
 /* Keeps one Graph managedDevice as an asset; personal devices never. */
 static int add_device(run_t *run, json_t *dev, const char *tenant) {
-  const char *owner = str_or_null(dev, "managedDeviceOwnerType");
+  const char *owner = str(dev, "managedDeviceOwnerType");
   if (!owner || strcmp(owner, "company")) {
     run->personal++;
     return 0;
   }
-  if (!str_or_null(dev, "id"))
+  if (!str(dev, "id"))
     return RN_EJSON;
-  if (run->n_devices == run->cap_devices) {
-    size_t cap = run->cap_devices ? run->cap_devices * 2 : 64;
-    device_t *grown = host->realloc(run->devices, cap * sizeof *grown);
-    if (!grown)
-      return RN_ENOMEM;
-    run->devices = grown;
-    run->cap_devices = cap;
-  }
   device_t *d = &run->devices[run->n_devices++];
   memset(d, 0, sizeof *d);
-  const char *os = str_or_null(dev, "operatingSystem");
-  bool mobile = os && (!strcmp(os, "iOS") || !strcmp(os, "Android") ||
-                       !strcmp(os, "iPadOS"));
+  const char *os = str(dev, "operatingSystem");
   size_t k = 0;
-  if ((d->macs[k] = str_or_null(dev, "wiFiMacAddress")))
+  if ((d->macs[k] = str(dev, "wiFiMacAddress")))
     k++;
-  d->macs[k] = str_or_null(dev, "ethernetMacAddress");
+  d->macs[k] = str(dev, "ethernetMacAddress");
   d->asset = (rn_asset_t){
-      .external_id = str_or_null(dev, "id"),
-      .name = str_or_null(dev, "deviceName"),
-      .hostname = str_or_null(dev, "deviceName"),
-      .serial_number = str_or_null(dev, "serialNumber"),
+      .external_id = str(dev, "id"),
+      .name = str(dev, "deviceName"),
+      .hostname = str(dev, "deviceName"),
+      .serial_number = str(dev, "serialNumber"),
       .os_name = os,
-      .device_class = mobile ? "MOBILE" : "COMPUTER",
-      .manufacturer = str_or_null(dev, "manufacturer"),
-      .model = str_or_null(dev, "model"),
-      .last_seen_ms = iso_ms(str_or_null(dev, "lastSyncDateTime")),
+      .device_class = os && (!strcmp(os, "iOS") || !strcmp(os, "Android"))
+                          ? "MOBILE"
+                          : "COMPUTER",
+      .manufacturer = str(dev, "manufacturer"),
+      .model = str(dev, "model"),
+      .last_seen_ms = iso_ms(str(dev, "lastSyncDateTime")),
       .external_org_id = tenant,
   };
   return 0;
+}
+
+/* Sends a request of the run: NULL body = GET. */
+static void send(run_t *run, const char *url, const char *header,
+                 const char *body, rn_http_cb cb) {
+  const char *headers[] = {header, "Accept: application/json", NULL};
+  rn_http_request_t req = RN_HTTP_REQUEST_INIT;
+  req.method = body ? "POST" : "GET";
+  req.url = url;
+  req.headers = headers;
+  req.body = body;
+  req.body_len = body ? strlen(body) : 0;
+  req.ca_file = run->st->ca_file;
+  req.rate_key = body ? NULL : RATE_KEY;
+  int rc = host->http_request(run->ctx, &req, cb, run, &run->req);
+  if (rc < 0) {
+    fail(run, rc, "tenant %s: %s", run->targets[run->cur].tenant,
+         host->strerror(rc));
+    run_finish(run);
+  }
+}
+
+/* A transport error or a cancel: true when the run is over. */
+static bool failed(run_t *run, int status, const char *what) {
+  run->req = NULL;
+  if (status >= 0 && !run->cancelled)
+    return false;
+  status = status < 0 ? status : RN_ECANCELED;
+  fail(run, status, "tenant %s %s: %s", run->targets[run->cur].tenant, what,
+       host->strerror(status));
+  if (run->cancelled || status == RN_ECANCELED)
+    run_finish(run);
+  else
+    run->cur++, start_target(run);
+  return true;
 }
 
 static void page_done(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
                       void *data) {
   (void)ctx;
   run_t *run = data;
+  if (failed(run, status, "devices"))
+    return;
   target_t *t = &run->targets[run->cur];
-  run->req = NULL;
-  if (status < 0 || run->cancelled) {
-    fail(run, status < 0 ? status : RN_ECANCELED, "tenant %s: %s", t->tenant,
-         host->strerror(status < 0 ? status : RN_ECANCELED));
-    run->complete = false;
-    if (run->cancelled || status == RN_ECANCELED)
-      return run_finish(run);
-    run->cur++;
-    return start_target(run);
-  }
   if ((resp->status == 429 || resp->status >= 500) &&
       run->retries++ < MAX_RETRIES) {
-    /* The host already paused the bucket for a 429 or 503 with
-     * Retry-After; pause it for what it could not see, then ask again:
-     * the request waits in the bucket. */
+    /* The host paused the bucket for Retry-After on a 429 or 503; pause it
+     * for what it cannot see, then ask again: the request waits there. */
     const char *ra = host->http_header(resp, "Retry-After");
-    uint64_t pause_ms = ra ? (uint64_t)strtoul(ra, NULL, 10) * 1000 : 1000;
     if (RN_HOST_HAS(host, rate_pause))
-      host->rate_pause(run->ctx, RATE_KEY, pause_ms);
-    host->log(run->ctx, RN_LOG_INFO, "tenant %s: HTTP %ld, retrying",
+      host->rate_pause(run->ctx, RATE_KEY,
+                       ra ? (uint64_t)strtoul(ra, NULL, 10) * 1000 : 1000);
+    host->log(run->ctx, RN_LOG_INFO, "tenant %s: HTTP %ld, asking again",
               t->tenant, resp->status);
     return fetch_page(run);
   }
   char why[256];
   json_t *page = resp->status == 200 ? json_loads(resp->body, 0, NULL) : NULL;
-  json_t *value = json_object_get(page, "value");
-  const char *next = json_string_value(json_object_get(page, "@odata.nextLink"));
-  size_t glen = strlen(run->st->graph_url);
+  json_t *value = json_object_get(page, "value"), *dev;
+  const char *next =
+      json_string_value(json_object_get(page, "@odata.nextLink"));
+  size_t glen = strlen(run->st->graph_url), i;
   int rc = 0;
   if (resp->status != 200) {
     upstream_error(resp, why, sizeof why);
     rc = resp->status == 401 || resp->status == 403 ? RN_EAUTH : RN_EUPSTREAM;
   } else if (!json_is_array(value)) {
-    snprintf(why, sizeof why, "page %u has no \"value\" array", run->pages + 1);
+    snprintf(why, sizeof why, "a page has no \"value\" array");
     rc = RN_EJSON;
   } else if (next && (strncmp(next, run->st->graph_url, glen) ||
                       next[glen] != '/' || strlen(next) >= sizeof run->url)) {
-    /* The token goes only to the configured Graph. */
+    /* The token goes to the configured Graph only. */
     snprintf(why, sizeof why, "@odata.nextLink leaves %s", run->st->graph_url);
     rc = RN_EUPSTREAM;
   }
-  size_t i;
-  json_t *dev;
+  size_t n = run->n_devices + json_array_size(value) + 1;
+  device_t *grown = rc ? NULL : host->realloc(run->devices, n * sizeof *grown);
+  if (grown)
+    run->devices = grown;
+  else if (!rc)
+    snprintf(why, sizeof why, "%s", host->strerror(rc = RN_ENOMEM));
   json_array_foreach(value, i, dev) {
     if (!rc && (rc = add_device(run, dev, t->tenant)))
-      snprintf(why, sizeof why, "device %zu of page %u: %s", i,
-               run->pages + 1, host->strerror(rc));
+      snprintf(why, sizeof why, "device %zu of a page: %s", i,
+               host->strerror(rc));
   }
   if (page)
     json_array_append_new(run->held, page);
   if (rc) {
     fail(run, rc, "tenant %s: %s", t->tenant, why);
-    run->complete = false;
-  } else if (run->pages++, next) {
+  } else if (next) {
     snprintf(run->url, sizeof run->url, "%s", next);
     run->retries = 0;
     return fetch_page(run);
@@ -285,42 +280,25 @@ static void page_done(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
 static void fetch_page(run_t *run) {
   char auth[sizeof run->token + 32];
   snprintf(auth, sizeof auth, "Authorization: Bearer %s", run->token);
-  const char *headers[] = {auth, "Accept: application/json", NULL};
-  rn_http_request_t req = RN_HTTP_REQUEST_INIT;
-  req.url = run->url;
-  req.headers = headers;
-  req.ca_file = run->st->ca_file;
-  req.rate_key = RATE_KEY;
-  int rc = host->http_request(run->ctx, &req, page_done, run, &run->req);
+  send(run, run->url, auth, NULL, page_done);
   memset(auth, 0, sizeof auth);
-  if (rc < 0) {
-    fail(run, rc, "tenant %s: %s", run->targets[run->cur].tenant,
-         host->strerror(rc));
-    run_finish(run);
-  }
 }
 
 static void token_done(rn_ctx_t *ctx, int status,
                        const rn_http_response_t *resp, void *data) {
   (void)ctx;
   run_t *run = data;
-  target_t *t = &run->targets[run->cur];
-  run->req = NULL;
-  if (status < 0 || run->cancelled) {
-    fail(run, status < 0 ? status : RN_ECANCELED, "tenant %s token: %s",
-         t->tenant, host->strerror(status < 0 ? status : RN_ECANCELED));
-    return run_finish(run);
-  }
+  if (failed(run, status, "token"))
+    return;
   json_t *j = resp->status == 200 ? json_loads(resp->body, 0, NULL) : NULL;
   const char *token = json_string_value(json_object_get(j, "access_token"));
   if (!token || strlen(token) >= sizeof run->token) {
     char why[256];
     upstream_error(resp, why, sizeof why);
-    fail(run, resp->status == 429 || resp->status >= 500 ? RN_EUPSTREAM
-                                                         : RN_EAUTH,
-         "tenant %s token: %s", t->tenant, why);
+    fail(run,
+         resp->status == 429 || resp->status >= 500 ? RN_EUPSTREAM : RN_EAUTH,
+         "tenant %s token: %s", run->targets[run->cur].tenant, why);
     json_decref(j);
-    run->complete = false;
     run->cur++;
     return start_target(run);
   }
@@ -334,95 +312,30 @@ static void token_done(rn_ctx_t *ctx, int status,
   fetch_page(run);
 }
 
-/* The next tenant of the company, or the write when all were read. */
+/* The next tenant of the company, or the write once all were read. */
 static void start_target(run_t *run) {
   if (run->cur == run->group_end)
     return write_group(run);
   target_t *t = &run->targets[run->cur];
-  if (!t->cred->secret) {
-    run->complete = false;
+  char url[1024], body[4096] = "", *secret;
+  size_t len;
+  int rc = host->secret_open(run->ctx, t->sealed, &secret, &len);
+  if (rc < 0) {
+    fail(run, rc, "tenant %s: the saved secret cannot be opened: %s", t->tenant,
+         host->strerror(rc));
     run->cur++;
     return start_target(run);
   }
-  char url[1024], body[4096] = "";
   snprintf(url, sizeof url, "%s/%s/oauth2/v2.0/token", run->st->login_url,
            t->tenant);
   form_add(body, sizeof body, "grant_type", "client_credentials");
-  form_add(body, sizeof body, "client_id", t->cred->client_id);
-  form_add(body, sizeof body, "client_secret", t->cred->secret);
+  form_add(body, sizeof body, "client_id", t->client_id);
+  form_add(body, sizeof body, "client_secret", secret);
+  host->secret_free(secret, len);
   form_add(body, sizeof body, "scope", SCOPE);
-  const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
-                           NULL};
-  rn_http_request_t req = RN_HTTP_REQUEST_INIT;
-  req.method = "POST";
-  req.url = url;
-  req.headers = headers;
-  req.body = body;
-  req.body_len = strlen(body);
-  req.ca_file = run->st->ca_file;
-  run->pages = 0;
-  int rc = host->http_request(run->ctx, &req, token_done, run, &run->req);
+  send(run, url, "Content-Type: application/x-www-form-urlencoded", body,
+       token_done);
   memset(body, 0, sizeof body);
-  if (rc < 0) {
-    fail(run, rc, "tenant %s token: %s", t->tenant, host->strerror(rc));
-    run_finish(run);
-  }
-}
-
-/* ---------------------------------------------------- database side */
-
-static int write_tx(rn_db_tx_t *tx, void *data) {
-  run_t *run = data;
-  target_t *t = &run->targets[run->group];
-  rn_devsrc_t ds;
-  rn_devsrc_init(&ds, host, tx, host->now_ms(run->ctx));
-  rn_asset_t *assets = host->calloc(run->n_devices + 1, sizeof *assets);
-  if (!assets)
-    return RN_ENOMEM;
-  for (size_t i = 0; i < run->n_devices; i++) {
-    assets[i] = run->devices[i].asset;
-    assets[i].mac_addresses = run->devices[i].macs; /* stable from here on */
-  }
-  rn_asset_counts_t c;
-  int rc = rn_assets_sync(&ds, RN_MSP_ORG(t->msp), RN_COMPANY(t->company),
-                          PROVIDER, assets, run->n_devices, run->complete,
-                          NULL, &c);
-  host->free(assets);
-  if (rc < 0) {
-    snprintf(run->error, sizeof run->error, "company %lld: %s",
-             (long long)t->company, rn_devsrc_error(&ds));
-    return rc;
-  }
-  run->counts.seen += c.seen;
-  json_array_append_new(
-      json_object_get(run->result, "companies"),
-      json_pack("{s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "msp_org",
-                (json_int_t)t->msp, "company", (json_int_t)t->company,
-                "complete", run->complete, "seen", (json_int_t)c.seen,
-                "created", (json_int_t)c.created, "updated",
-                (json_int_t)c.updated, "retired", (json_int_t)c.retired,
-                "deduped", (json_int_t)c.deduped, "restored",
-                (json_int_t)c.restored, "personal_skipped",
-                (json_int_t)run->personal));
-  char details[128];
-  snprintf(details, sizeof details, "{\"seen\": %lld, \"complete\": %s}",
-           (long long)c.seen, run->complete ? "true" : "false");
-  return rn_credential_record_run(&ds, RN_MSP_ORG(t->msp), PROVIDER, REGION,
-                                  "asset_sync", details);
-}
-
-static void write_done(rn_ctx_t *ctx, int status, void *data) {
-  (void)ctx;
-  run_t *run = data;
-  if (status < 0) {
-    char why[sizeof run->error];
-    snprintf(why, sizeof why, "%s", run->error);
-    fail(run, status, "%s", *why ? why : host->strerror(status));
-  }
-  if (run->cancelled || status == RN_ECANCELED)
-    return run_finish(run);
-  run->group = run->group_end;
-  begin_group(run);
 }
 
 /* Reads the next company's tenants, or ends the run. */
@@ -444,8 +357,62 @@ static void begin_group(run_t *run) {
   start_target(run);
 }
 
+/* ---------------------------------------------------- database side */
+
+static int write_tx(rn_db_tx_t *tx, void *data) {
+  run_t *run = data;
+  target_t *t = &run->targets[run->group];
+  rn_devsrc_t ds;
+  rn_devsrc_init(&ds, host, tx, host->now_ms(run->ctx));
+  rn_asset_t *assets = host->calloc(run->n_devices + 1, sizeof *assets);
+  if (!assets)
+    return RN_ENOMEM;
+  for (size_t i = 0; i < run->n_devices; i++) {
+    assets[i] = run->devices[i].asset;
+    assets[i].mac_addresses = run->devices[i].macs; /* no more realloc */
+  }
+  rn_asset_counts_t c;
+  int rc =
+      rn_assets_sync(&ds, RN_MSP_ORG(t->msp), RN_COMPANY(t->company), PROVIDER,
+                     assets, run->n_devices, run->complete, NULL, &c);
+  host->free(assets);
+  json_t *d = json_pack(
+      "{s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "msp_org", t->msp, "company",
+      t->company, "complete", run->complete, "seen", c.seen, "created",
+      c.created, "updated", c.updated, "retired", c.retired, "deduped",
+      c.deduped, "restored", c.restored, "personal_skipped", run->personal);
+  char *details = json_dumps(d, JSON_COMPACT);
+  json_array_append_new(json_object_get(run->result, "companies"), d);
+  if (!rc)
+    rc = rn_credential_record_run(&ds, RN_MSP_ORG(t->msp), PROVIDER, REGION,
+                                  "asset_sync", details);
+  free(details);
+  if (rc < 0) {
+    snprintf(run->error, sizeof run->error, "company %lld: %s",
+             (long long)t->company, rn_devsrc_error(&ds));
+    return rc;
+  }
+  run->seen += c.seen;
+  return 0;
+}
+
+static void write_done(rn_ctx_t *ctx, int status, void *data) {
+  (void)ctx;
+  run_t *run = data;
+  run->req = NULL;
+  if (status < 0) {
+    char why[sizeof run->error];
+    snprintf(why, sizeof why, "%s", run->error);
+    fail(run, status, "%s", status == RN_ECANCELED ? "canceled" : why);
+  }
+  if (run->cancelled || status == RN_ECANCELED)
+    return run_finish(run);
+  run->group = run->group_end;
+  begin_group(run);
+}
+
 static void write_group(run_t *run) {
-  int rc = host->db_transaction(run->ctx, write_tx, write_done, run, NULL);
+  int rc = host->db_transaction(run->ctx, write_tx, write_done, run, &run->req);
   if (rc < 0) {
     fail(run, rc, "cannot write: %s", host->strerror(rc));
     run_finish(run);
@@ -458,79 +425,47 @@ static int plan_tx(rn_db_tx_t *tx, void *data) {
   char msp[24];
   snprintf(msp, sizeof msp, "%lld", (long long)run->param_msp);
   const char *params[] = {run->param_msp ? msp : NULL};
-  rn_db_result_t *creds = NULL, *maps = NULL;
+  rn_db_result_t *res = NULL;
   int rc = host->db_tx_exec(
       tx,
-      "SELECT c.msp_org_id, c.client_id, c.sealed_secret"
-      " FROM integration_credential c JOIN organization o"
-      " ON o.id = c.msp_org_id AND o.kind = 'MSP' WHERE c.provider = 'intune'"
-      " AND c.region = 'global' AND c.is_active"
-      " AND ($1::bigint IS NULL OR c.msp_org_id = $1) ORDER BY 1",
-      1, params, &creds);
-  if (!rc)
-    rc = host->db_tx_exec(
-        tx,
-        "SELECT m.msp_org_id, m.portal_company_id, m.external_org_id"
-        " FROM integration_org_mapping m JOIN integration_credential c"
-        " ON c.msp_org_id = m.msp_org_id AND c.provider = m.provider"
-        " AND c.region = m.region AND c.is_active"
-        " WHERE m.provider = 'intune' AND m.region = 'global'"
-        " AND m.state = 'MAPPED' AND ($1::bigint IS NULL OR m.msp_org_id = $1)"
-        " ORDER BY 1, 2, 3",
-        1, params, &maps);
+      "SELECT m.msp_org_id, m.portal_company_id, m.external_org_id,"
+      " c.client_id, c.sealed_secret FROM integration_org_mapping m"
+      " JOIN integration_credential c ON c.msp_org_id = m.msp_org_id"
+      " AND c.provider = m.provider AND c.region = m.region AND c.is_active"
+      " JOIN organization o ON o.id = m.msp_org_id AND o.kind = 'MSP'"
+      " WHERE m.provider = 'intune' AND m.region = 'global'"
+      " AND m.state = 'MAPPED' AND ($1::bigint IS NULL OR m.msp_org_id = $1)"
+      " ORDER BY 1, 2, 3",
+      1, params, &res);
   if (rc) {
-    snprintf(run->error, sizeof run->error, "plan: %s",
-             host->db_tx_error(tx));
-    goto out;
+    snprintf(run->error, sizeof run->error, "plan: %s", host->db_tx_error(tx));
+    return rc;
   }
-  size_t nc = (size_t)host->db_rows(creds), nm = (size_t)host->db_rows(maps);
-  run->creds = host->calloc(nc + 1, sizeof *run->creds);
-  run->targets = host->calloc(nm + 1, sizeof *run->targets);
-  if (!run->creds || !run->targets) {
+  int rows = host->db_rows(res);
+  if (!(run->targets = host->calloc((size_t)rows + 1, sizeof *run->targets)))
     rc = RN_ENOMEM;
-    goto out;
-  }
-  for (size_t i = 0; i < nc; i++) {
-    cred_t *c = &run->creds[run->n_creds++];
-    c->msp = strtoll(host->db_value(creds, (int)i, 0), NULL, 10);
-    snprintf(c->client_id, sizeof c->client_id, "%s",
-             host->db_value(creds, (int)i, 1));
-    if (!(c->sealed = host->strdup(host->db_value(creds, (int)i, 2)))) {
+  for (int i = 0; !rc && i < rows; i++) {
+    target_t *t = &run->targets[run->n_targets++];
+    t->msp = strtoll(host->db_value(res, i, 0), NULL, 10);
+    t->company = strtoll(host->db_value(res, i, 1), NULL, 10);
+    snprintf(t->tenant, sizeof t->tenant, "%s", host->db_value(res, i, 2));
+    snprintf(t->client_id, sizeof t->client_id, "%s",
+             host->db_value(res, i, 3));
+    if (!(t->sealed = host->strdup(host->db_value(res, i, 4))))
       rc = RN_ENOMEM;
-      goto out;
-    }
   }
-  for (size_t i = 0; i < nm; i++) {
-    target_t *t = &run->targets[run->n_targets];
-    t->msp = strtoll(host->db_value(maps, (int)i, 0), NULL, 10);
-    t->company = strtoll(host->db_value(maps, (int)i, 1), NULL, 10);
-    snprintf(t->tenant, sizeof t->tenant, "%s", host->db_value(maps, (int)i, 2));
-    for (size_t k = 0; k < run->n_creds; k++)
-      if (run->creds[k].msp == t->msp)
-        t->cred = &run->creds[k];
-    if (t->cred)
-      run->n_targets++;
-  }
-out:
-  host->db_result_free(creds);
-  host->db_result_free(maps);
+  host->db_result_free(res);
   return rc;
 }
 
 static void plan_done(rn_ctx_t *ctx, int status, void *data) {
   run_t *run = data;
+  run->req = NULL;
   if (status < 0) {
     char why[sizeof run->error];
     snprintf(why, sizeof why, "%s", run->error);
     fail(run, status, "%s", *why ? why : host->strerror(status));
     return run_finish(run);
-  }
-  for (size_t i = 0; i < run->n_creds; i++) {
-    cred_t *c = &run->creds[i];
-    int rc = host->secret_open(ctx, c->sealed, &c->secret, &c->secret_len);
-    if (rc < 0)
-      fail(run, rc, "MSP %lld: the saved secret cannot be opened: %s",
-           (long long)c->msp, host->strerror(rc));
   }
   static const rn_rate_window_t windows[] = {{1000, 20000}};
   if (RN_HOST_HAS(host, rate_configure))
@@ -572,29 +507,35 @@ static void sync_cancel(rn_ctx_t *ctx, void *state, rn_job_t *job) {
     host->cancel(run->req);
 }
 
-/* ------------------------------------------------- connect and map */
+/* ---------------------------------------------------------- connect */
 
-typedef struct op_s {
+typedef struct connect_s {
   rn_ctx_t *ctx;
   rn_job_t *job;
   json_t *params;
   char *sealed;
   char error[512];
-} op_t;
+} connect_t;
 
+/* Saves the sealed secret; the tenants become organizations, and those
+ * given as TENANT=COMPANY are mapped to that company. */
 static int connect_tx(rn_db_tx_t *tx, void *data) {
-  op_t *op = data;
+  connect_t *op = data;
   rn_devsrc_t ds;
   rn_devsrc_init(&ds, host, tx, host->now_ms(op->ctx));
-  rn_msp_org_t msp = RN_MSP_ORG(json_integer_value(json_object_get(op->params, "msp_org")));
-  char tenants[2048];
-  snprintf(tenants, sizeof tenants, "%s",
+  rn_msp_org_t msp =
+      RN_MSP_ORG(json_integer_value(json_object_get(op->params, "msp_org")));
+  char list[4096], *company[128];
+  snprintf(list, sizeof list, "%s",
            json_string_value(json_object_get(op->params, "tenants")));
-  rn_discovered_org_t orgs[64];
+  rn_discovered_org_t orgs[128];
   size_t n = 0;
-  for (char *save, *t = strtok_r(tenants, ", ", &save); t && n < 64;
-       t = strtok_r(NULL, ", ", &save))
+  for (char *save, *t = strtok_r(list, ", ", &save); t && n < 128;
+       t = strtok_r(NULL, ", ", &save)) {
+    if ((company[n] = strchr(t, '=')))
+      *company[n]++ = 0;
     orgs[n++] = (rn_discovered_org_t){t, t};
+  }
   int64_t id;
   rn_discovery_counts_t counts;
   int rc = rn_credential_save(
@@ -604,6 +545,11 @@ static int connect_tx(rn_db_tx_t *tx, void *data) {
   if (!rc)
     rc = rn_mappings_discovered(&ds, msp, PROVIDER, REGION, orgs, n, true,
                                 &counts);
+  for (size_t i = 0; !rc && i < n; i++)
+    if (company[i])
+      rc = rn_mapping_use_existing(
+          &ds, msp, PROVIDER, REGION, orgs[i].external_id,
+          RN_COMPANY(strtoll(company[i], NULL, 10)), true, ACTOR);
   if (!rc)
     rc = rn_audit_msp(&ds, msp, ACTOR, "INTUNE_CONNECTED", "{}");
   if (rc)
@@ -611,51 +557,32 @@ static int connect_tx(rn_db_tx_t *tx, void *data) {
   return rc;
 }
 
-static int map_tx(rn_db_tx_t *tx, void *data) {
-  op_t *op = data;
-  rn_devsrc_t ds;
-  rn_devsrc_init(&ds, host, tx, host->now_ms(op->ctx));
-  int rc = rn_mapping_use_existing(
-      &ds, RN_MSP_ORG(json_integer_value(json_object_get(op->params, "msp_org"))),
-      PROVIDER, REGION, json_string_value(json_object_get(op->params, "tenant")),
-      RN_COMPANY(json_integer_value(json_object_get(op->params, "company"))),
-      true, ACTOR);
-  if (rc)
-    snprintf(op->error, sizeof op->error, "%s", rn_devsrc_error(&ds));
-  return rc;
-}
-
-static void op_done(rn_ctx_t *ctx, int status, void *data) {
+static void connect_done(rn_ctx_t *ctx, int status, void *data) {
   (void)ctx;
-  op_t *op = data;
-  json_t *result = status < 0 ? json_pack("{s:s}", "error", op->error)
-                              : json_pack("{s:b}", "ok", 1);
-  char *text = json_dumps(result, JSON_COMPACT);
-  host->job_complete(op->job, status, text, status < 0 ? op->error : "done");
-  free(text);
-  json_decref(result);
+  connect_t *op = data;
+  host->job_complete(op->job, status, status < 0 ? NULL : "{\"ok\": true}",
+                     status < 0 ? op->error : "connected");
   json_decref(op->params);
   host->free(op->sealed);
   host->free(op);
 }
 
-static int op_start(rn_ctx_t *ctx, rn_job_t *job, rn_db_tx_fn fn, bool seal) {
-  op_t *op = host->calloc(1, sizeof *op);
+static int connect_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
+  (void)state;
+  connect_t *op = host->calloc(1, sizeof *op);
   if (!op)
     return RN_ENOMEM;
   op->ctx = ctx;
   op->job = job;
   op->params = job_params(job);
-  int rc = 0;
-  if (seal) {
-    size_t len = 0;
-    const char *secret = host->job_secret(job, "client_secret_file", &len);
-    while (secret && len && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
-      len--; /* the file's line end is not part of the secret */
-    rc = secret ? host->secret_seal(ctx, secret, len, &op->sealed) : RN_EINVAL;
-  }
+  size_t len = 0;
+  const char *secret = host->job_secret(job, "client_secret_file", &len);
+  while (secret && len && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
+    len--; /* the file's line end is not part of the secret */
+  int rc =
+      secret ? host->secret_seal(ctx, secret, len, &op->sealed) : RN_EINVAL;
   if (!rc)
-    rc = host->db_transaction(ctx, fn, op_done, op, NULL);
+    rc = host->db_transaction(ctx, connect_tx, connect_done, op, NULL);
   if (rc < 0) {
     json_decref(op->params);
     host->free(op->sealed);
@@ -664,74 +591,65 @@ static int op_start(rn_ctx_t *ctx, rn_job_t *job, rn_db_tx_fn fn, bool seal) {
   return rc;
 }
 
-static int connect_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
-  (void)state;
-  return op_start(ctx, job, connect_tx, true);
-}
-
-static int map_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
-  (void)state;
-  return op_start(ctx, job, map_tx, false);
-}
-
 /* ------------------------------------------------------ descriptor */
 
-#define MSP_PARAM                                                            \
-  {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED, .min = 1, \
-   .max = INT64_MAX, .help = "the MSP organization id"}
+#define MSP_PARAM(required)                                                    \
+  {                                                                            \
+    .name = "msp_org", .type = RN_OPT_INT, .flags = (required), .min = 1,      \
+    .max = INT64_MAX, .help = "the MSP organization id"                        \
+  }
 
 static const rn_option_t connect_params[] = {
-    MSP_PARAM,
-    {.name = "client_id", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
+    MSP_PARAM(RN_OPT_REQUIRED),
+    {.name = "client_id",
+     .type = RN_OPT_STRING,
+     .flags = RN_OPT_REQUIRED,
      .help = "application (client) id of the multi-tenant app registration"},
-    {.name = "client_secret_file", .type = RN_OPT_SECRET_FILE,
+    {.name = "client_secret_file",
+     .type = RN_OPT_SECRET_FILE,
      .flags = RN_OPT_REQUIRED,
      .help = "file holding the client secret value (mode 0600), or -"},
-    {.name = "tenants", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
-     .help = "consented customer tenant ids, comma separated: the "
-             "organizations to map"},
+    {.name = "tenants",
+     .type = RN_OPT_STRING,
+     .flags = RN_OPT_REQUIRED,
+     .help = "consented tenant ids, comma separated; TENANT=COMPANY also "
+             "maps the tenant to that PSA company"},
     {0},
 };
-
-static const rn_option_t map_params[] = {
-    MSP_PARAM,
-    {.name = "tenant", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
-     .help = "a connected tenant id"},
-    {.name = "company", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-     .min = 1, .max = INT64_MAX, .help = "the PSA company it feeds"},
-    {0},
-};
-
-static const rn_option_t sync_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
-     .help = "only this MSP organization (default: every one)"},
-    {0},
-};
+static const rn_option_t sync_params[] = {MSP_PARAM(0), {0}};
 
 static const rn_job_def_t job_connect = {
-    .struct_size = sizeof(rn_job_def_t), .name = "connect",
-    .summary = "save the app's sealed secret and the tenants to map",
-    .params = connect_params, .run = connect_run, .command = "connect"};
-static const rn_job_def_t job_map = {
-    .struct_size = sizeof(rn_job_def_t), .name = "map",
-    .summary = "bind a tenant to a PSA company", .params = map_params,
-    .run = map_run, .command = "map"};
+    .struct_size = sizeof(rn_job_def_t),
+    .name = "connect",
+    .summary = "save the app's sealed secret, its tenants and their companies",
+    .params = connect_params,
+    .run = connect_run,
+    .command = "connect"};
 static const rn_job_def_t job_sync = {
-    .struct_size = sizeof(rn_job_def_t), .name = "sync",
+    .struct_size = sizeof(rn_job_def_t),
+    .name = "sync",
     .summary = "company-owned Intune devices of mapped tenants become assets",
-    .params = sync_params, .run = sync_run, .cancel = sync_cancel,
+    .params = sync_params,
+    .run = sync_run,
+    .cancel = sync_cancel,
     .command = "sync"};
 
 static const rn_option_t plugin_options[] = {
-    {.name = "login_url", .type = RN_OPT_URL,
+    {.name = "login_url",
+     .type = RN_OPT_URL,
      .default_value = "https://login.microsoftonline.com",
      .help = "Entra ID token authority"},
-    {.name = "graph_url", .type = RN_OPT_URL,
+    {.name = "graph_url",
+     .type = RN_OPT_URL,
      .default_value = "https://graph.microsoft.com",
      .help = "Microsoft Graph; @odata.nextLink must stay under it"},
     {.name = "ca_file", .type = RN_OPT_PATH, .help = "extra trust anchor"},
-    {.name = "page_size", .type = RN_OPT_INT, .default_value = "500",
-     .min = 1, .max = 1000, .help = "devices per Graph page ($top)"},
+    {.name = "page_size",
+     .type = RN_OPT_INT,
+     .default_value = "500",
+     .min = 1,
+     .max = 1000,
+     .help = "devices per Graph page ($top)"},
     {0},
 };
 
@@ -754,8 +672,7 @@ static void intune_destroy(rn_ctx_t *ctx, void *state) {
   host->free(state);
 }
 
-static const rn_job_def_t *const jobs[] = {&job_connect, &job_map, &job_sync,
-                                           NULL};
+static const rn_job_def_t *const jobs[] = {&job_connect, &job_sync, NULL};
 
 static const rn_plugin_t descriptor = {
     .abi_version = RN_ABI_VERSION,

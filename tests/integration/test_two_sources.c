@@ -98,10 +98,13 @@ static int run(const char *group, char **out, char **err, ...) {
     free(e_);                                                                \
   } while (0)
 
-static void intune_connect(void) {
+/* Connects the app with Contoso mapped to the company and Northwind left
+ * PENDING. */
+static void intune_connect(long long company) {
+  char tenants[256];
+  snprintf(tenants, sizeof tenants, "%s=%lld,%s", CONTOSO, company, NORTHWIND);
   RUN_OK("intune", "connect", "--msp-org", rt_nj_id(msp), "--client-id", APP,
-         "--client-secret-file", graph_secret_file, "--tenants",
-         CONTOSO "," NORTHWIND);
+         "--client-secret-file", graph_secret_file, "--tenants", tenants);
 }
 
 /* NinjaOne org 1 (Contoso Dental Group) and the Contoso tenant, both
@@ -116,9 +119,7 @@ static long long both_mapped(void) {
             " external_org_id = '1'", msp);
   cr_assert_gt(company, 0);
   RUN_OK("ninjaone", "sync", "--msp-org", rt_nj_id(msp));
-  intune_connect();
-  RUN_OK("intune", "map", "--msp-org", rt_nj_id(msp), "--tenant", CONTOSO,
-         "--company", rt_nj_id(company));
+  intune_connect(company);
   return company;
 }
 
@@ -205,17 +206,19 @@ Test(two_sources, ninjaone_wins_intune_fills_in_personal_never) {
 
 Test(two_sources, a_wrong_secret_is_reported_and_writes_nothing) {
   rt_write_file(graph_secret_file, "not-the-secret\n", 0600);
-  intune_connect();
   long long company = q_int("INSERT INTO portal_company (msp_org_id, name)"
                             " VALUES (%lld, 'Contoso Dental Group')"
                             " RETURNING id", msp);
-  RUN_OK("intune", "map", "--msp-org", rt_nj_id(msp), "--tenant", CONTOSO,
-         "--company", rt_nj_id(company));
+  intune_connect(company);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " provider = 'intune' AND state = 'MAPPED'"), 1);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " provider = 'intune' AND state = 'PENDING'"), 1);
   char *out, *err;
   int rc = run("intune", &out, &err, "sync", "--msp-org", rt_nj_id(msp),
                NULL);
   cr_expect_neq(rc, 0);
-  cr_expect(strstr(out, "invalid_client") && strstr(out, "AADSTS7000215"),
+  cr_expect(strstr(err, "invalid_client") && strstr(err, "AADSTS7000215"),
             "the Entra ID error is named: %s%s", out, err);
   free(out);
   free(err);
