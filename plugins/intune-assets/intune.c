@@ -108,13 +108,13 @@ typedef struct run_s {
   size_t n_devices;
   int64_t personal, seen;
   bool complete; /* every tenant of the company was read to the end */
-  bool cancelled;
-  int status; /* the first failure */
+  int status;    /* the first failure */
   char error[512];
   json_t *result; /* {"companies": [...]} */
 } run_t;
 
-static void write_group(run_t *run);
+static int write_tx(rn_db_tx_t *tx, void *data);
+static void write_done(rn_ctx_t *ctx, int status, void *data);
 static void start_target(run_t *run);
 static void fetch_page(run_t *run);
 
@@ -163,20 +163,15 @@ static int add_device(run_t *run, json_t *dev, const char *tenant) {
   if ((d->macs[k] = str(dev, "wiFiMacAddress")))
     k++;
   d->macs[k] = str(dev, "ethernetMacAddress");
+  bool mobile = os && (!strcmp(os, "iOS") || !strcmp(os, "Android"));
   d->asset = (rn_asset_t){
-      .external_id = str(dev, "id"),
-      .name = str(dev, "deviceName"),
-      .hostname = str(dev, "deviceName"),
+      .external_id = str(dev, "id"), .name = str(dev, "deviceName"),
+      .hostname = str(dev, "deviceName"), .os_name = os,
       .serial_number = str(dev, "serialNumber"),
-      .os_name = os,
-      .device_class = os && (!strcmp(os, "iOS") || !strcmp(os, "Android"))
-                          ? "MOBILE"
-                          : "COMPUTER",
-      .manufacturer = str(dev, "manufacturer"),
-      .model = str(dev, "model"),
+      .device_class = mobile ? "MOBILE" : "COMPUTER",
+      .manufacturer = str(dev, "manufacturer"), .model = str(dev, "model"),
       .last_seen_ms = iso_ms(str(dev, "lastSyncDateTime")),
-      .external_org_id = tenant,
-  };
+      .external_org_id = tenant};
   return 0;
 }
 
@@ -200,15 +195,15 @@ static void send(run_t *run, const char *url, const char *header,
   }
 }
 
-/* A transport error or a cancel: true when the run is over. */
+/* A transport error, or RN_ECANCELED when the host cancels the job (it
+ * has no cancel hook): true when handled. */
 static bool failed(run_t *run, int status, const char *what) {
   run->req = NULL;
-  if (status >= 0 && !run->cancelled)
+  if (status >= 0)
     return false;
-  status = status < 0 ? status : RN_ECANCELED;
   fail(run, status, "tenant %s %s: %s", run->targets[run->cur].tenant, what,
        host->strerror(status));
-  if (run->cancelled || status == RN_ECANCELED)
+  if (status == RN_ECANCELED)
     run_finish(run);
   else
     run->cur++, start_target(run);
@@ -314,8 +309,15 @@ static void token_done(rn_ctx_t *ctx, int status,
 
 /* The next tenant of the company, or the write once all were read. */
 static void start_target(run_t *run) {
-  if (run->cur == run->group_end)
-    return write_group(run);
+  if (run->cur == run->group_end) { /* every tenant read: write the company */
+    int rc =
+        host->db_transaction(run->ctx, write_tx, write_done, run, &run->req);
+    if (rc < 0) {
+      fail(run, rc, "cannot write: %s", host->strerror(rc));
+      run_finish(run);
+    }
+    return;
+  }
   target_t *t = &run->targets[run->cur];
   char url[1024], body[4096] = "", *secret;
   size_t len;
@@ -382,16 +384,17 @@ static int write_tx(rn_db_tx_t *tx, void *data) {
       c.created, "updated", c.updated, "retired", c.retired, "deduped",
       c.deduped, "restored", c.restored, "personal_skipped", run->personal);
   char *details = json_dumps(d, JSON_COMPACT);
-  json_array_append_new(json_object_get(run->result, "companies"), d);
   if (!rc)
     rc = rn_credential_record_run(&ds, RN_MSP_ORG(t->msp), PROVIDER, REGION,
                                   "asset_sync", details);
   free(details);
   if (rc < 0) {
+    json_decref(d);
     snprintf(run->error, sizeof run->error, "company %lld: %s",
              (long long)t->company, rn_devsrc_error(&ds));
     return rc;
   }
+  json_array_append_new(json_object_get(run->result, "companies"), d);
   run->seen += c.seen;
   return 0;
 }
@@ -405,18 +408,10 @@ static void write_done(rn_ctx_t *ctx, int status, void *data) {
     snprintf(why, sizeof why, "%s", run->error);
     fail(run, status, "%s", status == RN_ECANCELED ? "canceled" : why);
   }
-  if (run->cancelled || status == RN_ECANCELED)
+  if (status == RN_ECANCELED)
     return run_finish(run);
   run->group = run->group_end;
   begin_group(run);
-}
-
-static void write_group(run_t *run) {
-  int rc = host->db_transaction(run->ctx, write_tx, write_done, run, &run->req);
-  if (rc < 0) {
-    fail(run, rc, "cannot write: %s", host->strerror(rc));
-    run_finish(run);
-  }
 }
 
 /* Loads the active credentials and MAPPED tenants, ordered by company. */
@@ -498,15 +493,6 @@ static int sync_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   return rc;
 }
 
-static void sync_cancel(rn_ctx_t *ctx, void *state, rn_job_t *job) {
-  (void)ctx;
-  (void)state;
-  run_t *run = host->job_data(job);
-  run->cancelled = true;
-  if (run->req)
-    host->cancel(run->req);
-}
-
 /* ---------------------------------------------------------- connect */
 
 typedef struct connect_s {
@@ -534,6 +520,11 @@ static int connect_tx(rn_db_tx_t *tx, void *data) {
        t = strtok_r(NULL, ", ", &save)) {
     if ((company[n] = strchr(t, '=')))
       *company[n]++ = 0;
+    if (!*t || strspn(t, "0123456789abcdefABCDEF-") != strlen(t)) {
+      snprintf(op->error, sizeof op->error,
+               "tenants: \"%s\" is not a tenant id (a GUID)", t);
+      return RN_EINVAL;
+    }
     orgs[n++] = (rn_discovered_org_t){t, t};
   }
   int64_t id;
@@ -593,63 +584,44 @@ static int connect_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
 
 /* ------------------------------------------------------ descriptor */
 
-#define MSP_PARAM(required)                                                    \
-  {                                                                            \
-    .name = "msp_org", .type = RN_OPT_INT, .flags = (required), .min = 1,      \
-    .max = INT64_MAX, .help = "the MSP organization id"                        \
-  }
-
 static const rn_option_t connect_params[] = {
-    MSP_PARAM(RN_OPT_REQUIRED),
-    {.name = "client_id",
-     .type = RN_OPT_STRING,
-     .flags = RN_OPT_REQUIRED,
+    {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+     .min = 1, .max = INT64_MAX, .help = "the MSP organization id"},
+    {.name = "client_id", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
      .help = "application (client) id of the multi-tenant app registration"},
-    {.name = "client_secret_file",
-     .type = RN_OPT_SECRET_FILE,
+    {.name = "client_secret_file", .type = RN_OPT_SECRET_FILE,
      .flags = RN_OPT_REQUIRED,
      .help = "file holding the client secret value (mode 0600), or -"},
-    {.name = "tenants",
-     .type = RN_OPT_STRING,
-     .flags = RN_OPT_REQUIRED,
+    {.name = "tenants", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
      .help = "consented tenant ids, comma separated; TENANT=COMPANY also "
              "maps the tenant to that PSA company"},
     {0},
 };
-static const rn_option_t sync_params[] = {MSP_PARAM(0), {0}};
+static const rn_option_t sync_params[] = {
+    {.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
+     .help = "only this MSP organization (default: every one)"},
+    {0},
+};
 
 static const rn_job_def_t job_connect = {
-    .struct_size = sizeof(rn_job_def_t),
-    .name = "connect",
+    .struct_size = sizeof(rn_job_def_t), .name = "connect",
     .summary = "save the app's sealed secret, its tenants and their companies",
-    .params = connect_params,
-    .run = connect_run,
-    .command = "connect"};
+    .params = connect_params, .run = connect_run, .command = "connect"};
 static const rn_job_def_t job_sync = {
-    .struct_size = sizeof(rn_job_def_t),
-    .name = "sync",
+    .struct_size = sizeof(rn_job_def_t), .name = "sync",
     .summary = "company-owned Intune devices of mapped tenants become assets",
-    .params = sync_params,
-    .run = sync_run,
-    .cancel = sync_cancel,
-    .command = "sync"};
+    .params = sync_params, .run = sync_run, .command = "sync"};
 
 static const rn_option_t plugin_options[] = {
-    {.name = "login_url",
-     .type = RN_OPT_URL,
+    {.name = "login_url", .type = RN_OPT_URL,
      .default_value = "https://login.microsoftonline.com",
      .help = "Entra ID token authority"},
-    {.name = "graph_url",
-     .type = RN_OPT_URL,
+    {.name = "graph_url", .type = RN_OPT_URL,
      .default_value = "https://graph.microsoft.com",
      .help = "Microsoft Graph; @odata.nextLink must stay under it"},
     {.name = "ca_file", .type = RN_OPT_PATH, .help = "extra trust anchor"},
-    {.name = "page_size",
-     .type = RN_OPT_INT,
-     .default_value = "500",
-     .min = 1,
-     .max = 1000,
-     .help = "devices per Graph page ($top)"},
+    {.name = "page_size", .type = RN_OPT_INT, .default_value = "500",
+     .min = 1, .max = 1000, .help = "devices per Graph page ($top)"},
     {0},
 };
 
@@ -675,18 +647,12 @@ static void intune_destroy(rn_ctx_t *ctx, void *state) {
 static const rn_job_def_t *const jobs[] = {&job_connect, &job_sync, NULL};
 
 static const rn_plugin_t descriptor = {
-    .abi_version = RN_ABI_VERSION,
-    .struct_size = sizeof(rn_plugin_t),
-    .name = "intune-assets",
-    .version = "0.1.0",
+    .abi_version = RN_ABI_VERSION, .struct_size = sizeof(rn_plugin_t),
+    .name = "intune-assets", .version = "0.1.0",
     .summary = "Microsoft Intune asset sync: company-owned managed devices of "
                "mapped tenants become company assets",
-    .options = plugin_options,
-    .create = intune_create,
-    .destroy = intune_destroy,
-    .jobs = jobs,
-    .command_group = "intune",
-};
+    .options = plugin_options, .create = intune_create,
+    .destroy = intune_destroy, .jobs = jobs, .command_group = "intune"};
 
 RN_EXPORT const rn_plugin_t *RN_ENTRY(const rn_host_t *h) {
   host = h;
