@@ -68,8 +68,13 @@ check_sdk_out_of_tree() {
       $(pkg-config --cflags regentra-sdk) -o "$1" "$2" \
       $(pkg-config --libs regentra-sdk)' sh "$work/intune-assets.so" \
     "$root/plugins/intune-assets/intune.c"
-  nm -D --defined-only "$work/intune-assets.so" | grep -q rn_plugin_entry_v1
-  echo "intune-assets built out of tree against $prefix: ok"
+  rm -f "$work/hello.so"
+  printf '[runner]\nplugin_dir = %s\nstate_dir = %s/state\n' "$work" "$work" \
+    >"$work/runner.conf"
+  local listed
+  listed=$("$dir/runner/regentra-runner" plugins -c "$work/runner.conf" --json)
+  grep -q '"name": "intune-assets"' <<<"$listed"
+  echo "intune-assets built out of tree against $prefix and loaded: ok"
   rm -rf "$prefix" "$work"
 }
 

@@ -3,7 +3,8 @@
  * multi-tenant app registration, consented by many customer tenants; each
  * tenant is an organization mapped to a PSA company. Company-owned managed
  * devices become assets of source "intune"; personal ones never do. */
-#define _DEFAULT_SOURCE /* timegm, strptime */
+#define _DEFAULT_SOURCE /* timegm */
+#define _XOPEN_SOURCE 700 /* strptime */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
