@@ -69,12 +69,10 @@ static int64_t iso_ms(const char *s) {
  * the trace ids that follow. */
 static void upstream_error(const rn_http_response_t *resp, char *out,
                            size_t cap) {
-  json_t *j = json_loads(resp->body, 0, NULL),
-         *err = json_object_get(j, "error");
-  const char *code =
-      json_is_string(err) ? json_string_value(err) : str(err, "code");
-  const char *text =
-      json_is_string(err) ? str(j, "error_description") : str(err, "message");
+  json_t *j = json_loads(resp->body, 0, NULL), *e = json_object_get(j, "error");
+  bool aad = json_is_string(e); /* else Graph's {"code", "message"} */
+  const char *code = aad ? json_string_value(e) : str(e, "code");
+  const char *text = aad ? str(j, "error_description") : str(e, "message");
   int len = text ? (int)strcspn(text, ".\r\n") : 0;
   snprintf(out, cap, "HTTP %ld %s: %.*s", resp->status, code ? code : "?", len,
            text ? text : "");
@@ -98,7 +96,6 @@ typedef struct run_s {
   rn_ctx_t *ctx;
   state_t *st;
   rn_job_t *job;
-  rn_req_t *req;
   int64_t param_msp;
   target_t *targets; /* ordered by (msp, company): a group is one company */
   size_t n_targets, group, group_end, cur;
@@ -117,6 +114,11 @@ typedef struct run_s {
 static int write_tx(rn_db_tx_t *tx, void *data);
 static void write_done(rn_ctx_t *ctx, int status, void *data);
 static void start_target(run_t *run);
+
+static void next_tenant(run_t *run) {
+  run->cur++;
+  start_target(run);
+}
 static void fetch_page(run_t *run);
 
 RN_PRINTF(3, 4) static void fail(run_t *run, int rc, const char *fmt, ...) {
@@ -188,7 +190,7 @@ static void send(run_t *run, const char *url, const char *header,
   req.body_len = body ? strlen(body) : 0;
   req.ca_file = run->st->ca_file;
   req.rate_key = body ? NULL : RATE_KEY;
-  int rc = host->http_request(run->ctx, &req, cb, run, &run->req);
+  int rc = host->http_request(run->ctx, &req, cb, run, NULL);
   if (rc < 0) {
     fail(run, rc, "tenant %s: %s", run->targets[run->cur].tenant,
          host->strerror(rc));
@@ -199,7 +201,6 @@ static void send(run_t *run, const char *url, const char *header,
 /* A transport error, or RN_ECANCELED when the host cancels the job (it
  * has no cancel hook): true when handled. */
 static bool failed(run_t *run, int status, const char *what) {
-  run->req = NULL;
   if (status >= 0)
     return false;
   fail(run, status, "tenant %s %s: %s", run->targets[run->cur].tenant, what,
@@ -207,7 +208,7 @@ static bool failed(run_t *run, int status, const char *what) {
   if (status == RN_ECANCELED)
     run_finish(run);
   else
-    run->cur++, start_target(run);
+    next_tenant(run);
   return true;
 }
 
@@ -269,8 +270,7 @@ static void page_done(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
     run->retries = 0;
     return fetch_page(run);
   }
-  run->cur++;
-  start_target(run);
+  next_tenant(run);
 }
 
 static void fetch_page(run_t *run) {
@@ -295,8 +295,7 @@ static void token_done(rn_ctx_t *ctx, int status,
          resp->status == 429 || resp->status >= 500 ? RN_EUPSTREAM : RN_EAUTH,
          "tenant %s token: %s", run->targets[run->cur].tenant, why);
     json_decref(j);
-    run->cur++;
-    return start_target(run);
+    return next_tenant(run);
   }
   snprintf(run->token, sizeof run->token, "%s", token);
   json_decref(j);
@@ -312,7 +311,7 @@ static void token_done(rn_ctx_t *ctx, int status,
 static void start_target(run_t *run) {
   if (run->cur == run->group_end) { /* every tenant read: write the company */
     int rc =
-        host->db_transaction(run->ctx, write_tx, write_done, run, &run->req);
+        host->db_transaction(run->ctx, write_tx, write_done, run, NULL);
     if (rc < 0) {
       fail(run, rc, "cannot write: %s", host->strerror(rc));
       run_finish(run);
@@ -326,8 +325,7 @@ static void start_target(run_t *run) {
   if (rc < 0) {
     fail(run, rc, "tenant %s: the saved secret cannot be opened: %s", t->tenant,
          host->strerror(rc));
-    run->cur++;
-    return start_target(run);
+    return next_tenant(run);
   }
   snprintf(url, sizeof url, "%s/%s/oauth2/v2.0/token", run->st->login_url,
            t->tenant);
@@ -403,7 +401,6 @@ static int write_tx(rn_db_tx_t *tx, void *data) {
 static void write_done(rn_ctx_t *ctx, int status, void *data) {
   (void)ctx;
   run_t *run = data;
-  run->req = NULL;
   if (status < 0) {
     char why[sizeof run->error];
     snprintf(why, sizeof why, "%s", run->error);
@@ -456,7 +453,6 @@ static int plan_tx(rn_db_tx_t *tx, void *data) {
 
 static void plan_done(rn_ctx_t *ctx, int status, void *data) {
   run_t *run = data;
-  run->req = NULL;
   if (status < 0) {
     char why[sizeof run->error];
     snprintf(why, sizeof why, "%s", run->error);
@@ -479,14 +475,14 @@ static int sync_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   if (!run)
     return RN_ENOMEM;
   json_t *p = job_params(job);
-  run->param_msp = json_integer_value(json_object_get(p, "msp_org"));
+  *run = (run_t){.ctx = ctx,
+                 .st = state,
+                 .job = job,
+                 .param_msp = json_integer_value(json_object_get(p, "msp_org")),
+                 .result = json_pack("{s:[]}", "companies")};
   json_decref(p);
-  run->ctx = ctx;
-  run->st = state;
-  run->job = job;
-  run->result = json_pack("{s:[]}", "companies");
   host->job_set_data(job, run);
-  int rc = host->db_transaction(ctx, plan_tx, plan_done, run, &run->req);
+  int rc = host->db_transaction(ctx, plan_tx, plan_done, run, NULL);
   if (rc < 0) {
     json_decref(run->result);
     host->free(run);
