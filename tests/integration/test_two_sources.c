@@ -187,16 +187,22 @@ Test(two_sources, ninjaone_wins_intune_fills_in_personal_never) {
                5, "4 pages of 2 plus the throttled one");
   json_decref(s);
 
-  /* NinjaOne disconnected: its assets retire and the Intune rows it had
-   * beaten come back at once. This part needs rn_assets_retire_source to
-   * re-run the dedup (a change in sdk/devsrc/assets.c). */
+}
+
+/* NinjaOne disconnected: its assets retire and the Intune rows it had
+ * beaten come back ACTIVE at once. The immediate part needs
+ * rn_assets_retire_source to re-run the dedup (sdk/devsrc/assets.c); the
+ * next Intune sync restores them in any case. */
+Test(two_sources, intune_rows_come_back_when_ninjaone_is_disconnected) {
+  long long company = both_mapped();
+  RUN_OK("intune", "sync", "--msp-org", rt_nj_id(msp));
+  cr_assert_eq(count(company, "intune", "RETIRED"), 3);
   RUN_OK("ninjaone", "disconnect", "--msp-org", rt_nj_id(msp), "--region",
          "eu");
   cr_expect_eq(count(company, "ninjaone", "ACTIVE"), 0);
   cr_expect_eq(count(company, "intune", "ACTIVE"), 5,
                "DEPENDS ON THE sdk/devsrc FIX: Intune duplicates not restored"
                " when NinjaOne was disconnected");
-  /* The next Intune sync restores them in any case. */
   RUN_OK("intune", "sync", "--msp-org", rt_nj_id(msp));
   expect_status(DEV(1), "ACTIVE - -");
   expect_status(DEV(2), "ACTIVE - -");
