@@ -182,14 +182,10 @@ static int add_device(run_t *run, json_t *dev, const char *tenant) {
 static void send(run_t *run, const char *url, const char *header,
                  const char *body, rn_http_cb cb) {
   const char *headers[] = {header, "Accept: application/json", NULL};
-  rn_http_request_t req = RN_HTTP_REQUEST_INIT;
-  req.method = body ? "POST" : "GET";
-  req.url = url;
-  req.headers = headers;
-  req.body = body;
-  req.body_len = body ? strlen(body) : 0;
-  req.ca_file = run->st->ca_file;
-  req.rate_key = body ? NULL : RATE_KEY;
+  rn_http_request_t req = {
+      .struct_size = sizeof req, .method = body ? "POST" : "GET", .url = url,
+      .headers = headers, .body = body, .body_len = body ? strlen(body) : 0,
+      .ca_file = run->st->ca_file, .rate_key = body ? NULL : RATE_KEY};
   int rc = host->http_request(run->ctx, &req, cb, run, NULL);
   if (rc < 0) {
     fail(run, rc, "tenant %s: %s", run->targets[run->cur].tenant,
@@ -240,7 +236,9 @@ static void page_done(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
   int rc = 0;
   if (resp->status != 200) {
     upstream_error(resp, why, sizeof why);
-    rc = resp->status == 401 || resp->status == 403 ? RN_EAUTH : RN_EUPSTREAM;
+    rc = resp->status == 401 || resp->status == 403 ? RN_EAUTH
+         : resp->status == 429                      ? RN_ETHROTTLED
+                                                    : RN_EUPSTREAM;
   } else if (!json_is_array(value)) {
     snprintf(why, sizeof why, "a page has no \"value\" array");
     rc = RN_EJSON;
@@ -310,8 +308,7 @@ static void token_done(rn_ctx_t *ctx, int status,
 /* The next tenant of the company, or the write once all were read. */
 static void start_target(run_t *run) {
   if (run->cur == run->group_end) { /* every tenant read: write the company */
-    int rc =
-        host->db_transaction(run->ctx, write_tx, write_done, run, NULL);
+    int rc = host->db_transaction(run->ctx, write_tx, write_done, run, NULL);
     if (rc < 0) {
       fail(run, rc, "cannot write: %s", host->strerror(rc));
       run_finish(run);
