@@ -60,6 +60,21 @@ check_sdk_out_of_tree() {
     make -s -C "$work" hello.so
   test -f "$work/hello.so"
   echo "sdk example built out of tree against $prefix: ok"
+  # A device source, built as its author would: its source and pkg-config.
+  # The installed device-source library comes from the sanitizer build here,
+  # so the plugin links the sanitizer runtimes too.
+  PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" \
+    sh -c 'cc -std=c11 -O2 -Wall -Wextra -Werror -fsanitize=address,undefined \
+      $(pkg-config --cflags regentra-sdk) -o "$1" "$2" \
+      $(pkg-config --libs regentra-sdk)' sh "$work/intune-assets.so" \
+    "$root/plugins/intune-assets/intune.c"
+  rm -f "$work/hello.so"
+  printf '[runner]\nplugin_dir = %s\nstate_dir = %s/state\n' "$work" "$work" \
+    >"$work/runner.conf"
+  local listed
+  listed=$("$dir/runner/regentra-runner" plugins -c "$work/runner.conf" --json)
+  grep -q '"name": "intune-assets"' <<<"$listed"
+  echo "intune-assets built out of tree against $prefix and loaded: ok"
   rm -rf "$prefix" "$work"
 }
 
