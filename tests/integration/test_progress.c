@@ -47,6 +47,10 @@ static void teardown(void) {
 
 TestSuite(progress, .init = setup, .fini = teardown, .timeout = 300);
 
+/* The terminal's width: wide enough for every figure unless a test says
+ * otherwise (a narrower one cuts the line). */
+static unsigned short tty_columns = 200;
+
 /* How a run's stderr is attached. */
 enum stderr_kind { ON_TTY, PIPED };
 
@@ -104,8 +108,7 @@ static run_t run_args(enum stderr_kind kind, const char *const *args,
   cr_assert(out_fd >= 0);
   int reader = -1, writer = -1;
   if (kind == ON_TTY) {
-    /* Wide enough for every figure: a narrower one cuts the line. */
-    struct winsize size = {.ws_row = 24, .ws_col = 200};
+    struct winsize size = {.ws_row = 24, .ws_col = tty_columns};
     cr_assert_eq(openpty(&reader, &writer, NULL, NULL, &size), 0, "openpty: %s",
                  strerror(errno));
   } else {
@@ -289,4 +292,25 @@ Test(progress, sweep_counts_customers_done_of_all_on_a_terminal_only) {
   expect_no_progress(&piped, "ninjaone-evidence.sweep");
   run_free(&piped);
   expect_silent_forms("sweep", NULL, NULL, NULL, "ninjaone-evidence.sweep");
+}
+
+/* A line wider than the terminal would wrap, and \r would then rewrite
+ * only its last row: every drawn line fits in one row. */
+Test(progress, a_narrow_terminal_gets_lines_that_fit_in_one_row) {
+  tty_columns = 40;
+  run_t tty =
+      run_cmd(ON_TTY, "orgs", "--msp-org", rt_nj_id(msp), "--refresh", NULL);
+  tty_columns = 200;
+  cr_assert_eq(tty.status, 0, "%s%s", tty.out, tty.err);
+  cr_expect(strstr(tty.err, "\rninjaone-mapping.orgs: listing NinjaOn"), "%s",
+            tty.err);
+  size_t drawn = 0;
+  for (const char *p = tty.err; (p = strchr(p, '\r'));) {
+    p++;
+    size_t len = strcspn(p, "\r\n");
+    cr_expect_leq(len, 39, "a line of %zu columns: %.*s", len, (int)len, p);
+    drawn++;
+  }
+  cr_expect_gt(drawn, 0);
+  run_free(&tty);
 }
