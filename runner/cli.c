@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "internal.h"
+#include "progress.h"
 
 #ifndef RN_VERSION
 #define RN_VERSION "0.0.0"
@@ -364,6 +365,10 @@ int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
   rn__job_start_t start = {.plugin = plugin, .def = def, .conf = conf,
                            .options = options, .params_json = params_json,
                            .done = run_done, .done_data = &out};
+  /* A person at a terminal sees how far it has got; JSON readers and
+   * pipes get nothing extra. */
+  if (!cli->json && !cli->no_progress)
+    rn__progress_start(&runner);
   int start_rc = rn__job_start(&start, err, sizeof err);
   if (start_rc < 0) {
     const char *hint;
@@ -373,6 +378,7 @@ int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
   }
   while (!out.done && uv_run(&loop, UV_RUN_ONCE))
     ;
+  rn__progress_stop();
   if (!out.done) {
     rn__cli_fail(1, "internal", NULL, "%s.%s never completed", plugin_name,
                  job_name);
@@ -424,6 +430,7 @@ int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
   json_decref(result);
   exit_code = out.status < 0 ? 1 : 0;
 done:
+  rn__progress_stop();
   rn__options_free(&adhoc);
   free(out.result_json);
   free(out.summary);
@@ -781,6 +788,7 @@ general:
          "beside it)\n"
          "--json            machine-readable output; a failure is one object "
          "{error, message, hint}\n"
+         "-q, --quiet       errors only: no live progress on a terminal\n"
          "--plugin-dir DIR  where help looks for plugins (default: "
          "plugin_dir of runner.conf)\n"
          "-h, --help        'GROUP --help', 'help GROUP' and 'GROUP COMMAND "
@@ -816,6 +824,8 @@ int rn__cli_main(int argc, char **argv) {
       cli.plugin_dir = argv[++i];
     } else if (strcmp(a, "--json") == 0) {
       cli.json = json_failures = true;
+    } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+      cli.quiet = cli.no_progress = true;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       cli.help = true;
     } else if (!command) {

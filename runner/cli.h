@@ -12,6 +12,7 @@ typedef struct rn__cli_s {
   const char *confd; /* NULL = conf.d beside config_path */
   bool json;
   bool quiet;         /* log errors only, whatever the config says */
+  bool no_progress;   /* --quiet: no live progress on a terminal */
   bool help;          /* -h/--help anywhere: describe, never run */
   const char *plugin_dir; /* --plugin-dir: where help looks for plugins */
   int argc;          /* arguments after the command */

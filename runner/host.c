@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "progress.h"
 
 static void host_logv(rn_ctx_t *ctx, int level, const char *fmt, va_list ap) {
   rn__logv(level, ctx && ctx->plugin ? ctx->plugin->name : NULL, fmt, ap);
@@ -376,6 +377,7 @@ const rn_host_t *rn__host(void) {
       .token_get = token_get,
       .token_put = token_put,
       .token_drop = token_drop,
+      .progress = rn__progress_report,
   };
   rn__http_fill_host(&host_table);
   rn__db_fill_host(&host_table);

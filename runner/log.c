@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "progress.h"
 
 static int log_threshold = RN_LOG_INFO;
 
@@ -60,7 +61,7 @@ void rn__logv(int level, const char *prefix, const char *fmt, va_list ap) {
     if (line[i] == '\n' || line[i] == '\r')
       line[i] = ' ';
   line[len++] = '\n';
-  fwrite(line, 1, len, stderr);
+  rn__progress_log_write(line, len);
 }
 
 void rn__log(int level, const char *prefix, const char *fmt, ...) {

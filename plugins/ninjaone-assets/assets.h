@@ -3,6 +3,7 @@
 #define NJ_ASSETS_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,6 +134,8 @@ struct run_s {
   size_t queue_len, queue_next;
   size_t walking;       /* units holding a walk slot */
   size_t outstanding;   /* callbacks still to come */
+  /* progress: pages arrive on worker threads */
+  atomic_uint_fast64_t pages_walked, devices_seen, mappings_walked;
   bool cancelled, completed;
   /* outcome of the plan */
   int status;

@@ -377,8 +377,28 @@ static void unit_write(unit_t *u) {
 
 /* ---------------------------------------------------------------- walks */
 
+/* Pages walked and devices seen so far, mappings walked of all: any
+ * thread. */
+static void report_progress(run_t *run, uint64_t pages, uint64_t devices) {
+  if (!RN_HOST_HAS(host, progress))
+    return;
+  rn_progress_t p = RN_PROGRESS_INIT;
+  p.stage = "syncing devices";
+  p.done = atomic_load(&run->mappings_walked);
+  p.total = run->n_mappings;
+  p.units = "organizations";
+  p.pages = pages;
+  p.items = devices;
+  p.items_name = "devices";
+  host->progress(run->job, &p);
+}
+
 static int on_page(const nj_page_t *page, void *data) {
   mapping_t *m = data; /* worker thread: only this mapping's list */
+  run_t *run = run_of(m->cred);
+  report_progress(run, atomic_fetch_add(&run->pages_walked, 1) + 1,
+                  atomic_fetch_add(&run->devices_seen, page->count) +
+                      page->count);
   return devlist_add_page(&m->devices, page, m->org_id);
 }
 
@@ -392,6 +412,9 @@ static void on_walked(nj_walk_t *walk, const nj_walk_result_t *result,
   m->walk = NULL;
   m->walked = true;
   m->pages = result->pages;
+  atomic_fetch_add(&run->mappings_walked, 1);
+  report_progress(run, atomic_load(&run->pages_walked),
+                  atomic_load(&run->devices_seen));
   /* A failed walk writes nothing: it is a failure, not a shortfall. */
   m->truncated = result->status == 0 && result->truncated;
   m->cap_hit = result->cap_hit;

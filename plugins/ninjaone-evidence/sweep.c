@@ -209,6 +209,7 @@ typedef struct sweep_s {
   ev_target_t *targets;
   size_t n, next;
   size_t emitted, swept, failed;
+  uint64_t approved_devices; /* of the customers swept inline */
   bool inline_mode;
   json_t *results;
   int status;
@@ -279,6 +280,20 @@ static void sweep_finish(sweep_t *s) {
 
 static void sweep_next(sweep_t *s);
 
+/* Customers done of all, for a person watching the command. */
+static void report_progress(sweep_t *s) {
+  if (!RN_HOST_HAS(host, progress))
+    return;
+  rn_progress_t p = RN_PROGRESS_INIT;
+  p.stage = "sweeping customers";
+  p.done = s->swept + s->failed;
+  p.total = s->n;
+  p.units = "customers";
+  p.items = s->approved_devices;
+  p.items_name = "approved devices";
+  host->progress(s->job, &p);
+}
+
 static void inline_done(const ev_outcome_t *o, void *data) {
   sweep_t *s = data;
   char line[2048];
@@ -292,11 +307,15 @@ static void inline_done(const ev_outcome_t *o, void *data) {
   } else {
     s->swept++;
   }
+  json_int_t devices =
+      json_integer_value(json_object_get(o->report, "approved_devices"));
+  s->approved_devices += devices > 0 ? (uint64_t)devices : 0;
   sweep_next(s);
 }
 
 /* Customers one after another: one credential's rate budget, one at a time. */
 static void sweep_next(sweep_t *s) {
+  report_progress(s);
   while (s->next < s->n) {
     ev_target_t *t = &s->targets[s->next++];
     int rc = ev_customer_sweep(s->ctx, s->state, t, inline_done, s);

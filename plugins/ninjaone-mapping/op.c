@@ -122,6 +122,14 @@ static int on_org_page(const nj_page_t *page, void *data) {
     json_array_append_new(op->orgs, json_pack("{s:s, s:s}", "id", id, "name",
                                               name && *name ? name : id));
   }
+  if (RN_HOST_HAS(host, progress)) {
+    rn_progress_t p = RN_PROGRESS_INIT;
+    p.stage = "listing NinjaOne organizations";
+    p.pages = page->page;
+    p.items = json_array_size(op->orgs);
+    p.items_name = "organizations";
+    host->progress(op->job, &p);
+  }
   return 0;
 }
 

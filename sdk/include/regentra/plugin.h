@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define RN_ABI_MAJOR 1
-#define RN_ABI_MINOR 2
+#define RN_ABI_MINOR 3
 #define RN_ABI_VERSION (((uint32_t)RN_ABI_MAJOR << 16) | (uint32_t)RN_ABI_MINOR)
 #define RN_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define RN_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -254,6 +254,24 @@ typedef struct rn_emit_opts_s {
 
 #define RN_EMIT_OPTS_INIT {sizeof(rn_emit_opts_t), NULL, NULL, 0, 0, 0, 0}
 
+/* ABI 1.3. How far a long job has got, for a person watching a command
+ * run on a terminal. Counts are totals since the job started; a field left
+ * 0 (or NULL) is not shown. */
+typedef struct rn_progress_s {
+  uint32_t struct_size;   /* set by RN_PROGRESS_INIT */
+  const char *stage;      /* what it does now, a few words ("walking
+                             devices"); NULL = nothing to say */
+  uint64_t done;          /* units finished (customers, organizations) */
+  uint64_t total;         /* units in all; 0 = not known yet */
+  const char *units;      /* their plural noun: "customers" */
+  uint64_t pages;         /* API pages walked */
+  uint64_t items;         /* rows those pages held */
+  const char *items_name; /* their plural noun: "devices" */
+  /* ABI 1.3+: append below this line only. */
+} rn_progress_t;
+
+#define RN_PROGRESS_INIT {sizeof(rn_progress_t), NULL, 0, 0, NULL, 0, 0, NULL}
+
 /* The table of host services, handed to the entry function. */
 typedef struct rn_host_s {
   uint32_t abi_version;
@@ -371,7 +389,15 @@ typedef struct rn_host_s {
                    size_t len, int64_t until_ms);
   void (*token_drop)(rn_ctx_t *ctx, const char *key, const char *value,
                      size_t len);
-  /* ABI 1.3+: append below this line only. */
+  /* ABI 1.3. Reports how far job has got (progress and its strings are
+   * copied). Callable from any thread, a page callback on a worker
+   * included; cheap enough for every page. The host shows it, with the
+   * requests it has sent for the process, only to a person running a
+   * command on a terminal, at most a few times a second; elsewhere (piped
+   * output, --json, --quiet, serve) it is ignored. Never pass a secret or
+   * a customer device identifier. */
+  void (*progress)(rn_job_t *job, const rn_progress_t *progress);
+  /* ABI 1.4+: append below this line only. */
 } rn_host_t;
 
 /* True when `host` is new enough to have slot `fn` and provides it. */
