@@ -85,20 +85,26 @@ static bool log_has(const char *text, int count, int timeout_ms) {
   return rt_wait_for_text(daemon_proc.err_path, text, count, timeout_ms);
 }
 
-TestSuite(lifecycle, .fini = teardown, .timeout = 90);
+/* A bound for a loaded machine, not an expectation: each wait for a log
+ * line ends as soon as the line is there. */
+#define WAIT_MS 60000
+
+TestSuite(lifecycle, .fini = teardown, .timeout = 300);
 
 Test(lifecycle, reload_lets_the_running_job_finish_on_the_old_code) {
   configure("2500ms", "30s");
   start_daemon();
-  cr_assert(log_has("probe: probe 1 started", 1, 15000), "first run never started");
+  cr_assert(log_has("probe: probe 1 started", 1, WAIT_MS),
+            "first run never started");
   install_probe("probe_v2");
   rt_proc_kill(&daemon_proc, SIGHUP);
-  cr_assert(log_has("reload done", 1, 10000), "reload did not finish");
-  cr_assert(log_has("probe: probe 1 finished", 1, 10000));
-  cr_assert(log_has("probe: probe 2 started", 1, 10000), "new code never ran");
-  cr_assert(log_has("probe: probe 2 finished", 1, 10000));
+  cr_assert(log_has("reload done", 1, WAIT_MS), "reload did not finish");
+  cr_assert(log_has("probe: probe 1 finished", 1, WAIT_MS));
+  cr_assert(log_has("probe: probe 2 started", 1, WAIT_MS),
+            "new code never ran");
+  cr_assert(log_has("probe: probe 2 finished", 1, WAIT_MS));
   /* The old generation is destroyed only after its job finished. */
-  cr_assert(log_has("probe: probe 1 destroyed", 1, 5000));
+  cr_assert(log_has("probe: probe 1 destroyed", 1, WAIT_MS));
   stop_daemon_expect_clean_exit();
   const char *log_path = daemon_proc.err_path;
   cr_expect_eq(rt_count_text(log_path, "probe: probe 1 started"), 1);
@@ -115,16 +121,16 @@ Test(lifecycle, reload_lets_the_running_job_finish_on_the_old_code) {
 Test(lifecycle, broken_replacement_leaves_the_old_plugin_serving) {
   configure("200ms", "30s");
   start_daemon();
-  cr_assert(log_has("probe: probe 1 finished", 1, 15000));
+  cr_assert(log_has("probe: probe 1 finished", 1, WAIT_MS));
   char tmp[600], to[600];
   snprintf(tmp, sizeof tmp, "%s/.probe.so.new", plugins);
   snprintf(to, sizeof to, "%s/probe.so", plugins);
   rt_write_file(tmp, "this is not an ELF object\n", 0755);
   cr_assert_eq(rename(tmp, to), 0);
   rt_proc_kill(&daemon_proc, SIGHUP);
-  cr_assert(log_has("reload halted", 1, 10000), "no reload halted line");
+  cr_assert(log_has("reload halted", 1, WAIT_MS), "no reload halted line");
   int before = rt_count_text(daemon_proc.err_path, "probe: probe 1 finished");
-  cr_assert(log_has("probe: probe 1 finished", before + 2, 15000),
+  cr_assert(log_has("probe: probe 1 finished", before + 2, WAIT_MS),
             "the old plugin stopped serving");
   stop_daemon_expect_clean_exit();
   cr_expect(rt_count_text(daemon_proc.err_path,
@@ -135,7 +141,7 @@ Test(lifecycle, broken_replacement_leaves_the_old_plugin_serving) {
 Test(lifecycle, sigterm_waits_for_the_running_job_then_exits_0) {
   configure("1500ms", "30s");
   start_daemon();
-  cr_assert(log_has("probe: probe 1 started", 1, 15000));
+  cr_assert(log_has("probe: probe 1 started", 1, WAIT_MS));
   rt_proc_kill(&daemon_proc, SIGTERM);
   cr_assert(rt_proc_wait(&daemon_proc, 20000));
   char *log = rt_read_file(daemon_proc.err_path);
@@ -149,7 +155,7 @@ Test(lifecycle, sigterm_waits_for_the_running_job_then_exits_0) {
 Test(lifecycle, sigterm_cancels_jobs_still_running_at_the_deadline) {
   configure("60s", "500ms");
   start_daemon();
-  cr_assert(log_has("probe: probe 1 started", 1, 15000));
+  cr_assert(log_has("probe: probe 1 started", 1, WAIT_MS));
   rt_proc_kill(&daemon_proc, SIGTERM);
   cr_assert(rt_proc_wait(&daemon_proc, 20000), "daemon ignored its deadline");
   char *log = rt_read_file(daemon_proc.err_path);
@@ -163,17 +169,17 @@ Test(lifecycle, sigterm_cancels_jobs_still_running_at_the_deadline) {
 Test(lifecycle, reload_cancels_old_jobs_still_running_after_the_drain_timeout) {
   configure("60s", "1s");
   start_daemon();
-  cr_assert(log_has("probe: probe 1 started", 1, 15000));
+  cr_assert(log_has("probe: probe 1 started", 1, WAIT_MS));
   install_probe("probe_v2");
   rt_proc_kill(&daemon_proc, SIGHUP);
-  cr_assert(log_has("reload done", 1, 10000));
+  cr_assert(log_has("reload done", 1, WAIT_MS));
   /* The old run would take a minute; the drain timeout ends it. */
-  cr_assert(log_has("still running after drain_timeout; cancelled", 1, 10000),
+  cr_assert(log_has("still running after drain_timeout; cancelled", 1, WAIT_MS),
             "the old generation's job was never cancelled");
-  cr_assert(log_has("probe: probe 1 cancelled", 1, 5000));
-  cr_assert(log_has("probe: probe 1 destroyed", 1, 5000),
+  cr_assert(log_has("probe: probe 1 cancelled", 1, WAIT_MS));
+  cr_assert(log_has("probe: probe 1 destroyed", 1, WAIT_MS),
             "the old generation was never unloaded");
-  cr_assert(log_has("probe: probe 2 started", 1, 10000));
+  cr_assert(log_has("probe: probe 2 started", 1, WAIT_MS));
   stop_daemon_expect_clean_exit();
 }
 
@@ -348,7 +354,7 @@ Test(lifecycle, sigterm_with_a_job_without_cancel_hook_exits_after_the_grace) {
   configure_stubborn("drain_timeout = 500ms\ncancel_grace = 1s",
                      stubborn_cron_job);
   start_daemon();
-  cr_assert(log_has("stubborn.timer waiting", 1, 15000), "never started");
+  cr_assert(log_has("stubborn.timer waiting", 1, WAIT_MS), "never started");
   long long t0 = mono_ms();
   rt_proc_kill(&daemon_proc, SIGTERM);
   cr_assert(rt_proc_wait(&daemon_proc, 20000),
@@ -375,7 +381,7 @@ Test(lifecycle, reload_unloads_the_old_image_of_a_job_without_cancel_hook) {
   configure_stubborn("drain_timeout = 1s\ncancel_grace = 1s",
                      stubborn_cron_job);
   start_daemon();
-  cr_assert(log_has("stubborn.timer waiting", 1, 15000), "never started");
+  cr_assert(log_has("stubborn.timer waiting", 1, WAIT_MS), "never started");
   char tmp[600], to[600];
   snprintf(tmp, sizeof tmp, "%s/.stubborn.so.new", plugins);
   snprintf(to, sizeof to, "%s/stubborn.so", plugins);
@@ -383,13 +389,13 @@ Test(lifecycle, reload_unloads_the_old_image_of_a_job_without_cancel_hook) {
   cr_assert_eq(rename(tmp, to), 0);
   long long t0 = mono_ms();
   rt_proc_kill(&daemon_proc, SIGHUP);
-  cr_assert(log_has("reload done", 1, 10000));
-  cr_assert(log_has("still running after drain_timeout; cancelled", 1, 10000),
+  cr_assert(log_has("reload done", 1, WAIT_MS));
+  cr_assert(log_has("still running after drain_timeout; cancelled", 1, WAIT_MS),
             "the old generation's job was never cancelled");
-  cr_assert(log_has("the host ends it", 1, 10000),
+  cr_assert(log_has("the host ends it", 1, WAIT_MS),
             "the old generation's job was never ended");
   /* Its plugin-level timer too is cancelled, and the image unloads. */
-  cr_assert(log_has("stubborn: stubborn destroyed\n", 1, 10000),
+  cr_assert(log_has("stubborn: stubborn destroyed\n", 1, WAIT_MS),
             "the old generation was never unloaded");
   long long took = mono_ms() - t0;
   fprintf(stderr,
@@ -397,7 +403,7 @@ Test(lifecycle, reload_unloads_the_old_image_of_a_job_without_cancel_hook) {
           "cancel_grace 1000 ms: old image unloaded after %lld ms\n",
           took);
   /* The new generation runs the job again. */
-  cr_assert(log_has("stubborn.timer waiting", 2, 10000));
+  cr_assert(log_has("stubborn.timer waiting", 2, WAIT_MS));
   stop_daemon_expect_clean_exit();
 }
 

@@ -83,6 +83,8 @@ bool rt_host_run_until(rt_host_t *h, const bool *done, int timeout_ms) {
   bool expired = false;
   uv_timer_init(&h->loop, &deadline);
   deadline.data = &expired;
+  /* The loop's clock stands still between runs: measure from now. */
+  uv_update_time(&h->loop);
   uv_timer_start(&deadline, on_deadline, (uint64_t)timeout_ms, 0);
   while (!*done && !expired)
     uv_run(&h->loop, UV_RUN_ONCE);
