@@ -284,7 +284,7 @@ Test(http, unloading_cancels_requests_in_flight_once_each) {
   snprintf(url, sizeof url, "%s/v2/devices-detailed?pageSize=10", base);
   const char *headers[] = {auth, NULL};
   /* Some wait for the limiter, the rest are on the wire. */
-  rn_rate_window_t w = {.limit = 60, .period_ms = 60000};
+  rn_rate_window_t w = RN_RATE_WINDOW(60, 60000);
   cr_assert_eq(h.api->rate_configure(h.ctx, "test-tenant", &w, 1), 0);
   for (int i = 0; i < N; i++) {
     calls[i].done_count = &done;

@@ -13,8 +13,9 @@ static const rn_host_t *host;
 
 /* [plugin "hello"] options. */
 static const rn_option_t plugin_options[] = {
-    {.name = "greeting", .type = RN_OPT_STRING, .default_value = "hello",
-     .help = "word each greeting starts with"},
+    RN_OPTION(.name = "greeting", .type = RN_OPT_STRING,
+              .default_value = "hello",
+              .help = "word each greeting starts with"),
     {0},
 };
 
@@ -43,8 +44,8 @@ static void hello_destroy(rn_ctx_t *ctx, void *state) {
 /* ------------------------------------------------------------- greet */
 
 static const rn_option_t greet_params[] = {
-    {.name = "name", .type = RN_OPT_STRING, .default_value = "world",
-     .help = "who to greet"},
+    RN_OPTION(.name = "name", .type = RN_OPT_STRING, .default_value = "world",
+              .help = "who to greet"),
     {0},
 };
 
@@ -90,8 +91,8 @@ static const rn_job_def_t greet_job = {
 /* -------------------------------------------------------------- wait */
 
 static const rn_option_t wait_options[] = {
-    {.name = "duration", .type = RN_OPT_DURATION, .default_value = "2s",
-     .help = "how long each run waits"},
+    RN_OPTION(.name = "duration", .type = RN_OPT_DURATION,
+              .default_value = "2s", .help = "how long each run waits"),
     {0},
 };
 
