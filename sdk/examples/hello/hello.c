@@ -11,7 +11,8 @@
 
 static const rn_host_t *host;
 
-/* [plugin "hello"] options. */
+/* [plugin "hello"] options. RN_OPTION fills in each element's struct_size,
+ * by which the host steps through the array; {0} ends it. */
 static const rn_option_t plugin_options[] = {
     RN_OPTION(.name = "greeting", .type = RN_OPT_STRING,
               .default_value = "hello",
