@@ -245,3 +245,36 @@ Test(abi, rate_configure_refuses_windows_without_struct_size) {
   sized[1].struct_size = sizeof sized[1];
   cr_expect_eq(h.api->rate_configure(h.ctx, "abi/good", sized, 2), 0);
 }
+
+/* What a later host sees of this one's plugins: elements smaller than its
+ * own read as zero past their end. */
+Test(abi, an_element_smaller_than_the_hosts_reads_as_zero_past_its_end) {
+  typedef struct short_option_s {
+    uint32_t struct_size;
+    const char *name;
+    int type;
+    int flags;
+  } short_option_t;
+  static const short_option_t shorter[] = {
+      {sizeof(short_option_t), "region", RN_OPT_ENUM, RN_OPT_REQUIRED},
+      {sizeof(short_option_t), "limit", RN_OPT_INT, 0},
+      {0},
+  };
+  rn_option_t *out = NULL;
+  char err[256] = "";
+  cr_assert_eq(rn__abi_read_options(RN_ABI_VERSION,
+                                    (const rn_option_t *)(const void *)shorter,
+                                    &out, "opts", err, sizeof err),
+               0, "%s", err);
+  cr_assert_eq(count(out), 2);
+  cr_expect_str_eq(out[0].name, "region");
+  cr_expect_eq(out[0].type, RN_OPT_ENUM);
+  cr_expect_eq(out[0].flags, RN_OPT_REQUIRED);
+  cr_expect_null(out[0].choices);
+  cr_expect_null(out[0].default_value);
+  cr_expect_str_eq(out[1].name, "limit");
+  cr_expect_eq(out[1].min, 0);
+  cr_expect_eq(out[1].max, 0);
+  cr_expect_eq(out[1].struct_size, sizeof(rn_option_t));
+  free(out);
+}

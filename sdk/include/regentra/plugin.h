@@ -184,7 +184,7 @@ typedef struct rn_job_def_s {
   /* Operator command: when set, `regentra-runner <command_group> <command>
    * --some-param V` runs this job with params {"some_param": "V"}. */
   const char *command;
-  /* ABI 1.1+: append below this line only. */
+  /* ABI 1.3+: append below this line only. */
 } rn_job_def_t;
 
 typedef struct rn_plugin_s {
@@ -202,7 +202,7 @@ typedef struct rn_plugin_s {
   void (*destroy)(rn_ctx_t *ctx, void *state);
   const rn_job_def_t *const *jobs; /* NULL-terminated */
   const char *command_group;     /* CLI group for job commands; NULL = none */
-  /* ABI 1.1+: append below this line only. */
+  /* ABI 1.3+: append below this line only. */
 } rn_plugin_t;
 
 /* ------------------------------------------------------------- services */
@@ -223,7 +223,7 @@ typedef struct rn_http_request_s {
   size_t max_response_bytes;   /* 0 = 64 MiB */
   const char *ca_file;         /* extra trust anchor; NULL = system store */
   const char *rate_key;        /* limiter bucket (see rate_configure); NULL = none */
-  /* ABI 1.1+: append below this line only. */
+  /* ABI 1.3+: append below this line only. */
 } rn_http_request_t;
 
 #define RN_HTTP_REQUEST_INIT {sizeof(rn_http_request_t), "GET", NULL, NULL, NULL, 0, 0, 0, NULL, NULL}
@@ -235,7 +235,7 @@ typedef struct rn_http_response_s {
   size_t body_len;
   const char *content_type;    /* NULL if absent */
   double elapsed_s;
-  /* ABI 1.1+: append below this line only. */
+  /* ABI 1.3+: append below this line only. */
 } rn_http_response_t;
 
 /* status: 0 when a response arrived (whatever its HTTP status), or the
@@ -273,7 +273,7 @@ typedef struct rn_emit_opts_s {
   int64_t run_at_ms;             /* epoch ms; 0 = now */
   int32_t priority;              /* lower runs first; 0 = default */
   uint32_t max_attempts;         /* 0 = the queue's default */
-  /* ABI 1.2+: append below this line only. */
+  /* ABI 1.3+: append below this line only. */
 } rn_emit_opts_t;
 
 #define RN_EMIT_OPTS_INIT {sizeof(rn_emit_opts_t), NULL, NULL, 0, 0, 0, 0}
