@@ -236,14 +236,16 @@ static int cmd_plugins(rn__cli_t *cli) {
   rn__generation_t *gen = runner.gen;
   json_t *list = json_array();
   for (size_t i = 0; i < gen->nplugins; i++) {
-    const rn_plugin_t *d = gen->plugins[i].desc;
+    const rn__plugin_t *p = &gen->plugins[i];
+    const rn_plugin_t *d = p->desc;
     json_t *jobs = json_array();
     for (size_t k = 0; d->jobs[k]; k++) {
       const rn_job_def_t *j = d->jobs[k];
-      json_t *job = json_pack("{s:s, s:s, s:o, s:o}", "name", j->name,
-                              "summary", j->summary ? j->summary : "",
-                              "options", options_json(j->options), "params",
-                              options_json(j->params));
+      json_t *job = json_pack(
+          "{s:s, s:s, s:o, s:o}", "name", j->name, "summary",
+          j->summary ? j->summary : "", "options",
+          options_json(rn__schema_of(p, j, RN__SCHEMA_OPTIONS)), "params",
+          options_json(rn__schema_of(p, j, RN__SCHEMA_PARAMS)));
       if (j->command && d->command_group)
         json_object_set_new(job, "command",
                             json_sprintf("%s %s", d->command_group,
@@ -256,7 +258,8 @@ static int cmd_plugins(rn__cli_t *cli) {
                         json_sprintf("%u.%u", RN_ABI_MAJOR_OF(d->abi_version),
                                      RN_ABI_MINOR_OF(d->abi_version)),
                         "path", gen->plugins[i].source_path, "options",
-                        options_json(d->options), "jobs", jobs));
+                        options_json(rn__schema_of(p, NULL, RN__SCHEMA_PLUGIN)),
+                        "jobs", jobs));
   }
   if (cli->json) {
     char *text = json_dumps(list, JSON_INDENT(2));
@@ -350,8 +353,9 @@ int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
   if (!options) {
     static const rn__kvs_t none;
     size_t before = gen->config->nerrors;
-    if (rn__options_check(gen->config, "(command line)", 0, def->options,
-                          &none, &adhoc) > 0) {
+    if (rn__options_check(gen->config, "(command line)", 0,
+                          rn__schema_of(plugin, def, RN__SCHEMA_OPTIONS), &none,
+                          &adhoc) > 0) {
       rn__cli_fail(1, "config_invalid", "configure a [job] for this job in "
                    "conf.d to set its options",
                    "%s.%s needs options: %s", plugin_name, job_name,
@@ -549,7 +553,7 @@ static bool in_group(const rn_plugin_t *d, const char *group) {
 
 static const rn_job_def_t *group_job(const plugin_shelf_t *shelf,
                                      const char *group, const char *command,
-                                     const rn_plugin_t **owner) {
+                                     const rn__plugin_t **owner) {
   for (size_t i = 0; i < shelf->n; i++) {
     const rn_plugin_t *d = shelf->plugins[i].desc;
     if (!in_group(d, group))
@@ -557,7 +561,7 @@ static const rn_job_def_t *group_job(const plugin_shelf_t *shelf,
     for (size_t k = 0; d->jobs[k]; k++)
       if (d->jobs[k]->command && strcmp(d->jobs[k]->command, command) == 0) {
         if (owner)
-          *owner = d;
+          *owner = &shelf->plugins[i];
         return d->jobs[k];
       }
   }
@@ -585,10 +589,12 @@ static const char *flag_value_name(const rn_option_t *o) {
   }
 }
 
-static void print_flags(const rn_job_def_t *job, const char *indent) {
-  if (!job->params || !job->params->name)
+static void print_flags(const rn__plugin_t *plugin, const rn_job_def_t *job,
+                        const char *indent) {
+  const rn_option_t *params = rn__schema_of(plugin, job, RN__SCHEMA_PARAMS);
+  if (!params || !params->name)
     printf("%s(no flags)\n", indent);
-  for (const rn_option_t *o = job->params; o && o->name; o++) {
+  for (const rn_option_t *o = params; o && o->name; o++) {
     char flag[256];
     const char *value = flag_value_name(o);
     int n = snprintf(flag, sizeof flag, "--%s", o->name);
@@ -605,13 +611,13 @@ static void print_flags(const rn_job_def_t *job, const char *indent) {
   }
 }
 
-static void print_command_help(const char *group, const rn_plugin_t *owner,
+static void print_command_help(const char *group, const rn__plugin_t *owner,
                                const rn_job_def_t *job) {
   printf("usage: regentra-runner %s %s [flags] [-c runner.conf] [--json]\n\n"
          "%s\n(job %s.%s)\n\nflags:\n",
          group, job->command, job->summary ? job->summary : "", owner->name,
          job->name);
-  print_flags(job, "  ");
+  print_flags(owner, job, "  ");
 }
 
 /* `GROUP --help`, `help GROUP` and `GROUP COMMAND --help`: describe, never
@@ -626,7 +632,7 @@ static int group_help(rn__cli_t *cli, const char *group, const char *command) {
                         rn__strerror(rc));
   }
   int exit_code = 0;
-  const rn_plugin_t *owner = NULL;
+  const rn__plugin_t *owner = NULL;
   const rn_job_def_t *job =
       command ? group_job(&shelf, group, command, &owner) : NULL;
   bool any = false;
@@ -656,7 +662,7 @@ static int group_help(rn__cli_t *cli, const char *group, const char *command) {
           continue;
         printf("\n  %-16s %s\n", d->jobs[k]->command,
                d->jobs[k]->summary ? d->jobs[k]->summary : "");
-        print_flags(d->jobs[k], "      ");
+        print_flags(&shelf.plugins[i], d->jobs[k], "      ");
       }
     }
     printf("\n'regentra-runner %s COMMAND --help' shows one command.\n",

@@ -88,9 +88,9 @@ static void load_one(rn__generation_t *gen, const char *dir,
   static const rn__kvs_t no_options;
   const char *where = pconf ? pconf->file : config->path;
   int line = pconf ? pconf->line : 0;
-  if (rn__options_check(config, where, line, plugin->desc->options,
-                        pconf ? &pconf->options : &no_options,
-                        &plugin->config) > 0) {
+  if (rn__options_check(
+          config, where, line, rn__schema_of(plugin, NULL, RN__SCHEMA_PLUGIN),
+          pconf ? &pconf->options : &no_options, &plugin->config) > 0) {
     snprintf(err, sizeof err, "plugin %s: its [plugin \"%s\"] options are "
              "invalid (see above)", path, plugin->name);
     refuse(gen, path, err);
@@ -143,8 +143,10 @@ static void validate_jobs(rn__generation_t *gen) {
                        conf->name, conf->plugin, conf->job);
       continue;
     }
-    if (rn__options_check(config, conf->file, conf->line, job->def->options,
-                          &conf->options, &job->options) > 0)
+    if (rn__options_check(
+            config, conf->file, conf->line,
+            rn__schema_of(job->plugin, job->def, RN__SCHEMA_OPTIONS),
+            &conf->options, &job->options) > 0)
       continue;
     job->valid = true;
   }

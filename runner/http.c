@@ -906,9 +906,24 @@ static int rate_configure(rn_ctx_t *ctx, const char *key,
   if (!http)
     return ctx->runner->http ? RN_ESTATE : RN_ENOMEM;
   const rn__plugin_t *p = ctx->plugin;
-  int rc = rn__rate_declare(http->rate, key, windows, count,
-                            p && p->gen ? p->gen->id : 0,
-                            p ? p->name : "host");
+  /* Read by the elements' declared size (or the 1.x layout) into ours. */
+  rn_rate_window_t read[16];
+  char why[256];
+  int rc =
+      count > RN_ARRAY_SIZE(read)
+          ? RN_EINVAL
+          : rn__abi_read_rate_windows(p ? p->desc->abi_version : RN_ABI_VERSION,
+                                      windows, count, read, why, sizeof why);
+  if (rc < 0) {
+    if (count > RN_ARRAY_SIZE(read))
+      snprintf(why, sizeof why, "%zu windows, at most %zu", count,
+               RN_ARRAY_SIZE(read));
+    rn__log(RN_LOG_ERR, p ? p->name : "host", "rate_configure %s: %s", key,
+            why);
+    return rc;
+  }
+  rc = rn__rate_declare(http->rate, key, read, count,
+                        p && p->gen ? p->gen->id : 0, p ? p->name : "host");
   if (rc == 0)
     arm_rate_timer(http);
   return rc;

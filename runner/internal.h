@@ -218,6 +218,12 @@ struct rn_ctx_s {
   rn__list_t reqs; /* live rn_req_t */
 };
 
+/* A job's schemas read into this host's layout (abi.c). */
+typedef struct rn__job_schema_s {
+  const rn_job_def_t *def;
+  rn_option_t *options, *params; /* NULL = none */
+} rn__job_schema_t;
+
 struct rn__plugin_s {
   rn__generation_t *gen;
   char *name;
@@ -229,6 +235,11 @@ struct rn__plugin_s {
   bool created;
   rn_ctx_t ctx;
   unsigned live_jobs;
+  /* desc->options and every job's options and params, read once at load
+   * by their declared element size; read them through rn__schema_of. */
+  rn_option_t *options;
+  rn__job_schema_t *job_schemas; /* one per desc->jobs[i], same order */
+  size_t njobs;
 };
 
 /* The host's service table (host.c). */
@@ -247,6 +258,37 @@ int rn__plugin_load(const char *path, const char *state_dir,
 void rn__plugin_unload(rn__plugin_t *plugin);
 const rn_job_def_t *rn__plugin_job(const rn__plugin_t *plugin,
                                    const char *job_name);
+/* ---- abi.c: arrays a plugin hands over, in this host's layout */
+
+/* Reads an option array of a plugin built for abi_version into *out, a new
+ * array (free()) in this host's layout ending with a zero element; NULL
+ * when array is NULL or empty. Strings stay the plugin's. `what` names the
+ * array in err. RN_EABI when the array is malformed. */
+int rn__abi_read_options(uint32_t abi_version, const rn_option_t *array,
+                         rn_option_t **out, const char *what, char *err,
+                         size_t errlen);
+/* Reads count rate windows of a plugin built for abi_version into out
+ * (count elements, this host's layout). RN_EINVAL when malformed. */
+int rn__abi_read_rate_windows(uint32_t abi_version, const rn_rate_window_t *in,
+                              size_t count, rn_rate_window_t *out, char *err,
+                              size_t errlen);
+/* Reads every schema of plugin->desc into the plugin (at load); err names
+ * path and the array. rn__plugin_free_schemas undoes it. */
+int rn__plugin_read_schemas(rn__plugin_t *plugin, const char *path, char *err,
+                            size_t errlen);
+void rn__plugin_free_schemas(rn__plugin_t *plugin);
+
+typedef enum rn__schema_kind_e {
+  RN__SCHEMA_PLUGIN,  /* its [plugin] section; def is ignored */
+  RN__SCHEMA_OPTIONS, /* a [job] section of def */
+  RN__SCHEMA_PARAMS   /* the run-time parameters of def */
+} rn__schema_kind_t;
+/* The one way the host reads a plugin's options: this host's layout,
+ * terminated by an entry whose name is NULL; NULL = none. */
+const rn_option_t *rn__schema_of(const rn__plugin_t *plugin,
+                                 const rn_job_def_t *def,
+                                 rn__schema_kind_t kind);
+
 /* Reads a field of a descriptor only when it lies within struct_size. */
 #define RN__DESC_HAS(desc, type, field)                                      \
   (offsetof(type, field) + sizeof(((type *)0)->field) <= (desc)->struct_size)

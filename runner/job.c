@@ -128,7 +128,7 @@ int rn__job_params_check(const rn__plugin_t *plugin, const rn_job_def_t *def,
     snprintf(err, errlen, "parameters of %s must be a JSON object", job_name);
     return RN_EJSON;
   }
-  const rn_option_t *schema = def->params;
+  const rn_option_t *schema = rn__schema_of(plugin, def, RN__SCHEMA_PARAMS);
   json_t *out = json_object();
   int rc = out ? 0 : RN_ENOMEM;
   const char *key;
@@ -233,7 +233,8 @@ static int prepare_params(rn_job_t *job, const char *params_json, char *err,
                                 errlen);
   if (rc < 0)
     return rc;
-  for (const rn_option_t *option = job->def->params;
+  for (const rn_option_t *option =
+           rn__schema_of(job->plugin, job->def, RN__SCHEMA_PARAMS);
        rc == 0 && option && option->name; option++) {
     json_t *value = json_object_get(typed, option->name);
     if (option->type != RN_OPT_SECRET_FILE || !json_is_string(value))

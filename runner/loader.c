@@ -589,6 +589,12 @@ int rn__plugin_load(const char *path, const char *state_dir,
   }
   plugin->image = image;
   plugin->desc = desc;
+  /* Read once by the elements' declared size; nothing else walks them. */
+  rc = rn__plugin_read_schemas(plugin, path, err, errlen);
+  if (rc < 0) {
+    rn__plugin_unload(plugin);
+    return rc;
+  }
   plugin->name = strdup(desc->name);
   plugin->source_path = strdup(path);
   if (!plugin->name || !plugin->source_path) {
@@ -604,6 +610,7 @@ void rn__plugin_unload(rn__plugin_t *plugin) {
   free(plugin->name);
   free(plugin->source_path);
   rn__options_free(&plugin->config);
+  rn__plugin_free_schemas(plugin);
   plugin->image = NULL;
   plugin->name = plugin->source_path = NULL;
   plugin->desc = NULL;

@@ -376,8 +376,9 @@ static void start_run(rn__queue_t *q, qrun_t *run) {
     rc = 0;
     if (!options) {
       static const rn__kvs_t none;
-      if (rn__options_check(gen->config, "(queue)", 0, t.def->options, &none,
-                            &run->adhoc) > 0) {
+      if (rn__options_check(gen->config, "(queue)", 0,
+                            rn__schema_of(t.plugin, t.def, RN__SCHEMA_OPTIONS),
+                            &none, &run->adhoc) > 0) {
         snprintf(err, sizeof err, "%s needs options: configure a [job] for "
                  "it", run->name);
         rc = RN_ECONFIG;

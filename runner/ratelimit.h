@@ -79,7 +79,10 @@ void rn__rate_free(rn__rate_t *rl);
 void rn__rate_set_clock(rn__rate_t *rl, rn__rate_clock_fn clock, void *data);
 int64_t rn__rate_now(const rn__rate_t *rl);
 
-/* Sets (or replaces) the windows of a key, creating it. count 0 = no
+/* Windows here are in this host's layout (struct_size is not read): a
+ * plugin's reach the limiter only through rn__abi_read_rate_windows.
+ *
+ * Sets (or replaces) the windows of a key, creating it. count 0 = no
  * budget (only pauses apply). Spent tokens are kept across a change. */
 int rn__rate_configure(rn__rate_t *rl, const char *name,
                        const rn_rate_window_t *windows, size_t count);

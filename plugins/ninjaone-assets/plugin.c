@@ -6,12 +6,14 @@ const rn_host_t *host;
 
 static const rn_option_t plugin_options[] = {
     NJ_CONNECTION_OPTIONS,
-    {.name = "max_devices_per_org", .type = RN_OPT_INT,
-     .default_value = "10000", .min = 1, .max = 1000000,
-     .help = "devices read per organization; more is recorded as truncated"},
-    {.name = "concurrency", .type = RN_OPT_INT, .default_value = "4",
-     .min = 1, .max = 64,
-     .help = "organizations walked at once per run (bounds memory)"},
+    RN_OPTION(
+            .name = "max_devices_per_org", .type = RN_OPT_INT,
+            .default_value = "10000", .min = 1, .max = 1000000,
+            .help =
+                "devices read per organization; more is recorded as truncated"),
+    RN_OPTION(.name = "concurrency", .type = RN_OPT_INT, .default_value = "4",
+              .min = 1, .max = 64,
+              .help = "organizations walked at once per run (bounds memory)"),
     {0},
 };
 

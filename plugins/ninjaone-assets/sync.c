@@ -14,12 +14,14 @@
 #define REGIONS "us|us2|eu|ca|oc"
 
 static const rn_option_t sync_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
-     .help = "only this MSP organization (default: every connected one)"},
-    {.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
-     .help = "only the credential of this region"},
-    {.name = "mapping", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
-     .help = "only this mapping: the company's \"Sync With NinjaOne\""},
+    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
+              .help =
+                  "only this MSP organization (default: every connected one)"),
+    RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
+              .help = "only the credential of this region"),
+    RN_OPTION(.name = "mapping", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
+              .help =
+                  "only this mapping: the company's \"Sync With NinjaOne\""),
     {0},
 };
 

@@ -11,12 +11,16 @@ const rn_host_t *host;
 
 static const rn_option_t plugin_options[] = {
     NJ_CONNECTION_OPTIONS,
-    {.name = "max_devices_per_org", .type = RN_OPT_INT,
-     .default_value = "10000", .min = 1, .max = 1000000,
-     .help = "device cap per customer; a sweep that hits it says truncated"},
-    {.name = "backup_activity_types", .type = RN_OPT_STRING,
-     .default_value = "NINJA_BACKUP",
-     .help = "comma-separated activity types that count as backup activity"},
+    RN_OPTION(
+            .name = "max_devices_per_org", .type = RN_OPT_INT,
+            .default_value = "10000", .min = 1, .max = 1000000,
+            .help =
+                "device cap per customer; a sweep that hits it says truncated"),
+    RN_OPTION(
+            .name = "backup_activity_types", .type = RN_OPT_STRING,
+            .default_value = "NINJA_BACKUP",
+            .help =
+                "comma-separated activity types that count as backup activity"),
     {0},
 };
 

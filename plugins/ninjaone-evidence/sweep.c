@@ -19,21 +19,23 @@
 /* ---------------------------------------------------------- customer job */
 
 static const rn_option_t customer_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-     .min = 1, .max = INT64_MAX,
-     .help = "the MSP organization that owns the NinjaOne credential"},
-    {.name = "customer_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-     .min = 1, .max = INT64_MAX,
-     .help = "the customer's compliance organization (signals land here)"},
-    {.name = "mapping", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-     .min = 1, .max = INT64_MAX, .help = "the organization mapping"},
-    {.name = "region", .type = RN_OPT_ENUM, .flags = RN_OPT_REQUIRED,
-     .choices = REGIONS, .help = "the credential's NinjaOne region"},
-    {.name = "org", .type = RN_OPT_STRING,
-     .flags = RN_OPT_REQUIRED, .help = "the NinjaOne organization id"},
-    {.name = "first_sweep", .type = RN_OPT_BOOL,
-     .help = "set by the sweep when its tick found the first sweep not "
-             "done: keeps the ticket bridge quiet"},
+    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+              .min = 1, .max = INT64_MAX,
+              .help = "the MSP organization that owns the NinjaOne credential"),
+    RN_OPTION(.name = "customer_org", .type = RN_OPT_INT,
+              .flags = RN_OPT_REQUIRED, .min = 1, .max = INT64_MAX,
+              .help =
+                  "the customer's compliance organization (signals land here)"),
+    RN_OPTION(.name = "mapping", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+              .min = 1, .max = INT64_MAX, .help = "the organization mapping"),
+    RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .flags = RN_OPT_REQUIRED,
+              .choices = REGIONS, .help = "the credential's NinjaOne region"),
+    RN_OPTION(.name = "org", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
+              .help = "the NinjaOne organization id"),
+    RN_OPTION(.name = "first_sweep", .type = RN_OPT_BOOL,
+              .help =
+                  "set by the sweep when its tick found the first sweep not "
+                  "done: keeps the ticket bridge quiet"),
     {0},
 };
 
@@ -195,8 +197,8 @@ const rn_job_def_t job_customer = {
 /* ------------------------------------------------------------- sweep job */
 
 static const rn_option_t sweep_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
-     .help = "only this MSP organization (default: every MSP)"},
+    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
+              .help = "only this MSP organization (default: every MSP)"),
     {0},
 };
 

@@ -31,15 +31,17 @@ static const char *host_of(op_t *op) {
 /* ------------------------------------------------------------- test */
 
 static const rn_option_t credential_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-     .min = 1, .max = INT64_MAX, .help = "the MSP organization id"},
-    {.name = "region", .type = RN_OPT_ENUM, .flags = RN_OPT_REQUIRED,
-     .choices = REGIONS, .help = "the NinjaOne region you sign in to"},
-    {.name = "client_id", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
-     .help = "Administration > Apps > API > Client App IDs"},
-    {.name = "client_secret_file", .type = RN_OPT_SECRET_FILE,
-     .flags = RN_OPT_REQUIRED,
-     .help = "file holding the client secret (mode 0600), or - for stdin"},
+    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+              .min = 1, .max = INT64_MAX, .help = "the MSP organization id"),
+    RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .flags = RN_OPT_REQUIRED,
+              .choices = REGIONS, .help = "the NinjaOne region you sign in to"),
+    RN_OPTION(.name = "client_id", .type = RN_OPT_STRING,
+              .flags = RN_OPT_REQUIRED,
+              .help = "Administration > Apps > API > Client App IDs"),
+    RN_OPTION(.name = "client_secret_file", .type = RN_OPT_SECRET_FILE,
+              .flags = RN_OPT_REQUIRED,
+              .help =
+                  "file holding the client secret (mode 0600), or - for stdin"),
     {0},
 };
 
@@ -336,12 +338,12 @@ static int resolve_credential(op_t *op, rn_devsrc_t *ds, bool need_active,
 /* ------------------------------------------------------------- orgs */
 
 static const rn_option_t orgs_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-     .min = 1, .max = INT64_MAX, .help = "the MSP organization id"},
-    {.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
-     .help = "default: the region of the saved credential"},
-    {.name = "refresh", .type = RN_OPT_BOOL, .default_value = "false",
-     .help = "walk /v2/organizations again before listing"},
+    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+              .min = 1, .max = INT64_MAX, .help = "the MSP organization id"),
+    RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
+              .help = "default: the region of the saved credential"),
+    RN_OPTION(.name = "refresh", .type = RN_OPT_BOOL, .default_value = "false",
+              .help = "walk /v2/organizations again before listing"),
     {0},
 };
 
@@ -532,32 +534,41 @@ const rn_job_def_t job_orgs = {
 /* -------------------------------------------------------------- map */
 
 static const rn_option_t map_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-     .min = 1, .max = INT64_MAX, .help = "the MSP organization id"},
-    {.name = "org", .type = RN_OPT_STRING,
-     .help = "the NinjaOne organization id (one map, applied at once)"},
-    {.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
-     .help = "default: the one region the organization was discovered in"},
-    {.name = "use_existing", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
-     .help = "bind to this PortalCompany id"},
-    {.name = "create_new", .type = RN_OPT_BOOL,
-     .help = "bind to a company named like the organization (reused if it "
-             "exists)"},
-    {.name = "ignore", .type = RN_OPT_BOOL,
-     .help = "don't sync: keep it out of PSA and compliance"},
-    {.name = "from_ignored", .type = RN_OPT_BOOL,
-     .help = "allow mapping an organization that is IGNORED"},
-    {.name = "accept_suggestions", .type = RN_OPT_BOOL,
-     .help = "bulk: map every PENDING organization to its unique suggested "
-             "company (a preview unless --apply)"},
-    {.name = "from_file", .type = RN_OPT_PATH,
-     .help = "bulk: CSV rows org,action[,company] with action use-existing "
-             "(company id), create-new or ignore (a preview unless --apply)"},
-    {.name = "apply", .type = RN_OPT_BOOL,
-     .help = "bulk: make the previewed changes, all or none, each row "
-             "audited"},
-    {.name = "actor", .type = RN_OPT_STRING, .default_value = "operator",
-     .help = "who acts, for the audit log"},
+    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+              .min = 1, .max = INT64_MAX, .help = "the MSP organization id"),
+    RN_OPTION(.name = "org", .type = RN_OPT_STRING,
+              .help =
+                  "the NinjaOne organization id (one map, applied at once)"),
+    RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
+              .help =
+                  "default: the one region the organization was discovered in"),
+    RN_OPTION(.name = "use_existing", .type = RN_OPT_INT, .min = 1,
+              .max = INT64_MAX, .help = "bind to this PortalCompany id"),
+    RN_OPTION(.name = "create_new", .type = RN_OPT_BOOL,
+              .help =
+                  "bind to a company named like the organization (reused if it "
+                  "exists)"),
+    RN_OPTION(.name = "ignore", .type = RN_OPT_BOOL,
+              .help = "don't sync: keep it out of PSA and compliance"),
+    RN_OPTION(.name = "from_ignored", .type = RN_OPT_BOOL,
+              .help = "allow mapping an organization that is IGNORED"),
+    RN_OPTION(
+            .name = "accept_suggestions", .type = RN_OPT_BOOL,
+            .help =
+                "bulk: map every PENDING organization to its unique suggested "
+                "company (a preview unless --apply)"),
+    RN_OPTION(
+            .name = "from_file", .type = RN_OPT_PATH,
+            .help =
+                "bulk: CSV rows org,action[,company] with action use-existing "
+                "(company id), create-new or ignore (a preview unless "
+                "--apply)"),
+    RN_OPTION(.name = "apply", .type = RN_OPT_BOOL,
+              .help = "bulk: make the previewed changes, all or none, each row "
+                      "audited"),
+    RN_OPTION(.name = "actor", .type = RN_OPT_STRING,
+              .default_value = "operator",
+              .help = "who acts, for the audit log"),
     {0},
 };
 
@@ -728,10 +739,10 @@ const rn_job_def_t job_map = {
 /* ------------------------------------------------------- disconnect */
 
 static const rn_option_t msp_region_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-     .min = 1, .max = INT64_MAX, .help = "the MSP organization id"},
-    {.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
-     .help = "default: the region of the saved credential"},
+    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+              .min = 1, .max = INT64_MAX, .help = "the MSP organization id"),
+    RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
+              .help = "default: the region of the saved credential"),
     {0},
 };
 
@@ -860,8 +871,8 @@ const rn_job_def_t job_disconnect = {
 /* ----------------------------------------------------------- status */
 
 static const rn_option_t status_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-     .min = 1, .max = INT64_MAX, .help = "the MSP organization id"},
+    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+              .min = 1, .max = INT64_MAX, .help = "the MSP organization id"),
     {0},
 };
 

@@ -308,12 +308,8 @@ static void plan_done(rn_ctx_t *ctx, int status, void *data) {
 }
 
 static const rn_option_t plan_params[] = {
-    {.name = "msp_org",
-     .type = RN_OPT_INT,
-     .flags = RN_OPT_REQUIRED,
-     .min = 1,
-     .max = INT64_MAX,
-     .help = "the MSP organization id"},
+    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+              .min = 1, .max = INT64_MAX, .help = "the MSP organization id"),
     {0},
 };
 

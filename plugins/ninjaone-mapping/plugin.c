@@ -10,8 +10,8 @@ const rn_host_t *host;
 
 static const rn_option_t plugin_options[] = {
     NJ_CONNECTION_OPTIONS,
-    {.name = "max_orgs", .type = RN_OPT_INT, .default_value = "5000",
-     .min = 1, .max = 1000000, .help = "discovery cap"},
+    RN_OPTION(.name = "max_orgs", .type = RN_OPT_INT, .default_value = "5000",
+              .min = 1, .max = 1000000, .help = "discovery cap"),
     {0},
 };
 

@@ -189,8 +189,8 @@ int nj_client_new(const rn_host_t *host, rn_ctx_t *ctx,
   sodium_bin2hex(khex, sizeof khex, kd, sizeof kd);
   snprintf(c->cache_key, sizeof c->cache_key, "ninjaone-token/%s", khex);
   rn_rate_window_t windows[2] = {
-      {.limit = c->opts.rate_per_minute, .period_ms = 60000},
-      {.limit = c->opts.rate_per_hour, .period_ms = 3600000},
+      RN_RATE_WINDOW(c->opts.rate_per_minute, 60000),
+      RN_RATE_WINDOW(c->opts.rate_per_hour, 3600000),
   };
   int rc = host->rate_configure(ctx, c->rate_key, windows,
                                 c->opts.rate_limit_off ? 0 : 2);

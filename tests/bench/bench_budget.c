@@ -63,8 +63,8 @@ static void runner(const char *dsn, const char *path, int requests,
   config->workers = 4;
   config->database_url = strdup(dsn);
   rt_host_open(&h, config);
-  rn_rate_window_t w[2] = {{.limit = per_minute, .period_ms = 60000},
-                           {.limit = per_hour, .period_ms = 3600000}};
+  rn_rate_window_t w[2] = {RN_RATE_WINDOW(per_minute, 60000),
+                           RN_RATE_WINDOW(per_hour, 3600000)};
   if (h.api->rate_configure(h.ctx, KEY, w, per_hour ? 2 : 1) != 0)
     _exit(3);
   call_t *calls = calloc((size_t)requests, sizeof *calls);

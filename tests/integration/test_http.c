@@ -284,7 +284,7 @@ Test(http, unloading_cancels_requests_in_flight_once_each) {
   const char *headers[] = {auth, NULL};
   /* One admission a minute: however slowly this machine runs the next
    * lines, only the first request is on the wire and the rest wait. */
-  rn_rate_window_t w = {.limit = 60, .period_ms = 3600000};
+  rn_rate_window_t w = RN_RATE_WINDOW(60, 3600000);
   cr_assert_eq(h.api->rate_configure(h.ctx, "test-tenant", &w, 1), 0);
   for (int i = 0; i < N; i++) {
     calls[i].done_count = &done;

@@ -60,7 +60,7 @@ Test(plugins, refuses_each_bad_plugin_by_name_and_keeps_the_good_one) {
   cr_expect(!strstr(out, "badmajor") && !strstr(out, "createfail"),
             "a refused plugin is listed:\n%s", out);
   const char *expected[] = {
-      "badmajor.so was built for ABI 2.0, this host provides ABI 1.3",
+      "badmajor.so was built for ABI 2.0, this host provides ABI 1.4",
       "small.so: descriptor of 16 bytes is smaller than ABI 1.0 requires",
       "noentry.so exports no rn_plugin_entry_v1",
       "createfail.so (createfail 1): create() failed",
@@ -110,6 +110,72 @@ Test(plugins, refuses_every_plugin_of_a_directory_writable_by_others) {
   cr_expect(strstr(out, "no plugins loaded"), "%s", out);
   free(out);
   free(err);
+}
+
+static int occurrences(const char *text, const char *needle) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+    n++;
+  return n;
+}
+
+/* Option schemas built with the 1.1 layout (no struct_size), with this
+ * header's and with a larger future one read alike in every command. */
+Test(plugins, options_of_every_element_layout_are_listed_and_checked_alike) {
+  install("probe_layout11", "layout11.so", 0755);
+  install("probe_sized", "sized.so", 0755);
+  install("probe_wide", "wide.so", 0755);
+  char *out, *err;
+  int rc = runner("plugins", "--json", NULL, &out, &err);
+  cr_assert_eq(rc, 0, "%s", err);
+  const char *fields[] = {
+      "\"name\": \"budget_per_minute\"",
+      "\"help\": \"declare a request budget on create (0 = none)\"",
+      "\"choices\": \"even|burst\"",
+      "\"default\": \"even\"",
+      "\"name\": \"repeat\"",
+      "\"name\": \"note\"",
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+    cr_expect_eq(occurrences(out, fields[i]), 3, "%s in:\n%s", fields[i], out);
+  cr_expect_eq(occurrences(out, "a field of a later minor"), 0, "%s", out);
+  free(out);
+  free(err);
+
+  char confd[400], file[500];
+  snprintf(confd, sizeof confd, "%s/conf.d", dir);
+  mkdir(confd, 0755);
+  snprintf(file, sizeof file, "%s/30-layouts.conf", confd);
+  rt_write_file(file,
+                "[plugin \"wide\"]\nbudget_per_minute = lots\n"
+                "[job \"old\"]\nplugin = layout11\njob = slow\n"
+                "count = 11\npace = sideways\n",
+                0644);
+  rc = runner("check-config", NULL, NULL, &out, &err);
+  cr_expect_eq(rc, 1);
+  char expected[3][700];
+  snprintf(expected[0], sizeof expected[0],
+           "%s:2: budget_per_minute = \"lots\": not a whole number", file);
+  snprintf(expected[1], sizeof expected[1],
+           "%s:6: count = 11: out of range 1..10", file);
+  snprintf(expected[2], sizeof expected[2],
+           "%s:7: pace = \"sideways\": expected one of even|burst", file);
+  for (size_t i = 0; i < 3; i++)
+    cr_expect(strstr(err, expected[i]), "expected \"%s\" in:\n%s",
+              expected[i], err);
+  free(out);
+  free(err);
+  unlink(file);
+
+  const char *jobs[] = {"layout11.slow", "sized.slow", "wide.slow"};
+  for (size_t i = 0; i < 3; i++) {
+    rc = runner("run", jobs[i], "repeat=4", &out, &err);
+    cr_expect_eq(rc, 1, "%s", err);
+    cr_expect(strstr(err, "repeat = 4: out of range 1..3"), "%s: %s", jobs[i],
+              err);
+    free(out);
+    free(err);
+  }
 }
 
 Test(plugins, check_config_names_file_and_line_and_exits_1) {

@@ -38,8 +38,8 @@ static void on_ready(rn__rate_waiter_t *w) {
 }
 
 static const rn_rate_window_t ninjaone_windows[] = {
-    {.limit = 200, .period_ms = 60000},
-    {.limit = 1500, .period_ms = 3600000},
+    RN_RATE_WINDOW(200, 60000),
+    RN_RATE_WINDOW(1500, 3600000),
 };
 
 Test(ratelimit, holds_a_key_under_200_a_minute_while_500_wait_in_fifo) {
@@ -319,7 +319,9 @@ Test(ratelimit, the_first_declaration_wins_and_no_plugin_can_lift_a_budget) {
   cr_expect_not(rn__rate_acquire(key, &y, NULL));
   cr_expect_eq(rn__rate_next_ms(rl), 632); /* 60000 / 95, up */
   rn__rate_withdraw(&y);
-  cr_expect_eq(rn__rate_declare(rl, "t", &(rn_rate_window_t){0, 1}, 1, 3, "x"),
+  cr_expect_eq(rn__rate_declare(rl, "t",
+                                &(rn_rate_window_t){.limit = 0, .period_ms = 1},
+                                1, 3, "x"),
                RN_EINVAL);
   rn__rate_free(rl);
 }
@@ -589,7 +591,7 @@ static void runner_process(const char *dsn, const char *figures_path) {
   config->workers = 4;
   config->database_url = strdup(dsn);
   rt_host_open(&h, config);
-  rn_rate_window_t w = {.limit = 60, .period_ms = 60000};
+  rn_rate_window_t w = RN_RATE_WINDOW(60, 60000);
   if (h.api->rate_configure(h.ctx, SHARED_KEY, &w, 1) != 0)
     _exit(3);
   static result_t res[PER_PROCESS];

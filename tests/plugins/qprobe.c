@@ -22,13 +22,14 @@
 static const rn_host_t *host;
 
 static const rn_option_t record_params[] = {
-    {.name = "n", .type = RN_OPT_INT, .default_value = "0"},
-    {.name = "key", .type = RN_OPT_STRING},
-    {.name = "sleep_ms", .type = RN_OPT_INT, .default_value = "0"},
-    {.name = "fail_until", .type = RN_OPT_INT, .default_value = "0"},
-    {.name = "emit", .type = RN_OPT_INT, .default_value = "0"},
-    {.name = "fail_after_emit", .type = RN_OPT_BOOL, .default_value = "false"},
-    {.name = "raise", .type = RN_OPT_STRING},
+    RN_OPTION(.name = "n", .type = RN_OPT_INT, .default_value = "0"),
+    RN_OPTION(.name = "key", .type = RN_OPT_STRING),
+    RN_OPTION(.name = "sleep_ms", .type = RN_OPT_INT, .default_value = "0"),
+    RN_OPTION(.name = "fail_until", .type = RN_OPT_INT, .default_value = "0"),
+    RN_OPTION(.name = "emit", .type = RN_OPT_INT, .default_value = "0"),
+    RN_OPTION(.name = "fail_after_emit", .type = RN_OPT_BOOL,
+              .default_value = "false"),
+    RN_OPTION(.name = "raise", .type = RN_OPT_STRING),
     {0},
 };
 
@@ -232,10 +233,9 @@ static const rn_job_def_t noop_job = {
 /* "secret" reports how many bytes of its secret file the host handed over:
  * local operators may name such files, queued payloads may not. */
 static const rn_option_t secret_params[] = {
-    {.name = "label", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED},
-    {.name = "token_file",
-     .type = RN_OPT_SECRET_FILE,
-     .flags = RN_OPT_REQUIRED},
+    RN_OPTION(.name = "label", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED),
+    RN_OPTION(.name = "token_file", .type = RN_OPT_SECRET_FILE,
+              .flags = RN_OPT_REQUIRED),
     {0},
 };
 

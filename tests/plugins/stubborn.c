@@ -16,10 +16,9 @@ typedef struct state_s {
 } state_t;
 
 static const rn_option_t plugin_options[] = {
-    {.name = "housekeeping",
-     .type = RN_OPT_DURATION,
-     .default_value = "1h",
-     .help = "period of the plugin's own timer"},
+    RN_OPTION(.name = "housekeeping", .type = RN_OPT_DURATION,
+              .default_value = "1h",
+              .help = "period of the plugin's own timer"),
     {0},
 };
 
@@ -67,7 +66,7 @@ static void started(rn_ctx_t *ctx, rn_job_t *job) {
 /* ------------------------------------------------------------- http */
 
 static const rn_option_t http_options[] = {
-    {.name = "url", .type = RN_OPT_URL, .flags = RN_OPT_REQUIRED},
+    RN_OPTION(.name = "url", .type = RN_OPT_URL, .flags = RN_OPT_REQUIRED),
     {0},
 };
 
@@ -91,10 +90,11 @@ static int http_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
 /* ------------------------------------------------------------ timer */
 
 static const rn_option_t timer_options[] = {
-    {.name = "duration", .type = RN_OPT_DURATION, .default_value = "10m"},
+    RN_OPTION(.name = "duration", .type = RN_OPT_DURATION,
+              .default_value = "10m"),
     /* Starts the timer again whatever its callback got, as a naive retry
      * loop would; a failed start completes the job. */
-    {.name = "again", .type = RN_OPT_BOOL, .default_value = "false"},
+    RN_OPTION(.name = "again", .type = RN_OPT_BOOL, .default_value = "false"),
     {0},
 };
 
@@ -127,7 +127,8 @@ static int timer_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
 /* ------------------------------------------------------------- work */
 
 static const rn_option_t work_options[] = {
-    {.name = "duration", .type = RN_OPT_DURATION, .default_value = "3s"},
+    RN_OPTION(.name = "duration", .type = RN_OPT_DURATION,
+              .default_value = "3s"),
     {0},
 };
 
@@ -172,11 +173,8 @@ static int work_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
 /* --------------------------------------------------------- database */
 
 static const rn_option_t db_options[] = {
-    {.name = "seconds",
-     .type = RN_OPT_INT,
-     .default_value = "600",
-     .min = 1,
-     .max = 3600},
+    RN_OPTION(.name = "seconds", .type = RN_OPT_INT, .default_value = "600",
+              .min = 1, .max = 3600),
     {0},
 };
 

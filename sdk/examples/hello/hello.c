@@ -11,10 +11,12 @@
 
 static const rn_host_t *host;
 
-/* [plugin "hello"] options. */
+/* [plugin "hello"] options. RN_OPTION fills in each element's struct_size,
+ * by which the host steps through the array; {0} ends it. */
 static const rn_option_t plugin_options[] = {
-    {.name = "greeting", .type = RN_OPT_STRING, .default_value = "hello",
-     .help = "word each greeting starts with"},
+    RN_OPTION(.name = "greeting", .type = RN_OPT_STRING,
+              .default_value = "hello",
+              .help = "word each greeting starts with"),
     {0},
 };
 
@@ -43,8 +45,8 @@ static void hello_destroy(rn_ctx_t *ctx, void *state) {
 /* ------------------------------------------------------------- greet */
 
 static const rn_option_t greet_params[] = {
-    {.name = "name", .type = RN_OPT_STRING, .default_value = "world",
-     .help = "who to greet"},
+    RN_OPTION(.name = "name", .type = RN_OPT_STRING, .default_value = "world",
+              .help = "who to greet"),
     {0},
 };
 
@@ -90,8 +92,8 @@ static const rn_job_def_t greet_job = {
 /* -------------------------------------------------------------- wait */
 
 static const rn_option_t wait_options[] = {
-    {.name = "duration", .type = RN_OPT_DURATION, .default_value = "2s",
-     .help = "how long each run waits"},
+    RN_OPTION(.name = "duration", .type = RN_OPT_DURATION,
+              .default_value = "2s", .help = "how long each run waits"),
     {0},
 };
 

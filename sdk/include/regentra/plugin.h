@@ -9,8 +9,10 @@
  * Versioning: RN_ABI_VERSION = major << 16 | minor. The host accepts a plugin
  * whose major equals its own and whose minor is not greater. Structures that
  * cross the boundary start with a size field; a reader touches only fields
- * inside that size. Fields and service slots are only ever appended; a
- * removal, reorder or change of meaning is a new major with a new entry name.
+ * inside that size. Arrays are walked by the size their elements declare,
+ * never by the reader's own sizeof. Fields and service slots are only ever
+ * appended; a removal, reorder or change of meaning is a new major with a
+ * new entry name.
  *
  * Ownership words used in the comments below:
  *   new       the callee allocated it; release with host->free (or the named
@@ -39,7 +41,7 @@ extern "C" {
 #endif
 
 #define RN_ABI_MAJOR 1
-#define RN_ABI_MINOR 3
+#define RN_ABI_MINOR 4
 #define RN_ABI_VERSION (((uint32_t)RN_ABI_MAJOR << 16) | (uint32_t)RN_ABI_MINOR)
 #define RN_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define RN_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -126,9 +128,17 @@ enum rn_option_type {
 
 enum rn_option_flags { RN_OPT_REQUIRED = 1 };
 
-/* One declared option. Arrays of options end with an entry whose name is
- * NULL. The host rejects keys that are not declared. */
+/* One declared option. Declare each with RN_OPTION(...), which sets
+ * struct_size; arrays of options end with {0} (an entry whose name is NULL).
+ * The host walks an array by the struct_size of its first element, which
+ * every named element must repeat, and reads only the fields inside it. The
+ * host rejects keys that are not declared.
+ *
+ * ABI 1.0 to 1.3 elements had no struct_size (they began with `name`); the
+ * host reads those by the plugin's abi_version, so a plugin must declare the
+ * ABI it was built against (RN_ABI_VERSION), never an older one. */
 typedef struct rn_option_s {
+  uint32_t struct_size;      /* ABI 1.4+: sizeof(rn_option_t) at build time */
   const char *name;          /* [a-z0-9_]+ */
   int type;                  /* enum rn_option_type */
   int flags;                 /* enum rn_option_flags */
@@ -136,7 +146,11 @@ typedef struct rn_option_s {
   const char *help;          /* one line, shown by `plugins` and `--help` */
   int64_t min, max;          /* RN_OPT_INT bounds, inclusive; 0,0 = any */
   const char *choices;       /* RN_OPT_ENUM: "us|us2|eu|ca|oc" */
+  /* ABI 1.3+: append below this line only. */
 } rn_option_t;
+
+/* RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .choices = "us|eu") */
+#define RN_OPTION(...) {.struct_size = sizeof(rn_option_t), __VA_ARGS__}
 
 /* ---------------------------------------------------------- descriptor */
 
@@ -170,7 +184,7 @@ typedef struct rn_job_def_s {
   /* Operator command: when set, `regentra-runner <command_group> <command>
    * --some-param V` runs this job with params {"some_param": "V"}. */
   const char *command;
-  /* ABI 1.1+: append below this line only. */
+  /* ABI 1.3+: append below this line only. */
 } rn_job_def_t;
 
 typedef struct rn_plugin_s {
@@ -188,7 +202,7 @@ typedef struct rn_plugin_s {
   void (*destroy)(rn_ctx_t *ctx, void *state);
   const rn_job_def_t *const *jobs; /* NULL-terminated */
   const char *command_group;     /* CLI group for job commands; NULL = none */
-  /* ABI 1.1+: append below this line only. */
+  /* ABI 1.3+: append below this line only. */
 } rn_plugin_t;
 
 /* ------------------------------------------------------------- services */
@@ -209,7 +223,7 @@ typedef struct rn_http_request_s {
   size_t max_response_bytes;   /* 0 = 64 MiB */
   const char *ca_file;         /* extra trust anchor; NULL = system store */
   const char *rate_key;        /* limiter bucket (see rate_configure); NULL = none */
-  /* ABI 1.1+: append below this line only. */
+  /* ABI 1.3+: append below this line only. */
 } rn_http_request_t;
 
 #define RN_HTTP_REQUEST_INIT {sizeof(rn_http_request_t), "GET", NULL, NULL, NULL, 0, 0, 0, NULL, NULL}
@@ -221,7 +235,7 @@ typedef struct rn_http_response_s {
   size_t body_len;
   const char *content_type;    /* NULL if absent */
   double elapsed_s;
-  /* ABI 1.1+: append below this line only. */
+  /* ABI 1.3+: append below this line only. */
 } rn_http_response_t;
 
 /* status: 0 when a response arrived (whatever its HTTP status), or the
@@ -229,11 +243,20 @@ typedef struct rn_http_response_s {
 typedef void (*rn_http_cb)(rn_ctx_t *ctx, int status,
                            const rn_http_response_t *resp, void *data);
 
-/* One window of a token bucket: at most `limit` requests per `period_ms`. */
+/* One window of a token bucket: at most `limit` requests per `period_ms`.
+ * Declare each with RN_RATE_WINDOW, which sets struct_size; the host walks
+ * an array of them by the struct_size of its first element (every element
+ * repeats it). ABI 1.0 to 1.3 windows were {limit, period_ms} without a
+ * size: the host reads those by the plugin's abi_version. */
 typedef struct rn_rate_window_s {
+  uint32_t struct_size;        /* ABI 1.4+: sizeof(rn_rate_window_t) */
   uint32_t limit;
   uint64_t period_ms;
+  /* ABI 1.3+: append below this line only. */
 } rn_rate_window_t;
+
+#define RN_RATE_WINDOW(limit, period_ms)                                     \
+  {sizeof(rn_rate_window_t), (limit), (period_ms)}
 
 typedef void (*rn_db_cb)(rn_ctx_t *ctx, int status,
                          const rn_db_result_t *result, void *data);
@@ -250,6 +273,7 @@ typedef struct rn_emit_opts_s {
   int64_t run_at_ms;             /* epoch ms; 0 = now */
   int32_t priority;              /* lower runs first; 0 = default */
   uint32_t max_attempts;         /* 0 = the queue's default */
+  /* ABI 1.3+: append below this line only. */
 } rn_emit_opts_t;
 
 #define RN_EMIT_OPTS_INIT {sizeof(rn_emit_opts_t), NULL, NULL, 0, 0, 0, 0}
@@ -330,7 +354,8 @@ typedef struct rn_host_s {
   /* Value of a response header, case-insensitive name; borrowed like resp. */
   const char *(*http_header)(const rn_http_response_t *resp, const char *name);
   /* Declare the windows of a limiter bucket (copied); requests naming it
-   * wait in FIFO order for a token instead of failing. */
+   * wait in FIFO order for a token instead of failing. Each window is an
+   * RN_RATE_WINDOW; a window without its struct_size is RN_EINVAL. */
   int (*rate_configure)(rn_ctx_t *ctx, const char *key,
                         const rn_rate_window_t *windows, size_t count);
 
@@ -397,7 +422,8 @@ typedef struct rn_host_s {
    * output, --json, --quiet, serve) it is ignored. Never pass a secret or
    * a customer device identifier. */
   void (*progress)(rn_job_t *job, const rn_progress_t *progress);
-  /* ABI 1.4+: append below this line only. */
+  /* ABI 1.4: no new slots; rn_option_t and rn_rate_window_t elements start
+   * with struct_size. ABI 1.5+: append below this line only. */
 } rn_host_t;
 
 /* True when `host` is new enough to have slot `fn` and provides it. */

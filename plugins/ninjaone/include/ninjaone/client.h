@@ -82,25 +82,27 @@ typedef struct nj_client_opts_s {
  * API lives (tests, proxies, white-label hosts), an extra CA, and the
  * request budget of a credential. Put NJ_CONNECTION_OPTIONS first in the
  * plugin's option array. */
-#define NJ_CONNECTION_OPTIONS                                                \
-  {.name = "base_url_us", .type = RN_OPT_URL,                                \
-   .help = "replaces https://app.ninjarmm.com (proxies, white-label hosts)"},\
-      {.name = "base_url_us2", .type = RN_OPT_URL,                           \
-       .help = "replaces https://us2.ninjarmm.com"},                         \
-      {.name = "base_url_eu", .type = RN_OPT_URL,                            \
-       .help = "replaces https://eu.ninjarmm.com"},                          \
-      {.name = "base_url_ca", .type = RN_OPT_URL,                            \
-       .help = "replaces https://ca.ninjarmm.com"},                          \
-      {.name = "base_url_oc", .type = RN_OPT_URL,                            \
-       .help = "replaces https://oc.ninjarmm.com"},                          \
-      {.name = "ca_file", .type = RN_OPT_PATH,                               \
-       .help = "extra certificate authority (TLS is always verified)"},      \
-      {.name = "rate_per_minute", .type = RN_OPT_INT,                        \
-       .default_value = "200", .min = 1, .max = 100000,                      \
-       .help = "request budget per credential and region"},                  \
-      {.name = "rate_per_hour", .type = RN_OPT_INT, .default_value = "1500", \
-       .min = 1, .max = 1000000,                                             \
-       .help = "request budget per credential and region"}
+#define NJ_CONNECTION_OPTIONS                                                  \
+  RN_OPTION(.name = "base_url_us", .type = RN_OPT_URL,                         \
+            .help = "replaces https://app.ninjarmm.com (proxies, white-label " \
+                    "hosts)"),                                                 \
+      RN_OPTION(.name = "base_url_us2", .type = RN_OPT_URL,                    \
+                .help = "replaces https://us2.ninjarmm.com"),                  \
+      RN_OPTION(.name = "base_url_eu", .type = RN_OPT_URL,                     \
+                .help = "replaces https://eu.ninjarmm.com"),                   \
+      RN_OPTION(.name = "base_url_ca", .type = RN_OPT_URL,                     \
+                .help = "replaces https://ca.ninjarmm.com"),                   \
+      RN_OPTION(.name = "base_url_oc", .type = RN_OPT_URL,                     \
+                .help = "replaces https://oc.ninjarmm.com"),                   \
+      RN_OPTION(.name = "ca_file", .type = RN_OPT_PATH,                        \
+                .help =                                                        \
+                    "extra certificate authority (TLS is always verified)"),   \
+      RN_OPTION(.name = "rate_per_minute", .type = RN_OPT_INT,                 \
+                .default_value = "200", .min = 1, .max = 100000,               \
+                .help = "request budget per credential and region"),           \
+      RN_OPTION(.name = "rate_per_hour", .type = RN_OPT_INT,                   \
+                .default_value = "1500", .min = 1, .max = 1000000,             \
+                .help = "request budget per credential and region")
 
 typedef struct nj_connection_s {
   const char *base_url[NJ_REGION_COUNT]; /* NULL = the region's real host */
