@@ -3,7 +3,7 @@
  * multi-tenant app registration, consented by many customer tenants; each
  * tenant is an organization mapped to a PSA company. Company-owned managed
  * devices become assets of source "intune"; personal ones never do. */
-#define _DEFAULT_SOURCE /* timegm */
+#define _DEFAULT_SOURCE   /* timegm */
 #define _XOPEN_SOURCE 700 /* strptime */
 #include <jansson.h>
 #include <stdbool.h>
@@ -167,14 +167,16 @@ static int add_device(run_t *run, json_t *dev, const char *tenant) {
     k++;
   d->macs[k] = str(dev, "ethernetMacAddress");
   bool mobile = os && (!strcmp(os, "iOS") || !strcmp(os, "Android"));
-  d->asset = (rn_asset_t){
-      .external_id = str(dev, "id"), .name = str(dev, "deviceName"),
-      .hostname = str(dev, "deviceName"), .os_name = os,
-      .serial_number = str(dev, "serialNumber"),
-      .device_class = mobile ? "MOBILE" : "COMPUTER",
-      .manufacturer = str(dev, "manufacturer"), .model = str(dev, "model"),
-      .last_seen_ms = iso_ms(str(dev, "lastSyncDateTime")),
-      .external_org_id = tenant};
+  d->asset = (rn_asset_t){.external_id = str(dev, "id"),
+                          .name = str(dev, "deviceName"),
+                          .hostname = str(dev, "deviceName"),
+                          .os_name = os,
+                          .serial_number = str(dev, "serialNumber"),
+                          .device_class = mobile ? "MOBILE" : "COMPUTER",
+                          .manufacturer = str(dev, "manufacturer"),
+                          .model = str(dev, "model"),
+                          .last_seen_ms = iso_ms(str(dev, "lastSyncDateTime")),
+                          .external_org_id = tenant};
   return 0;
 }
 
@@ -182,10 +184,14 @@ static int add_device(run_t *run, json_t *dev, const char *tenant) {
 static void send(run_t *run, const char *url, const char *header,
                  const char *body, rn_http_cb cb) {
   const char *headers[] = {header, "Accept: application/json", NULL};
-  rn_http_request_t req = {
-      .struct_size = sizeof req, .method = body ? "POST" : "GET", .url = url,
-      .headers = headers, .body = body, .body_len = body ? strlen(body) : 0,
-      .ca_file = run->st->ca_file, .rate_key = body ? NULL : RATE_KEY};
+  rn_http_request_t req = {.struct_size = sizeof req,
+                           .method = body ? "POST" : "GET",
+                           .url = url,
+                           .headers = headers,
+                           .body = body,
+                           .body_len = body ? strlen(body) : 0,
+                           .ca_file = run->st->ca_file,
+                           .rate_key = body ? NULL : RATE_KEY};
   int rc = host->http_request(run->ctx, &req, cb, run, NULL);
   if (rc < 0) {
     fail(run, rc, "tenant %s: %s", run->targets[run->cur].tenant,
@@ -456,7 +462,7 @@ static void plan_done(rn_ctx_t *ctx, int status, void *data) {
     fail(run, status, "%s", *why ? why : host->strerror(status));
     return run_finish(run);
   }
-  static const rn_rate_window_t windows[] = {{1000, 20000}};
+  static const rn_rate_window_t windows[] = {RN_RATE_WINDOW(1000, 20000)};
   if (RN_HOST_HAS(host, rate_configure))
     host->rate_configure(ctx, RATE_KEY, windows, 1);
   begin_group(run);
@@ -579,43 +585,55 @@ static int connect_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
 /* ------------------------------------------------------ descriptor */
 
 static const rn_option_t connect_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-     .min = 1, .max = INT64_MAX, .help = "the MSP organization id"},
-    {.name = "client_id", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
-     .help = "application (client) id of the multi-tenant app registration"},
-    {.name = "client_secret_file", .type = RN_OPT_SECRET_FILE,
-     .flags = RN_OPT_REQUIRED,
-     .help = "file holding the client secret value (mode 0600), or -"},
-    {.name = "tenants", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
-     .help = "consented tenant ids, comma separated; TENANT=COMPANY also "
-             "maps the tenant to that PSA company"},
+    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
+              .min = 1, .max = INT64_MAX, .help = "the MSP organization id"),
+    RN_OPTION(
+            .name = "client_id", .type = RN_OPT_STRING,
+            .flags = RN_OPT_REQUIRED,
+            .help =
+                "application (client) id of the multi-tenant app registration"),
+    RN_OPTION(.name = "client_secret_file", .type = RN_OPT_SECRET_FILE,
+              .flags = RN_OPT_REQUIRED,
+              .help = "file holding the client secret value (mode 0600), or -"),
+    RN_OPTION(.name = "tenants", .type = RN_OPT_STRING,
+              .flags = RN_OPT_REQUIRED,
+              .help =
+                  "consented tenant ids, comma separated; TENANT=COMPANY also "
+                  "maps the tenant to that PSA company"),
     {0},
 };
 static const rn_option_t sync_params[] = {
-    {.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
-     .help = "only this MSP organization (default: every one)"},
+    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
+              .help = "only this MSP organization (default: every one)"),
     {0},
 };
 
 static const rn_job_def_t job_connect = {
-    .struct_size = sizeof(rn_job_def_t), .name = "connect",
+    .struct_size = sizeof(rn_job_def_t),
+    .name = "connect",
     .summary = "save the app's sealed secret, its tenants and their companies",
-    .params = connect_params, .run = connect_run, .command = "connect"};
+    .params = connect_params,
+    .run = connect_run,
+    .command = "connect"};
 static const rn_job_def_t job_sync = {
-    .struct_size = sizeof(rn_job_def_t), .name = "sync",
+    .struct_size = sizeof(rn_job_def_t),
+    .name = "sync",
     .summary = "company-owned Intune devices of mapped tenants become assets",
-    .params = sync_params, .run = sync_run, .command = "sync"};
+    .params = sync_params,
+    .run = sync_run,
+    .command = "sync"};
 
 static const rn_option_t plugin_options[] = {
-    {.name = "login_url", .type = RN_OPT_URL,
-     .default_value = "https://login.microsoftonline.com",
-     .help = "Entra ID token authority"},
-    {.name = "graph_url", .type = RN_OPT_URL,
-     .default_value = "https://graph.microsoft.com",
-     .help = "Microsoft Graph; @odata.nextLink must stay under it"},
-    {.name = "ca_file", .type = RN_OPT_PATH, .help = "extra trust anchor"},
-    {.name = "page_size", .type = RN_OPT_INT, .default_value = "500",
-     .min = 1, .max = 1000, .help = "devices per Graph page ($top)"},
+    RN_OPTION(.name = "login_url", .type = RN_OPT_URL,
+              .default_value = "https://login.microsoftonline.com",
+              .help = "Entra ID token authority"),
+    RN_OPTION(.name = "graph_url", .type = RN_OPT_URL,
+              .default_value = "https://graph.microsoft.com",
+              .help = "Microsoft Graph; @odata.nextLink must stay under it"),
+    RN_OPTION(.name = "ca_file", .type = RN_OPT_PATH,
+              .help = "extra trust anchor"),
+    RN_OPTION(.name = "page_size", .type = RN_OPT_INT, .default_value = "500",
+              .min = 1, .max = 1000, .help = "devices per Graph page ($top)"),
     {0},
 };
 
@@ -641,12 +659,17 @@ static void intune_destroy(rn_ctx_t *ctx, void *state) {
 static const rn_job_def_t *const jobs[] = {&job_connect, &job_sync, NULL};
 
 static const rn_plugin_t descriptor = {
-    .abi_version = RN_ABI_VERSION, .struct_size = sizeof(rn_plugin_t),
-    .name = "intune-assets", .version = "0.1.0",
+    .abi_version = RN_ABI_VERSION,
+    .struct_size = sizeof(rn_plugin_t),
+    .name = "intune-assets",
+    .version = "0.1.0",
     .summary = "Microsoft Intune asset sync: company-owned managed devices of "
                "mapped tenants become company assets",
-    .options = plugin_options, .create = intune_create,
-    .destroy = intune_destroy, .jobs = jobs, .command_group = "intune"};
+    .options = plugin_options,
+    .create = intune_create,
+    .destroy = intune_destroy,
+    .jobs = jobs,
+    .command_group = "intune"};
 
 RN_EXPORT const rn_plugin_t *RN_ENTRY(const rn_host_t *h) {
   host = h;
