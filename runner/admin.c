@@ -471,8 +471,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 
 /* A request is over (answered, failed or dropped): the dashboard's page, if
  * it was one, is let go. */
-static void on_completed(void *cls, struct MHD_Connection *conn,
-                         void **con_cls, enum MHD_RequestTerminationCode why) {
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode why) {
   (void)cls;
   (void)conn;
   (void)why;

@@ -129,6 +129,48 @@ static void html_text(html_t *h, const char *s) {
   }
 }
 
+/* Length of a dotted IPv4 address at p (four groups of 1-3 digits, not
+ * part of a longer run of digits and dots), or 0. */
+static size_t ipv4_at(const char *p) {
+  size_t n = 0;
+  for (int group = 0; group < 4; group++) {
+    size_t digits = 0;
+    while (p[n] >= '0' && p[n] <= '9' && digits < 4) {
+      n++;
+      digits++;
+    }
+    if (digits == 0 || digits > 3)
+      return 0;
+    if (group < 3) {
+      if (p[n] != '.')
+        return 0;
+      n++;
+    }
+  }
+  bool longer = (p[n] >= '0' && p[n] <= '9') ||
+                (p[n] == '.' && p[n + 1] >= '0' && p[n + 1] <= '9');
+  return longer ? 0 : n;
+}
+
+/* An error text as html_text does, with IPv4 addresses replaced: an error
+ * may quote the peer a connection failed to reach. */
+static void html_error(html_t *h, const char *s) {
+  const char *start = s;
+  for (const char *p = s; *p;) {
+    bool boundary =
+        p == start || !((p[-1] >= '0' && p[-1] <= '9') || p[-1] == '.');
+    size_t n = boundary ? ipv4_at(p) : 0;
+    if (n) {
+      html_add(h, "[address]");
+      p += n;
+      continue;
+    }
+    char one[2] = {*p, '\0'};
+    html_text(h, one);
+    p++;
+  }
+}
+
 /* "42s", "17m", "3h 05m", "6d 04h". */
 static void html_duration(html_t *h, long long s) {
   if (s < 0)
@@ -202,7 +244,7 @@ static const char style[] =
     "var(--line);vertical-align:top}"
     "th{font-size:12px;color:var(--mute);font-weight:600}"
     "tr:last-child td{border-bottom:0}"
-    "td.n{text-align:right;font-variant-numeric:tabular-nums}"
+    "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}"
     ".empty{padding:12px 16px;color:var(--mute)}"
     ".err{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace;"
     "white-space:pre-wrap;word-break:break-word;color:#7f1d1d;max-width:760px}"
@@ -213,7 +255,8 @@ static const char style[] =
     ".mine{background:var(--accent)}"
     ".runs span{display:inline-block;width:12px;height:12px;border-radius:3px;"
     "margin-right:3px;vertical-align:middle}"
-    ".sig{display:flex;flex-direction:column;gap:2px;min-width:120px}"
+    ".sig{display:flex;flex-direction:column;align-items:flex-start;gap:2px;"
+    "min-width:120px}.sig.expired .pill{opacity:.45}"
     ".sig small{color:var(--mute);font-size:11px}.sig .old{color:var(--bad)}"
     ".bar{height:6px;background:#edf0f3;border-radius:3px;overflow:hidden;"
     "min-width:120px}"
@@ -380,8 +423,9 @@ static void render_running(html_t *h, const rn__runner_t *runner,
     if (num(res, row, 0) != SEC_RUNNING)
       continue;
     if (!any)
-      html_add(h, "<table><tr><th>id</th><th>job</th><th>runner</th>"
-                  "<th>running for</th><th>attempt</th></tr>");
+      html_add(h,
+               "<table><tr><th class=\"n\">id</th><th>job</th><th>runner</th>"
+               "<th>running for</th><th class=\"n\">attempt</th></tr>");
     any = true;
     long long id = num(res, row, 2);
     html_add(h, "<tr><td class=\"n\">%lld</td><td>", id);
@@ -406,7 +450,8 @@ static void render_dead(html_t *h, PGresult *res) {
     if (num(res, row, 0) != SEC_DEAD)
       continue;
     if (!any)
-      html_add(h, "<table><tr><th>id</th><th>job</th><th>attempts</th>"
+      html_add(h, "<table><tr><th class=\"n\">id</th><th>job</th>"
+                  "<th class=\"n\">attempts</th>"
                   "<th>died</th><th>last error</th></tr>");
     any = true;
     html_add(h, "<tr><td class=\"n\">%lld</td><td>", num(res, row, 2));
@@ -416,7 +461,20 @@ static void render_dead(html_t *h, PGresult *res) {
     html_add(h, "</td><td>");
     html_duration(h, num(res, row, 5));
     html_add(h, " ago</td><td><div class=\"err\">");
-    html_text(h, str(res, row, 6));
+    char *error = strdup(str(res, row, 6));
+    if (!error) {
+      h->failed = true;
+      return;
+    }
+    if (num(res, row, 7) > ERROR_CHARS) {
+      /* The cut may have split an address: drop a trailing part of one. */
+      size_t len = strlen(error);
+      while (len && ((error[len - 1] >= '0' && error[len - 1] <= '9') ||
+                     error[len - 1] == '.'))
+        error[--len] = '\0';
+    }
+    html_error(h, error);
+    free(error);
     if (num(res, row, 7) > ERROR_CHARS)
       html_add(h, "\xE2\x80\xA6"); /* … */
     html_add(h, "</div></td></tr>");
@@ -436,7 +494,8 @@ static void render_runs(html_t *h, PGresult *res) {
       continue;
     if (!any)
       html_add(h, "<table><tr><th>job</th><th>last outcome</th>"
-                  "<th>finished</th><th>duration</th><th>attempt</th>"
+                  "<th>finished</th><th class=\"n\">duration</th>"
+                  "<th class=\"n\">attempt</th>"
                   "<th>last 5</th></tr>");
     any = true;
     if (name && strcmp(name, str(res, row, 2)) == 0)
@@ -490,8 +549,9 @@ static void render_rate(html_t *h, PGresult *res) {
     if (num(res, row, 0) != SEC_RATE)
       continue;
     if (!any)
-      html_add(h, "<table><tr><th>key</th><th>window</th><th>budget</th>"
-                  "<th>used</th><th>headroom</th><th></th></tr>");
+      html_add(h, "<table><tr><th>key</th><th>window</th><th class=\"n\">budget"
+                  "</th><th class=\"n\">used</th><th class=\"n\">headroom"
+                  "</th><th>used share</th></tr>");
     any = true;
     long long limit = num(res, row, 3), used = num(res, row, 5);
     long long headroom = limit > used ? limit - used : 0;
@@ -621,13 +681,16 @@ static void render_compliance(html_t *h, PGresult *res) {
     const char *key = pos >= 1 && pos <= (long long)RN_ARRAY_SIZE(signal_keys)
                           ? signal_keys[pos - 1]
                           : "unknown";
-    html_add(h, "<td><div class=\"sig\" id=\"signal-%lld-%s\">",
-             num(res, row, 0), key);
+    bool expired = *status && num(res, row, 5) <= 0;
+    html_add(h, "<td><div class=\"sig%s\" id=\"signal-%lld-%s\">",
+             expired ? " expired" : "", num(res, row, 0), key);
     if (!*status) {
       html_add(h, "<span class=\"pill nodata\">no data</span></div></td>");
     } else {
       long long age = num(res, row, 4), left = num(res, row, 5);
-      html_add(h, "<span class=\"pill %s\">", status);
+      html_add(h, "<span class=\"pill ");
+      html_text(h, status);
+      html_add(h, "\">");
       html_text(h, status);
       html_add(h, "</span><small>");
       html_duration(h, age);
@@ -653,8 +716,9 @@ static void render_process(html_t *h, const rn__runner_t *runner) {
   section_open(h, "process", "This runner", NULL);
   const rn__generation_t *gen = runner->gen;
   html_add(h,
-           "<table><tr><th>generation</th><th>plugins</th><th>configured "
-           "jobs</th><th>jobs running here</th><th>state</th></tr>"
+           "<table><tr><th class=\"n\">generation</th><th class=\"n\">"
+           "plugins</th><th class=\"n\">configured jobs</th><th "
+           "class=\"n\">jobs running here</th><th>state</th></tr>"
            "<tr><td class=\"n\" id=\"generation\">%llu</td><td class=\"n\">"
            "%zu</td><td class=\"n\">%zu</td><td class=\"n\" "
            "id=\"running-here\">%u</td><td>%s</td></tr></table>",
@@ -662,8 +726,9 @@ static void render_process(html_t *h, const rn__runner_t *runner) {
            gen ? gen->njobs : 0, runner->running_jobs,
            runner->stopping ? "draining" : "serving");
   if (!rn__list_empty(&runner->jobs)) {
-    html_add(h, "<table><tr><th>job</th><th>queue id</th><th>running for"
-                "</th></tr>");
+    html_add(
+        h, "<table><tr><th>job</th><th class=\"n\">queue id</th><th>running for"
+           "</th></tr>");
     uint64_t now = uv_now(runner->loop);
     for (const rn__list_t *l = runner->jobs.next; l != &runner->jobs;
          l = l->next) {

@@ -314,7 +314,8 @@ static void seed_hostile_dead_job(void) {
   free(rt_pg_query(
       dsn, "INSERT INTO runner.job (name, state, attempt, max_attempts,"
            " last_error, finished_at) VALUES ('rec', 'dead', 3, 3,"
-           " '<script>alert(1)</script> & \"quoted\" ' || repeat('x', 400),"
+           " '<script>alert(1)</script> & \"quoted\" from 10.20.30.40 ' ||"
+           " repeat('x', 400),"
            " now() - interval '1 minute')"));
 }
 
@@ -440,8 +441,9 @@ Test(dashboard, shows_the_queue_runs_budgets_and_signals_of_the_database) {
             "expected \"%s\" in:\n%s", flaky_error, dead);
   free(flaky_error);
   cr_expect(strstr(dead, "&lt;script&gt;alert(1)&lt;/script&gt; &amp; "
-                         "&quot;quoted&quot;"),
+                         "&quot;quoted&quot; from [address]"),
             "%s", dead);
+  cr_expect(!strstr(html, "10.20.30.40"), "an address leaked");
   cr_expect(!strstr(html, "<script>"));
   cr_expect(strstr(dead, "xxx\xE2\x80\xA6</div>"), "long error not cut: %s",
             dead);
