@@ -271,6 +271,9 @@ static const char style[] =
     "font-size:11px;display:flex;align-items:center;justify-content:center;"
     "color:#fff;font-weight:600}"
     ".tl .box.ok{background:var(--ok)}.tl .box.bad{background:var(--bad)}"
+    ".kv{display:flex;flex-wrap:wrap;gap:6px 28px;margin:0;padding:12px 16px;"
+    "color:var(--mute)}.kv b{color:var(--fg);font-weight:600;margin-left:4px}"
+    "#process table{border-top:1px solid var(--line)}"
     "footer{color:var(--mute);font-size:12px}"
     "</style>";
 
@@ -716,12 +719,10 @@ static void render_process(html_t *h, const rn__runner_t *runner) {
   section_open(h, "process", "This runner", NULL);
   const rn__generation_t *gen = runner->gen;
   html_add(h,
-           "<table><tr><th class=\"n\">generation</th><th class=\"n\">"
-           "plugins</th><th class=\"n\">configured jobs</th><th "
-           "class=\"n\">jobs running here</th><th>state</th></tr>"
-           "<tr><td class=\"n\" id=\"generation\">%llu</td><td class=\"n\">"
-           "%zu</td><td class=\"n\">%zu</td><td class=\"n\" "
-           "id=\"running-here\">%u</td><td>%s</td></tr></table>",
+           "<p class=\"kv\"><span>generation <b id=\"generation\">%llu</b>"
+           "</span><span>plugins <b>%zu</b></span><span>configured jobs "
+           "<b>%zu</b></span><span>jobs running here <b id=\"running-here\">"
+           "%u</b></span><span>state <b>%s</b></span></p>",
            (unsigned long long)(gen ? gen->id : 0), gen ? gen->nplugins : 0,
            gen ? gen->njobs : 0, runner->running_jobs,
            runner->stopping ? "draining" : "serving");
