@@ -835,11 +835,14 @@ static void page_finish(page_t *page) {
 static void runner_answered(int status, PGresult *res, const char *errmsg,
                             void *data) {
   page_t *page = data;
-
   page->runner_query = NULL;
   if (page->dash && status == 0) {
     page->runner_ok = true;
     render_runner_part(page, res);
+  } else if (page->dash && status == RN_ECANCELED && !page->timed_out) {
+    /* Only the runner cancels it then: it is closing its database. */
+    html_add(&page->runner_html, "The runner is stopping; the database was "
+                                 "not asked.");
   } else if (page->dash && !page->timed_out) {
     rn__log(RN_LOG_WARNING, "admin", "dashboard query failed: %s", errmsg);
     html_add(&page->runner_html, "The database query failed: %s", errmsg);

@@ -91,8 +91,8 @@ static void start_daemon(void) {
       "admin endpoint never started:\n%s", rt_read_file(daemon_proc.err_path));
 }
 
-static void stop_daemon_expect_clean_exit(void) {
-  rt_proc_kill(&daemon_proc, SIGTERM);
+/* After SIGTERM: the daemon exits 0 with a clean log. */
+static void expect_clean_exit(void) {
   cr_assert(rt_proc_wait(&daemon_proc, 30000), "daemon did not stop");
   char *log = rt_read_file(daemon_proc.err_path);
   cr_expect_eq(daemon_proc.status, 0, "exit %d; log:\n%s", daemon_proc.status,
@@ -102,6 +102,11 @@ static void stop_daemon_expect_clean_exit(void) {
   cr_expect(!strstr(log, "suspended connections"), "%s", log);
   cr_expect(!strstr(log, "ERROR: AddressSanitizer"), "%s", log);
   free(log);
+}
+
+static void stop_daemon_expect_clean_exit(void) {
+  rt_proc_kill(&daemon_proc, SIGTERM);
+  expect_clean_exit();
 }
 
 static void teardown(void) {
@@ -592,4 +597,54 @@ Test(dashboard, answers_503_when_the_database_does_not_answer_in_time) {
   cr_expect_eq(status, 200, "%s", html);
   free(html);
   stop_daemon_expect_clean_exit();
+}
+
+/* A page still waiting for the database when the daemon is told to stop is
+ * answered (503) and the daemon exits cleanly. */
+Test(dashboard, a_page_waiting_for_the_database_is_answered_on_shutdown) {
+  configure(NULL);
+  start_daemon();
+  char *html;
+  for (int i = 0; i < 100; i++) {
+    long status = fetch_page(&html, NULL, NULL);
+    bool up = status == 200;
+    free(html);
+    if (up)
+      break;
+    usleep(100 * 1000);
+  }
+  PGconn *locker = PQconnectdb(dsn);
+  cr_assert_eq(PQstatus(locker), CONNECTION_OK, "%s", PQerrorMessage(locker));
+  PGresult *res = PQexec(locker, "BEGIN; LOCK TABLE runner.rate_bucket IN "
+                                 "ACCESS EXCLUSIVE MODE");
+  cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s",
+               PQerrorMessage(locker));
+  PQclear(res);
+  char url[128], out[400];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+  snprintf(out, sizeof out, "%s/page.html", dir);
+  rt_proc_t curl_proc;
+  char *argv[] = {"/usr/bin/curl", "-s", "-m", "20", "-o", out, "-w",
+                  "%{http_code}",  url,  NULL};
+  rt_proc_start(&curl_proc, argv, NULL, NULL);
+  cr_assert(wait_count("SELECT count(*) FROM pg_locks WHERE NOT granted"
+                       " AND relation = 'runner.rate_bucket'::regclass",
+                       1, 10000),
+            "the page's statement never waited on the lock");
+  rt_proc_kill(&daemon_proc, SIGTERM);
+  cr_assert(rt_proc_wait(&curl_proc, 20000), "curl did not finish");
+  char *code = rt_read_file(curl_proc.out_path);
+  cr_expect_str_eq(code, "503");
+  free(code);
+  char *page = rt_read_file(out);
+  char *problem = page ? element_text(page, "problem") : NULL;
+  cr_expect(problem && strstr(problem, "stopping"), "%s",
+            problem ? problem
+            : page  ? page
+                    : "(none)");
+  free(problem);
+  free(page);
+  PQclear(PQexec(locker, "ROLLBACK"));
+  PQfinish(locker);
+  expect_clean_exit();
 }
