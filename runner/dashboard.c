@@ -23,7 +23,10 @@
 
 #define ERROR_CHARS 300 /* of a dead job's last error */
 #define ERROR_CHARS_TEXT "300"
+/* "Last runs" looks at this many latest finished rows of each outcome. */
+#define RECENT_RUNS_TEXT "2000"
 #define TIMELINE_HOURS 24
+#define TIMELINE_NAMES 40 /* rows of the timeline at most */
 
 struct rn__dashboard_s {
   rn__runner_t *runner;
@@ -171,6 +174,17 @@ static void html_error(html_t *h, const char *s) {
   }
 }
 
+/* 1234567 as "1,234,567". */
+static void html_count(html_t *h, long long n) {
+  char digits[32];
+  int len = snprintf(digits, sizeof digits, "%lld", n < 0 ? 0 : n);
+  for (int i = 0; i < len; i++) {
+    if (i > 0 && (len - i) % 3 == 0)
+      html_add(h, ",");
+    html_add(h, "%c", digits[i]);
+  }
+}
+
 /* "42s", "17m", "3h 05m", "6d 04h". */
 static void html_duration(html_t *h, long long s) {
   if (s < 0)
@@ -271,6 +285,7 @@ static const char style[] =
     "font-size:11px;display:flex;align-items:center;justify-content:center;"
     "color:#fff;font-weight:600}"
     ".tl .box.ok{background:var(--ok)}.tl .box.bad{background:var(--bad)}"
+    ".tl .box.mixed{background:var(--warn)}"
     ".kv{display:flex;flex-wrap:wrap;gap:6px 28px;margin:0;padding:12px 16px;"
     "color:var(--mute)}.kv b{color:var(--fg);font-weight:600;margin-left:4px}"
     "#process table{border-top:1px solid var(--line)}"
@@ -304,11 +319,20 @@ static const char runner_sql[] =
     "SELECT 3, row_number() OVER (ORDER BY name, finished_at DESC, id DESC),"
     " name, state, floor(extract(epoch FROM now() - finished_at))::bigint"
     "::text, duration_ms::text, attempt::text, NULL"
-    "  FROM (SELECT name, state, finished_at, duration_ms, attempt, id,"
-    "        row_number() OVER (PARTITION BY name"
-    "                           ORDER BY finished_at DESC, id DESC) AS nth"
-    "         FROM runner.job WHERE state IN ('completed', 'dead')"
-    "          AND finished_at > now() - interval '7 days') x"
+    /* Among the latest finished rows of each outcome, read backwards
+     * over job_finished_idx: a bounded read however long the history. */
+    "  FROM (SELECT *, row_number() OVER (PARTITION BY name"
+    "                  ORDER BY finished_at DESC, id DESC) AS nth"
+    "         FROM ((SELECT name, state, finished_at, duration_ms, attempt, id"
+    "                  FROM runner.job WHERE state = 'completed'"
+    "                   AND finished_at > now() - interval '7 days'"
+    "                 ORDER BY finished_at DESC LIMIT " RECENT_RUNS_TEXT ")"
+    "               UNION ALL"
+    "               (SELECT name, state, finished_at, duration_ms, attempt, id"
+    "                  FROM runner.job WHERE state = 'dead'"
+    "                   AND finished_at > now() - interval '7 days'"
+    "                 ORDER BY finished_at DESC LIMIT " RECENT_RUNS_TEXT ")) f"
+    "       ) x"
     " WHERE nth <= 5 "
     "UNION ALL "
     "SELECT 4, row_number() OVER (ORDER BY b.key, (e.w ->> "
@@ -324,13 +348,16 @@ static const char runner_sql[] =
     "      - (e.w ->> 'period_ms')::bigint * interval '1 millisecond') u"
     "    ON true "
     "UNION ALL "
-    "SELECT 5, 0, name, h::text, ok::text, bad::text"
-    "  , NULL, NULL FROM (SELECT name,"
-    "   floor(extract(epoch FROM now() - finished_at) / 3600)::int AS h,"
-    "   count(*) FILTER (WHERE state = 'completed') AS ok,"
+    /* Clock hours (UTC), so that a box matches the hour over it. */
+    "SELECT 5, row_number() OVER (ORDER BY name, h), name,"
+    " (extract(epoch FROM date_trunc('hour', now() AT TIME ZONE 'UTC') - h)"
+    "  / 3600)::int::text, ok::text, bad::text, NULL, NULL"
+    "  FROM (SELECT name, date_trunc('hour', finished_at AT TIME ZONE 'UTC')"
+    "   AS h, count(*) FILTER (WHERE state = 'completed') AS ok,"
     "   count(*) FILTER (WHERE state = 'dead') AS bad"
     "  FROM runner.job WHERE state IN ('completed', 'dead')"
-    "   AND finished_at > now() - interval '24 hours'"
+    "   AND finished_at >= (date_trunc('hour', now() AT TIME ZONE 'UTC')"
+    "                       - interval '23 hours') AT TIME ZONE 'UTC'"
     "   AND ($1::text[] IS NULL OR name = ANY ($1::text[]))"
     "  GROUP BY 1, 2) t "
     "UNION ALL "
@@ -410,11 +437,12 @@ static void render_queue(html_t *h, PGresult *res) {
         counts[i] = num(res, row, 3);
   }
   html_add(h, "<div class=\"grid\" id=\"queue\">");
-  for (size_t i = 0; i < RN_ARRAY_SIZE(queue_states); i++)
-    html_add(h,
-             "<div class=\"stat s-%s\"><span id=\"queue-%s\" class=\"num\">"
-             "%lld</span><span class=\"lbl\">%s</span></div>",
-             queue_states[i], queue_states[i], counts[i], queue_states[i]);
+  for (size_t i = 0; i < RN_ARRAY_SIZE(queue_states); i++) {
+    html_add(h, "<div class=\"stat s-%s\"><span id=\"queue-%s\" class=\"num\">",
+             queue_states[i], queue_states[i]);
+    html_count(h, counts[i]);
+    html_add(h, "</span><span class=\"lbl\">%s</span></div>", queue_states[i]);
+  }
   html_add(h, "</div>");
 }
 
@@ -586,19 +614,20 @@ static void render_rate(html_t *h, PGresult *res) {
   html_add(h, "</section>");
 }
 
-/* Rows of 24 boxes, oldest hour on the left. */
+/* Rows of 24 boxes, oldest hour on the left; the rows of one name are
+ * adjacent (ordered by name). */
 static void render_timeline(html_t *h, PGresult *res, bool sweeps,
                             int hour_now) {
-  section_open(
-      h, "timeline", sweeps ? "Sweeps, last 24 hours" : "Runs, last 24 hours",
-      sweeps ? "finished runs per hour (UTC), green completed, red dead"
-             : "no sweep job is configured: every job, finished runs "
-               "per hour (UTC)");
-  int first = -1;
-  for (int row = 0; row < PQntuples(res) && first < 0; row++)
-    if (num(res, row, 0) == SEC_TIMELINE)
-      first = row;
-  if (first < 0) {
+  section_open(h, "timeline",
+               sweeps ? "Sweeps, last 24 hours" : "Runs, last 24 hours",
+               sweeps ? "finished runs per clock hour (UTC): green completed, "
+                        "amber some died, red all died"
+                      : "no sweep job is configured, so every job: finished "
+                        "runs per clock hour (UTC)");
+  int row = 0, nrows = PQntuples(res);
+  while (row < nrows && num(res, row, 0) != SEC_TIMELINE)
+    row++;
+  if (row == nrows || num(res, row, 0) != SEC_TIMELINE) {
     html_add(h, "<p class=\"empty\">Nothing finished in 24 hours.</p>"
                 "</section>");
     return;
@@ -607,25 +636,22 @@ static void render_timeline(html_t *h, PGresult *res, bool sweeps,
   for (int i = TIMELINE_HOURS - 1; i >= 0; i--)
     html_add(h, "<span class=\"h\">%02d</span>",
              ((hour_now - i) % 24 + 24) % 24);
-  /* Rows of one name are adjacent only by accident of the plan: gather each
-   * name once. */
-  for (int row = first; row < PQntuples(res); row++) {
-    if (num(res, row, 0) != SEC_TIMELINE)
-      break;
+  unsigned names = 0, more = 0;
+  while (row < nrows && num(res, row, 0) == SEC_TIMELINE) {
     const char *name = str(res, row, 2);
-    bool seen = false;
-    for (int r = first; r < row && !seen; r++)
-      seen = strcmp(str(res, r, 2), name) == 0;
-    if (seen)
-      continue;
     long long ok[TIMELINE_HOURS] = {0}, bad[TIMELINE_HOURS] = {0};
-    for (int r = row; r < PQntuples(res) && num(res, r, 0) == SEC_TIMELINE;
-         r++) {
-      long long ago = num(res, r, 3);
-      if (strcmp(str(res, r, 2), name) != 0 || ago < 0 || ago >= TIMELINE_HOURS)
+    for (; row < nrows && num(res, row, 0) == SEC_TIMELINE &&
+           strcmp(str(res, row, 2), name) == 0;
+         row++) {
+      long long ago = num(res, row, 3);
+      if (ago < 0 || ago >= TIMELINE_HOURS)
         continue;
-      ok[ago] += num(res, r, 4);
-      bad[ago] += num(res, r, 5);
+      ok[ago] += num(res, row, 4);
+      bad[ago] += num(res, row, 5);
+    }
+    if (names++ >= TIMELINE_NAMES) {
+      more++;
+      continue;
     }
     html_add(h, "<span class=\"name\" title=\"");
     html_text(h, name);
@@ -634,17 +660,21 @@ static void render_timeline(html_t *h, PGresult *res, bool sweeps,
     html_add(h, "</span>");
     for (int i = TIMELINE_HOURS - 1; i >= 0; i--) {
       long long total = ok[i] + bad[i];
+      const char *tone = !total    ? ""
+                         : !bad[i] ? " ok"
+                         : ok[i]   ? " mixed"
+                                   : " bad";
       html_add(h, "<span class=\"box%s\" title=\"%lld completed, %lld dead\">",
-               bad[i]  ? " bad"
-               : total ? " ok"
-                       : "",
-               ok[i], bad[i]);
+               tone, ok[i], bad[i]);
       if (total)
         html_add(h, "%lld", total);
       html_add(h, "</span>");
     }
   }
-  html_add(h, "</div></section>");
+  html_add(h, "</div>");
+  if (more)
+    html_add(h, "<p class=\"empty\">and %u more job(s)</p>", more);
+  html_add(h, "</section>");
 }
 
 static void render_runner_part(page_t *page, PGresult *res) {

@@ -219,6 +219,12 @@ static char *element_text(const char *html, const char *id) {
 static long element_number(const char *html, const char *id) {
   char *text = element_text(html, id);
   cr_assert(text, "no element with id \"%s\" in the page", id);
+  /* Thousands are separated by commas. */
+  size_t w = 0;
+  for (size_t r = 0; text[r]; r++)
+    if (text[r] != ',')
+      text[w++] = text[r];
+  text[w] = '\0';
   char *end;
   long v = strtol(text, &end, 10);
   cr_assert(end != text && *end == '\0', "#%s holds \"%s\", not a number", id,
