@@ -52,6 +52,7 @@ typedef struct page_s {
   bool ready; /* body and status are final */
   bool timed_out;
   bool sweeps_only; /* the timeline shows sweep jobs, not every job */
+  bool no_database; /* none configured: nothing is down */
   uv_timer_t timer;
   rn__db_query_t *runner_query, *compliance_query;
   /* each part rendered as its answer arrives */
@@ -812,7 +813,10 @@ static void assemble(page_t *page, const char *problem) {
            "<span>generation <b>%llu</b></span><span>database <b id=\"db\">"
            "%s</b></span><span>%s</span></header><main>",
            style, RN_VERSION, (unsigned long long)(gen ? gen->id : 0),
-           problem ? "unavailable" : "up", stamp);
+           page->no_database ? "none"
+           : problem         ? "unavailable"
+                             : "up",
+           stamp);
   if (problem) {
     html_add(h, "<p class=\"banner\" id=\"problem\">");
     html_text(h, problem);
@@ -824,7 +828,8 @@ static void assemble(page_t *page, const char *problem) {
   render_process(h, runner);
   html_add(h, "<footer>Read-only. Reload the page to refresh; nothing here "
               "changes the queue.</footer></main></body></html>\n");
-  page->status = problem ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK;
+  page->status = problem && !page->no_database ? MHD_HTTP_SERVICE_UNAVAILABLE
+                                               : MHD_HTTP_OK;
   page->ready = true;
 }
 
@@ -954,7 +959,10 @@ static int page_start(rn__dashboard_t *dash, page_t *page) {
   rn__db_t *db = runner->db;
   const char *url = runner->gen ? runner->gen->config->database_url : NULL;
   if (!url || !*url) {
-    html_add(&page->runner_html, "No database is configured.");
+    page->no_database = true;
+    html_add(&page->runner_html, "No database is configured: jobs run in "
+                                 "this process only, and there is no queue "
+                                 "to show.");
     return 0;
   }
   if (!db || !rn__db_up(db))

@@ -654,3 +654,27 @@ Test(dashboard, a_page_waiting_for_the_database_is_answered_on_shutdown) {
   PQfinish(locker);
   expect_clean_exit();
 }
+
+Test(dashboard, without_a_database_shows_the_process_with_200) {
+  configure(NULL);
+  /* The same configuration without its [database] section. */
+  char *text = rt_read_file(conf);
+  cr_assert(text);
+  char *section = strstr(text, "[database]");
+  cr_assert(section);
+  *section = '\0';
+  rt_write_file(conf, text, 0644);
+  free(text);
+  start_daemon();
+  char *html;
+  long status = fetch_page(&html, NULL, NULL);
+  cr_expect_eq(status, 200, "%s", html);
+  cr_expect(strstr(html, "id=\"db\">none<"), "%s", html);
+  char *problem = element_text(html, "problem");
+  cr_expect(problem && strstr(problem, "No database is configured"), "%s",
+            html);
+  free(problem);
+  cr_expect_eq(element_number(html, "generation"), 1);
+  free(html);
+  stop_daemon_expect_clean_exit();
+}
