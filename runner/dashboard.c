@@ -57,7 +57,7 @@ typedef struct page_s {
   rn__db_query_t *runner_query, *compliance_query;
   /* each part rendered as its answer arrives */
   html_t runner_html, compliance_html;
-  bool runner_ok;
+  bool runner_ok, compliance_ok;
   unsigned status;
   html_t body;
 } page_t;
@@ -824,7 +824,8 @@ static void assemble(page_t *page, const char *problem) {
   }
   if (page->runner_ok)
     html_append(h, &page->runner_html);
-  html_append(h, &page->compliance_html);
+  if (page->runner_ok || page->compliance_ok)
+    html_append(h, &page->compliance_html);
   render_process(h, runner);
   html_add(h, "<footer>Read-only. Reload the page to refresh; nothing here "
               "changes the queue.</footer></main></body></html>\n");
@@ -890,20 +891,24 @@ static void compliance_answered(int status, PGresult *res, const char *errmsg,
                                 void *data) {
   page_t *page = data;
   page->compliance_query = NULL;
+  /* Shown when the runner part is, or on its own when it succeeded. */
   if (page->dash && status == 0) {
+    page->compliance_ok = true;
     render_compliance(&page->compliance_html, res);
-  } else if (page->dash && !page->timed_out &&
-             strcmp(rn__db_sqlstate(page->dash->runner), "42P01") == 0) {
-    section_open(&page->compliance_html, "signals", "Evidence signals", NULL);
-    html_add(&page->compliance_html,
-             "<p class=\"empty\">This database has no platform tables "
-             "(monitoring_signal).</p></section>");
-  } else if (page->dash && !page->timed_out && page->runner_ok) {
-    (void)errmsg; /* the banner of the runner part tells the same story */
-    section_open(&page->compliance_html, "signals", "Evidence signals", NULL);
-    html_add(&page->compliance_html, "<p class=\"empty\">Unavailable: ");
-    html_text(&page->compliance_html, errmsg);
-    html_add(&page->compliance_html, "</p></section>");
+  } else if (page->dash) {
+    html_t *h = &page->compliance_html;
+    section_open(h, "signals", "Evidence signals", NULL);
+    if (page->timed_out)
+      html_add(h, "<p class=\"empty\">The database did not answer in "
+                  "time.</p></section>");
+    else if (strcmp(rn__db_sqlstate(page->dash->runner), "42P01") == 0)
+      html_add(h, "<p class=\"empty\">This database has no platform tables "
+                  "(monitoring_signal).</p></section>");
+    else {
+      html_add(h, "<p class=\"empty\">Unavailable: ");
+      html_text(h, errmsg);
+      html_add(h, "</p></section>");
+    }
   }
   page_finish(page);
   page_release(page);
