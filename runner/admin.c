@@ -1,4 +1,5 @@
-/* admin.c - /healthz and Prometheus /metrics on a local port.
+/* admin.c - /healthz, Prometheus /metrics and the dashboard (/, see
+ * dashboard.c) on a local port.
  *
  * libmicrohttpd runs in its external-polling epoll mode: its epoll fd (which
  * holds the listening socket and every connection) is watched by one
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "dashboard.h"
 #include "db.h"
 #include "http.h"
 
@@ -44,6 +46,7 @@ struct rn__admin_s {
   unsigned open_handles;
   bool closing;
   bool run_failed_logged;
+  rn__dashboard_t *dashboard;
   /* completed / failed runs per job name, in first-seen order */
   job_count_t *jobs;
   size_t njobs;
@@ -458,8 +461,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   (void)version;
   (void)upload;
   (void)upload_size;
-  (void)con_cls;
-  bool known = strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0;
+  bool known = strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0 ||
+               strcmp(url, "/") == 0;
   if (!known)
     return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
   if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
@@ -467,6 +470,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
                    "text/plain; charset=utf-8", "method not allowed\n", 19,
                    "GET, HEAD");
+  if (strcmp(url, "/") == 0)
+    return rn__dashboard_serve(a->dashboard, conn, con_cls);
   if (strcmp(url, "/healthz") == 0) {
     const char *reason =
         a->closing ? "stopping\n" : unhealthy_reason(a->runner);
@@ -483,6 +488,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                      t.data, t.len, NULL);
   free(t.data);
   return rc;
+}
+
+/* A request is over (answered, failed or dropped): the dashboard's page, if
+ * it was one, is let go. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode why) {
+  (void)cls;
+  (void)conn;
+  (void)why;
+  rn__dashboard_request_ended(con_cls);
 }
 
 /* ---------------------------------------------------- loop integration */
@@ -515,6 +530,14 @@ static void drive(rn__admin_t *a) {
 
 static void on_mhd_timer(uv_timer_t *timer) {
   drive(timer->data);
+}
+
+/* The dashboard resumed a connection: libmicrohttpd takes it back in its
+ * next turn, which its epoll fd does not announce. */
+static void on_dashboard_wake(void *data) {
+  rn__admin_t *a = data;
+  if (a->daemon)
+    drive(a);
 }
 
 static void on_poll(uv_poll_t *poll, int status, int events) {
@@ -553,6 +576,12 @@ static void handle_closed(uv_handle_t *handle) {
 static void admin_shutdown(rn__admin_t *a, bool poll_open, bool mhd_timer_open,
                            bool queue_timer_open) {
   a->closing = true;
+  /* Pages waiting for the database are answered and resumed; one more turn
+   * lets the server take them back before it stops. */
+  rn__dashboard_close(a->dashboard);
+  a->dashboard = NULL;
+  if (a->daemon)
+    MHD_run(a->daemon);
   /* Stop watching the epoll fd before MHD closes it. */
   if (poll_open)
     uv_close((uv_handle_t *)&a->poll, handle_closed);
@@ -589,7 +618,12 @@ int rn__admin_start(rn__runner_t *runner) {
     return RN_ENOMEM;
   }
   a->runner = runner;
-  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  if (!(a->dashboard = rn__dashboard_new(runner, on_dashboard_wake, a))) {
+    admin_free(a);
+    return RN_ENOMEM;
+  }
+  /* The dashboard suspends a connection while its queries run. */
+  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
   if (addr.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
   /* The logger goes first: libmicrohttpd reports anything it meets while
@@ -599,9 +633,10 @@ int rn__admin_start(rn__runner_t *runner) {
       on_mhd_log, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
-      MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_END);
   if (!a->daemon) {
     rn__log(RN_LOG_ERR, "admin", "cannot listen on %s (see above)", listen);
+    rn__dashboard_close(a->dashboard);
     admin_free(a);
     return RN_EIO;
   }
@@ -645,12 +680,12 @@ int rn__admin_start(rn__runner_t *runner) {
   runner->admin = a;
   if (!rn__admin_is_loopback(&addr))
     rn__log(RN_LOG_WARNING, "admin",
-            "admin_listen %s is not a loopback address: /metrics and "
-            "/healthz are reachable from the network without "
+            "admin_listen %s is not a loopback address: the dashboard, "
+            "/metrics and /healthz are reachable from the network without "
             "authentication",
             listen);
-  rn__log(RN_LOG_NOTICE, "admin", "serving /healthz and /metrics on %s",
-          listen);
+  rn__log(RN_LOG_NOTICE, "admin",
+          "serving /healthz, /metrics and the dashboard (/) on %s", listen);
   return 0;
 }
 
