@@ -168,3 +168,35 @@ Test(cli, an_empty_sweep_says_it_swept_nothing_rather_than_queued) {
   free(out);
   free(err);
 }
+
+/* rotate-key explains its failures like every other command, and its --json
+ * output is one object even when it added a key. */
+Test(cli, rotate_key_failures_are_json_with_a_code) {
+  char *out, *err;
+  int rc = run(&out, &err, "rotate-key", "-c", conf, "--json", NULL);
+  cr_expect_eq(rc, 1, "%s%s", out, err);
+  cr_expect(strstr(out, "\"error\": \"no_master_key\""), "%s", out);
+  cr_expect(strstr(out, "master_key_file is not set in"), "%s", out);
+  cr_expect(strstr(err, "master_key_file is not set in"), "%s", err);
+  free(out);
+  free(err);
+
+  char key[600], text[2048];
+  snprintf(key, sizeof key, "%s/master.key", dir);
+  rt_write_file(key,
+                "1 000102030405060708090a0b0c0d0e0f"
+                "101112131415161718191a1b1c1d1e1f\n",
+                0600);
+  snprintf(text, sizeof text,
+           "[runner]\nplugin_dir = %s\nstate_dir = %s\nmaster_key_file = %s\n",
+           RT_PLUGIN_DIR, dir, key);
+  rt_write_file(conf, text, 0644);
+  rc = run(&out, &err, "rotate-key", "--add-key", "-c", conf, "--json", NULL);
+  cr_expect_eq(rc, 1, "%s%s", out, err);
+  cr_expect(out[0] == '{' && !strstr(out, "added key version"),
+            "stdout is not one JSON object: %s", out);
+  cr_expect(strstr(out, "\"error\": \"no_database\""), "%s", out);
+  cr_expect(strstr(out, "the new key was added"), "%s", out);
+  free(out);
+  free(err);
+}
