@@ -724,9 +724,9 @@ static void pump_all(rn__db_t *db) {
       pump(&db->conns[i]);
 }
 
-int rn__db_exec(rn__db_t *db, const char *sql, int nparams,
-                const char *const *params, rn__db_cb cb, void *data,
-                rn__db_query_t **query) {
+static int submit(rn__db_t *db, const char *sql, int nparams,
+                  const char *const *params, rn__db_cb cb, void *data,
+                  rn__db_query_t **query, bool first) {
   if (!db || !sql || !cb || nparams < 0 || (nparams > 0 && !params))
     return RN_EINVAL;
   if (db->closing)
@@ -751,12 +751,25 @@ int rn__db_exec(rn__db_t *db, const char *sql, int nparams,
   q->cb = cb;
   q->data = data;
   q->db = db;
-  rn__list_push(&db->waiting, &q->link);
+  /* Pushing before the first waiting statement puts it at the head. */
+  rn__list_push(first ? db->waiting.next : &db->waiting, &q->link);
   db->busy++;
   if (query)
     *query = q;
   pump_all(db);
   return 0;
+}
+
+int rn__db_exec(rn__db_t *db, const char *sql, int nparams,
+                const char *const *params, rn__db_cb cb, void *data,
+                rn__db_query_t **query) {
+  return submit(db, sql, nparams, params, cb, data, query, false);
+}
+
+int rn__db_exec_first(rn__db_t *db, const char *sql, int nparams,
+                      const char *const *params, rn__db_cb cb, void *data,
+                      rn__db_query_t **query) {
+  return submit(db, sql, nparams, params, cb, data, query, true);
 }
 
 static void deliver_canceled(uv_timer_t *timer) {

@@ -37,6 +37,12 @@ void rn__db_close(rn__runner_t *runner);
 int rn__db_exec(rn__db_t *db, const char *sql, int nparams,
                 const char *const *params, rn__db_cb cb, void *data,
                 rn__db_query_t **query);
+/* Like rn__db_exec, but ahead of every statement still waiting for a
+ * connection: a lease renewal or a run's outcome must not queue behind a
+ * backlog of plugin queries that outlasts the lease. */
+int rn__db_exec_first(rn__db_t *db, const char *sql, int nparams,
+                      const char *const *params, rn__db_cb cb, void *data,
+                      rn__db_query_t **query);
 /* The callback then runs with RN_ECANCELED: from a later loop turn when the
  * statement was still queued; when the server already runs it, a cancel
  * request (PQcancel, off the loop) stops it and the callback follows its

@@ -557,7 +557,8 @@ static void write_outcome(qrun_t *run) {
     break;
   }
   run->writing = true;
-  int rc = rn__db_exec(q->db, sql, n, params, outcome_written, run, NULL);
+  /* Ahead of plugin queries: the outcome must land while the lease holds. */
+  int rc = rn__db_exec_first(q->db, sql, n, params, outcome_written, run, NULL);
   free(emits);
   if (rc < 0) {
     run->writing = false;
@@ -766,7 +767,8 @@ static void renew_leases(rn__queue_t *q) {
   snprintf(lease, sizeof lease, "%llu", (unsigned long long)lease_ms(q));
   const char *params[] = {q->owner, lease, ids};
   q->heartbeat_busy = true;
-  if (rn__db_exec(q->db,
+  /* Ahead of plugin queries, which may queue for longer than the lease. */
+  if (rn__db_exec_first(q->db,
                   "UPDATE runner.job SET lease_expires_at = now() + "
                   "$2::bigint * interval '1 millisecond' WHERE lease_owner = "
                   "$1 AND state = 'running' AND id = ANY "

@@ -424,3 +424,59 @@ Test(db, a_host_name_is_resolved_off_the_loop_and_connects) {
   cr_expect_eq(o.status, 0);
   cr_expect_str_eq(o.value, "by name");
 }
+
+/* The runner's own lease statements go ahead of a backlog of plugin
+ * queries: with both connections busy and two more plugin queries waiting,
+ * a statement sent first is answered before the waiting ones. */
+typedef struct ordered_s {
+  int *next_rank;
+  int rank;
+  bool done;
+} ordered_t;
+
+static void on_ordered(rn_ctx_t *ctx, int status, const rn_db_result_t *result,
+                       void *data) {
+  ordered_t *o = data;
+  (void)ctx;
+  (void)result;
+  cr_expect_eq(status, 0, "status %d", status);
+  o->rank = (*o->next_rank)++;
+  o->done = true;
+}
+
+static void on_first(int status, PGresult *res, const char *errmsg,
+                     void *data) {
+  (void)res;
+  cr_expect_eq(status, 0, "%s", errmsg ? errmsg : "");
+  on_ordered(NULL, 0, NULL, data);
+}
+
+Test(db, a_statement_sent_first_overtakes_waiting_plugin_queries) {
+  int next_rank = 0;
+  ordered_t warm[2], plugin[4], first = {.next_rank = &next_rank};
+  /* Both connections up, so that two plugin queries run and two wait. */
+  for (int i = 0; i < 2; i++) {
+    warm[i] = (ordered_t){.next_rank = &next_rank};
+    cr_assert_eq(host.api->db_query(host.ctx, "SELECT 1", 0, NULL, on_ordered,
+                                    &warm[i], NULL),
+                 0);
+  }
+  for (int i = 0; i < 2; i++)
+    cr_assert(rt_host_run_until(&host, &warm[i].done, WAIT_MS));
+  for (int i = 0; i < 4; i++) {
+    plugin[i] = (ordered_t){.next_rank = &next_rank};
+    cr_assert_eq(host.api->db_query(host.ctx, "SELECT pg_sleep(0.5)::text", 0,
+                                    NULL, on_ordered, &plugin[i], NULL),
+                 0);
+  }
+  cr_assert_eq(rn__db_exec_first(rn__db_get(&host.runner), "SELECT 1", 0,
+                                 NULL, on_first, &first, NULL),
+               0);
+  for (int i = 0; i < 4; i++)
+    cr_assert(rt_host_run_until(&host, &plugin[i].done, WAIT_MS));
+  cr_assert(rt_host_run_until(&host, &first.done, WAIT_MS));
+  cr_expect_lt(first.rank, plugin[2].rank,
+               "sent first, answered %d; the third plugin query %d",
+               first.rank, plugin[2].rank);
+  cr_expect_lt(first.rank, plugin[3].rank);
+}
