@@ -1,11 +1,14 @@
-/* `regentra-runner ninjaone plan --json`: the binary, a real PostgreSQL
- * with mappings and last-sync device counts, and the simulator (for the
+/* `regentra-runner ninjaone plan --json`, and the budget warnings of
+ * `ninjaone status` and `check-config`: the binary, a real PostgreSQL with
+ * mappings and last-sync device counts, and the simulator (for the
  * credential's connect). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "rt_ninjaone.h"
 
@@ -79,7 +82,10 @@ static long long at(json_t *o, const char *path) {
   return json_is_boolean(v) ? json_is_true(v) : json_integer_value(v);
 }
 
-Test(ninjaone_plan, counts_the_requests_of_each_cadence_from_the_last_sync) {
+/* Connects, maps three customers (two promoted) and records a last asset
+ * sync that saw 2,500 devices (3 pages), 40 and 10: at the shipped
+ * cadences 34 requests between two syncs (see the test below). */
+static void three_customers(void) {
   rt_nj_connect(&h, msp, "demo-eu-client"); /* 5 organizations, PENDING */
   char ids[3][32];
   const char *ext[3];
@@ -105,6 +111,10 @@ Test(ninjaone_plan, counts_the_requests_of_each_cadence_from_the_last_sync) {
         " jsonb_build_object('mapping_id', %lld, 'seen', 10)))"
         " WHERE msp_org_id = %lld RETURNING 1",
         big, small, psa_only, msp);
+}
+
+Test(ninjaone_plan, counts_the_requests_of_each_cadence_from_the_last_sync) {
+  three_customers();
   json_t *j = plan_json(0, rt_nj_id(msp));
   cr_expect_eq(at(j, "msp_org"), msp);
   cr_expect_eq(at(j, "budget.per_minute"), 200);
@@ -154,4 +164,115 @@ Test(ninjaone_plan, failures_carry_an_error_code_and_a_message) {
   j = plan_json(1, "999999");
   cr_expect_str_eq(json_string_value(json_object_get(j, "error")), "not_found");
   json_decref(j);
+}
+
+/* ------------------------------------------- status and check-config */
+
+/* conf.d of h with the shipped asset sync and sweep; the sweep disabled
+ * unless sweep_enabled. Returns the directory (static). */
+static const char *write_confd(bool sweep_enabled) {
+  static char dir[320];
+  snprintf(dir, sizeof dir, "%s/conf.d", h.dir);
+  cr_assert(mkdir(dir, 0755) == 0 || errno == EEXIST);
+  char path[400];
+  snprintf(path, sizeof path, "%s/20-assets.conf", dir);
+  rt_write_file(path,
+                "[job \"ninjaone-asset-sync\"]\nplugin = ninjaone-assets\n"
+                "job = sync\nschedule = 15 */4 * * *\n",
+                0644);
+  snprintf(path, sizeof path, "%s/30-evidence.conf", dir);
+  char text[256];
+  snprintf(text, sizeof text,
+           "[job \"ninjaone-evidence-sweep\"]\nplugin = ninjaone-evidence\n"
+           "job = sweep\nschedule = 30 */6 * * *\nenabled = %s\n",
+           sweep_enabled ? "true" : "false");
+  rt_write_file(path, text, 0644);
+  return dir;
+}
+
+/* `check-config -c conf -d confd`, with the database when with_db. */
+static int check_config(const char *confd, bool with_db, char **out) {
+  char *argv[] = {RT_RUNNER, "check-config", "-c", h.conf,
+                  "-d",      (char *)confd,  NULL};
+  char *env[] = {with_db ? h.db_env : NULL, NULL};
+  char *err = NULL;
+  int rc = rt_run(argv, env, NULL, out, &err);
+  cr_expect(!strstr(err ? err : "", "Sanitizer"), "%s", err);
+  free(err);
+  return rc;
+}
+
+/* 8 requests an hour: 7 usable, 28 in the 4 hours between two syncs, less
+ * than the 34 the three customers need. */
+#define SMALL_BUDGET "rate_per_minute = 8\nrate_per_hour = 8\n"
+
+Test(ninjaone_plan, check_config_warns_when_the_enabled_schedules_do_not_fit) {
+  three_customers();
+  rt_nj_write_conf(&h, "warning", "eu", SMALL_BUDGET, "ninjaone-assets",
+                   "ninjaone-evidence", "ninjaone-mapping", NULL);
+  char *out = NULL;
+  int rc = check_config(write_confd(true), true, &out);
+  /* A warning, not a configuration error. */
+  cr_expect_eq(rc, 0, "%s", out);
+  cr_expect(strstr(out, "configuration ok"), "%s", out);
+  char want[512];
+  snprintf(want, sizeof want,
+           "warning: MSP organization %lld, region eu: 2 promoted"
+           " customer(s) need 34 requests in the 4 h between two syncs, 28"
+           " usable; at most 1 fit (see 'regentra-runner ninjaone plan"
+           " --msp-org %lld')",
+           msp, msp);
+  cr_expect(strstr(out, want), "want \"%s\" in: %s", want, out);
+  free(out);
+
+  /* The sweep disabled: the sync and its tokens alone (10) fit. */
+  rc = check_config(write_confd(false), true, &out);
+  cr_expect_eq(rc, 0, "%s", out);
+  cr_expect(strstr(out, "NinjaOne request budget (asset sync \"15 */4 * * *\","
+                        " evidence sweep off): 1 credential(s) checked,"
+                        " all fit"),
+            "%s", out);
+  cr_expect(!strstr(out, "warning"), "%s", out);
+  free(out);
+}
+
+Test(ninjaone_plan, check_config_says_the_budget_check_was_skipped_without_db) {
+  rt_nj_write_conf(&h, "warning", "eu", SMALL_BUDGET, "ninjaone-assets",
+                   "ninjaone-evidence", "ninjaone-mapping", NULL);
+  char *out = NULL;
+  int rc = check_config(write_confd(true), false, &out);
+  cr_expect_eq(rc, 0, "%s", out);
+  cr_expect(strstr(out, "configuration ok"), "%s", out);
+  cr_expect(strstr(out, "NinjaOne request budget (asset sync \"15 */4 * * *\","
+                        " evidence sweep \"30 */6 * * *\"): check skipped:"
+                        " no database reachable (none is configured: set"
+                        " [database] url or REGENTRA_DATABASE_URL)"),
+            "%s", out);
+  free(out);
+}
+
+Test(ninjaone_plan, status_warns_when_the_shipped_cadences_do_not_fit) {
+  three_customers();
+  json_t *j = NULL;
+  for (int round = 0; round < 2; round++) {
+    /* NinjaOne's own budget first, then 8 an hour. */
+    rt_nj_write_conf(&h, "warning", "eu", round ? SMALL_BUDGET : "",
+                     "ninjaone-mapping", NULL);
+    char *out, *err;
+    int rc = rt_nj_run(&h, &out, &err, NULL, "status", "--msp-org",
+                       rt_nj_id(msp), NULL);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    j = json_loads(out, 0, NULL);
+    cr_assert_not_null(j, "%s", out);
+    free(out);
+    free(err);
+    json_t *b = json_object_get(
+        json_array_get(json_object_get(j, "credentials"), 0), "budget");
+    cr_assert(json_is_object(b), "no budget in the status");
+    cr_expect_eq(at(b, "fits"), round == 0);
+    cr_expect_eq(at(b, "window_requests"), 34);
+    cr_expect_eq(at(b, "window_usable"), round ? 28 : 5700);
+    cr_expect_eq(at(b, "max_promoted_customers"), round ? 1 : 474);
+    json_decref(j);
+  }
 }
