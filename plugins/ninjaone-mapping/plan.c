@@ -488,8 +488,8 @@ static void check_finish(budget_check_t *k, int status) {
   json_t *result;
   if (status < 0) {
     /* Nothing to check against is not a configuration error. */
-    snprintf(summary + used, sizeof summary - used,
-             "check skipped: no database reachable (%s)", k->error);
+    snprintf(summary + used, sizeof summary - used, "check skipped: %s",
+             k->error);
     result = json_pack("{s:b, s:s}", "skipped", 1, "reason", k->error);
   } else {
     size_t nwarn = json_array_size(k->warnings);
@@ -532,7 +532,8 @@ static void check_done(rn_ctx_t *ctx, int status, void *data) {
   (void)ctx;
   budget_check_t *k = data;
   if (status < 0 && !k->error[0])
-    snprintf(k->error, sizeof k->error, "%s; the log says why",
+    snprintf(k->error, sizeof k->error,
+             "the database did not answer (%s; the log says why)",
              host->strerror(status));
   check_finish(k, status);
 }
@@ -590,8 +591,8 @@ static int run_check(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   int rc = host->db_transaction(ctx, check_tx, check_done, k, NULL);
   if (rc < 0) {
     snprintf(k->error, sizeof k->error, "%s",
-             rc == RN_ENOSYS ? "none is configured: set [database] url or "
-                               "REGENTRA_DATABASE_URL"
+             rc == RN_ENOSYS ? "no database is configured (set [database] "
+                               "url or REGENTRA_DATABASE_URL)"
                              : host->strerror(rc));
     check_finish(k, rc);
   }

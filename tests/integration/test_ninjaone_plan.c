@@ -193,15 +193,19 @@ static const char *write_confd(bool sweep_enabled) {
 }
 
 /* `check-config -c conf -d confd`, with the database when with_db. */
-static int check_config(const char *confd, bool with_db, char **out) {
+static int check_config_env(const char *confd, char *db_env, char **out) {
   char *argv[] = {RT_RUNNER, "check-config", "-c", h.conf,
                   "-d",      (char *)confd,  NULL};
-  char *env[] = {with_db ? h.db_env : NULL, NULL};
+  char *env[] = {db_env, NULL};
   char *err = NULL;
   int rc = rt_run(argv, env, NULL, out, &err);
   cr_expect(!strstr(err ? err : "", "Sanitizer"), "%s", err);
   free(err);
   return rc;
+}
+
+static int check_config(const char *confd, bool with_db, char **out) {
+  return check_config_env(confd, with_db ? h.db_env : NULL, out);
 }
 
 /* 8 requests an hour: 7 usable, 28 in the 4 hours between two syncs, less
@@ -247,9 +251,17 @@ Test(ninjaone_plan, check_config_says_the_budget_check_was_skipped_without_db) {
   cr_expect(strstr(out, "configuration ok"), "%s", out);
   cr_expect(strstr(out, "NinjaOne request budget (asset sync \"15 */4 * * *\","
                         " evidence sweep \"30 */6 * * *\"): check skipped:"
-                        " no database reachable (none is configured: set"
-                        " [database] url or REGENTRA_DATABASE_URL)"),
+                        " no database is configured (set [database] url or"
+                        " REGENTRA_DATABASE_URL)"),
             "%s", out);
+  free(out);
+  /* Nothing listens on port 1: refused at once. */
+  static char unreachable[] =
+      "REGENTRA_DATABASE_URL=postgresql://nobody@127.0.0.1:1/none";
+  rc = check_config_env(write_confd(true), unreachable, &out);
+  cr_expect_eq(rc, 0, "%s", out);
+  cr_expect(strstr(out, "check skipped: the database did not answer ("), "%s",
+            out);
   free(out);
 }
 
