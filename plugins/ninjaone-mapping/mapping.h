@@ -113,8 +113,8 @@ typedef struct plan_cadence_s {
 extern const plan_cadence_t plan_shipped_cadence;
 
 /* The hours between two runs of a 5-field cron schedule that runs at one
- * minute of some hours of every day ("15 *\/4 * * *" is 4): 24 over the runs
- * a day, rounded down. 0 for a schedule of another shape. */
+ * minute of some hours of every day (every 4th hour: 4; "0 0,12 * * *":
+ * 12): 24 over the runs a day, rounded down. 0 for another shape. */
 int plan_period_hours(const char *schedule);
 
 typedef struct budget_plan_s {
