@@ -167,6 +167,80 @@ static int cmd_serve(rn__cli_t *cli) {
 
 /* ----------------------------------------------------- check-config */
 
+typedef struct run_outcome_s {
+  bool done;
+  int status;
+  char *result_json;
+  char *summary;
+} run_outcome_t;
+
+static void run_done(rn_job_t *job, int status, const char *result_json,
+                     const char *summary, void *data) {
+  run_outcome_t *out = data;
+  (void)job;
+  out->done = true;
+  out->status = status;
+  out->result_json = result_json ? strdup(result_json) : NULL;
+  out->summary = summary ? strdup(summary) : NULL;
+}
+
+/* A plugin checks what only it can judge (a tenant's request budget
+ * against the enabled schedules): its job named check_config runs with
+ * {"schedules": "{\"plugin.job\": \"cron\", ...}"} of the enabled
+ * scheduled jobs, and its summary is printed as is. */
+static void run_plugin_checks(rn__runner_t *runner, uv_loop_t *loop) {
+  rn__generation_t *gen = runner->gen;
+  json_t *schedules = json_object();
+  for (size_t i = 0; i < gen->njobs; i++) {
+    const rn__job_conf_t *conf = gen->jobs[i].conf;
+    if (!gen->jobs[i].valid || !conf->enabled || !conf->schedule)
+      continue;
+    char key[512];
+    snprintf(key, sizeof key, "%s.%s", conf->plugin, conf->job);
+    json_object_set_new(schedules, key, json_string(conf->schedule));
+  }
+  char *schedules_json = json_dumps(schedules, JSON_COMPACT | JSON_SORT_KEYS);
+  json_t *params = json_pack("{s:s}", "schedules", schedules_json);
+  char *params_json = json_dumps(params, JSON_COMPACT);
+  for (size_t i = 0; params_json && i < gen->nplugins; i++) {
+    rn__plugin_t *plugin = &gen->plugins[i];
+    const rn_job_def_t *def = rn__plugin_job(plugin, "check_config");
+    if (!def)
+      continue;
+    static const rn__kvs_t none;
+    rn_config_t options = {0};
+    run_outcome_t out = {0};
+    char err[1024] = "";
+    int rc = rn__options_check(gen->config, "(check-config)", 0, def->options,
+                               &none, &options) > 0
+                 ? RN_ECONFIG
+                 : 0;
+    rn__job_start_t start = {.plugin = plugin,
+                             .def = def,
+                             .options = &options,
+                             .params_json = params_json,
+                             .done = run_done,
+                             .done_data = &out};
+    if (rc == 0)
+      rc = rn__job_start(&start, err, sizeof err);
+    while (rc == 0 && !out.done && uv_run(loop, UV_RUN_ONCE))
+      ;
+    if (rc < 0 || !out.done || out.status < 0)
+      printf("%s.check_config did not run: %s%s%s\n", plugin->name,
+             err[0] ? err : rn__strerror(rc < 0 ? rc : out.status),
+             out.summary ? ": " : "", out.summary ? out.summary : "");
+    else if (out.summary)
+      printf("%s\n", out.summary);
+    rn__options_free(&options);
+    free(out.result_json);
+    free(out.summary);
+  }
+  free(params_json);
+  json_decref(params);
+  free(schedules_json);
+  json_decref(schedules);
+}
+
 static int cmd_check_config(rn__cli_t *cli) {
   if (cli->argc > 0)
     return rn__cli_usage_error("check-config takes no arguments");
@@ -183,6 +257,7 @@ static int cmd_check_config(rn__cli_t *cli) {
            "enabled\n",
            cli->config_path, gen->config->confd, gen->nplugins, gen->njobs,
            enabled);
+    run_plugin_checks(&runner, &loop);
   } else if (errors > 0) {
     rn__cli_fail(1, "config_invalid", "fix each error at the file:line it "
                  "names", "%d configuration error(s), the first: %s", errors,
@@ -293,23 +368,6 @@ static int cmd_plugins(rn__cli_t *cli) {
 }
 
 /* --------------------------------------------------------------- run */
-
-typedef struct run_outcome_s {
-  bool done;
-  int status;
-  char *result_json;
-  char *summary;
-} run_outcome_t;
-
-static void run_done(rn_job_t *job, int status, const char *result_json,
-                     const char *summary, void *data) {
-  run_outcome_t *out = data;
-  (void)job;
-  out->done = true;
-  out->status = status;
-  out->result_json = result_json ? strdup(result_json) : NULL;
-  out->summary = summary ? strdup(summary) : NULL;
-}
 
 /* Runs plugin.job once in this process with the given params and prints
  * its result: JSON with --json (or for `run`), the summary otherwise. */

@@ -12,6 +12,9 @@
 
 #define PROVIDER "ninjaone"
 #define CUSTOMER_EVENT "ninjaone-evidence.customer"
+/* Queue priority of the customer jobs of a sweep (lower is claimed first;
+ * cron ticks and events default to 0). */
+#define EV_CUSTOMER_PRIORITY 10
 #define EV_MAX_BACKUP_TYPES 8
 
 extern const rn_host_t *host;

@@ -360,6 +360,10 @@ static int emit_one(sweep_t *s, const ev_target_t *t, int64_t tick) {
   opts.concurrency_key = concurrency_key;
   opts.concurrency_limit = 1;
   opts.idempotency_key = idempotency_key;
+  /* Behind the asset sync and every other default-priority job: when both
+   * are queued, the sync is claimed first instead of waiting out the
+   * sweep. */
+  opts.priority = EV_CUSTOMER_PRIORITY;
   int rc = RN_HOST_HAS(host, emit)
                ? host->emit(s->job, CUSTOMER_EVENT, text, &opts)
                : RN_ENOSYS;

@@ -912,7 +912,23 @@ static int status_body(op_t *op, rn_devsrc_t *ds) {
     return RN_EJSON;
   json_object_update(op->result, status);
   json_decref(status);
-  return 0;
+  /* Whether the shipped cadences fit each active credential's budget. */
+  cred_plan_t *creds;
+  size_t ncreds;
+  rc = plan_query(ds->tx, op->msp_org_id, &creds, &ncreds, op->error,
+                  sizeof op->error);
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(op->result, "credentials"), i, c) {
+    for (size_t k = 0; rc == 0 && k < ncreds; k++)
+      if (strcmp(creds[k].region,
+                 json_string_value(json_object_get(c, "region"))) == 0)
+        json_object_set_new(
+            c, "budget",
+            plan_fit_json(op->state, &creds[k], &plan_shipped_cadence));
+  }
+  host->free(creds);
+  return rc;
 }
 
 static const char *or_never(json_t *v) {
@@ -953,6 +969,22 @@ static void status_done(op_t *op) {
         json_is_string(json_object_get(c, "first_evidence_synced_at"))
             ? "yes"
             : "no (the ticket bridge stays quiet until it is)");
+    json_t *b = json_object_get(c, "budget");
+    if (b && used < sizeof op->summary - 1)
+      used += (size_t)snprintf(
+          op->summary + used, sizeof op->summary - used,
+          json_is_true(json_object_get(b, "fits"))
+              ? "\n    request budget: the shipped cadences fit (%lld of %lld"
+                " usable in %lld h; up to %lld promoted customers)"
+              : "\n    warning: the shipped cadences do NOT fit the request"
+                " budget: %lld requests in %lld usable between two syncs"
+                " (%lld h); at most %lld promoted customers fit (see"
+                " 'regentra-runner ninjaone plan')",
+          (long long)json_integer_value(json_object_get(b, "window_requests")),
+          (long long)json_integer_value(json_object_get(b, "window_usable")),
+          (long long)json_integer_value(json_object_get(b, "window_hours")),
+          (long long)json_integer_value(
+              json_object_get(b, "max_promoted_customers")));
   }
   op_finish(op);
 }

@@ -32,11 +32,11 @@ static void mapping_destroy(rn_ctx_t *ctx, void *state) {
   host->free(state);
 }
 
-extern const rn_job_def_t job_plan; /* plan.c */
+extern const rn_job_def_t job_plan, job_check_config; /* plan.c */
 
 static const rn_job_def_t *const jobs[] = {
-    &job_test, &job_connect, &job_orgs, &job_map, &job_disconnect,
-    &job_status, &job_plan, NULL};
+    &job_test,   &job_connect, &job_orgs,         &job_map, &job_disconnect,
+    &job_status, &job_plan,    &job_check_config, NULL};
 
 static const rn_plugin_t descriptor = {
     .abi_version = RN_ABI_VERSION,

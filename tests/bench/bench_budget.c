@@ -12,7 +12,12 @@
  *
  * Defaults: 3 runners x 100 requests at 200 a minute, no hour window. Uses
  * REGENTRA_TEST_DSN's server (or a throwaway cluster) and a fresh database.
- * No asserts: figures only. */
+ * No asserts: figures only.
+ *
+ * This one measures the limiter with bare requests. The same budget spent
+ * by a real sweep of R `serve` processes (requests per customer, target
+ * 6.00; token calls; the busiest minute; wall time; peak RSS and CPU per
+ * process) is bench_cadence --runners R. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -423,7 +423,8 @@ static bool wait_for(const char *sql, long long want, int timeout_ms) {
 
 /* Under `serve` the sweep fans out through the durable queue: one customer
  * job per promoted mapping, keyed on the customer org, emitted with the
- * sweep's completion and idempotent within a tick. */
+ * sweep's completion and idempotent within a tick, at priority 10: behind
+ * the asset sync's tick (0) when both wait for a worker. */
 Test(ninjaone_evidence, queued_fan_out_keys_each_customer) {
   connect_eu();
   long long c303 = map_org(303, true), c304 = map_org(304, true);
@@ -475,8 +476,9 @@ Test(ninjaone_evidence, queued_fan_out_keys_each_customer) {
                      " j.concurrency_key = j.payload->>'customer_org' AND"
                      " j.idempotency_key LIKE 'ninjaone-evidence:mapping:%%'"
                      " AND (j.payload->>'msp_org')::bigint = %lld AND"
-                     " j.parent_id IS NOT NULL",
-                     c303, c304, msp), 2);
+                     " j.parent_id IS NOT NULL AND j.priority = 10",
+                     c303, c304, msp),
+               2);
   cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 10);
   char *st = q_text("SELECT string_agg(status, ',' ORDER BY organization_id)"
                     " FROM monitoring_signal WHERE signal_key = 'patch_sla'");

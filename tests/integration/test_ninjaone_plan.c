@@ -1,11 +1,16 @@
-/* `regentra-runner ninjaone plan --json`: the binary, a real PostgreSQL
- * with mappings and last-sync device counts, and the simulator (for the
+/* `regentra-runner ninjaone plan --json`, and the budget warnings of
+ * `ninjaone status` and `check-config`: the binary, a real PostgreSQL with
+ * mappings and last-sync device counts, and the simulator (for the
  * credential's connect). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "rt_ninjaone.h"
 
@@ -79,7 +84,10 @@ static long long at(json_t *o, const char *path) {
   return json_is_boolean(v) ? json_is_true(v) : json_integer_value(v);
 }
 
-Test(ninjaone_plan, counts_the_requests_of_each_cadence_from_the_last_sync) {
+/* Connects, maps three customers (two promoted) and records a last asset
+ * sync that saw 2,500 devices (3 pages), 40 and 10: at the shipped
+ * cadences 34 requests between two syncs (see the test below). */
+static void three_customers(void) {
   rt_nj_connect(&h, msp, "demo-eu-client"); /* 5 organizations, PENDING */
   char ids[3][32];
   const char *ext[3];
@@ -105,6 +113,10 @@ Test(ninjaone_plan, counts_the_requests_of_each_cadence_from_the_last_sync) {
         " jsonb_build_object('mapping_id', %lld, 'seen', 10)))"
         " WHERE msp_org_id = %lld RETURNING 1",
         big, small, psa_only, msp);
+}
+
+Test(ninjaone_plan, counts_the_requests_of_each_cadence_from_the_last_sync) {
+  three_customers();
   json_t *j = plan_json(0, rt_nj_id(msp));
   cr_expect_eq(at(j, "msp_org"), msp);
   cr_expect_eq(at(j, "budget.per_minute"), 200);
@@ -154,4 +166,324 @@ Test(ninjaone_plan, failures_carry_an_error_code_and_a_message) {
   j = plan_json(1, "999999");
   cr_expect_str_eq(json_string_value(json_object_get(j, "error")), "not_found");
   json_decref(j);
+}
+
+/* ------------------------------------------- status and check-config */
+
+/* conf.d of h with the shipped asset sync and sweep; the sweep disabled
+ * unless sweep_enabled. Returns the directory (static). */
+static const char *write_confd(bool sweep_enabled) {
+  static char dir[320];
+  snprintf(dir, sizeof dir, "%s/conf.d", h.dir);
+  cr_assert(mkdir(dir, 0755) == 0 || errno == EEXIST);
+  char path[400];
+  snprintf(path, sizeof path, "%s/20-assets.conf", dir);
+  rt_write_file(path,
+                "[job \"ninjaone-asset-sync\"]\nplugin = ninjaone-assets\n"
+                "job = sync\nschedule = 15 */4 * * *\n",
+                0644);
+  snprintf(path, sizeof path, "%s/30-evidence.conf", dir);
+  char text[256];
+  snprintf(text, sizeof text,
+           "[job \"ninjaone-evidence-sweep\"]\nplugin = ninjaone-evidence\n"
+           "job = sweep\nschedule = 30 */6 * * *\nenabled = %s\n",
+           sweep_enabled ? "true" : "false");
+  rt_write_file(path, text, 0644);
+  return dir;
+}
+
+/* `check-config -c conf -d confd`, with the database when with_db. */
+static int check_config_env(const char *confd, char *db_env, char **out) {
+  char *argv[] = {RT_RUNNER, "check-config", "-c", h.conf,
+                  "-d",      (char *)confd,  NULL};
+  char *env[] = {db_env, NULL};
+  char *err = NULL;
+  int rc = rt_run(argv, env, NULL, out, &err);
+  cr_expect(!strstr(err ? err : "", "Sanitizer"), "%s", err);
+  free(err);
+  return rc;
+}
+
+static int check_config(const char *confd, bool with_db, char **out) {
+  return check_config_env(confd, with_db ? h.db_env : NULL, out);
+}
+
+/* 8 requests an hour: 7 usable, 28 in the 4 hours between two syncs, less
+ * than the 34 the three customers need. */
+#define SMALL_BUDGET "rate_per_minute = 8\nrate_per_hour = 8\n"
+
+Test(ninjaone_plan, check_config_warns_when_the_enabled_schedules_do_not_fit) {
+  three_customers();
+  rt_nj_write_conf(&h, "warning", "eu", SMALL_BUDGET, "ninjaone-assets",
+                   "ninjaone-evidence", "ninjaone-mapping", NULL);
+  char *out = NULL;
+  int rc = check_config(write_confd(true), true, &out);
+  /* A warning, not a configuration error. */
+  cr_expect_eq(rc, 0, "%s", out);
+  cr_expect(strstr(out, "configuration ok"), "%s", out);
+  char want[512];
+  snprintf(want, sizeof want,
+           "warning: MSP organization %lld, region eu: 2 promoted"
+           " customer(s) need 34 requests in the 4 h between two syncs, 28"
+           " usable; at most 1 fit (see 'regentra-runner ninjaone plan"
+           " --msp-org %lld')",
+           msp, msp);
+  cr_expect(strstr(out, want), "want \"%s\" in: %s", want, out);
+  free(out);
+
+  /* The sweep disabled: the sync and its tokens alone (10) fit. */
+  rc = check_config(write_confd(false), true, &out);
+  cr_expect_eq(rc, 0, "%s", out);
+  cr_expect(strstr(out, "NinjaOne request budget (asset sync \"15 */4 * * *\","
+                        " evidence sweep off): 1 credential(s) checked,"
+                        " all fit"),
+            "%s", out);
+  cr_expect(!strstr(out, "warning"), "%s", out);
+  free(out);
+}
+
+Test(ninjaone_plan, check_config_says_the_budget_check_was_skipped_without_db) {
+  rt_nj_write_conf(&h, "warning", "eu", SMALL_BUDGET, "ninjaone-assets",
+                   "ninjaone-evidence", "ninjaone-mapping", NULL);
+  char *out = NULL;
+  int rc = check_config(write_confd(true), false, &out);
+  cr_expect_eq(rc, 0, "%s", out);
+  cr_expect(strstr(out, "configuration ok"), "%s", out);
+  cr_expect(strstr(out, "NinjaOne request budget (asset sync \"15 */4 * * *\","
+                        " evidence sweep \"30 */6 * * *\"): check skipped:"
+                        " no database is configured (set [database] url or"
+                        " REGENTRA_DATABASE_URL)"),
+            "%s", out);
+  free(out);
+  /* Nothing listens on port 1: refused at once. */
+  static char unreachable[] =
+      "REGENTRA_DATABASE_URL=postgresql://nobody@127.0.0.1:1/none";
+  rc = check_config_env(write_confd(true), unreachable, &out);
+  cr_expect_eq(rc, 0, "%s", out);
+  cr_expect(strstr(out, "check skipped: the database did not answer ("), "%s",
+            out);
+  free(out);
+}
+
+Test(ninjaone_plan, status_warns_when_the_shipped_cadences_do_not_fit) {
+  three_customers();
+  json_t *j = NULL;
+  for (int round = 0; round < 2; round++) {
+    /* NinjaOne's own budget first, then 8 an hour. */
+    rt_nj_write_conf(&h, "warning", "eu", round ? SMALL_BUDGET : "",
+                     "ninjaone-mapping", NULL);
+    char *out, *err;
+    int rc = rt_nj_run(&h, &out, &err, NULL, "status", "--msp-org",
+                       rt_nj_id(msp), NULL);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    j = json_loads(out, 0, NULL);
+    cr_assert_not_null(j, "%s", out);
+    free(out);
+    free(err);
+    json_t *b = json_object_get(
+        json_array_get(json_object_get(j, "credentials"), 0), "budget");
+    cr_assert(json_is_object(b), "no budget in the status");
+    cr_expect_eq(at(b, "fits"), round == 0);
+    cr_expect_eq(at(b, "window_requests"), 34);
+    cr_expect_eq(at(b, "window_usable"), round ? 28 : 5700);
+    cr_expect_eq(at(b, "max_promoted_customers"), round ? 1 : 474);
+    json_decref(j);
+  }
+}
+
+/* ------------------------------------------------------------ cadences */
+
+/* Both shipped cadences under `serve`, the runner's clock sped up so the
+ * :15 asset sync and the :30 sweep tick within a minute of real time,
+ * against a mixed fleet of 5-2,000 devices per customer. The budget is real
+ * time on both sides (the simulator limits by its wall clock, the runner
+ * paces by its monotonic one), so the suite runs it scaled down: 30
+ * customers at 60 a minute. Every request of both runs, counted by the
+ * simulator, is what `plan` predicts from the sync's device counts, within
+ * 5%, and none is throttled. */
+#define CAD_CUSTOMERS 30
+#define CAD_PER_MINUTE 60
+/* 2026-01-01T00:14:30Z: the sync ticks 30 s (1.5 s real) later. */
+#define CAD_CLOCK_START_MS 1767226470000LL
+#define CAD_CLOCK_SCALE 20
+
+static void cadence_setup(void) {
+  char args[256];
+  snprintf(args, sizeof args,
+           "--generate --seed 7 --orgs %d --devices-per-org 5-2000"
+           " --rate-limit-minute %d --rate-limit-hour 1500",
+           CAD_CUSTOMERS, CAD_PER_MINUTE);
+  rt_nj_setup(&h, "njcad", "sim-eu-secret",
+              "1 8f1e2d3c4b5a69788796a5b4c3d2e1f0"
+              "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+              args);
+  msp = q_int("INSERT INTO organization (name, kind) VALUES ('Acme MSP',"
+              " 'MSP') RETURNING id");
+}
+
+TestSuite(ninjaone_cadence, .init = cadence_setup, .fini = teardown,
+          .timeout = 900);
+
+/* runner.conf: every NinjaOne plugin with the same budget, the queue. */
+static void write_cadence_conf(void) {
+  char text[4096];
+  int n = snprintf(text, sizeof text,
+                   "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
+                   "master_key_file = %s\nlog_level = warning\n",
+                   RT_PLUGIN_DIR, h.dir, h.key_file);
+  const char *plugins[] = {"ninjaone-assets", "ninjaone-evidence",
+                           "ninjaone-mapping"};
+  for (int i = 0; i < 3; i++)
+    n += snprintf(text + n, sizeof text - (size_t)n,
+                  "\n[plugin \"%s\"]\nbase_url_eu = http://127.0.0.1:%d/eu\n"
+                  "rate_per_minute = %d\nrate_per_hour = 1500\n",
+                  plugins[i], h.sim.port, CAD_PER_MINUTE);
+  n += snprintf(text + n, sizeof text - (size_t)n,
+                "\n[database]\nurl = %s\nmigrations_dir = %s\n"
+                "poll_interval = 200ms\n",
+                h.dsn, RT_SOURCE_DIR "/runner/migrations");
+  cr_assert_lt((size_t)n, sizeof text);
+  rt_write_file(h.conf, text, 0644);
+}
+
+static bool wait_count(const char *sql, long long want, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 500) {
+    if (q_int("%s", sql) >= want)
+      return true;
+    struct timespec ts = {0, 500 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return false;
+}
+
+static long long tenant_stat(json_t *stats, const char *key) {
+  json_t *eu = json_object_get(json_object_get(stats, "tenants"), "eu");
+  return (long long)json_integer_value(json_object_get(eu, key));
+}
+
+static bool within_5pct(long long seen, long long predicted) {
+  long long diff = seen > predicted ? seen - predicted : predicted - seen;
+  return diff * 100 <= predicted * 5;
+}
+
+Test(ninjaone_cadence, both_cadences_complete_unthrottled_as_planned) {
+  write_cadence_conf();
+  char *migrate[] = {RT_RUNNER, "migrate", "-c", h.conf, NULL};
+  char *err = NULL;
+  cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
+  free(err);
+  rt_nj_connect(&h, msp, "sim-eu-client");
+  /* Every organization mapped to a company promoted to a customer. */
+  cr_assert_eq(
+      q_int("WITH m AS (SELECT id, external_org_id FROM"
+            " integration_org_mapping WHERE msp_org_id = %lld),"
+            " o AS (INSERT INTO organization (name, kind) SELECT 'Customer '"
+            " || external_org_id, 'CUSTOMER' FROM m RETURNING id, name),"
+            " c AS (INSERT INTO portal_company (msp_org_id, name,"
+            " converted_to_organization_id) SELECT %lld, o.name, o.id FROM o"
+            " RETURNING id, name)"
+            " SELECT count(*) FROM c",
+            msp, msp),
+      CAD_CUSTOMERS);
+  for (int i = 0; i < CAD_CUSTOMERS; i++) {
+    char *ext = rt_nj_text(&h,
+                           "SELECT external_org_id FROM"
+                           " integration_org_mapping ORDER BY"
+                           " external_org_id::bigint OFFSET %d LIMIT 1",
+                           i);
+    char company[24];
+    snprintf(
+        company, sizeof company, "%lld",
+        q_int("SELECT id FROM portal_company WHERE name = 'Customer %s'", ext));
+    char *out;
+    int rc = rt_nj_run(&h, &out, &err, NULL, "map", "--msp-org", rt_nj_id(msp),
+                       "--org", ext, "--use-existing", company, NULL);
+    cr_assert_eq(rc, 0, "map %s: %s%s", ext, out, err);
+    free(out);
+    free(err);
+    free(ext);
+  }
+  /* Only what the cadences send from here on. */
+  cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
+  char confd[320], path[400];
+  snprintf(confd, sizeof confd, "%s/conf.d", h.dir);
+  cr_assert(mkdir(confd, 0755) == 0 || errno == EEXIST);
+  snprintf(path, sizeof path, "%s/20-assets.conf", confd);
+  rt_write_file(path,
+                "[job \"ninjaone-asset-sync\"]\nplugin = ninjaone-assets\n"
+                "job = sync\nschedule = 15 */4 * * *\n",
+                0644);
+  snprintf(path, sizeof path, "%s/30-evidence.conf", confd);
+  rt_write_file(path,
+                "[job \"ninjaone-evidence-sweep\"]\nplugin ="
+                " ninjaone-evidence\njob = sweep\nschedule = 30 */6 * * *\n",
+                0644);
+  char clock_start[64], clock_scale[64];
+  snprintf(clock_start, sizeof clock_start, "REGENTRA_CLOCK_START_MS=%lld",
+           CAD_CLOCK_START_MS);
+  snprintf(clock_scale, sizeof clock_scale, "REGENTRA_CLOCK_SCALE=%d",
+           CAD_CLOCK_SCALE);
+  char *env[] = {h.db_env, clock_start, clock_scale, NULL};
+  char *serve[] = {RT_RUNNER, "serve", "-c", h.conf, "-d", confd, NULL};
+  rt_proc_t runner;
+  int64_t t0 = (int64_t)time(NULL);
+  rt_proc_start(&runner, serve, env, NULL);
+  /* 30 x 6 requests and more at 57 a minute: about 4 minutes. */
+  bool synced = wait_count("SELECT count(*) FROM runner.job WHERE name ="
+                           " 'ninjaone-asset-sync' AND state = 'completed'",
+                           1, 600000);
+  bool swept = synced && wait_count("SELECT count(*) FROM runner.job WHERE"
+                                    " name = 'ninjaone-evidence.customer' AND"
+                                    " state IN ('completed', 'dead')",
+                                    CAD_CUSTOMERS, 720000);
+  swept = swept && wait_count("SELECT count(*) FROM runner.job WHERE name ="
+                              " 'ninjaone-evidence-sweep' AND state ="
+                              " 'completed'",
+                              1, 60000);
+  int64_t wall_s = (int64_t)time(NULL) - t0;
+  rt_proc_kill(&runner, SIGTERM);
+  cr_expect(rt_proc_wait(&runner, 30000));
+  char *log = rt_read_file(runner.err_path);
+  cr_assert(synced && swept, "the cadences did not complete:\n%s", log);
+  cr_expect(!strstr(log, "Sanitizer"), "%s", log);
+  free(log);
+  cr_expect_eq(q_int("SELECT count(*) FROM runner.job WHERE state = 'dead'"),
+               0);
+  long long sweep_seen =
+      q_int("SELECT coalesce(sum((result->>'requests')::bigint), 0) FROM"
+            " runner.job WHERE name = 'ninjaone-evidence.customer'");
+
+  char *text = rt_sim_stats(&h.sim);
+  json_t *stats = json_loads(text ? text : "", 0, NULL);
+  free(text);
+  cr_assert_not_null(stats);
+  long long api = tenant_stat(stats, "requests");
+  long long throttled = tenant_stat(stats, "throttled");
+  long long tokens = tenant_stat(stats, "tokenRequests");
+  long long peak_minute = tenant_stat(stats, "peakPerMinute");
+  json_decref(stats);
+
+  json_t *plan = plan_json(0, rt_nj_id(msp));
+  json_t *c = json_array_get(json_object_get(plan, "credentials"), 0);
+  long long sync_planned = at(c, "cadences.asset_sync.requests");
+  long long sweep_planned = at(c, "cadences.evidence_sweep.requests");
+  long long devices = at(c, "devices");
+  json_decref(plan);
+  fprintf(stderr,
+          "cadences: %d customers, %lld devices, budget %d/min: %lld API"
+          " requests (%lld planned: sync %lld, sweep %lld), sweep %lld by"
+          " the runner's count, %lld token(s), %lld throttled, at most %lld"
+          " in a minute, %lld s\n",
+          CAD_CUSTOMERS, devices, CAD_PER_MINUTE, api,
+          sync_planned + sweep_planned, sync_planned, sweep_planned, sweep_seen,
+          tokens, throttled, peak_minute, (long long)wall_s);
+  cr_expect_eq(throttled, 0);
+  cr_expect_leq(peak_minute, CAD_PER_MINUTE);
+  cr_expect(within_5pct(api, sync_planned + sweep_planned),
+            "%lld requests seen, %lld planned", api,
+            sync_planned + sweep_planned);
+  cr_expect(within_5pct(sweep_seen, sweep_planned),
+            "%lld sweep requests, %lld planned", sweep_seen, sweep_planned);
+  cr_expect(within_5pct(api - sweep_seen, sync_planned),
+            "%lld sync requests, %lld planned", api - sweep_seen, sync_planned);
 }

@@ -440,6 +440,34 @@ Test(queue, enqueue_rejects_bad_input_with_a_clear_error) {
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job"), 0);
 }
 
+/* Lower priority first: what is waiting at priority 10 (a sweep's
+ * customers) is claimed after a job at the default 0 (the asset sync), even
+ * one queued later. */
+Test(queue, a_lower_priority_value_is_claimed_first) {
+  configure(1, NULL, NULL);
+  const char *keys[] = {"sweep-1", "sweep-2", "sync"};
+  const char *priorities[] = {"10", "10", "0"};
+  for (int i = 0; i < 3; i++) {
+    char payload[64];
+    snprintf(payload, sizeof payload, "{\"n\":%d,\"key\":\"%s\"}", i, keys[i]);
+    char *argv[] = {RT_RUNNER, "enqueue",    "qprobe.record",
+                    payload,   "--priority", (char *)priorities[i],
+                    "-c",      conf,         NULL};
+    char *err = NULL;
+    cr_assert_eq(rt_run(argv, NULL, NULL, NULL, &err), 0, "%s", err);
+    free(err);
+  }
+  start_runner(NULL);
+  cr_expect(wait_count("SELECT count(*) FROM qprobe_run WHERE finished_at IS"
+                       " NOT NULL",
+                       3, 30000));
+  stop_runner(0);
+  char *order = rt_pg_query(dsn, "SELECT string_agg(key, ',' ORDER BY id)"
+                                 " FROM qprobe_run");
+  cr_expect_str_eq(order, "sync,sweep-1,sweep-2");
+  free(order);
+}
+
 static void missed_runs(const char *policy, long expect_runs) {
   char jobs[256];
   snprintf(jobs, sizeof jobs,
