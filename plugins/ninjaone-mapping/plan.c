@@ -550,10 +550,9 @@ static int cadence_of(json_t *schedules, const char *job, char *text,
 }
 
 static const rn_option_t check_params[] = {
-    {.name = "schedules",
-     .type = RN_OPT_STRING,
-     .help = "JSON object: \"plugin.job\" to the cron schedule of each "
-             "enabled job (default: the shipped ones)"},
+    RN_OPTION(.name = "schedules", .type = RN_OPT_STRING,
+              .help = "JSON object: \"plugin.job\" to the cron schedule of "
+                      "each enabled job (default: the shipped ones)"),
     {0},
 };
 
