@@ -141,5 +141,8 @@ Test(device_source, the_template_syncs_a_list_and_retires_what_left_it) {
   char *d2 = rt_nj_text(&h, "SELECT status FROM asset WHERE external_id = 'd2'");
   cr_expect_str_eq(d2, "RETIRED");
   free(d2);
-  cr_expect_eq(srv.requests, 2);
+  pthread_mutex_lock(&srv.lock);
+  int requests = srv.requests;
+  pthread_mutex_unlock(&srv.lock);
+  cr_expect_eq(requests, 2, "one GET per sync");
 }

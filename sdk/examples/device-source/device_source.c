@@ -138,8 +138,10 @@ static void list_done(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
   } else {
     rc = read_devices(run, resp->body);
   }
-  if (rc == 0)
-    rc = host->db_transaction(ctx, write_tx, write_done, run, NULL);
+  if (rc == 0 &&
+      (rc = host->db_transaction(ctx, write_tx, write_done, run, NULL)) < 0)
+    snprintf(run->error, sizeof run->error, "cannot write: %s",
+             host->strerror(rc));
   if (rc < 0)
     finish(run, rc);
 }
