@@ -68,6 +68,12 @@ check_sdk_out_of_tree() {
       $(pkg-config --cflags regentra-sdk) -o "$1" "$2" \
       $(pkg-config --libs regentra-sdk)' sh "$work/intune-assets.so" \
     "$root/plugins/intune-assets/intune.c"
+  # The device-source template, with its own Makefile (sanitizers as above).
+  cp "$root/sdk/examples/device-source/device_source.c" \
+    "$root/sdk/examples/device-source/Makefile" "$work/"
+  PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" \
+    make -s -C "$work" device-source.so \
+    CFLAGS="-O2 -Wall -Wextra -Werror -fsanitize=address,undefined"
   rm -f "$work/hello.so"
   printf '[runner]\nplugin_dir = %s\nstate_dir = %s/state\n' "$work" "$work" \
     >"$work/runner.conf"
@@ -75,6 +81,10 @@ check_sdk_out_of_tree() {
   listed=$("$dir/runner/regentra-runner" plugins -c "$work/runner.conf" --json)
   grep -q '"name": "intune-assets"' <<<"$listed"
   echo "intune-assets built out of tree against $prefix and loaded: ok"
+  grep -q '"name": "device-source"' <<<"$listed"
+  listed=$("$dir/runner/regentra-runner" plugins -c "$work/runner.conf")
+  grep -q '^  sync .*\[regentra-runner example sync\]' <<<"$listed"
+  echo "sdk device-source template built out of tree and loaded with its sync job: ok"
   rm -rf "$prefix" "$work"
 }
 

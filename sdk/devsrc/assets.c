@@ -94,11 +94,43 @@ static int fill_columns(rn_devsrc_t *ds, const rn_asset_t *assets,
  * pull is compared with the stored rows first, so an unchanged row is
  * neither rewritten nor locked. The conflict clause repeats the comparison
  * for a row written meanwhile by another transaction. */
+/* Retention of asset_sync_run: runs of the (company, source) older than
+ * this are deleted when a run is recorded, except the runs asset_last_seen
+ * reads: the newest complete run of the (company, source), and for each row
+ * retired other than as a duplicate the newest complete run before it was
+ * retired. */
+#define RUN_RETENTION_DAYS "90"
+
+/* A run r that asset_last_seen reads (see RUN_RETENTION_DAYS). */
+#define RUN_NEEDED(r)                                                        \
+  " (" r ".complete AND (NOT EXISTS (SELECT 1 FROM asset_sync_run n"         \
+  "   WHERE n.msp_org_id = " r ".msp_org_id"                                 \
+  "   AND n.portal_company_id = " r ".portal_company_id"                     \
+  "   AND n.external_source = " r ".external_source AND n.complete"          \
+  "   AND n.synced_at > " r ".synced_at)"                                    \
+  "  OR EXISTS (SELECT 1 FROM asset ra WHERE ra.msp_org_id = " r             \
+  ".msp_org_id AND ra.portal_company_id = " r ".portal_company_id"           \
+  "   AND ra.external_source = " r ".external_source"                        \
+  "   AND ra.duplicate_of_asset_id IS NULL"                                  \
+  "   AND ra.retired_at > " r ".synced_at"                                   \
+  "   AND NOT EXISTS (SELECT 1 FROM asset_sync_run n"                        \
+  "    WHERE n.msp_org_id = " r ".msp_org_id"                                \
+  "    AND n.portal_company_id = " r ".portal_company_id"                    \
+  "    AND n.external_source = " r ".external_source AND n.complete"         \
+  "    AND n.synced_at > " r ".synced_at"                                    \
+  "    AND n.synced_at < ra.retired_at)))) "
+
 static const char upsert_sql[] =
     "WITH run AS (INSERT INTO asset_sync_run (msp_org_id, portal_company_id,"
     "  external_source, synced_at, complete, seen, source_priority)"
     "  VALUES ($1, $2, $3, to_timestamp($15), $17, $18, $19::text[])"
     "  RETURNING id),"
+    /* Sees the runs as they were before this statement (the run above
+     * included): the newest complete one stays until a later run. */
+    " pruned AS (DELETE FROM asset_sync_run r WHERE r.msp_org_id = $1"
+    "  AND r.portal_company_id = $2 AND r.external_source = $3"
+    "  AND r.synced_at < to_timestamp($15) - interval '" RUN_RETENTION_DAYS
+    " days' AND NOT" RUN_NEEDED("r") "),"
     " i AS (SELECT external_id, name, hostname, serial_number,"
     "  serial_normalized, string_to_array(macs, ',') AS mac_addresses,"
     "  os_name, device_class, manufacturer, model,"
@@ -220,7 +252,30 @@ typedef struct plan_s {
   char jit[16], work_mem[32], nestloop[8];
 } plan_t;
 
-static int plan_begin(rn_devsrc_t *ds, plan_t *saved, int64_t *statements) {
+/* The same statement reads the MSP's source priority (msp_source_priority,
+ * migration 1006) inside the caller's transaction, so the sync, retirement
+ * and dedup of every plugin rank sources alike without another round trip:
+ * the caller's override ($2) if any, else the stored order followed by the
+ * default sources it does not name, else the default ($3). *order (text
+ * array literal) is the caller's to free. */
+static int plan_begin(rn_devsrc_t *ds, const char *msp_id,
+                      const rn_source_priority_t *override, plan_t *saved,
+                      char **order, int64_t *statements) {
+  ds_array_t given = {0}, fallback = {0};
+  if (override && override->sources)
+    for (size_t i = 0; override->sources[i]; i++)
+      ds_array_add(&given, override->sources[i]);
+  for (size_t i = 0; default_priority[i]; i++)
+    ds_array_add(&fallback, default_priority[i]);
+  const char *params[] = {msp_id, ds_array_text(&given),
+                          ds_array_text(&fallback)};
+  if ((override && override->sources && !params[1]) || !params[2]) {
+    ds_array_free(&given);
+    ds_array_free(&fallback);
+    return ds_fail(ds, RN_ENOMEM, "assets: out of memory");
+  }
+  if (!(override && override->sources))
+    params[1] = NULL;
   rn_db_result_t *res;
   int rc = ds_exec(
       ds, "plan assets",
@@ -229,12 +284,24 @@ static int plan_begin(rn_devsrc_t *ds, plan_t *saved, int64_t *statements) {
       "  current_setting('enable_nestloop') AS nestloop)"
       " SELECT jit, work_mem, nestloop, set_config('jit', 'off', true),"
       "  set_config('work_mem', CASE WHEN pg_size_bytes(work_mem) <"
-      "   64 * 1024 * 1024 THEN '64MB' ELSE work_mem END, true) FROM old",
-      0, NULL, &res);
+      "   64 * 1024 * 1024 THEN '64MB' ELSE work_mem END, true),"
+      "  COALESCE($2::text[], (SELECT p.sources || ARRAY(SELECT d.s"
+      "   FROM unnest($3::text[]) WITH ORDINALITY AS d(s, n)"
+      "   WHERE d.s <> ALL (p.sources) ORDER BY d.n)"
+      "   FROM msp_source_priority p WHERE p.msp_org_id = $1::bigint),"
+      "   $3::text[]) FROM old",
+      3, params, &res);
+  ds_array_free(&given);
+  ds_array_free(&fallback);
   (*statements)++;
   if (rc < 0)
     return rc;
   const rn_host_t *h = ds->host;
+  *order = strdup(h->db_value(res, 0, 5));
+  if (!*order) {
+    ds_free_result(ds, res);
+    return ds_fail(ds, RN_ENOMEM, "assets: out of memory");
+  }
   snprintf(saved->jit, sizeof saved->jit, "%s", h->db_value(res, 0, 0));
   snprintf(saved->work_mem, sizeof saved->work_mem, "%s",
            h->db_value(res, 0, 1));
@@ -258,15 +325,6 @@ static int plan_end(rn_devsrc_t *ds, const plan_t *saved,
 /* Runs dedup over the companies (a PostgreSQL bigint array literal) and
  * counts rows newly retired as duplicates and rows restored. Call between
  * plan_begin and plan_end. */
-/* The source priority as a PostgreSQL text array literal. */
-static void priority_array(const rn_source_priority_t *priority,
-                           ds_array_t *order) {
-  const char *const *sources =
-      priority && priority->sources ? priority->sources : default_priority;
-  for (size_t i = 0; sources[i]; i++)
-    ds_array_add(order, sources[i]);
-}
-
 static int dedup(rn_devsrc_t *ds, const char *msp_id, const char *companies,
                  const char *order_text, int64_t *deduped, int64_t *restored,
                  int64_t *statements) {
@@ -307,14 +365,17 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
   memset(counts, 0, sizeof *counts);
   counts->seen = (int64_t)count;
   columns_t c = {0};
-  ds_array_t order = {0};
+  char *order = NULL;
   rn_db_result_t *res = NULL;
-  priority_array(priority, &order);
+  plan_t plan;
   int rc = fill_columns(ds, assets, count, &c);
   if (rc < 0)
     goto done;
   char msp_id[24], company_id[24], now[32], seen[24], companies[32];
   ds_int_text(msp.id, msp_id);
+  if ((rc = plan_begin(ds, msp_id, priority, &plan, &order,
+                       &counts->statements)) < 0)
+    goto done;
   ds_int_text(company.id, company_id);
   ds_epoch_text(ds->now_ms, now);
   ds_int_text((int64_t)count, seen);
@@ -327,7 +388,7 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
       ds_array_text(&c.os_name), ds_array_text(&c.device_class),
       ds_array_text(&c.manufacturer), ds_array_text(&c.model),
       ds_array_text(&c.last_seen), now, ds_array_text(&c.org),
-      complete ? "true" : "false", seen, ds_array_text(&order)};
+      complete ? "true" : "false", seen, order};
   for (size_t i = 0; i < sizeof upsert_params / sizeof *upsert_params; i++) {
     if (!upsert_params[i]) {
       rc = ds_fail(ds, RN_ENOMEM, "assets: out of memory");
@@ -335,10 +396,7 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
     }
   }
   const rn_host_t *h = ds->host;
-  plan_t plan;
   bool same_priority = false;
-  if ((rc = plan_begin(ds, &plan, &counts->statements)) < 0)
-    goto done;
   /* An empty pull records no run: nothing was seen, and a complete one
    * leaves no live row whose sighting a run would date. */
   if (count > 0) {
@@ -368,14 +426,14 @@ int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
    * runs dedup there; a pull that changed nothing, ranked as the run
    * before it, leaves every verdict as it was. */
   if (counts->created || counts->updated || counts->retired || !same_priority)
-    rc = dedup(ds, msp_id, companies, ds_array_text(&order),
-               &counts->deduped, &counts->restored, &counts->statements);
+    rc = dedup(ds, msp_id, companies, order, &counts->deduped,
+               &counts->restored, &counts->statements);
   if (rc == 0)
     rc = plan_end(ds, &plan, &counts->statements);
 done:
   ds_free_result(ds, res);
   columns_free(&c);
-  ds_array_free(&order);
+  free(order);
   return rc;
 }
 
@@ -413,18 +471,14 @@ int ds_assets_retire(rn_devsrc_t *ds, rn_msp_org_t msp, const char *source,
   const char *companies = h->db_value(res, 0, 1);
   int64_t deduped = 0, back = 0, statements = 0;
   plan_t plan;
-  ds_array_t order = {0};
-  priority_array(NULL, &order);
-  if (!ds_array_text(&order))
-    rc = ds_fail(ds, RN_ENOMEM, "assets: out of memory");
-  else if (strcmp(companies, "{}") != 0 &&
-           (rc = plan_begin(ds, &plan, &statements)) == 0) {
-    rc = dedup(ds, msp_id, companies, ds_array_text(&order), &deduped, &back,
-               &statements);
+  char *order = NULL;
+  if (strcmp(companies, "{}") != 0 &&
+      (rc = plan_begin(ds, msp_id, NULL, &plan, &order, &statements)) == 0) {
+    rc = dedup(ds, msp_id, companies, order, &deduped, &back, &statements);
     if (rc == 0)
       rc = plan_end(ds, &plan, &statements);
   }
-  ds_array_free(&order);
+  free(order);
   ds_free_result(ds, res);
   if (rc < 0)
     return rc;
@@ -439,4 +493,33 @@ int rn_assets_retire_source(rn_devsrc_t *ds, rn_msp_org_t msp,
                             const char *source, const char *reason,
                             int64_t *retired, int64_t *restored) {
   return ds_assets_retire(ds, msp, source, NULL, reason, retired, restored);
+}
+
+int rn_source_priority_set(rn_devsrc_t *ds, rn_msp_org_t msp,
+                           const rn_source_priority_t *priority) {
+  char msp_id[24];
+  ds_int_text(msp.id, msp_id);
+  if (!priority || !priority->sources) {
+    const char *params[] = {msp_id};
+    return ds_exec(ds, "reset source priority",
+                   "DELETE FROM msp_source_priority WHERE msp_org_id = $1", 1,
+                   params, NULL);
+  }
+  ds_array_t sources = {0};
+  for (size_t i = 0; priority->sources[i]; i++)
+    ds_array_add(&sources, priority->sources[i]);
+  const char *params[] = {msp_id, ds_array_text(&sources)};
+  int rc;
+  if (!params[1])
+    rc = ds_fail(ds, RN_ENOMEM, "source priority: out of memory");
+  else
+    /* The table's checks name what is wrong (empty, a bad name, a source
+     * listed twice, not an MSP org). */
+    rc = ds_exec(ds, "set source priority",
+                 "INSERT INTO msp_source_priority (msp_org_id, sources)"
+                 " VALUES ($1, $2::text[]) ON CONFLICT (msp_org_id) DO UPDATE"
+                 " SET sources = EXCLUDED.sources, updated_at = now()",
+                 2, params, NULL);
+  ds_array_free(&sources);
+  return rc;
 }

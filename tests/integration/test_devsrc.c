@@ -784,3 +784,131 @@ Test(devsrc, missing_data_tickets_are_titled_apart_from_findings) {
                      " FAIL%%'"),
                1);
 }
+
+/* ------------------------------------------- per-MSP source priority */
+
+typedef struct msp_sync_s {
+  int64_t msp;
+  sync_t sync;
+} msp_sync_t;
+
+static int do_msp_sync(rn_devsrc_t *ds, void *data) {
+  msp_sync_t *m = data;
+  sync_t *s = &m->sync;
+  return rn_assets_sync(ds, RN_MSP_ORG(m->msp), RN_COMPANY(s->company),
+                        s->source, s->assets, s->count, s->complete, NULL,
+                        &s->counts);
+}
+
+typedef struct set_priority_s {
+  int64_t msp;
+  const char *const *sources;
+} set_priority_t;
+
+static int do_set_priority(rn_devsrc_t *ds, void *data) {
+  set_priority_t *p = data;
+  rn_source_priority_t priority = {.sources = p->sources};
+  return rn_source_priority_set(ds, RN_MSP_ORG(p->msp),
+                                p->sources ? &priority : NULL);
+}
+
+Test(devsrc, an_msp_ranks_its_sources_and_another_keeps_the_default) {
+  char err[1024];
+  const char *intune_first[] = {"intune", "ninjaone", NULL};
+  set_priority_t set = {msp_id, intune_first};
+  cr_assert_eq(in_tx(do_set_priority, &set, err), 0, "%s", err);
+  const char *twice[] = {"intune", "intune", NULL};
+  set_priority_t bad = {msp_id, twice};
+  cr_expect_lt(in_tx(do_set_priority, &bad, err), 0);
+  cr_expect(strstr(err, "msp_source_priority_sources_distinct"), "%s", err);
+  char *stored = q("SELECT sources::text FROM msp_source_priority");
+  cr_expect_str_eq(stored, "{intune,ninjaone}",
+                   "the refused list changed nothing");
+  free(stored);
+
+  int64_t c = company("Contoso");
+  int64_t other = q_int("INSERT INTO portal_company (msp_org_id, name) VALUES"
+                        " (%lld, 'Tailspin') RETURNING id",
+                        (long long)other_msp_id);
+  rn_asset_t ninja[] = {{.external_id = "n1", .serial_number = "SER-777"}};
+  rn_asset_t intune[] = {{.external_id = "i1", .serial_number = "ser777"}};
+  rn_asset_t other_ninja[] = {{.external_id = "n9", .serial_number = "SER-777"}};
+  rn_asset_t other_intune[] = {{.external_id = "i9", .serial_number = "ser777"}};
+  msp_sync_t syncs[] = {
+      {msp_id, {c, "ninjaone", ninja, 1, true, {0}}},
+      {msp_id, {c, "intune", intune, 1, true, {0}}},
+      {other_msp_id, {other, "ninjaone", other_ninja, 1, true, {0}}},
+      {other_msp_id, {other, "intune", other_intune, 1, true, {0}}},
+  };
+  for (size_t i = 0; i < 4; i++)
+    cr_assert_eq(in_tx(do_msp_sync, &syncs[i], err), 0, "%s", err);
+  EXPECT_STATUS("intune", "i1", "ACTIVE");
+  EXPECT_STATUS("ninjaone", "n1", "RETIRED:duplicate of intune asset i1");
+  EXPECT_STATUS("ninjaone", "n9", "ACTIVE");
+  EXPECT_STATUS("intune", "i9", "RETIRED:duplicate of ninjaone asset n9");
+  cr_expect_eq(syncs[1].sync.counts.statements, 6,
+               "the stored priority costs no extra round trip");
+  char *used = q("SELECT source_priority::text FROM asset_sync_run"
+                 " WHERE portal_company_id = %lld ORDER BY id DESC LIMIT 1",
+                 (long long)c);
+  cr_expect_str_eq(used, "{intune,ninjaone,level,entra}",
+                   "unnamed sources follow in the default order");
+  free(used);
+
+  /* Back to the default: a later sync of either source decides again. */
+  set_priority_t reset = {msp_id, NULL};
+  cr_assert_eq(in_tx(do_set_priority, &reset, err), 0, "%s", err);
+  msp_sync_t again = {msp_id, {c, "intune", intune, 1, true, {0}}};
+  cr_assert_eq(in_tx(do_msp_sync, &again, err), 0, "%s", err);
+  EXPECT_STATUS("ninjaone", "n1", "ACTIVE");
+  EXPECT_STATUS("intune", "i1", "RETIRED:duplicate of ninjaone asset n1");
+}
+
+/* ---------------------------------------------- asset_sync_run retention */
+
+Test(devsrc, old_sync_runs_go_but_not_those_last_seen_reads) {
+  const int64_t day = 86400000, start = tx_now_ms;
+  int64_t c = company("Contoso");
+  rn_asset_t both[] = {{.external_id = "a", .hostname = "alpha"},
+                       {.external_id = "b", .hostname = "beta"}};
+  struct {
+    int64_t day;
+    size_t count;
+    bool complete;
+  } steps[] = {
+      {0, 2, true},    /* run 0: b's last sighting before it is retired */
+      {1, 1, true},    /* run 1: b retired (not seen) */
+      {2, 1, false},   /* run 2: truncated, read by nothing */
+      {3, 1, true},    /* run 3: newest complete until day 200 */
+      {200, 1, true},  /* runs 0-2 are old now; run 3 is still the newest */
+      {201, 1, true},  /* run 3 is old and superseded */
+  };
+  char err[1024];
+  for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+    tx_now_ms = start + steps[i].day * day;
+    sync_t s = {c, "ninjaone", both, steps[i].count, steps[i].complete, {0}};
+    cr_assert_eq(in_tx(do_sync, &s, err), 0, "%s", err);
+    if (steps[i].day == 200)
+      cr_expect_eq(q_int("SELECT count(*) FROM asset_sync_run"
+                         " WHERE portal_company_id = %lld",
+                         (long long)c),
+                   3, "runs 1 and 2 deleted at day 200");
+  }
+  char *days = q("SELECT string_agg((extract(epoch FROM synced_at)"
+                 " - %lld)::bigint / 86400 || '', ',' ORDER BY synced_at)"
+                 " FROM asset_sync_run WHERE portal_company_id = %lld",
+                 (long long)(start / 1000), (long long)c);
+  cr_expect_str_eq(days, "0,200,201", "the days of the runs kept");
+  free(days);
+  EXPECT_STATUS("ninjaone", "b", "RETIRED:not seen in a complete pull");
+  cr_expect_eq(q_int("SELECT (extract(epoch FROM l.last_synced_at)"
+                     " - %lld)::bigint / 86400 FROM asset_last_seen l JOIN asset a"
+                     " ON a.id = l.asset_id WHERE a.external_id = 'b'",
+                     (long long)(start / 1000)),
+               0, "b was last seen by run 0, still there");
+  cr_expect_eq(q_int("SELECT (extract(epoch FROM l.last_synced_at)"
+                     " - %lld)::bigint / 86400 FROM asset_last_seen l JOIN asset a"
+                     " ON a.id = l.asset_id WHERE a.external_id = 'a'",
+                     (long long)(start / 1000)),
+               201);
+}

@@ -106,7 +106,7 @@ apply_all "apply migrations in order" || finish
 expect "no runner schema created by these migrations" "0" \
   "SELECT count(*) FROM pg_namespace WHERE nspname = 'runner'"
 expect "platform tables are in public" \
-  "asset|asset_sync_run|audit_log|control_framework|control_requirement|evidence|integration_credential|integration_org_mapping|internal_control|monitoring_signal|organization|portal_company|psa_ticket|signal_control|signal_definition" \
+  "asset|asset_sync_run|audit_log|control_framework|control_requirement|evidence|integration_credential|integration_org_mapping|internal_control|monitoring_signal|msp_source_priority|organization|portal_company|psa_ticket|signal_control|signal_definition" \
   "SELECT string_agg(table_name, '|' ORDER BY table_name) FROM information_schema.tables
     WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
 
@@ -588,6 +588,16 @@ must_fail "a sync run saw a number of devices" '23514: .*asset_sync_run_seen_not
   "INSERT INTO asset_sync_run (msp_org_id, portal_company_id, external_source, synced_at, complete,
                                seen, source_priority)
    VALUES (101, 11, 'ninjaone', now(), true, -1, '{ninjaone}')"
+must_pass "an MSP ranks its sources" \
+  "INSERT INTO msp_source_priority (msp_org_id, sources) VALUES (101, '{intune,ninjaone}')"
+must_fail "a source priority names sources" '23514: .*msp_source_priority_sources_not_empty' \
+  "INSERT INTO msp_source_priority (msp_org_id, sources) VALUES (102, '{}')"
+must_fail "a source priority names each source once" '23514: .*msp_source_priority_sources_distinct' \
+  "INSERT INTO msp_source_priority (msp_org_id, sources) VALUES (102, '{level,level}')"
+must_fail "a source priority holds source names" '23514: .*msp_source_priority_sources_valid' \
+  "INSERT INTO msp_source_priority (msp_org_id, sources) VALUES (102, '{Level}')"
+must_fail "a source priority belongs to an MSP org" '23514: msp_source_priority.msp_org_id must reference a MSP' \
+  "INSERT INTO msp_source_priority (msp_org_id, sources) VALUES (201, '{level}')"
 last_seen_sql=$(cat <<'SQL'
 INSERT INTO asset (msp_org_id, portal_company_id, external_source, external_id,
                    first_synced_at, last_synced_at)

@@ -172,10 +172,21 @@ typedef struct rn_asset_counts_s {
   int64_t statements; /* SQL round trips this sync used */
 } rn_asset_counts_t;
 
-/* Source priority, highest first; NULL = ninjaone, level, intune, entra. */
+/* Source priority, highest first. Each MSP org has one, stored in
+ * msp_source_priority (migration 1006; rn_source_priority_set): the sources
+ * it names, then the others in the default order ninjaone, level, intune,
+ * entra. No stored row: the default order. */
 typedef struct rn_source_priority_s {
   const char *const *sources; /* NULL-terminated */
 } rn_source_priority_t;
+
+/* Stores the MSP's source priority (replacing the previous one); NULL or
+ * NULL sources restores the default order. Takes effect for every later
+ * sync, retirement and dedup of the MSP, whichever plugin runs it. An empty
+ * list, a malformed name or a source named twice fails with the table's
+ * check naming it. */
+int rn_source_priority_set(rn_devsrc_t *ds, rn_msp_org_t msp,
+                           const rn_source_priority_t *priority);
 
 /* Upserts a pull of devices for (msp, company, source) with set-based SQL,
  * writing only new rows and rows whose content changed (IS DISTINCT FROM;
@@ -187,14 +198,19 @@ typedef struct rn_source_priority_s {
  * contain (a truncated pull retires nothing). Then dedups the company across
  * sources: the same device (normalized serial, else a shared MAC address,
  * else hostname) stays ACTIVE only in the highest-priority source; the
- * others are retired naming the winner and come back when the winner goes. */
+ * others are retired naming the winner and come back when the winner goes.
+ *
+ * priority: NULL (what plugins pass) reads the MSP's stored priority inside
+ * this transaction; non-NULL overrides it for this call only (tests). Each
+ * sync that records a run also deletes the (company, source)'s runs older
+ * than 90 days, except those asset_last_seen reads. */
 int rn_assets_sync(rn_devsrc_t *ds, rn_msp_org_t msp, rn_company_t company,
                    const char *source, const rn_asset_t *assets, size_t count,
                    bool complete, const rn_source_priority_t *priority,
                    rn_asset_counts_t *counts);
 /* Retires every live asset of a source in the MSP org (disconnect). The
  * rows they had deduplicated come back ACTIVE in the same transaction (or
- * lose to the next-best winner of the default priority). *retired counts
+ * lose to the next-best winner of the MSP's priority). *retired counts
  * the rows that were ACTIVE, *restored the rows back to ACTIVE; both
  * optional. "Don't sync" (rn_mapping_ignore) and a complete pull that no
  * longer holds a winner restore its duplicates the same way. */
