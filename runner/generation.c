@@ -102,8 +102,8 @@ static int misplaced_source_keys(rn__config_t *config,
     const rn__kv_t *kv = &pconf->options.items[i];
     if (!find_option(plugin->source_options, kv->key))
       continue;
-    const rn__kv_t *shared = sconf ? rn__kvs_find(&sconf->options, kv->key)
-                                   : NULL;
+    const rn__kv_t *shared =
+        sconf ? rn__kvs_find(&sconf->options, kv->key) : NULL;
     if (shared)
       rn__config_error(config, pconf->file, kv->line,
                        "key \"%s\" is set both here and in [source \"%s\"] "
@@ -173,8 +173,7 @@ static int join_source(rn__generation_t *gen, rn__plugin_t *plugin, char *err,
       snprintf(err, errlen, "plugin %s: out of memory", plugin->name);
       return RN_ENOMEM;
     }
-    memcpy(values + own->count, shared.values,
-           shared.count * sizeof *values);
+    memcpy(values + own->count, shared.values, shared.count * sizeof *values);
     own->values = values;
     own->count += shared.count;
   }
@@ -223,9 +222,10 @@ static void load_one(rn__generation_t *gen, const char *dir,
     if (sconf)
       sconf->declared = true;
     if (misplaced_source_keys(config, plugin, pconf) > 0) {
-      snprintf(err, sizeof err, "plugin %s: its [plugin \"%s\"] section "
-               "sets keys of [source \"%s\"] (see above)", path,
-               plugin->name, plugin->source);
+      snprintf(err, sizeof err,
+               "plugin %s: its [plugin \"%s\"] section sets keys of "
+               "[source \"%s\"] (see above)",
+               path, plugin->name, plugin->source);
       refuse(gen, path, err);
       rn__plugin_unload(plugin);
       return;
@@ -331,10 +331,10 @@ int rn__generation_build(rn__runner_t *runner, rn__config_t *config,
   free(files);
   for (size_t i = 0; i < config->nsources; i++)
     if (!config->sources[i].declared)
-      rn__config_error(config, config->sources[i].file,
-                       config->sources[i].line,
-                       "[source \"%s\"]: no enabled plugin in %s declares this source",
-                       config->sources[i].name, config->plugin_dir);
+      rn__config_error(
+          config, config->sources[i].file, config->sources[i].line,
+          "[source \"%s\"]: no enabled plugin in %s declares this source",
+          config->sources[i].name, config->plugin_dir);
   validate_jobs(gen);
   *out = gen;
   return 0;

@@ -105,8 +105,8 @@ static void write_conf(const rt_nj_t *h, const char *log_level,
   char words[64];
   snprintf(words, sizeof words, "%s", regions);
   for (char *r = strtok(words, " "); r; r = strtok(NULL, " "))
-    conf_add(text, sizeof text, &used,
-             "base_url_%s = http://127.0.0.1:%d/%s\n", r, h->sim.port, r);
+    conf_add(text, sizeof text, &used, "base_url_%s = http://127.0.0.1:%d/%s\n",
+             r, h->sim.port, r);
   conf_add(text, sizeof text, &used, "%s", source_extra);
   for (const char *plugin; (plugin = va_arg(plugins, const char *));)
     conf_add(text, sizeof text, &used, "\n[plugin \"%s\"]\nenabled = true\n",
