@@ -231,7 +231,8 @@ int rn__plugin_read_schemas(rn__plugin_t *plugin, const char *path, char *err,
   if (rc == 0 && RN__DESC_HAS(desc, rn_plugin_t, source_options) &&
       desc->source) {
     plugin->source = desc->source;
-    size_t len = strspn(desc->source, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+    size_t len =
+        strspn(desc->source, "abcdefghijklmnopqrstuvwxyz0123456789_-");
     if (len == 0 || desc->source[len] != '\0' || len > 64) {
       snprintf(err, errlen,
                "plugin %s: source name must be 1 to 64 of [a-z0-9_-]", path);
