@@ -127,6 +127,15 @@ static int misplaced_source_keys(rn__config_t *config,
 static int join_source(rn__generation_t *gen, rn__plugin_t *plugin, char *err,
                        size_t errlen) {
   rn__config_t *config = gen->config;
+  for (const rn_option_t *o = plugin->source_options; o && o->name; o++) {
+    if (find_option(plugin->options, o->name)) {
+      snprintf(err, errlen,
+               "plugin %s declares \"%s\" both as its own option and as an "
+               "option of source \"%s\"; a key has one place",
+               plugin->name, o->name, plugin->source);
+      return RN_ECONFIG;
+    }
+  }
   for (size_t i = 0; i < gen->nplugins; i++) {
     const rn__plugin_t *other = &gen->plugins[i];
     if (!other->source || strcmp(other->source, plugin->source) != 0)

@@ -226,6 +226,19 @@ Test(plugins, plugins_of_one_source_share_its_section_and_schema) {
   free(err);
 }
 
+Test(plugins, a_key_both_of_the_plugin_and_of_its_source_is_refused) {
+  install("probe_srcdup", "srcdup.so", 0755);
+  char *out, *err;
+  int rc = runner("check-config", NULL, NULL, &out, &err);
+  cr_expect_eq(rc, 1);
+  cr_expect(strstr(err, "plugin srcdup declares \"budget_per_minute\" both "
+                        "as its own option and as an option of source "
+                        "\"dupsrc\""),
+            "%s", err);
+  free(out);
+  free(err);
+}
+
 Test(plugins, check_config_names_file_and_line_and_exits_1) {
   install("hello", "hello.so", 0755);
   char confd[400], bad[500];

@@ -96,9 +96,13 @@ static const probe_option_t plugin_options[] = {
  * another default, which the host refuses beside the usual schema. */
 static const probe_option_t source_options[] = {
     OPTION(.name = "endpoint", .type = RN_OPT_URL, .help = "the API host"),
-#ifdef PROBE_SOURCE_ODD
+#if defined(PROBE_SOURCE_ODD)
     OPTION(.name = "page_size", .type = RN_OPT_INT, .default_value = "50",
            .min = 1, .max = 1000, .help = "rows per page"),
+#elif defined(PROBE_SOURCE_OVERLAP)
+    /* also a key of the plugin's own section */
+    OPTION(.name = "budget_per_minute", .type = RN_OPT_INT,
+           .default_value = "0", .min = 0, .max = 100000, .help = "budget"),
 #else
     OPTION(.name = "page_size", .type = RN_OPT_INT, .default_value = "100",
            .min = 1, .max = 1000, .help = "rows per page"),
