@@ -49,16 +49,11 @@ drain_timeout = 10s
 [database]
 migrations_dir = $root/runner/migrations:$root/sdk/devsrc/migrations
 
-# The simulator stands in for https://eu.ninjarmm.com (and the US host).
-[plugin "ninjaone-mapping"]
+# The simulator stands in for https://eu.ninjarmm.com (and the US host);
+# every NinjaOne plugin reads this one connection profile.
+[source "ninjaone"]
 base_url_eu = http://127.0.0.1:$port/eu
 base_url_us = http://127.0.0.1:$port/us
-
-[plugin "ninjaone-assets"]
-base_url_eu = http://127.0.0.1:$port/eu
-
-[plugin "ninjaone-evidence"]
-base_url_eu = http://127.0.0.1:$port/eu
 CONF
 # The shipped cron schedules of the asset sync and the evidence sweep.
 for f in "$root"/conf.d/*-ninjaone-*.conf.example; do

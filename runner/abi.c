@@ -201,6 +201,9 @@ int rn__abi_read_rate_windows(uint32_t abi_version, const rn_rate_window_t *in,
 
 static void free_schemas(rn__plugin_t *plugin) {
   free(plugin->options);
+  free(plugin->source_options);
+  plugin->source_options = NULL;
+  plugin->source = NULL;
   for (size_t i = 0; i < plugin->njobs; i++) {
     free(plugin->job_schemas[i].options);
     free(plugin->job_schemas[i].params);
@@ -225,6 +228,21 @@ int rn__plugin_read_schemas(rn__plugin_t *plugin, const char *path, char *err,
   snprintf(what, sizeof what, "plugin %s: options", path);
   int rc = rn__abi_read_options(desc->abi_version, desc->options,
                                 &plugin->options, what, err, errlen);
+  if (rc == 0 && RN__DESC_HAS(desc, rn_plugin_t, source_options) &&
+      desc->source) {
+    plugin->source = desc->source;
+    size_t len =
+        strspn(desc->source, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+    if (len == 0 || desc->source[len] != '\0' || len > 64) {
+      snprintf(err, errlen,
+               "plugin %s: source name must be 1 to 64 of [a-z0-9_-]", path);
+      free_schemas(plugin);
+      return RN_EABI;
+    }
+    snprintf(what, sizeof what, "plugin %s: source_options", path);
+    rc = rn__abi_read_options(desc->abi_version, desc->source_options,
+                              &plugin->source_options, what, err, errlen);
+  }
   for (size_t i = 0; rc == 0 && i < njobs; i++) {
     const rn_job_def_t *def = desc->jobs[i];
     rn__job_schema_t *schema = &plugin->job_schemas[i];
@@ -258,6 +276,8 @@ const rn_option_t *rn__schema_of(const rn__plugin_t *plugin,
     return NULL;
   if (kind == RN__SCHEMA_PLUGIN)
     return plugin->options;
+  if (kind == RN__SCHEMA_SOURCE)
+    return plugin->source_options;
   for (size_t i = 0; i < plugin->njobs; i++)
     if (plugin->job_schemas[i].def == def)
       return kind == RN__SCHEMA_PARAMS ? plugin->job_schemas[i].params

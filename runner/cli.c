@@ -327,14 +327,21 @@ static int cmd_plugins(rn__cli_t *cli) {
                                          j->command));
       json_array_append_new(jobs, job);
     }
-    json_array_append_new(
-        list, json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "name", d->name,
-                        "version", d->version ? d->version : "", "abi",
-                        json_sprintf("%u.%u", RN_ABI_MAJOR_OF(d->abi_version),
-                                     RN_ABI_MINOR_OF(d->abi_version)),
-                        "path", gen->plugins[i].source_path, "options",
-                        options_json(rn__schema_of(p, NULL, RN__SCHEMA_PLUGIN)),
-                        "jobs", jobs));
+    json_t *item =
+        json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "name", d->name,
+                  "version", d->version ? d->version : "", "abi",
+                  json_sprintf("%u.%u", RN_ABI_MAJOR_OF(d->abi_version),
+                               RN_ABI_MINOR_OF(d->abi_version)),
+                  "path", gen->plugins[i].source_path, "options",
+                  options_json(rn__schema_of(p, NULL, RN__SCHEMA_PLUGIN)),
+                  "jobs", jobs);
+    /* The keys of its shared [source "name"] section. */
+    if (p->source)
+      json_object_set_new(
+          item, "source",
+          json_pack("{s:s, s:o}", "name", p->source, "options",
+                    options_json(rn__schema_of(p, NULL, RN__SCHEMA_SOURCE))));
+    json_array_append_new(list, item);
   }
   if (cli->json) {
     char *text = json_dumps(list, JSON_INDENT(2));

@@ -456,8 +456,8 @@ void rn__options_free(rn_config_t *values) {
 
 /* ------------------------------------------------------------ parsing */
 
-enum section_kind { SEC_NONE, SEC_RUNNER, SEC_DATABASE, SEC_PLUGIN, SEC_JOB,
-                    SEC_BAD };
+enum section_kind { SEC_NONE, SEC_RUNNER, SEC_DATABASE, SEC_PLUGIN, SEC_SOURCE,
+                    SEC_JOB, SEC_BAD };
 
 typedef struct parse_state_s {
   rn__config_t *config;
@@ -471,7 +471,7 @@ typedef struct parse_state_s {
   size_t index;   /* into plugins[] or jobs[] */
   size_t nkeys;
   rn__kvs_t keys; /* its keys not kept in the section's options */
-  size_t first_job, first_plugin; /* this file's first entries */
+  size_t first_job, first_plugin, first_source; /* this file's first entries */
   int runner_line, database_line; /* of [runner] and [database], if seen */
 } parse_state_t;
 
@@ -532,10 +532,12 @@ static void begin_section(parse_state_t *st, const char *section) {
   }
   bool is_job = strncmp(section, "job ", 4) == 0;
   bool is_plugin = strncmp(section, "plugin ", 7) == 0;
-  if (!is_job && !is_plugin) {
+  bool is_source = strncmp(section, "source ", 7) == 0;
+  if (!is_job && !is_plugin && !is_source) {
     rn__config_error(config, st->file, line,
                      "unknown section [%s]; expected [runner], [database], "
-                     "[plugin \"name\"] or [job \"name\"]",
+                     "[source \"name\"], [plugin \"name\"] or "
+                     "[job \"name\"]",
                      section);
     st->kind = SEC_BAD;
     return;
@@ -562,6 +564,23 @@ static void begin_section(parse_state_t *st, const char *section) {
     index_put(&config->job_index, name, config->njobs);
     st->index = config->njobs++;
     st->kind = SEC_JOB;
+  } else if (is_source) {
+    size_t first = index_get(&config->source_index, name);
+    if (first != SIZE_MAX) {
+      rn__config_error(
+          config, st->file, line, "duplicate [source \"%s\"] (first at %s:%d)",
+          name, config->sources[first].file, config->sources[first].line);
+      free(name);
+      st->kind = SEC_BAD;
+      return;
+    }
+    GROW(config->sources, config->nsources, config->sources_cap);
+    config->sources[config->nsources] =
+        (rn__plugin_conf_t){.name = name, .enabled = true,
+                            .file = xstrdup(st->file), .line = line};
+    index_put(&config->source_index, name, config->nsources);
+    st->index = config->nsources++;
+    st->kind = SEC_SOURCE;
   } else {
     size_t first = index_get(&config->plugin_index, name);
     if (first != SIZE_MAX) {
@@ -803,6 +822,8 @@ static const rn__kvs_t *section_options(const parse_state_t *st) {
     return &st->config->jobs[st->index].options;
   if (st->kind == SEC_PLUGIN)
     return &st->config->plugins[st->index].options;
+  if (st->kind == SEC_SOURCE)
+    return &st->config->sources[st->index].options;
   return NULL;
 }
 
@@ -839,6 +860,10 @@ static void on_key(parse_state_t *st, const char *key, const char *value) {
   case SEC_PLUGIN:
     kept = plugin_key(st, key, value);
     break;
+  case SEC_SOURCE: /* checked against the source's schema at load */
+    kvs_add(&st->config->sources[st->index].options, key, value, st->line);
+    kept = true;
+    break;
   default:
     break;
   }
@@ -869,7 +894,7 @@ static void drop_jobs_from(rn__config_t *c, size_t first) {
   c->njobs = first;
 }
 
-/* A file with errors loses all of its jobs and plugin sections. */
+/* A file with errors loses all of its job, plugin and source sections. */
 static void drop_file_sections(parse_state_t *st) {
   rn__config_t *c = st->config;
   drop_jobs_from(c, st->first_job);
@@ -878,6 +903,11 @@ static void drop_file_sections(parse_state_t *st) {
     plugin_conf_free(&c->plugins[i]);
   }
   c->nplugins = st->first_plugin;
+  for (size_t i = st->first_source; i < c->nsources; i++) {
+    index_remove(&c->source_index, c->sources[i].name);
+    plugin_conf_free(&c->sources[i]);
+  }
+  c->nsources = st->first_source;
 }
 
 /* At the next header or the end of the file: a section must hold keys,
@@ -996,7 +1026,8 @@ static void parse_file(rn__config_t *config, const char *file,
                        bool main_file) {
   parse_state_t st = {.config = config, .file = file, .main_file = main_file,
                       .first_job = config->njobs,
-                      .first_plugin = config->nplugins};
+                      .first_plugin = config->nplugins,
+                      .first_source = config->nsources};
   size_t errors_before = config->nerrors;
   FILE *stream = fopen(file, "r");
   if (!stream) {
@@ -1104,6 +1135,12 @@ const rn__plugin_conf_t *rn__config_plugin(const rn__config_t *config,
   return pos == SIZE_MAX ? NULL : &config->plugins[pos];
 }
 
+const rn__plugin_conf_t *rn__config_source(const rn__config_t *config,
+                                           const char *name) {
+  size_t pos = index_get(&config->source_index, name);
+  return pos == SIZE_MAX ? NULL : &config->sources[pos];
+}
+
 void rn__config_free(rn__config_t *c) {
   if (!c)
     return;
@@ -1111,12 +1148,16 @@ void rn__config_free(rn__config_t *c) {
     job_conf_free(&c->jobs[i]);
   for (size_t i = 0; i < c->nplugins; i++)
     plugin_conf_free(&c->plugins[i]);
+  for (size_t i = 0; i < c->nsources; i++)
+    plugin_conf_free(&c->sources[i]);
   for (size_t i = 0; i < c->nerrors; i++)
     free(c->errors[i]);
   index_free(&c->job_index);
   index_free(&c->plugin_index);
+  index_free(&c->source_index);
   free(c->jobs);
   free(c->plugins);
+  free(c->sources);
   free(c->errors);
   free(c->path);
   free(c->confd);

@@ -49,6 +49,147 @@ static void refuse(rn__generation_t *gen, const char *path, const char *why) {
   gen->refuse_count++;
 }
 
+static rn__plugin_conf_t *source_conf(rn__config_t *config, const char *name) {
+  for (size_t i = 0; i < config->nsources; i++)
+    if (strcmp(config->sources[i].name, name) == 0)
+      return &config->sources[i];
+  return NULL;
+}
+
+static const rn_option_t *find_option(const rn_option_t *schema,
+                                      const char *name) {
+  for (; schema && schema->name; schema++)
+    if (strcmp(schema->name, name) == 0)
+      return schema;
+  return NULL;
+}
+
+static bool same_text(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The first option where two source schemas differ (name, type, flags,
+ * default, bounds or choices); NULL when they agree. */
+static const char *schema_difference(const rn_option_t *a,
+                                     const rn_option_t *b) {
+  static const rn_option_t end = {0};
+  for (;;) {
+    if (!a || !a->name)
+      a = &end;
+    if (!b || !b->name)
+      b = &end;
+    if (!a->name && !b->name)
+      return NULL;
+    if (!a->name || !b->name || strcmp(a->name, b->name) ||
+        a->type != b->type || a->flags != b->flags ||
+        !same_text(a->default_value, b->default_value) || a->min != b->min ||
+        a->max != b->max || !same_text(a->choices, b->choices))
+      return a->name ? a->name : b->name;
+    a++;
+    b++;
+  }
+}
+
+/* A key of the plugin's source in its [plugin] section: each value has one
+ * place, the [source] section every plugin of the source reads. Returns
+ * the number of such keys, each reported with what to write instead. */
+static int misplaced_source_keys(rn__config_t *config,
+                                 const rn__plugin_t *plugin,
+                                 const rn__plugin_conf_t *pconf) {
+  int count = 0;
+  const rn__plugin_conf_t *sconf = source_conf(config, plugin->source);
+  for (size_t i = 0; pconf && i < pconf->options.count; i++) {
+    const rn__kv_t *kv = &pconf->options.items[i];
+    if (!find_option(plugin->source_options, kv->key))
+      continue;
+    const rn__kv_t *shared =
+        sconf ? rn__kvs_find(&sconf->options, kv->key) : NULL;
+    if (shared)
+      rn__config_error(config, pconf->file, kv->line,
+                       "key \"%s\" is set both here and in [source \"%s\"] "
+                       "(%s:%d); remove it from [plugin \"%s\"]",
+                       kv->key, plugin->source, sconf->file, shared->line,
+                       plugin->name);
+    else
+      rn__config_error(config, pconf->file, kv->line,
+                       "key \"%s\" belongs to the connection of source "
+                       "\"%s\", shared by all its plugins: move this line "
+                       "from [plugin \"%s\"] into a [source \"%s\"] section",
+                       kv->key, plugin->source, plugin->name, plugin->source);
+    count++;
+  }
+  return count;
+}
+
+/* Validates the plugin's [source] section (once per generation) and
+ * appends its values to the plugin's config, so create() reads them like
+ * its own options. */
+static int join_source(rn__generation_t *gen, rn__plugin_t *plugin, char *err,
+                       size_t errlen) {
+  rn__config_t *config = gen->config;
+  for (const rn_option_t *o = plugin->source_options; o && o->name; o++) {
+    if (find_option(plugin->options, o->name)) {
+      snprintf(err, errlen,
+               "plugin %s declares \"%s\" both as its own option and as an "
+               "option of source \"%s\"; a key has one place",
+               plugin->name, o->name, plugin->source);
+      return RN_ECONFIG;
+    }
+  }
+  for (size_t i = 0; i < gen->nplugins; i++) {
+    const rn__plugin_t *other = &gen->plugins[i];
+    if (!other->source || strcmp(other->source, plugin->source) != 0)
+      continue;
+    const char *diff =
+        schema_difference(other->source_options, plugin->source_options);
+    if (diff) {
+      snprintf(err, errlen,
+               "plugin %s declares source \"%s\" with options unlike those "
+               "of plugin %s (first difference: \"%s\"); every plugin of a "
+               "source must declare the same source_options",
+               plugin->name, plugin->source, other->name, diff);
+      return RN_ECONFIG;
+    }
+    break;
+  }
+  static const rn__kvs_t no_options;
+  rn__plugin_conf_t *sconf = source_conf(config, plugin->source);
+  if (sconf && sconf->checked < 0) {
+    snprintf(err, errlen,
+             "plugin %s: its [source \"%s\"] options are invalid (see above)",
+             plugin->name, plugin->source);
+    return RN_ECONFIG;
+  }
+  rn_config_t shared;
+  int errors = rn__options_check(
+      config, sconf ? sconf->file : config->path, sconf ? sconf->line : 0,
+      plugin->source_options, sconf ? &sconf->options : &no_options, &shared);
+  if (sconf)
+    sconf->checked = errors ? -1 : 1;
+  if (errors) {
+    rn__options_free(&shared);
+    snprintf(err, errlen,
+             "plugin %s: its [source \"%s\"] options are invalid (see above)",
+             plugin->name, plugin->source);
+    return RN_ECONFIG;
+  }
+  rn_config_t *own = &plugin->config;
+  if (shared.count) {
+    rn__opt_value_t *values =
+        realloc(own->values, (own->count + shared.count) * sizeof *values);
+    if (!values) {
+      rn__options_free(&shared);
+      snprintf(err, errlen, "plugin %s: out of memory", plugin->name);
+      return RN_ENOMEM;
+    }
+    memcpy(values + own->count, shared.values, shared.count * sizeof *values);
+    own->values = values;
+    own->count += shared.count;
+  }
+  free(shared.values); /* its texts now belong to the plugin's config */
+  return 0;
+}
+
 static void load_one(rn__generation_t *gen, const char *dir,
                      const char *file) {
   rn__config_t *config = gen->config;
@@ -85,6 +226,20 @@ static void load_one(rn__generation_t *gen, const char *dir,
       return;
     }
   }
+  if (plugin->source) {
+    rn__plugin_conf_t *sconf = source_conf(config, plugin->source);
+    if (sconf)
+      sconf->declared = true;
+    if (misplaced_source_keys(config, plugin, pconf) > 0) {
+      snprintf(err, sizeof err,
+               "plugin %s: its [plugin \"%s\"] section sets keys of "
+               "[source \"%s\"] (see above)",
+               path, plugin->name, plugin->source);
+      refuse(gen, path, err);
+      rn__plugin_unload(plugin);
+      return;
+    }
+  }
   static const rn__kvs_t no_options;
   const char *where = pconf ? pconf->file : config->path;
   int line = pconf ? pconf->line : 0;
@@ -93,6 +248,11 @@ static void load_one(rn__generation_t *gen, const char *dir,
           pconf ? &pconf->options : &no_options, &plugin->config) > 0) {
     snprintf(err, sizeof err, "plugin %s: its [plugin \"%s\"] options are "
              "invalid (see above)", path, plugin->name);
+    refuse(gen, path, err);
+    rn__plugin_unload(plugin);
+    return;
+  }
+  if (plugin->source && join_source(gen, plugin, err, sizeof err) < 0) {
     refuse(gen, path, err);
     rn__plugin_unload(plugin);
     return;
@@ -178,6 +338,12 @@ int rn__generation_build(rn__runner_t *runner, rn__config_t *config,
     free(files[i]);
   }
   free(files);
+  for (size_t i = 0; i < config->nsources; i++)
+    if (!config->sources[i].declared)
+      rn__config_error(
+          config, config->sources[i].file, config->sources[i].line,
+          "[source \"%s\"]: no enabled plugin in %s declares this source",
+          config->sources[i].name, config->plugin_dir);
   validate_jobs(gen);
   *out = gen;
   return 0;

@@ -106,13 +106,19 @@ typedef struct rn__kvs_s {
 
 const rn__kv_t *rn__kvs_find(const rn__kvs_t *kvs, const char *key);
 
-/* A [plugin "name"] section. */
+/* A [plugin "name"] section; also a [source "name"] section, whose
+ * `enabled` is unused (every key goes into options). */
 typedef struct rn__plugin_conf_s {
   char *name;
   char *file;
   int line;
   bool enabled;
   rn__kvs_t options; /* keys other than `enabled` */
+  /* [source] only, set while a generation loads: a plugin declared this
+   * source; and 1 once its keys proved valid, -1 once they were reported
+   * invalid (so each error is reported once, not once per plugin). */
+  bool declared;
+  int checked;
 } rn__plugin_conf_t;
 
 /* A [job "name"] section. */
@@ -153,6 +159,9 @@ typedef struct rn__config_s {
   size_t nplugins;
   rn__job_conf_t *jobs;
   size_t njobs;
+  rn__plugin_conf_t *sources; /* [source "name"] sections */
+  size_t nsources, sources_cap;
+  rn__name_index_t source_index;
   /* "file:line: message" lines, in the order found; bytes that are not
    * printable read \xNN */
   char **errors;
@@ -179,6 +188,8 @@ void rn__config_free(rn__config_t *config);
 void rn__config_error(rn__config_t *config, const char *file, int line,
                       const char *fmt, ...) RN_PRINTF_LIKE(4, 5);
 const rn__plugin_conf_t *rn__config_plugin(const rn__config_t *config,
+                                           const char *name);
+const rn__plugin_conf_t *rn__config_source(const rn__config_t *config,
                                            const char *name);
 /* Checks `kvs` against `schema` and fills `out` with the values (defaults
  * applied). Errors go to config with file:line; returns their count. */
@@ -238,6 +249,10 @@ struct rn__plugin_s {
   /* desc->options and every job's options and params, read once at load
    * by their declared element size; read them through rn__schema_of. */
   rn_option_t *options;
+  /* ABI 1.5: desc->source and desc->source_options when inside its
+   * struct_size; NULL = the plugin names no source. */
+  const char *source;
+  rn_option_t *source_options;
   rn__job_schema_t *job_schemas; /* one per desc->jobs[i], same order */
   size_t njobs;
 };
@@ -281,7 +296,8 @@ void rn__plugin_free_schemas(rn__plugin_t *plugin);
 typedef enum rn__schema_kind_e {
   RN__SCHEMA_PLUGIN,  /* its [plugin] section; def is ignored */
   RN__SCHEMA_OPTIONS, /* a [job] section of def */
-  RN__SCHEMA_PARAMS   /* the run-time parameters of def */
+  RN__SCHEMA_PARAMS,  /* the run-time parameters of def */
+  RN__SCHEMA_SOURCE   /* its [source] section; def is ignored */
 } rn__schema_kind_t;
 /* The one way the host reads a plugin's options: this host's layout,
  * terminated by an entry whose name is NULL; NULL = none. */

@@ -8,8 +8,11 @@
 
 const rn_host_t *host;
 
+/* The connection: one [source "ninjaone"] section for every NinjaOne
+ * plugin. */
+static const rn_option_t source_options[] = {NJ_CONNECTION_OPTIONS, {0}};
+
 static const rn_option_t plugin_options[] = {
-    NJ_CONNECTION_OPTIONS,
     RN_OPTION(.name = "max_orgs", .type = RN_OPT_INT, .default_value = "5000",
               .min = 1, .max = 1000000, .help = "discovery cap"),
     {0},
@@ -49,6 +52,8 @@ static const rn_plugin_t descriptor = {
     .destroy = mapping_destroy,
     .jobs = jobs,
     .command_group = "ninjaone",
+    .source = NJ_SOURCE,
+    .source_options = source_options,
 };
 
 RN_EXPORT const rn_plugin_t *RN_ENTRY(const rn_host_t *h) {

@@ -1,4 +1,4 @@
-/* settings.c - the [plugin] options all NinjaOne plugins share. */
+/* settings.c - the [source "ninjaone"] options all NinjaOne plugins share. */
 #include "ninjaone/client.h"
 
 void nj_connection_read(const rn_host_t *host, const rn_config_t *config,

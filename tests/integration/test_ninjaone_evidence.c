@@ -43,9 +43,10 @@ static void setup(void) {
   h.env[1] = "REGENTRA_CLOCK_SCALE=0.000000001";
   msp = q_int("INSERT INTO organization (name, kind) VALUES ('Acme MSP',"
               " 'MSP') RETURNING id");
-  rt_nj_write_conf(&h, "warning", "eu",
-                   "rate_per_minute = 100000\nrate_per_hour = 1000000\n",
-                   "ninjaone-mapping", "ninjaone-evidence", NULL);
+  rt_nj_write_conf_source(&h, "warning", "eu",
+                          "rate_per_minute = 100000\nrate_per_hour = 1000000\n",
+                          "", "ninjaone-mapping", "ninjaone-evidence",
+                          NULL);
   json_error_t jerr;
   fixture = json_load_file(FIXTURE, 0, &jerr);
   cr_assert(fixture, "fixture: %s", jerr.text);

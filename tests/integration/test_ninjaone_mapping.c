@@ -68,6 +68,100 @@ Test(ninjaone_mapping, test_reports_organizations_and_saves_nothing) {
   cr_expect_eq(q_int("SELECT count(*) FROM audit_log"), 0);
 }
 
+/* The option of name `name` in a `plugins --json` option list, or NULL. */
+static json_t *option_named(json_t *options, const char *name) {
+  size_t i;
+  json_t *o;
+  json_array_foreach(options, i, o) {
+    if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0)
+      return o;
+  }
+  return NULL;
+}
+
+/* The NinjaOne connection is one [source "ninjaone"] section (written by
+ * rt_nj_write_conf, so every NinjaOne test runs on it): the plugins list it
+ * as their source's schema, a command reaches the simulator through its
+ * base_url_eu, and the same key in a [plugin] section is refused with what
+ * to write instead. */
+Test(ninjaone_mapping, connection_is_one_source_section_every_plugin_reads) {
+  rt_nj_write_conf(&h, "warning", "eu", "", "ninjaone-mapping",
+                   "ninjaone-assets", "ninjaone-evidence", NULL);
+  char *argv[] = {RT_RUNNER, "plugins", "--json", "-c", h.conf, NULL};
+  char *env[] = {h.db_env, NULL};
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(rt_run(argv, env, NULL, &out, &err), 0, "%s%s", out, err);
+  json_error_t jerr;
+  json_t *plugins = json_loads(out, 0, &jerr);
+  cr_assert(plugins, "plugins --json: %s: %s", jerr.text, out);
+  int ninjaone = 0;
+  size_t i;
+  json_t *p;
+  json_array_foreach(plugins, i, p) {
+    const char *name = json_string_value(json_object_get(p, "name"));
+    if (strncmp(name, "ninjaone-", 9) != 0)
+      continue;
+    ninjaone++;
+    json_t *source = json_object_get(p, "source");
+    cr_expect_str_eq(json_string_value(json_object_get(source, "name")),
+                     "ninjaone", "%s", name);
+    json_t *shared = json_object_get(source, "options");
+    for (const char *const *key = (const char *const[]){
+             "base_url_us", "base_url_us2", "base_url_eu", "base_url_ca",
+             "base_url_oc", "ca_file", "rate_per_minute", "rate_per_hour",
+             NULL};
+         *key; key++) {
+      cr_expect(option_named(shared, *key), "%s: source lacks %s", name, *key);
+      cr_expect(!option_named(json_object_get(p, "options"), *key),
+                "%s: %s is still a plugin option", name, *key);
+    }
+    json_t *rate = option_named(shared, "rate_per_minute");
+    cr_expect_str_eq(json_string_value(json_object_get(rate, "default")),
+                     "200");
+  }
+  cr_expect_eq(ninjaone, 3, "%s", out);
+  json_decref(plugins);
+  free(out);
+  free(err);
+
+  /* base_url_eu comes from [source "ninjaone"] only: without it the
+   * command would go to the real eu.ninjarmm.com. */
+  int rc = nj(&out, &err, NULL, "test", "--msp-org", msp_id(), "--region",
+              "eu", "--client-id", "demo-eu-client", "--client-secret-file",
+              h.secret_file, NULL);
+  cr_expect_eq(rc, 0, "%s%s", out, err);
+  cr_expect(strstr(out, "\"organizations\": 5"), "%s", out);
+  free(out);
+  free(err);
+
+  /* A configuration written before the [source] section: the key in the
+   * plugin's own section is refused, naming file:line and the fix. */
+  rt_nj_write_conf_source(&h, "warning", "", "rate_per_minute = 200\n",
+                          "base_url_eu = http://127.0.0.1:1/eu\n",
+                          "ninjaone-mapping", NULL);
+  char *text = rt_read_file(h.conf);
+  cr_assert(text);
+  int line = 1;
+  for (const char *c = text; c < strstr(text, "base_url_eu"); c++)
+    line += *c == '\n';
+  free(text);
+  char where[400];
+  snprintf(where, sizeof where,
+           "%s:%d: key \"base_url_eu\" belongs to the connection of source "
+           "\"ninjaone\"",
+           h.conf, line);
+  rc = nj(&out, &err, NULL, "test", "--msp-org", msp_id(), "--region", "eu",
+          "--client-id", "demo-eu-client", "--client-secret-file",
+          h.secret_file, NULL);
+  cr_expect_neq(rc, 0, "%s", out);
+  cr_expect(strstr(err, where), "expected \"%s\" in: %s", where, err);
+  cr_expect(strstr(err, "into a [source \\\"ninjaone\\\"] section") ||
+                strstr(err, "into a [source \"ninjaone\"] section"),
+            "%s", err);
+  free(out);
+  free(err);
+}
+
 Test(ninjaone_mapping, wrong_region_fails_naming_region_and_host_and_saves_nothing) {
   char *out, *err, host[64];
   snprintf(host, sizeof host, "127.0.0.1:%d", h.sim.port);

@@ -60,7 +60,7 @@ Test(plugins, refuses_each_bad_plugin_by_name_and_keeps_the_good_one) {
   cr_expect(!strstr(out, "badmajor") && !strstr(out, "createfail"),
             "a refused plugin is listed:\n%s", out);
   const char *expected[] = {
-      "badmajor.so was built for ABI 2.0, this host provides ABI 1.4",
+      "badmajor.so was built for ABI 2.0, this host provides ABI 1.5",
       "small.so: descriptor of 16 bytes is smaller than ABI 1.0 requires",
       "noentry.so exports no rn_plugin_entry_v1",
       "createfail.so (createfail 1): create() failed",
@@ -176,6 +176,67 @@ Test(plugins, options_of_every_element_layout_are_listed_and_checked_alike) {
     free(out);
     free(err);
   }
+}
+
+/* Plugins of one source share one [source] section, checked once against
+ * the schema they all declare; a plugin declaring another schema for the
+ * same source is refused by name. */
+Test(plugins, plugins_of_one_source_share_its_section_and_schema) {
+  install("probe_srca", "srca.so", 0755);
+  install("probe_srcb", "srcb.so", 0755);
+  install("probe_srcz", "srcz.so", 0755);
+  char confd[400], file[500];
+  snprintf(confd, sizeof confd, "%s/conf.d", dir);
+  mkdir(confd, 0755);
+  snprintf(file, sizeof file, "%s/10-probesrc.conf", confd);
+  rt_write_file(file,
+                "[source \"probesrc\"]\nendpoint = http://127.0.0.1:1/\n"
+                "page_size = 0\n",
+                0644);
+  char *out, *err;
+  int rc = runner("check-config", NULL, NULL, &out, &err);
+  cr_expect_eq(rc, 1);
+  char expected[700];
+  /* Reported once, though two plugins read the section. */
+  snprintf(expected, sizeof expected,
+           "runner: %s:3: page_size = 0: out of range", file);
+  cr_expect_eq(occurrences(err, expected), 1, "expected \"%s\" once in:\n%s",
+               expected, err);
+  free(out);
+  free(err);
+
+  rt_write_file(file,
+                "[source \"probesrc\"]\nendpoint = http://127.0.0.1:1/\n",
+                0644);
+  rc = runner("check-config", NULL, NULL, &out, &err);
+  cr_expect_eq(rc, 1);
+  cr_expect(strstr(err, "plugin srcz declares source \"probesrc\" with "
+                        "options unlike those of plugin srca (first "
+                        "difference: \"page_size\")"),
+            "%s", err);
+  free(out);
+  free(err);
+  rc = runner("plugins", "--json", NULL, &out, &err);
+  cr_assert_eq(rc, 0, "%s", err);
+  cr_expect_eq(occurrences(out, "\"name\": \"probesrc\""), 2, "%s", out);
+  cr_expect_eq(occurrences(out, "\"name\": \"endpoint\""), 2, "%s", out);
+  cr_expect_eq(occurrences(out, "\"default\": \"100\""), 2, "%s", out);
+  cr_expect(!strstr(out, "\"name\": \"srcz\""), "%s", out);
+  free(out);
+  free(err);
+}
+
+Test(plugins, a_key_both_of_the_plugin_and_of_its_source_is_refused) {
+  install("probe_srcdup", "srcdup.so", 0755);
+  char *out, *err;
+  int rc = runner("check-config", NULL, NULL, &out, &err);
+  cr_expect_eq(rc, 1);
+  cr_expect(strstr(err, "plugin srcdup declares \"budget_per_minute\" both "
+                        "as its own option and as an option of source "
+                        "\"dupsrc\""),
+            "%s", err);
+  free(out);
+  free(err);
 }
 
 Test(plugins, check_config_names_file_and_line_and_exits_1) {

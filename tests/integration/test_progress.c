@@ -34,10 +34,10 @@ static void setup(void) {
   h.no_sanitizer_report = true;
   msp = rt_nj_int(&h, "INSERT INTO organization (name, kind) VALUES"
                       " ('Acme MSP', 'MSP') RETURNING id");
-  rt_nj_write_conf(&h, "warning", "eu",
-                   "rate_per_minute = 100000\nrate_per_hour = 1000000\n",
-                   "ninjaone-mapping", "ninjaone-assets", "ninjaone-evidence",
-                   NULL);
+  rt_nj_write_conf_source(&h, "warning", "eu",
+                          "rate_per_minute = 100000\nrate_per_hour = 1000000\n",
+                          "", "ninjaone-mapping", "ninjaone-assets",
+                          "ninjaone-evidence", NULL);
   rt_nj_connect(&h, msp, "boundary-eu-client");
 }
 

@@ -2,7 +2,8 @@
  * ABI minor, wrong ABI major, short descriptor, missing entry, failing
  * create(), two versions of the same plugin for reload, and the element
  * layouts of option schemas and rate windows: those of ABI 1.0/1.1 (no
- * struct_size), this header's, and a larger one from a future minor. */
+ * struct_size), this header's, and a larger one from a future minor; and
+ * plugins of one device source, with equal or differing source schemas. */
 #include <regentra/plugin.h>
 #include <stdio.h>
 
@@ -89,6 +90,26 @@ static const probe_option_t plugin_options[] = {
            .help = "declare a request budget on create (0 = none)"),
     END,
 };
+
+#ifdef PROBE_SOURCE
+/* The connection of a device source (ABI 1.5): PROBE_SOURCE_ODD declares
+ * another default, which the host refuses beside the usual schema. */
+static const probe_option_t source_options[] = {
+    OPTION(.name = "endpoint", .type = RN_OPT_URL, .help = "the API host"),
+#if defined(PROBE_SOURCE_ODD)
+    OPTION(.name = "page_size", .type = RN_OPT_INT, .default_value = "50",
+           .min = 1, .max = 1000, .help = "rows per page"),
+#elif defined(PROBE_SOURCE_OVERLAP)
+    /* also a key of the plugin's own section */
+    OPTION(.name = "budget_per_minute", .type = RN_OPT_INT,
+           .default_value = "0", .min = 0, .max = 100000, .help = "budget"),
+#else
+    OPTION(.name = "page_size", .type = RN_OPT_INT, .default_value = "100",
+           .min = 1, .max = 1000, .help = "rows per page"),
+#endif
+    END,
+};
+#endif
 
 static const rn_host_t *host;
 
@@ -181,6 +202,10 @@ static const rn_plugin_t descriptor = {
     .name = PROBE_NAME,
     .version = PROBE_VERSION,
     .options = AS_OPTIONS(plugin_options),
+#ifdef PROBE_SOURCE
+    .source = PROBE_SOURCE,
+    .source_options = AS_OPTIONS(source_options),
+#endif
     .create = probe_create,
     .destroy = probe_destroy,
     .jobs = jobs,

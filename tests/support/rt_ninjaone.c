@@ -91,27 +91,45 @@ static void conf_add(char *text, size_t cap, size_t *used, const char *fmt,
   *used += (size_t)n;
 }
 
-void rt_nj_write_conf(const rt_nj_t *h, const char *log_level,
-                      const char *regions, const char *extra, ...) {
+static void write_conf(const rt_nj_t *h, const char *log_level,
+                       const char *regions, const char *source_extra,
+                       const char *extra, va_list plugins) {
   char text[4096];
   size_t used = 0;
   conf_add(text, sizeof text, &used,
            "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
            "master_key_file = %s\nlog_level = %s\n",
            RT_PLUGIN_DIR, h->dir, h->key_file, log_level);
-  va_list ap;
-  va_start(ap, extra);
-  for (const char *plugin; (plugin = va_arg(ap, const char *));) {
-    conf_add(text, sizeof text, &used, "\n[plugin \"%s\"]\n", plugin);
-    char words[64];
-    snprintf(words, sizeof words, "%s", regions);
-    for (char *r = strtok(words, " "); r; r = strtok(NULL, " "))
-      conf_add(text, sizeof text, &used,
-               "base_url_%s = http://127.0.0.1:%d/%s\n", r, h->sim.port, r);
-  }
-  va_end(ap);
+  /* One connection profile, read by every NinjaOne plugin. */
+  conf_add(text, sizeof text, &used, "\n[source \"ninjaone\"]\n");
+  char words[64];
+  snprintf(words, sizeof words, "%s", regions);
+  for (char *r = strtok(words, " "); r; r = strtok(NULL, " "))
+    conf_add(text, sizeof text, &used, "base_url_%s = http://127.0.0.1:%d/%s\n",
+             r, h->sim.port, r);
+  conf_add(text, sizeof text, &used, "%s", source_extra);
+  for (const char *plugin; (plugin = va_arg(plugins, const char *));)
+    conf_add(text, sizeof text, &used, "\n[plugin \"%s\"]\nenabled = true\n",
+             plugin);
   conf_add(text, sizeof text, &used, "%s", extra);
   rt_write_file(h->conf, text, 0644);
+}
+
+void rt_nj_write_conf(const rt_nj_t *h, const char *log_level,
+                      const char *regions, const char *extra, ...) {
+  va_list ap;
+  va_start(ap, extra);
+  write_conf(h, log_level, regions, "", extra, ap);
+  va_end(ap);
+}
+
+void rt_nj_write_conf_source(const rt_nj_t *h, const char *log_level,
+                             const char *regions, const char *source_extra,
+                             const char *extra, ...) {
+  va_list ap;
+  va_start(ap, extra);
+  write_conf(h, log_level, regions, source_extra, extra, ap);
+  va_end(ap);
 }
 
 int rt_nj_run(const rt_nj_t *h, char **out, char **err, const char *stdin_text,

@@ -51,12 +51,17 @@ void rt_nj_setup(rt_nj_t *h, const char *tag, const char *secret,
 /* Stops the simulator and removes the temp dir. */
 void rt_nj_teardown(rt_nj_t *h);
 
-/* Writes h->conf: the [runner] section, then a section for each plugin
- * (NULL-terminated list) with base_url_<region> for each of regions
- * ("eu us") pointing at the simulator. extra goes last, so it belongs to
- * the last plugin's section. */
+/* Writes h->conf: the [runner] section, the [source "ninjaone"] section
+ * with base_url_<region> for each of regions ("eu us") pointing at the
+ * simulator, then a section for each plugin (NULL-terminated list). extra
+ * goes last, so it belongs to the last plugin's section. */
 void rt_nj_write_conf(const rt_nj_t *h, const char *log_level,
                       const char *regions, const char *extra, ...);
+/* The same with source_extra appended to the [source "ninjaone"] section
+ * (rate_per_minute, ca_file, ...). */
+void rt_nj_write_conf_source(const rt_nj_t *h, const char *log_level,
+                             const char *regions, const char *source_extra,
+                             const char *extra, ...);
 
 /* Runs `regentra-runner ninjaone ARGS... -c conf --json` (ARGS
  * NULL-terminated) with the database and h->env in its environment;

@@ -83,7 +83,7 @@ static char *all_errors(rn__config_t *c) {
 typedef struct bad_case_s {
   char name[48];
   char text[256];
-  char expected[160]; /* appended to "<file>:" */
+  char expected[256]; /* appended to "<file>:" */
   bool disables_plugin; /* a bad [plugin] section refuses the plugin */
 } bad_case_t;
 
@@ -177,6 +177,38 @@ ParameterizedTestParameters(config, bad_input_names_file_and_line) {
       {"c1 control in a key",
        "[job \"a\"]\nplugin = hello\njob = greet\nk\xc2\x9b" "31m = x\n",
        ":4: unknown key \"k\\xC2\\x9B31m\"", false},
+      /* [source "name"]: one connection profile per source, checked
+       * against the schema its plugins declare. */
+      {"unquoted source name", "[source ninjaone]\nca_file = /x\n",
+       ":1: section name must be quoted", false},
+      {"duplicate source section",
+       "[source \"ninjaone\"]\nca_file = /x\n[source \"ninjaone\"]\n"
+       "ca_file = /y\n",
+       ":3: duplicate [source \"ninjaone\"] (first at {file}:1)", false},
+      {"duplicate key in a source", "[source \"ninjaone\"]\nca_file = /x\n"
+       "ca_file = /y\n",
+       ":3: duplicate key \"ca_file\" (first at line 2)", false},
+      {"empty source section", "[source \"ninjaone\"]\n",
+       ":1: empty section [source \"ninjaone\"]: it has no keys", false},
+      {"unknown source key", "[source \"ninjaone\"]\ncolour = red\n",
+       ":2: unknown key \"colour\"", false},
+      {"bad source value", "[source \"ninjaone\"]\nbase_url_eu = ftp://x\n",
+       ":2: base_url_eu = \"ftp://x\": expected an http:// or https:// URL",
+       false},
+      {"source no plugin declares", "[source \"nosuch\"]\nca_file = /x\n",
+       ":1: [source \"nosuch\"]: no enabled plugin in", false},
+      {"source key in a plugin section",
+       "[plugin \"ninjaone-assets\"]\nbase_url_eu = http://127.0.0.1:1/eu\n",
+       ":2: key \"base_url_eu\" belongs to the connection of source "
+       "\"ninjaone\", shared by all its plugins: move this line from "
+       "[plugin \"ninjaone-assets\"] into a [source \"ninjaone\"] section",
+       false},
+      {"key in both source and plugin",
+       "[source \"ninjaone\"]\nbase_url_eu = http://127.0.0.1:1/eu\n\n"
+       "[plugin \"ninjaone-assets\"]\nbase_url_eu = http://127.0.0.1:2/eu\n",
+       ":5: key \"base_url_eu\" is set both here and in [source \"ninjaone\"] "
+       "({file}:2); remove it from [plugin \"ninjaone-assets\"]",
+       false},
       {"text after a section header",
        "[job \"a\"] plugin = hello\nplugin = hello\njob = greet\n",
        ":1: syntax error: \"plugin = hello\" after [job \"a\"]", false},
@@ -218,6 +250,42 @@ ParameterizedTest(bad_case_t *c, config, bad_input_names_file_and_line,
     rn__gen_job_t *bad = rn__generation_job(gen, "a");
     cr_expect(!bad || !bad->valid, "%s: the bad job would run", c->name);
   }
+  unload(&l);
+}
+
+/* Every plugin of a source reads the one [source] section as its own
+ * options, beside the keys of its [plugin] section. */
+Test(config, every_plugin_of_a_source_reads_its_source_section,
+     .init = setup, .fini = teardown, .timeout = 20) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/20-ninjaone.conf", confd);
+  rt_write_file(path,
+                "[source \"ninjaone\"]\nbase_url_eu = http://127.0.0.1:9/eu\n"
+                "rate_per_minute = 7\n\n"
+                "[plugin \"ninjaone-assets\"]\nconcurrency = 3\n",
+                0644);
+  loaded_t l;
+  rn__generation_t *gen = load(&l);
+  cr_expect_eq(gen->config->nerrors, 0, "%s", all_errors(gen->config));
+  const rn_host_t *host = rn__host();
+  static const char *const names[] = {"ninjaone-mapping", "ninjaone-assets",
+                                      "ninjaone-evidence"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    rn__plugin_t *plugin = rn__generation_plugin(gen, names[i]);
+    cr_assert(plugin, "%s is not loaded", names[i]);
+    cr_expect_str_eq(plugin->source, "ninjaone");
+    const char *url = host->config_str(&plugin->config, "base_url_eu");
+    cr_expect(url && strcmp(url, "http://127.0.0.1:9/eu") == 0,
+              "%s: base_url_eu = %s", names[i], url ? url : "(null)");
+    cr_expect_eq(host->config_int(&plugin->config, "rate_per_minute"), 7,
+                 "%s", names[i]);
+    /* Unset keys keep the schema's default. */
+    cr_expect_eq(host->config_int(&plugin->config, "rate_per_hour"), 1500,
+                 "%s", names[i]);
+    cr_expect_null(host->config_str(&plugin->config, "base_url_us"));
+  }
+  rn__plugin_t *assets = rn__generation_plugin(gen, "ninjaone-assets");
+  cr_expect_eq(host->config_int(&assets->config, "concurrency"), 3);
   unload(&l);
 }
 

@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define RN_ABI_MAJOR 1
-#define RN_ABI_MINOR 4
+#define RN_ABI_MINOR 5
 #define RN_ABI_VERSION (((uint32_t)RN_ABI_MAJOR << 16) | (uint32_t)RN_ABI_MINOR)
 #define RN_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define RN_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -202,7 +202,16 @@ typedef struct rn_plugin_s {
   void (*destroy)(rn_ctx_t *ctx, void *state);
   const rn_job_def_t *const *jobs; /* NULL-terminated */
   const char *command_group;     /* CLI group for job commands; NULL = none */
-  /* ABI 1.3+: append below this line only. */
+  /* ABI 1.5. The device source this plugin talks to ([a-z0-9_-]+, e.g.
+   * "ninjaone"); NULL = none. Every plugin naming a source shares one
+   * [source "name"] section, validated once against source_options, which
+   * every plugin of the source must declare identically (else the later
+   * ones are refused). Its values reach create()'s config like the
+   * plugin's own options; a key of source_options may not appear in a
+   * [plugin] section. */
+  const char *source;
+  const rn_option_t *source_options; /* keys of [source "name"]; NULL = none */
+  /* ABI 1.5+: append below this line only. */
 } rn_plugin_t;
 
 /* ------------------------------------------------------------- services */
@@ -423,7 +432,8 @@ typedef struct rn_host_s {
    * a customer device identifier. */
   void (*progress)(rn_job_t *job, const rn_progress_t *progress);
   /* ABI 1.4: no new slots; rn_option_t and rn_rate_window_t elements start
-   * with struct_size. ABI 1.5+: append below this line only. */
+   * with struct_size. ABI 1.5: no new slots; rn_plugin_t gains source and
+   * source_options. ABI 1.6+: append below this line only. */
 } rn_host_t;
 
 /* True when `host` is new enough to have slot `fn` and provides it. */

@@ -78,10 +78,14 @@ typedef struct nj_client_opts_s {
 
 /* ------------------------------------------------- plugin settings */
 
-/* The [plugin] options every NinjaOne plugin accepts: where each region's
- * API lives (tests, proxies, white-label hosts), an extra CA, and the
- * request budget of a credential. Put NJ_CONNECTION_OPTIONS first in the
- * plugin's option array. */
+/* The source every NinjaOne plugin declares (rn_plugin_t.source). */
+#define NJ_SOURCE "ninjaone"
+
+/* The keys of the one [source "ninjaone"] section all NinjaOne plugins
+ * read: where each region's API lives (tests, proxies, white-label hosts),
+ * an extra CA, and the request budget of a credential. Every NinjaOne
+ * plugin declares exactly these as its source_options (the host refuses
+ * plugins of one source whose schemas differ). */
 #define NJ_CONNECTION_OPTIONS                                                  \
   RN_OPTION(.name = "base_url_us", .type = RN_OPT_URL,                         \
             .help = "replaces https://app.ninjarmm.com (proxies, white-label " \
@@ -110,7 +114,8 @@ typedef struct nj_connection_s {
   uint32_t rate_per_minute, rate_per_hour;
 } nj_connection_t;
 
-/* Reads the NJ_CONNECTION_OPTIONS of a plugin's validated config; strings
+/* Reads the NJ_CONNECTION_OPTIONS of a plugin's validated config (the host
+ * merges the [source "ninjaone"] values into it); strings
  * are borrowed from the host for the life of the load. */
 void nj_connection_read(const rn_host_t *host, const rn_config_t *config,
                         nj_connection_t *out);
