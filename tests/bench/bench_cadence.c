@@ -172,13 +172,11 @@ int main(int argc, char **argv) {
                    "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
                    "master_key_file = %s\nlog_level = warning\n",
                    RT_PLUGIN_DIR, dir, path);
-  const char *plugins[] = {"ninjaone-assets", "ninjaone-evidence",
-                           "ninjaone-mapping"};
-  for (int i = 0; i < 3; i++)
-    n += snprintf(text + n, sizeof text - (size_t)n,
-                  "\n[plugin \"%s\"]\nbase_url_eu = http://127.0.0.1:%d/eu\n"
-                  "rate_per_minute = %ld\nrate_per_hour = %ld\n",
-                  plugins[i], sim.port, per_minute, per_hour);
+  /* One connection profile that every NinjaOne plugin reads. */
+  n += snprintf(text + n, sizeof text - (size_t)n,
+                "\n[source \"ninjaone\"]\nbase_url_eu = http://127.0.0.1:%d/eu\n"
+                "rate_per_minute = %ld\nrate_per_hour = %ld\n",
+                sim.port, per_minute, per_hour);
   snprintf(text + n, sizeof text - (size_t)n,
            "\n[database]\nurl = %s\nmigrations_dir = %s\n"
            "poll_interval = 200ms\n",

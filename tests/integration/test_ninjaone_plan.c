@@ -214,8 +214,9 @@ static int check_config(const char *confd, bool with_db, char **out) {
 
 Test(ninjaone_plan, check_config_warns_when_the_enabled_schedules_do_not_fit) {
   three_customers();
-  rt_nj_write_conf(&h, "warning", "eu", SMALL_BUDGET, "ninjaone-assets",
-                   "ninjaone-evidence", "ninjaone-mapping", NULL);
+  rt_nj_write_conf_source(&h, "warning", "eu", SMALL_BUDGET, "",
+                          "ninjaone-assets", "ninjaone-evidence",
+                          "ninjaone-mapping", NULL);
   char *out = NULL;
   int rc = check_config(write_confd(true), true, &out);
   /* A warning, not a configuration error. */
@@ -243,8 +244,9 @@ Test(ninjaone_plan, check_config_warns_when_the_enabled_schedules_do_not_fit) {
 }
 
 Test(ninjaone_plan, check_config_says_the_budget_check_was_skipped_without_db) {
-  rt_nj_write_conf(&h, "warning", "eu", SMALL_BUDGET, "ninjaone-assets",
-                   "ninjaone-evidence", "ninjaone-mapping", NULL);
+  rt_nj_write_conf_source(&h, "warning", "eu", SMALL_BUDGET, "",
+                          "ninjaone-assets", "ninjaone-evidence",
+                          "ninjaone-mapping", NULL);
   char *out = NULL;
   int rc = check_config(write_confd(true), false, &out);
   cr_expect_eq(rc, 0, "%s", out);
@@ -270,8 +272,8 @@ Test(ninjaone_plan, status_warns_when_the_shipped_cadences_do_not_fit) {
   json_t *j = NULL;
   for (int round = 0; round < 2; round++) {
     /* NinjaOne's own budget first, then 8 an hour. */
-    rt_nj_write_conf(&h, "warning", "eu", round ? SMALL_BUDGET : "",
-                     "ninjaone-mapping", NULL);
+    rt_nj_write_conf_source(&h, "warning", "eu", round ? SMALL_BUDGET : "", "",
+                            "ninjaone-mapping", NULL);
     char *out, *err;
     int rc = rt_nj_run(&h, &out, &err, NULL, "status", "--msp-org",
                        rt_nj_id(msp), NULL);
@@ -331,13 +333,12 @@ static void write_cadence_conf(void) {
                    "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
                    "master_key_file = %s\nlog_level = warning\n",
                    RT_PLUGIN_DIR, h.dir, h.key_file);
-  const char *plugins[] = {"ninjaone-assets", "ninjaone-evidence",
-                           "ninjaone-mapping"};
-  for (int i = 0; i < 3; i++)
-    n += snprintf(text + n, sizeof text - (size_t)n,
-                  "\n[plugin \"%s\"]\nbase_url_eu = http://127.0.0.1:%d/eu\n"
-                  "rate_per_minute = %d\nrate_per_hour = 1500\n",
-                  plugins[i], h.sim.port, CAD_PER_MINUTE);
+  /* One connection profile that every NinjaOne plugin reads. */
+  n +=
+      snprintf(text + n, sizeof text - (size_t)n,
+               "\n[source \"ninjaone\"]\nbase_url_eu = http://127.0.0.1:%d/eu\n"
+               "rate_per_minute = %d\nrate_per_hour = 1500\n",
+               h.sim.port, CAD_PER_MINUTE);
   n += snprintf(text + n, sizeof text - (size_t)n,
                 "\n[database]\nurl = %s\nmigrations_dir = %s\n"
                 "poll_interval = 200ms\n",
