@@ -47,16 +47,21 @@ for s in postinst prerm postrm; do
   sh -n "$ctrl/DEBIAN/$s" || fail "$s does not parse"
 done
 
-# The unit: valid, and its exposure as systemd rates it.
+# The unit: valid (its commands pointed at the unpacked binary), and its
+# exposure as systemd rates it.
 dpkg-deb -x "$deb" "$ctrl/root"
 unit=$ctrl/root/lib/systemd/system/regentra-runner.service
-if command -v systemd-analyze >/dev/null; then
-  exposure=$(systemd-analyze security --offline=true "$unit" 2>/dev/null |
-             sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
-  echo "systemd-analyze security: exposure $exposure"
-  awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }' ||
-    fail "exposure ${exposure:-unknown} is above 2.5"
-fi
+command -v systemd-analyze >/dev/null || fail "systemd-analyze is not installed"
+sed "s|/usr/bin/regentra-runner|$ctrl/root/usr/bin/regentra-runner|g" "$unit" \
+  >"$ctrl/regentra-runner.service"
+systemd-analyze verify --man=no --recursive-errors=no \
+  "$ctrl/regentra-runner.service" || fail "systemd-analyze verify refuses the unit"
+echo "systemd-analyze verify: ok"
+exposure=$(systemd-analyze security --offline=true "$unit" 2>/dev/null |
+           sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+echo "systemd-analyze security: exposure $exposure"
+awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.5) }' ||
+  fail "exposure ${exposure:-unknown} is above 2.5"
 
 # The packaged binary with its installed defaults (paths rewritten into the
 # unpacked tree): the default config checks clean.

@@ -13,7 +13,7 @@ packages=(build-essential cmake pkg-config git ca-certificates openssl curl
           libuv1-dev libcurl4-openssl-dev libjansson-dev libpq-dev
           libsodium-dev libcriterion-dev libmicrohttpd-dev
           postgresql postgresql-contrib valgrind clang libclang-rt-14-dev
-          libsystemd-dev systemd chromium)
+          libsystemd-dev systemd procps chromium)
 
 say() { printf '\n== %s\n' "$*"; }
 
