@@ -67,7 +67,7 @@ check_sdk_out_of_tree() {
     sh -c 'cc -std=c11 -O2 -Wall -Wextra -Werror -fsanitize=address,undefined \
       $(pkg-config --cflags regentra-sdk) -o "$1" "$2" \
       $(pkg-config --libs regentra-sdk)' sh "$work/intune-assets.so" \
-    "$root/plugins/intune-assets/intune.c"
+    "$root/sources/intune/intune.c"
   # The device-source template, with its own Makefile (sanitizers as above).
   cp "$root/sdk/examples/device-source/device_source.c" \
     "$root/sdk/examples/device-source/Makefile" "$work/"

@@ -11,13 +11,12 @@
 #include "assets.h"
 #include "ninjaone/explain.h"
 
-#define REGIONS "us|us2|eu|ca|oc"
-
 static const rn_option_t sync_params[] = {
     RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
               .help =
                   "only this MSP organization (default: every connected one)"),
-    RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
+    RN_OPTION(.name = "region", .type = RN_OPT_ENUM,
+              .choices = NJ_REGION_CHOICES,
               .help = "only the credential of this region"),
     RN_OPTION(.name = "mapping", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
               .help =
@@ -29,7 +28,9 @@ static void pump(run_t *run);
 static void maybe_complete(run_t *run);
 static void unit_walk_next(unit_t *u);
 
-static run_t *run_of(const cred_t *cred) { return cred->msp->run; }
+static run_t *run_of(const cred_t *cred) {
+  return cred->msp->run;
+}
 
 static void set_error(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -114,8 +115,8 @@ static json_t *mapping_json(const mapping_t *m) {
                       json_string(nj_region_name(m->cred->region)));
   json_object_set_new(j, "external_org_id", json_string(m->external_org_id));
   json_object_set_new(j, "company_id", json_integer(m->company_id));
-  json_object_set_new(j, "status", json_string(m->status < 0 ? "failed"
-                                                             : "ok"));
+  json_object_set_new(j, "status",
+                      json_string(m->status < 0 ? "failed" : "ok"));
   if (m->status < 0)
     json_object_set_new(j, "error", json_string(m->error));
   json_object_set_new(j, "truncated", json_boolean(m->truncated));
@@ -123,9 +124,9 @@ static json_t *mapping_json(const mapping_t *m) {
   json_object_set_new(j, "pages", json_integer(m->pages));
   json_object_set_new(j, "skipped_not_approved",
                       json_integer((json_int_t)m->skipped));
-  json_object_set_new(j, "retirement",
-                      json_string(m->retirement ? m->retirement
-                                                : "skipped: not written"));
+  json_object_set_new(
+      j, "retirement",
+      json_string(m->retirement ? m->retirement : "skipped: not written"));
   return j;
 }
 
@@ -169,11 +170,10 @@ static int msp_build(msp_t *msp) {
     size_t cfailed;
     const char *status = cred_status(cred, &cfailed);
     failed += cfailed;
-    json_t *cj = json_pack("{s:s, s:s, s:I, s:I, s:b}", "region",
-                           nj_region_name(cred->region), "status", status,
-                           "mappings", (json_int_t)json_array_size(cmaps),
-                           "failed", (json_int_t)cfailed, "truncatedAny",
-                           ctrunc);
+    json_t *cj = json_pack(
+        "{s:s, s:s, s:I, s:I, s:b}", "region", nj_region_name(cred->region),
+        "status", status, "mappings", (json_int_t)json_array_size(cmaps),
+        "failed", (json_int_t)cfailed, "truncatedAny", ctrunc);
     if (cred->status < 0)
       json_object_set_new(cj, "error", json_string(cred->error));
     json_object_set_new(cj, "accounting", nj_client_stats_json(&cst));
@@ -189,17 +189,15 @@ static int msp_build(msp_t *msp) {
     json_array_extend(mappings, cmaps);
     json_decref(cmaps);
     json_array_append_new(creds, cj);
-    json_array_append_new(regions,
-                          json_string(nj_region_name(cred->region)));
+    json_array_append_new(regions, json_string(nj_region_name(cred->region)));
     add_counts(&total, &ctotal);
     truncated_any |= ctrunc;
   }
   msp->details = json_pack(
       "{s:s, s:o, s:o, s:o, s:o, s:I, s:b, s:I}", "scope",
-      run->param_mapping ? "mapping" : "all", "regions", regions,
-      "credentials", creds, "mappings", mappings, "totals",
-      counts_json(&total), "failed", (json_int_t)failed, "truncatedAny",
-      truncated_any, "max_devices_per_org",
+      run->param_mapping ? "mapping" : "all", "regions", regions, "credentials",
+      creds, "mappings", mappings, "totals", counts_json(&total), "failed",
+      (json_int_t)failed, "truncatedAny", truncated_any, "max_devices_per_org",
       (json_int_t)run->state->max_devices_per_org);
   if (msp->details)
     json_object_set_new(msp->details, "accounting",
@@ -207,10 +205,9 @@ static int msp_build(msp_t *msp) {
   if (msp->details && run->param_mapping)
     json_object_set_new(msp->details, "mapping_id",
                         json_integer(run->param_mapping));
-  msp->audit_text = msp->details
-                        ? json_dumps(msp->details,
-                                     JSON_COMPACT | JSON_SORT_KEYS)
-                        : NULL;
+  msp->audit_text =
+      msp->details ? json_dumps(msp->details, JSON_COMPACT | JSON_SORT_KEYS)
+                   : NULL;
   for (size_t i = 0; i < msp->n_creds; i++)
     if (!msp->creds[i]->run_text)
       return RN_ENOMEM;
@@ -293,8 +290,7 @@ static int unit_tx(rn_db_tx_t *tx, void *data) {
     total += m->devices.count;
     /* A company of several organizations retires once, over their union. */
     rc = rn_assets_sync(&ds, msp, company, PROVIDER, m->devices.assets,
-                        m->devices.count, single && !blocker, NULL,
-                        &m->counts);
+                        m->devices.count, single && !blocker, NULL, &m->counts);
     m->retirement = blocker ? blocker : "done";
   }
   if (rc == 0 && !single && !blocker && first) {
@@ -346,8 +342,7 @@ static void unit_tx_done(rn_ctx_t *ctx, int status, void *data) {
                 "asset sync of mapping %lld (MSP organization %lld, region "
                 "%s, organization %s): nothing written: %s",
                 (long long)m->id, (long long)u->cred->msp->msp_org_id,
-                nj_region_name(u->cred->region), m->external_org_id,
-                m->error);
+                nj_region_name(u->cred->region), m->external_org_id, m->error);
   }
   unit_finish(u);
   pump(run);
@@ -449,12 +444,11 @@ static void unit_walk_next(unit_t *u) {
     char df[96];
     snprintf(df, sizeof df, "org = %lld AND status eq APPROVED",
              (long long)m->org_id);
-    nj_walk_opts_t opts = {.endpoint = NJ_EP_DEVICES_DETAILED,
-                           .df = df,
-                           .pages_on_worker = true};
+    nj_walk_opts_t opts = {
+        .endpoint = NJ_EP_DEVICES_DETAILED, .df = df, .pages_on_worker = true};
     run->outstanding++;
-    int rc = nj_walk_start(u->cred->client, &opts, on_page, on_walked, m,
-                           &m->walk);
+    int rc =
+        nj_walk_start(u->cred->client, &opts, on_page, on_walked, m, &m->walk);
     if (rc == 0)
       return;
     run->outstanding--;
@@ -521,9 +515,9 @@ static int cred_open(run_t *run, cred_t *cred) {
   }
   char *plain = NULL;
   size_t len = 0;
-  int rc = cred->sealed ? host->secret_open(run->ctx, cred->sealed, &plain,
-                                            &len)
-                        : RN_ECRYPTO;
+  int rc = cred->sealed
+               ? host->secret_open(run->ctx, cred->sealed, &plain, &len)
+               : RN_ECRYPTO;
   host->free(cred->sealed);
   cred->sealed = NULL;
   if (rc < 0) {
@@ -547,8 +541,8 @@ static int cred_open(run_t *run, cred_t *cred) {
 }
 
 static void start_credentials(run_t *run) {
-  run->queue = host->calloc(run->n_units ? run->n_units : 1,
-                            sizeof *run->queue);
+  run->queue =
+      host->calloc(run->n_units ? run->n_units : 1, sizeof *run->queue);
   if (!run->queue) {
     run->status = RN_ENOMEM;
     snprintf(run->error, sizeof run->error, "out of memory");
@@ -617,20 +611,21 @@ static void say(text_t *t, const char *fmt, ...) {
 }
 
 static void say_mapping(text_t *t, const mapping_t *m) {
-  say(t, "\n  MSP organization %lld, %s organization %s -> company %lld "
-         "(mapping %lld): ",
+  say(t,
+      "\n  MSP organization %lld, %s organization %s -> company %lld "
+      "(mapping %lld): ",
       (long long)m->cred->msp->msp_org_id, nj_region_name(m->cred->region),
       m->external_org_id, (long long)m->company_id, (long long)m->id);
   if (m->status < 0)
     say(t, "FAILED: %s", m->error);
   else
-    say(t, "%lld seen, %lld created, %lld updated, %lld retired, %lld "
-           "deduped%s",
+    say(t,
+        "%lld seen, %lld created, %lld updated, %lld retired, %lld "
+        "deduped%s",
         (long long)m->counts.seen, (long long)m->counts.created,
         (long long)m->counts.updated, (long long)m->counts.retired,
         (long long)m->counts.deduped,
-        m->truncated ? " (truncated at the device cap: nothing retired)"
-                     : "");
+        m->truncated ? " (truncated at the device cap: nothing retired)" : "");
 }
 
 static void complete(run_t *run) {
@@ -662,13 +657,15 @@ static void complete(run_t *run) {
   if (t && run->status < 0)
     say(t, "%s", run->error);
   else if (t && run->n_creds == 0)
-    say(t, "NinjaOne asset sync: nothing to sync, no connected NinjaOne "
-           "credential%s",
+    say(t,
+        "NinjaOne asset sync: nothing to sync, no connected NinjaOne "
+        "credential%s",
         run->has_region ? " in that region" : "");
   else if (t)
-    say(t, "NinjaOne asset sync%s: %zu mapping(s) of %zu MSP "
-           "organization(s), %zu failed; %lld device(s) seen, %lld created, "
-           "%lld updated, %lld retired, %lld deduped%s",
+    say(t,
+        "NinjaOne asset sync%s: %zu mapping(s) of %zu MSP "
+        "organization(s), %zu failed; %lld device(s) seen, %lld created, "
+        "%lld updated, %lld retired, %lld deduped%s",
         run->cancelled ? " (cancelled)" : "", run->n_mappings, run->n_msps,
         failed, (long long)total.seen, (long long)total.created,
         (long long)total.updated, (long long)total.retired,
@@ -699,10 +696,10 @@ static void complete(run_t *run) {
       say(t, "\n  MSP organization %lld: audit row not written: %s",
           (long long)msp->msp_org_id, msp->error);
   }
-  json_t *result = json_pack(
-      "{s:o, s:I, s:I, s:o, s:b}", "msp_orgs", msps, "mappings",
-      (json_int_t)run->n_mappings, "failed", (json_int_t)failed, "totals",
-      counts_json(&total), "truncatedAny", truncated_any);
+  json_t *result =
+      json_pack("{s:o, s:I, s:I, s:o, s:b}", "msp_orgs", msps, "mappings",
+                (json_int_t)run->n_mappings, "failed", (json_int_t)failed,
+                "totals", counts_json(&total), "truncatedAny", truncated_any);
   if (result && status < 0) {
     /* {error: code, message, hint}; the runner's CLI puts the whole text
      * in message. */
@@ -712,8 +709,8 @@ static void complete(run_t *run) {
       json_object_set_new(result, "error", json_string(code));
     json_object_set_new(result, "message",
                         json_string(run->error[0] ? run->error
-                                    : t       ? t->buf
-                                              : "failed"));
+                                    : t           ? t->buf
+                                                  : "failed"));
     if (hint)
       json_object_set_new(result, "hint", json_string(hint));
   }

@@ -6,8 +6,6 @@
 
 #include "mapping.h"
 
-#define REGIONS "us|us2|eu|ca|oc"
-
 static const char no_visibility[] =
     "the API client sees no organization: it was created at the system "
     "level but is not attached to any customer organization. In NinjaOne, "
@@ -34,7 +32,8 @@ static const rn_option_t credential_params[] = {
     RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
               .min = 1, .max = INT64_MAX, .help = "the MSP organization id"),
     RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .flags = RN_OPT_REQUIRED,
-              .choices = REGIONS, .help = "the NinjaOne region you sign in to"),
+              .choices = NJ_REGION_CHOICES,
+              .help = "the NinjaOne region you sign in to"),
     RN_OPTION(.name = "client_id", .type = RN_OPT_STRING,
               .flags = RN_OPT_REQUIRED,
               .help = "Administration > Apps > API > Client App IDs"),
@@ -70,7 +69,8 @@ static bool discovery_usable(op_t *op) {
   json_object_set_new(op->result, "granted_scope",
                       json_string(scope ? scope : ""));
   /* We ask for monitoring only; report anything wider NinjaOne grants. */
-  bool wider = scope && (strstr(scope, "management") || strstr(scope, "control"));
+  bool wider =
+      scope && (strstr(scope, "management") || strstr(scope, "control"));
   json_object_set_new(op->result, "scope_wider_than_requested",
                       json_boolean(wider));
   return true;
@@ -80,16 +80,16 @@ static void test_discovered(op_t *op) {
   if (!discovery_usable(op))
     return;
   json_object_set_new(op->result, "saved", json_false());
-  snprintf(op->summary, sizeof op->summary,
-           "connection ok: region %s (%s), %zu organization(s) visible%s, "
-           "granted scope \"%s\"%s; nothing was saved",
-           nj_region_name(op->region), host_of(op), json_array_size(op->orgs),
-           op->walk.truncated ? " (list truncated at the cap)" : "",
-           json_string_value(json_object_get(op->result, "granted_scope")),
-           json_is_true(json_object_get(op->result,
-                                        "scope_wider_than_requested"))
-               ? "; warning: wider than the monitoring scope requested"
-               : "");
+  snprintf(
+      op->summary, sizeof op->summary,
+      "connection ok: region %s (%s), %zu organization(s) visible%s, "
+      "granted scope \"%s\"%s; nothing was saved",
+      nj_region_name(op->region), host_of(op), json_array_size(op->orgs),
+      op->walk.truncated ? " (list truncated at the cap)" : "",
+      json_string_value(json_object_get(op->result, "granted_scope")),
+      json_is_true(json_object_get(op->result, "scope_wider_than_requested"))
+          ? "; warning: wider than the monitoring scope requested"
+          : "");
   op_finish(op);
 }
 
@@ -108,7 +108,9 @@ static void start_discovery(op_t *op, void (*next)(op_t *op)) {
   op_discover(op, next);
 }
 
-static void test_checked(op_t *op) { start_discovery(op, test_discovered); }
+static void test_checked(op_t *op) {
+  start_discovery(op, test_discovered);
+}
 
 static int run_test(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   return op_start(ctx, state, job, test_checked);
@@ -132,13 +134,12 @@ typedef struct connect_s {
 } connect_t;
 
 static json_t *discovery_details(op_t *op, const rn_discovery_counts_t *c) {
-  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "region",
-                   nj_region_name(op->region), "organizations",
-                   (json_int_t)c->seen, "added", (json_int_t)c->added,
-                   "renamed", (json_int_t)c->renamed, "vanished",
-                   (json_int_t)c->vanished, "reappeared",
-                   (json_int_t)c->reappeared, "truncated",
-                   op->walk.truncated, "pages", (json_int_t)op->walk.pages);
+  return json_pack(
+      "{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "region",
+      nj_region_name(op->region), "organizations", (json_int_t)c->seen, "added",
+      (json_int_t)c->added, "renamed", (json_int_t)c->renamed, "vanished",
+      (json_int_t)c->vanished, "reappeared", (json_int_t)c->reappeared,
+      "truncated", op->walk.truncated, "pages", (json_int_t)op->walk.pages);
 }
 
 /* Upserts op->orgs and records the discovery (run + audit on the MSP). */
@@ -206,8 +207,7 @@ static void connect_saved(op_t *op) {
            "connected: region %s (%s); credential sealed and saved; "
            "NINJAONE_CONNECTED written to MSP organization %lld; discovery "
            "found %lld organization(s), %lld new%s",
-           nj_region_name(op->region), host_of(op),
-           (long long)op->msp_org_id,
+           nj_region_name(op->region), host_of(op), (long long)op->msp_org_id,
            (long long)json_integer_value(json_object_get(d, "organizations")),
            (long long)json_integer_value(json_object_get(d, "added")),
            op->walk.truncated ? " (truncated at the cap)" : "");
@@ -325,8 +325,7 @@ static int resolve_credential(op_t *op, rn_devsrc_t *ds, bool need_active,
   if (want_secret) {
     op->sealed = cred.sealed_secret;
     cred.sealed_secret = NULL;
-    snprintf(op->client_id_buf, sizeof op->client_id_buf, "%s",
-             cred.client_id);
+    snprintf(op->client_id_buf, sizeof op->client_id_buf, "%s", cred.client_id);
     op->client_id = op->client_id_buf;
   }
   json_object_set_new(op->result, "credential_active",
@@ -340,7 +339,8 @@ static int resolve_credential(op_t *op, rn_devsrc_t *ds, bool need_active,
 static const rn_option_t orgs_params[] = {
     RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
               .min = 1, .max = INT64_MAX, .help = "the MSP organization id"),
-    RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
+    RN_OPTION(.name = "region", .type = RN_OPT_ENUM,
+              .choices = NJ_REGION_CHOICES,
               .help = "default: the region of the saved credential"),
     RN_OPTION(.name = "refresh", .type = RN_OPT_BOOL, .default_value = "false",
               .help = "walk /v2/organizations again before listing"),
@@ -352,23 +352,37 @@ static int list_body(op_t *op, rn_devsrc_t *ds) {
   snprintf(id, sizeof id, "%lld", (long long)op->msp_org_id);
   const char *params[] = {id, nj_region_name(op->region)};
   rn_db_result_t *res;
-  int rc = host->db_tx_exec(
-      ds->tx,
-      "SELECT m.external_org_id, m.external_name, m.state,"
-      " m.portal_company_id, pc.name, m.suggested_company_id, sc.name,"
-      " m.vanished_at IS NOT NULL,"
-      /* Every company whose name matches, as of now: more than one is an
-       * ambiguity the operator resolves, never a guess. */
-      " CASE WHEN m.state = 'PENDING' THEN (SELECT json_agg(json_build_object("
-      "  'id', c.id, 'name', c.name) ORDER BY c.id) FROM portal_company c"
-      "  WHERE c.msp_org_id = m.msp_org_id AND " FOLDED_NAME("c.name") " = "
-      FOLDED_NAME("m.external_name") ") END"
-      " FROM integration_org_mapping m"
-      " LEFT JOIN portal_company pc ON pc.id = m.portal_company_id"
-      " LEFT JOIN portal_company sc ON sc.id = m.suggested_company_id"
-      " WHERE m.msp_org_id = $1 AND m.provider = 'ninjaone'"
-      " AND m.region = $2 ORDER BY lower(m.external_name), m.external_org_id",
-      2, params, &res);
+  int
+      rc =
+          host->db_tx_exec(ds->tx,
+                           "SELECT m.external_org_id, m.external_name, m.state,"
+                           " m.portal_company_id, pc.name, "
+                           "m.suggested_company_id, sc.name,"
+                           " m.vanished_at IS NOT NULL,"
+                           /* Every company whose name matches, as of now: more
+                            * than one is an ambiguity the operator resolves,
+                            * never a guess. */
+                           " CASE WHEN m.state = 'PENDING' THEN (SELECT "
+                           "json_agg(json_build_object("
+                           "  'id', c.id, 'name', c.name) ORDER BY c.id) FROM "
+                           "portal_company c"
+                           "  WHERE c.msp_org_id = m.msp_org_id "
+                           "AND " FOLDED_NAME("c.name") " = " FOLDED_NAME(
+                               "m.external_name") ") END"
+                                                  " FROM "
+                                                  "integration_org_mapping m"
+                                                  " LEFT JOIN portal_company "
+                                                  "pc ON pc.id = "
+                                                  "m.portal_company_id"
+                                                  " LEFT JOIN portal_company "
+                                                  "sc ON sc.id = "
+                                                  "m.suggested_company_id"
+                                                  " WHERE m.msp_org_id = $1 "
+                                                  "AND m.provider = 'ninjaone'"
+                                                  " AND m.region = $2 ORDER BY "
+                                                  "lower(m.external_name), "
+                                                  "m.external_org_id",
+                           2, params, &res);
   if (rc < 0) {
     snprintf(op->error, sizeof op->error, "database: %s",
              host->db_tx_error(ds->tx));
@@ -376,26 +390,25 @@ static int list_body(op_t *op, rn_devsrc_t *ds) {
   }
   json_t *list = json_array();
   for (int r = 0; r < host->db_rows(res); r++) {
-    json_t *row = json_pack("{s:s, s:s, s:s, s:b}", "external_org_id",
-                            host->db_value(res, r, 0), "name",
-                            host->db_value(res, r, 1), "state",
-                            host->db_value(res, r, 2), "vanished",
-                            strcmp(host->db_value(res, r, 7), "t") == 0);
+    json_t *row = json_pack(
+        "{s:s, s:s, s:s, s:b}", "external_org_id", host->db_value(res, r, 0),
+        "name", host->db_value(res, r, 1), "state", host->db_value(res, r, 2),
+        "vanished", strcmp(host->db_value(res, r, 7), "t") == 0);
     const char *matches_text = host->db_value(res, r, 8);
     json_t *matches = matches_text ? json_loads(matches_text, 0, NULL) : NULL;
     bool ambiguous = json_array_size(matches) > 1;
     for (int k = 0; k < 2; k++) {
       const char *cid = host->db_value(res, r, 3 + 2 * k);
-      json_t *company = cid ? json_pack("{s:I, s:s}", "id",
-                                        (json_int_t)strtoll(cid, NULL, 10),
-                                        "name",
-                                        host->db_value(res, r, 4 + 2 * k))
-                            : json_null();
+      json_t *company =
+          cid ? json_pack("{s:I, s:s}", "id",
+                          (json_int_t)strtoll(cid, NULL, 10), "name",
+                          host->db_value(res, r, 4 + 2 * k))
+              : json_null();
       if (k == 1 && matches_text) /* PENDING: the suggestion as of now */
-        company = (json_decref(company),
-                   json_array_size(matches) == 1
-                       ? json_incref(json_array_get(matches, 0))
-                       : json_null());
+        company =
+            (json_decref(company), json_array_size(matches) == 1
+                                       ? json_incref(json_array_get(matches, 0))
+                                       : json_null());
       json_object_set_new(row, k == 0 ? "company" : "suggested_company",
                           company);
     }
@@ -496,8 +509,7 @@ static void orgs_have_credential(op_t *op) {
     op_transaction(op, list_body, orgs_listed);
     return;
   }
-  int rc = host->secret_open(op->ctx, op->sealed, &op->secret,
-                             &op->secret_len);
+  int rc = host->secret_open(op->ctx, op->sealed, &op->secret, &op->secret_len);
   if (rc < 0) {
     op_fail(op, rc,
             "the saved secret cannot be opened: %s (is [runner] "
@@ -539,7 +551,8 @@ static const rn_option_t map_params[] = {
     RN_OPTION(.name = "org", .type = RN_OPT_STRING,
               .help =
                   "the NinjaOne organization id (one map, applied at once)"),
-    RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
+    RN_OPTION(.name = "region", .type = RN_OPT_ENUM,
+              .choices = NJ_REGION_CHOICES,
               .help =
                   "default: the one region the organization was discovered in"),
     RN_OPTION(.name = "use_existing", .type = RN_OPT_INT, .min = 1,
@@ -692,7 +705,9 @@ static void map_done(op_t *op) {
   op_finish(op);
 }
 
-static void map_checked(op_t *op) { op_transaction(op, map_body, map_done); }
+static void map_checked(op_t *op) {
+  op_transaction(op, map_body, map_done);
+}
 
 static int run_map(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   op_t *op = op_new(ctx, state, job);
@@ -741,7 +756,8 @@ const rn_job_def_t job_map = {
 static const rn_option_t msp_region_params[] = {
     RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
               .min = 1, .max = INT64_MAX, .help = "the MSP organization id"),
-    RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .choices = REGIONS,
+    RN_OPTION(.name = "region", .type = RN_OPT_ENUM,
+              .choices = NJ_REGION_CHOICES,
               .help = "default: the region of the saved credential"),
     {0},
 };
@@ -767,9 +783,8 @@ static int disconnect_body(op_t *op, rn_devsrc_t *ds) {
    * they had deduplicated come back */
   int64_t retired = 0, restored = 0;
   if (rc == 0)
-    rc = rn_assets_retire_source(ds, msp, PROVIDER,
-                                 "NinjaOne was disconnected", &retired,
-                                 &restored);
+    rc = rn_assets_retire_source(ds, msp, PROVIDER, "NinjaOne was disconnected",
+                                 &retired, &restored);
   if (rc < 0)
     return rc;
   /* 3. the customers whose compliance trail this affects */
@@ -811,15 +826,15 @@ static int disconnect_body(op_t *op, rn_devsrc_t *ds) {
   }
   host->db_result_free(res);
   /* 4. signals and 5. mappings are left alone on purpose. */
-  json_t *details = json_pack("{s:s, s:I, s:I, s:O}", "region", region,
-                              "assets_retired", (json_int_t)retired,
-                              "assets_restored", (json_int_t)restored,
-                              "customer_org_ids", customers);
+  json_t *details =
+      json_pack("{s:s, s:I, s:I, s:O}", "region", region, "assets_retired",
+                (json_int_t)retired, "assets_restored", (json_int_t)restored,
+                "customer_org_ids", customers);
   char *text = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(details);
   if (rc == 0)
-    rc = rn_audit_msp(ds, msp, "regentra-runner", "NINJAONE_DISCONNECTED",
-                      text);
+    rc =
+        rn_audit_msp(ds, msp, "regentra-runner", "NINJAONE_DISCONNECTED", text);
   free(text);
   json_object_set_new(op->result, "assets_retired", json_integer(retired));
   json_object_set_new(op->result, "assets_restored", json_integer(restored));
@@ -838,15 +853,16 @@ static void disconnect_done(op_t *op) {
              "%lld; nothing changed",
              nj_region_name(op->region), (long long)op->msp_org_id);
   else
-    snprintf(op->summary, sizeof op->summary,
-             "disconnected NinjaOne (%s) for MSP organization %lld: "
-             "credential zeroed and inactive, %lld asset(s) retired, "
-             "NINJAONE_DISCONNECTED written to %zu customer organization(s) "
-             "and the MSP; signals and mappings kept",
-             nj_region_name(op->region), (long long)op->msp_org_id,
-             (long long)json_integer_value(
-                 json_object_get(op->result, "assets_retired")),
-             json_array_size(json_object_get(op->result, "customers_notified")));
+    snprintf(
+        op->summary, sizeof op->summary,
+        "disconnected NinjaOne (%s) for MSP organization %lld: "
+        "credential zeroed and inactive, %lld asset(s) retired, "
+        "NINJAONE_DISCONNECTED written to %zu customer organization(s) "
+        "and the MSP; signals and mappings kept",
+        nj_region_name(op->region), (long long)op->msp_org_id,
+        (long long)json_integer_value(
+            json_object_get(op->result, "assets_retired")),
+        json_array_size(json_object_get(op->result, "customers_notified")));
   op_finish(op);
 }
 
@@ -941,11 +957,10 @@ static void status_done(op_t *op) {
     return;
   }
   json_t *creds = json_object_get(op->result, "credentials");
-  size_t used = (size_t)snprintf(op->summary, sizeof op->summary,
-                                 "NinjaOne for MSP organization %lld%s",
-                                 (long long)op->msp_org_id,
-                                 json_array_size(creds) ? ":"
-                                                        : ": not connected");
+  size_t used = (size_t)snprintf(
+      op->summary, sizeof op->summary, "NinjaOne for MSP organization %lld%s",
+      (long long)op->msp_org_id,
+      json_array_size(creds) ? ":" : ": not connected");
   size_t i;
   json_t *c;
   json_array_foreach(creds, i, c) {

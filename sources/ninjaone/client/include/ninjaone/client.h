@@ -4,8 +4,8 @@
  *
  * It uses only the host's services (http_request, work_queue, timer_start,
  * rate_configure, log, now_ms, and rate_pause where the host has it) through
- * the rn_host_t handed to the plugin, so it runs inside any plugin. Everything here runs on the loop thread
- * unless said otherwise.
+ * the rn_host_t handed to the plugin, so it runs inside any plugin. Everything
+ * here runs on the loop thread unless said otherwise.
  *
  * Ownership words as in regentra/plugin.h: new, borrowed, copied.
  */
@@ -36,6 +36,9 @@ typedef enum nj_region_e {
   NJ_REGION_COUNT
 } nj_region_t;
 
+/* The region names as an RN_OPT_ENUM choice list. */
+#define NJ_REGION_CHOICES "us|us2|eu|ca|oc"
+
 /* "us", "us2", "eu", "ca", "oc" (case-insensitive). 0 or RN_EINVAL. */
 int nj_region_parse(const char *name, nj_region_t *out);
 const char *nj_region_name(nj_region_t region); /* "eu" */
@@ -50,8 +53,8 @@ typedef struct nj_client_opts_s {
   /* Replaces https://<region host> (tests, proxies, white-label hosts),
    * e.g. "http://127.0.0.1:8080/eu"; no trailing slash needed. Copied. */
   const char *base_url;
-  const char *ca_file;        /* extra trust anchor; copied; NULL = none */
-  const char *client_id;      /* copied */
+  const char *ca_file;   /* extra trust anchor; copied; NULL = none */
+  const char *client_id; /* copied */
   /* The client secret: copied, held only while the client lives, wiped
    * with sodium_memzero when it is freed. Never logged. */
   const char *client_secret;
@@ -60,14 +63,14 @@ typedef struct nj_client_opts_s {
    * job that uses them: 0 = 200 a minute, 1,500 an hour. */
   uint32_t rate_per_minute;
   uint32_t rate_per_hour;
-  bool rate_limit_off;        /* no budget (benchmarks); pauses still apply */
-  uint32_t timeout_ms;        /* per request; 0 = 60,000 */
-  uint32_t max_retries;       /* 5xx / transport / bad JSON; 0 = 4 */
+  bool rate_limit_off;  /* no budget (benchmarks); pauses still apply */
+  uint32_t timeout_ms;  /* per request; 0 = 60,000 */
+  uint32_t max_retries; /* 5xx / transport / bad JSON; 0 = 4 */
   uint32_t max_throttle_retries; /* 429 / HTML throttle page; 0 = 8 */
-  uint32_t backoff_base_ms;   /* first retry delay; 0 = 1,000 */
-  uint32_t backoff_max_ms;    /* 0 = 30,000 */
-  uint32_t max_orgs;          /* organizations cap; 0 = 5,000 */
-  uint32_t max_devices_per_org; /* device walks cap; 0 = 10,000 */
+  uint32_t backoff_base_ms;      /* first retry delay; 0 = 1,000 */
+  uint32_t backoff_max_ms;       /* 0 = 30,000 */
+  uint32_t max_orgs;             /* organizations cap; 0 = 5,000 */
+  uint32_t max_devices_per_org;  /* device walks cap; 0 = 10,000 */
   /* Pages of this credential + region in flight or held at once, across
    * every walk and client of the plugin (the plugin as a whole holds at
    * most 8): memory is bounded by these caps, not by the number of walks.
@@ -120,8 +123,8 @@ typedef struct nj_connection_s {
 void nj_connection_read(const rn_host_t *host, const rn_config_t *config,
                         nj_connection_t *out);
 /* Sets region, base_url, ca_file and the rate budget of opts. */
-void nj_connection_apply(const nj_connection_t *connection,
-                         nj_region_t region, nj_client_opts_t *opts);
+void nj_connection_apply(const nj_connection_t *connection, nj_region_t region,
+                         nj_client_opts_t *opts);
 
 /* Creates a client. On failure returns a negative error and writes a
  * sentence to err (never containing the secret). The client must be freed
@@ -221,7 +224,7 @@ typedef struct nj_device_s {
   const char *system_name;
   const char *dns_name;
   const char *netbios_name;
-  double created;       /* epoch seconds */
+  double created; /* epoch seconds */
   double last_contact;
   double last_update;
   const char *device_type; /* AgentDevice, VMHost, ... */
@@ -232,8 +235,7 @@ typedef struct nj_device_s {
   size_t n_mac_addresses;
   const char *last_logged_in_user;
   struct {
-    const char *manufacturer, *name, *architecture, *build_number,
-        *release_id;
+    const char *manufacturer, *name, *architecture, *build_number, *release_id;
     double last_boot_time;
     int needs_reboot;
   } os;
@@ -340,7 +342,7 @@ typedef struct nj_activity_s {
  * arrays is set, by endpoint. */
 typedef struct nj_page_s {
   nj_endpoint_t endpoint;
-  unsigned page;      /* 1-based */
+  unsigned page; /* 1-based */
   size_t count;
   const nj_org_t *orgs;
   const nj_device_t *devices;
@@ -376,9 +378,9 @@ typedef void (*nj_walk_cb)(nj_walk_t *walk, const nj_walk_result_t *result,
 
 typedef struct nj_walk_opts_s {
   nj_endpoint_t endpoint;
-  const char *df;          /* device filter, copied; encoded by the client */
-  const char *query;       /* extra "k=v&k2=v2", copied, already encoded */
-  uint32_t page_size;      /* 0 = 1,000 (activities: clamped to 10..1000) */
+  const char *df;     /* device filter, copied; encoded by the client */
+  const char *query;  /* extra "k=v&k2=v2", copied, already encoded */
+  uint32_t page_size; /* 0 = 1,000 (activities: clamped to 10..1000) */
   /* Row cap: 0 = the client's default for the endpoint (organizations:
    * max_orgs; devices: max_devices_per_org; others: none). */
   uint64_t max_rows;

@@ -12,7 +12,6 @@
 #include "evidence.h"
 #include "ninjaone/explain.h"
 
-#define REGIONS "us|us2|eu|ca|oc"
 #define TICK_PERIOD_S (6 * 3600)
 #define TICK_OFFSET_S (30 * 60)
 
@@ -29,7 +28,8 @@ static const rn_option_t customer_params[] = {
     RN_OPTION(.name = "mapping", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
               .min = 1, .max = INT64_MAX, .help = "the organization mapping"),
     RN_OPTION(.name = "region", .type = RN_OPT_ENUM, .flags = RN_OPT_REQUIRED,
-              .choices = REGIONS, .help = "the credential's NinjaOne region"),
+              .choices = NJ_REGION_CHOICES,
+              .help = "the credential's NinjaOne region"),
     RN_OPTION(.name = "org", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
               .help = "the NinjaOne organization id"),
     RN_OPTION(.name = "first_sweep", .type = RN_OPT_BOOL,
@@ -55,7 +55,8 @@ static int parse_target(json_t *params, ev_target_t *t, char *err,
     }
   const char *region = json_string_value(json_object_get(params, "region"));
   if (!region || nj_region_parse(region, &t->region) < 0) {
-    snprintf(err, errlen, "parameter \"region\": expected one of " REGIONS);
+    snprintf(err, errlen,
+             "parameter \"region\": expected one of " NJ_REGION_CHOICES);
     return RN_EINVAL;
   }
   json_t *ext = json_object_get(params, "org");
@@ -79,10 +80,10 @@ static int parse_target(json_t *params, ev_target_t *t, char *err,
 static void summarize(const ev_outcome_t *o, char *out, size_t len) {
   json_t *r = o->report;
   if (o->status < 0) {
-    snprintf(out, len, "customer organization %lld: %s",
-             (long long)json_integer_value(
-                 json_object_get(r, "customer_org_id")),
-             o->error);
+    snprintf(
+        out, len, "customer organization %lld: %s",
+        (long long)json_integer_value(json_object_get(r, "customer_org_id")),
+        o->error);
     return;
   }
   json_t *sig = json_object_get(r, "signals");
@@ -102,12 +103,11 @@ static void summarize(const ev_outcome_t *o, char *out, size_t len) {
     if (used >= len)
       return;
     const char *ticket = json_string_value(json_object_get(tk, key));
-    used += (size_t)snprintf(out + used, len - used, "%s%s %s%s%s",
-                             first ? "" : ", ", key, json_string_value(v),
-                             ticket && strcmp(ticket, "none") != 0 ? " ticket "
-                                                                   : "",
-                             ticket && strcmp(ticket, "none") != 0 ? ticket
-                                                                   : "");
+    used += (size_t)snprintf(
+        out + used, len - used, "%s%s %s%s%s", first ? "" : ", ", key,
+        json_string_value(v),
+        ticket && strcmp(ticket, "none") != 0 ? " ticket " : "",
+        ticket && strcmp(ticket, "none") != 0 ? ticket : "");
     first = false;
   }
 }
@@ -150,8 +150,8 @@ static void set_failure(json_t *result, int status, const char *message) {
 static void customer_done(const ev_outcome_t *o, void *data) {
   rn_job_t *job = data;
   /* The report stays the sweep's; a failure is told on a copy. */
-  json_t *report = o->status < 0 ? json_deep_copy(o->report)
-                                 : json_incref(o->report);
+  json_t *report =
+      o->status < 0 ? json_deep_copy(o->report) : json_incref(o->report);
   if (o->status < 0)
     set_failure(report, o->status, o->error);
   char *result = json_dumps(report, JSON_COMPACT | JSON_SORT_KEYS);
@@ -234,15 +234,15 @@ static void sweep_finish(sweep_t *s) {
   /* Where the customers were swept: events for the queue, here, or nowhere
    * when there was no customer to sweep. */
   const char *mode = s->inline_mode ? "inline" : s->n ? "queued" : "none";
-  json_t *result = json_pack(
-      "{s:s, s:I, s:I, s:I, s:I, s:O}", "mode", mode, "customers",
-      (json_int_t)s->n,
-      "emitted", (json_int_t)s->emitted, "swept", (json_int_t)s->swept,
-      "failed", (json_int_t)s->failed, "results", s->results);
+  json_t *result =
+      json_pack("{s:s, s:I, s:I, s:I, s:I, s:O}", "mode", mode, "customers",
+                (json_int_t)s->n, "emitted", (json_int_t)s->emitted, "swept",
+                (json_int_t)s->swept, "failed", (json_int_t)s->failed,
+                "results", s->results);
   if (s->status < 0)
     set_failure(result, s->status, s->error);
-  char *text = result ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS)
-                      : NULL;
+  char *text =
+      result ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   json_decref(result);
   char summary[8192];
   size_t used;
@@ -268,8 +268,8 @@ static void sweep_finish(sweep_t *s) {
   json_array_foreach(s->results, i, r) {
     const char *line = json_string_value(json_object_get(r, "summary"));
     if (line && used < sizeof summary)
-      used += (size_t)snprintf(summary + used, sizeof summary - used,
-                               "\n  %s", line);
+      used += (size_t)snprintf(summary + used, sizeof summary - used, "\n  %s",
+                               line);
   }
   if (s->status < 0 && used < sizeof summary)
     snprintf(summary + used, sizeof summary - used, "\nerror: %s", s->error);
@@ -340,13 +340,12 @@ static int64_t tick_of(int64_t now_ms) {
 
 static int emit_one(sweep_t *s, const ev_target_t *t, int64_t tick) {
   json_t *payload = json_pack(
-      "{s:I, s:I, s:I, s:s, s:s, s:b}", "msp_org",
-      (json_int_t)t->msp_org_id, "customer_org",
-      (json_int_t)t->customer_org_id, "mapping", (json_int_t)t->mapping_id,
-      "region", nj_region_name(t->region), "org",
+      "{s:I, s:I, s:I, s:s, s:s, s:b}", "msp_org", (json_int_t)t->msp_org_id,
+      "customer_org", (json_int_t)t->customer_org_id, "mapping",
+      (json_int_t)t->mapping_id, "region", nj_region_name(t->region), "org",
       t->external_org_id, "first_sweep", t->first_sweep);
-  char *text = payload ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS)
-                       : NULL;
+  char *text =
+      payload ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   json_decref(payload);
   if (!text)
     return RN_ENOMEM;
@@ -354,8 +353,8 @@ static int emit_one(sweep_t *s, const ev_target_t *t, int64_t tick) {
   /* One sweep at a time per compliance org; customers run in parallel. */
   ev_itoa(t->customer_org_id, concurrency_key);
   snprintf(idempotency_key, sizeof idempotency_key,
-           "ninjaone-evidence:mapping:%lld:tick:%lld",
-           (long long)t->mapping_id, (long long)tick);
+           "ninjaone-evidence:mapping:%lld:tick:%lld", (long long)t->mapping_id,
+           (long long)tick);
   rn_emit_opts_t opts = RN_EMIT_OPTS_INIT;
   opts.concurrency_key = concurrency_key;
   opts.concurrency_limit = 1;
@@ -396,11 +395,10 @@ static void listed(void *data, int status, const char *error) {
     }
     s->emitted++;
     json_array_append_new(
-        s->results,
-        json_pack("{s:I, s:I, s:I, s:s}", "msp_org_id",
-                  (json_int_t)t->msp_org_id, "customer_org_id",
-                  (json_int_t)t->customer_org_id, "mapping_id",
-                  (json_int_t)t->mapping_id, "status", "emitted"));
+        s->results, json_pack("{s:I, s:I, s:I, s:s}", "msp_org_id",
+                              (json_int_t)t->msp_org_id, "customer_org_id",
+                              (json_int_t)t->customer_org_id, "mapping_id",
+                              (json_int_t)t->mapping_id, "status", "emitted"));
   }
   sweep_finish(s);
 }
@@ -489,8 +487,9 @@ static int run_sweep(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   if (params && json_object_get(params, "msp_org") &&
       (!ev_param_int(params, "msp_org", &msp) || msp <= 0)) {
     json_decref(params);
-    sweep_error(s, RN_EINVAL, "parameter \"msp_org\": expected a positive "
-                              "integer");
+    sweep_error(s, RN_EINVAL,
+                "parameter \"msp_org\": expected a positive "
+                "integer");
     sweep_finish(s);
     return 0;
   }
@@ -499,8 +498,9 @@ static int run_sweep(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   int rc = s->results ? ev_transaction(ctx, s->now_ms, list_body, listed, s)
                       : RN_ENOMEM;
   if (rc < 0) {
-    sweep_error(s, rc, "no database: %s (set [database] url or "
-                       "REGENTRA_DATABASE_URL)",
+    sweep_error(s, rc,
+                "no database: %s (set [database] url or "
+                "REGENTRA_DATABASE_URL)",
                 host->strerror(rc));
     sweep_finish(s);
   }
