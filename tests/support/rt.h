@@ -34,9 +34,13 @@ typedef struct rt_proc_s {
 } rt_proc_t;
 
 /* argv is NULL-terminated; env entries "K=V" are added (NULL-terminated or
- * NULL). Standard input is /dev/null unless stdin_text is given. */
+ * NULL). Standard input is /dev/null unless stdin_text is given. The output
+ * files are new and empty when it returns (names of their own, never one
+ * left by an earlier process). */
 void rt_proc_start(rt_proc_t *p, char *const argv[], char *const env[],
                    const char *stdin_text);
+/* Removes the output files (after the last read of them). */
+void rt_proc_remove_files(const rt_proc_t *p);
 /* Waits up to timeout_ms; returns false if it is still running. */
 bool rt_proc_wait(rt_proc_t *p, int timeout_ms);
 void rt_proc_kill(rt_proc_t *p, int sig);

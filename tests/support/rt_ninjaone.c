@@ -20,17 +20,39 @@ void rt_sim_start(rt_sim_t *sim, const char *args) {
   argv[argc] = NULL;
   memset(sim, 0, sizeof *sim);
   rt_proc_start(&sim->proc, argv, NULL, NULL);
-  cr_assert(rt_wait_for_text(sim->proc.out_path, "port=", 1, 60000),
-            "simulator did not start");
+  if (!rt_wait_for_text(sim->proc.out_path, "port=", 1, 60000)) {
+    char *err = rt_read_file(sim->proc.err_path);
+    cr_assert_fail("simulator did not start: %s", err ? err : "(no stderr)");
+  }
   char *out = rt_read_file(sim->proc.out_path);
   sim->port = atoi(strstr(out, "port=") + 5);
   free(out);
+  cr_assert_gt(sim->port, 0, "simulator announced no port");
+}
+
+/* What the simulator said on stderr besides its banner (its errors, and
+ * libmicrohttpd's), onto the test's stderr: a failed test's log shows why
+ * the simulator dropped a connection. */
+static void sim_report_errors(const rt_sim_t *sim) {
+  char *err = rt_read_file(sim->proc.err_path);
+  for (char *line = err, *next; line && *line; line = next) {
+    next = strchr(line, '\n');
+    if (next)
+      *next++ = '\0';
+    else
+      next = line + strlen(line);
+    if (*line && !strstr(line, " on 127.0.0.1:"))
+      fprintf(stderr, "simulator on port %d: %s\n", sim->port, line);
+  }
+  free(err);
 }
 
 void rt_sim_stop(rt_sim_t *sim) {
   if (sim->proc.pid > 0) {
     rt_proc_kill(&sim->proc, SIGTERM);
     rt_proc_wait(&sim->proc, 10000);
+    sim_report_errors(sim);
+    rt_proc_remove_files(&sim->proc);
   }
 }
 

@@ -20,14 +20,31 @@ static long now_ms(void) {
   return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A new, empty file of this process's own, open for the child to write:
+ * created here, before the fork, so that whoever reads path after
+ * rt_proc_start returns reads what this child wrote and nothing else. A
+ * name made of pid and sequence alone was shared with files left in /tmp
+ * by an earlier process that had the same pid: read before the child
+ * truncated it, such a file gave a stale "port=" of a simulator long gone.
+ */
+static int open_output(char *path, size_t len, int seq, const char *suffix) {
+  snprintf(path, len, "/tmp/rt-%ld-%d-XXXXXX%s", (long)getpid(), seq, suffix);
+  int fd = mkostemps(path, (int)strlen(suffix), O_CLOEXEC);
+  if (fd < 0) {
+    fprintf(stderr, "rt_proc_start: cannot create %s: %s\n", path,
+            strerror(errno));
+    abort();
+  }
+  return fd;
+}
+
 void rt_proc_start(rt_proc_t *p, char *const argv[], char *const env[],
                    const char *stdin_text) {
   static int seq;
   memset(p, 0, sizeof *p);
-  snprintf(p->out_path, sizeof p->out_path, "/tmp/rt-%ld-%d.out",
-           (long)getpid(), ++seq);
-  snprintf(p->err_path, sizeof p->err_path, "/tmp/rt-%ld-%d.err",
-           (long)getpid(), seq);
+  ++seq;
+  int out = open_output(p->out_path, sizeof p->out_path, seq, ".out");
+  int err = open_output(p->err_path, sizeof p->err_path, seq, ".err");
   int in_pipe[2] = {-1, -1};
   if (stdin_text && pipe(in_pipe) < 0)
     abort();
@@ -36,11 +53,9 @@ void rt_proc_start(rt_proc_t *p, char *const argv[], char *const env[],
   if (p->pid < 0)
     abort();
   if (p->pid == 0) {
-    int out = open(p->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int err = open(p->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int in = stdin_text ? in_pipe[0] : open("/dev/null", O_RDONLY);
     dup2(in, 0);
-    dup2(out, 1);
+    dup2(out, 1); /* dup2 clears O_CLOEXEC on the copy */
     dup2(err, 2);
     if (stdin_text)
       close(in_pipe[1]);
@@ -51,6 +66,8 @@ void rt_proc_start(rt_proc_t *p, char *const argv[], char *const env[],
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
   }
+  close(out);
+  close(err);
   if (stdin_text) {
     close(in_pipe[0]);
     size_t len = strlen(stdin_text);
@@ -58,6 +75,11 @@ void rt_proc_start(rt_proc_t *p, char *const argv[], char *const env[],
       abort();
     close(in_pipe[1]);
   }
+}
+
+void rt_proc_remove_files(const rt_proc_t *p) {
+  unlink(p->out_path);
+  unlink(p->err_path);
 }
 
 bool rt_proc_wait(rt_proc_t *p, int timeout_ms) {
@@ -132,8 +154,7 @@ int rt_run(char *const argv[], char *const env[], const char *stdin_text,
     *out = rt_read_file(p.out_path);
   if (err)
     *err = rt_read_file(p.err_path);
-  unlink(p.out_path);
-  unlink(p.err_path);
+  rt_proc_remove_files(&p);
   return p.status;
 }
 
