@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,6 +427,22 @@ static char *read_file(const char *path, char *err, size_t errlen)
     return sim_buf_steal(&b, NULL);
 }
 
+/* libmicrohttpd's errors (a connection it could not accept, serve or give a
+ * thread to) on stderr, one line each, so a test's log says why a client
+ * saw its connection closed. */
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[1024];
+    int n = snprintf(line, sizeof line, "ninjaone-sim: libmicrohttpd: ");
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    size_t len = strlen(line);
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    line[len++] = '\n';
+    fwrite(line, 1, len, stderr);
+}
+
 sim_server_t *sim_server_start(sim_t *sim, char *err, size_t errlen)
 {
     sim_server_t *server = sim_xcalloc(1, sizeof *server);
@@ -435,7 +452,7 @@ sim_server_t *sim_server_start(sim_t *sim, char *err, size_t errlen)
     addr.sin_port = htons((uint16_t)sim->opts.port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (sim->opts.threads > 0)
         flags |= MHD_USE_EPOLL;
     else
@@ -456,8 +473,9 @@ sim_server_t *sim_server_start(sim_t *sim, char *err, size_t errlen)
         }
         flags |= MHD_USE_TLS;
     }
-    struct MHD_OptionItem opts[8];
+    struct MHD_OptionItem opts[9];
     int k = 0;
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_error, NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
