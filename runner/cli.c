@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "http.h"
 #include "internal.h"
 #include "progress.h"
 
@@ -454,9 +455,16 @@ int rn__cli_run_job(rn__cli_t *cli, const char *plugin_name,
     goto done;
   }
   /* A failure's text: what the job said, after the status it ended with. */
-  char message[8192];
+  char message[8192], status_text[RN__HTTP_FAILURE_LEN + 64];
+  const char *transport = out.status == RN_EHTTP || out.status == RN_ETIMEDOUT
+                              ? rn__http_last_failure(&runner)
+                              : NULL;
+  /* The plugin saw only the status; curl's words say which failure it was. */
+  snprintf(status_text, sizeof status_text, "%s%s%s%s",
+           rn__strerror(out.status), transport ? " (last: " : "",
+           transport ? transport : "", transport ? ")" : "");
   snprintf(message, sizeof message, "%s.%s failed: %s%s%s", plugin_name,
-           job_name, rn__strerror(out.status), out.summary ? ": " : "",
+           job_name, status_text, out.summary ? ": " : "",
            out.summary ? out.summary : "");
   json_t *result = out.result_json ? json_loads(out.result_json, 0, NULL)
                                    : json_object();

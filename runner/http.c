@@ -81,6 +81,7 @@ struct rn__http_s {
   bool closing;
   rn__http_stats_t stats;
   struct upstream_count_s *upstream; /* per rate key and endpoint */
+  char last_failure[RN__HTTP_FAILURE_LEN]; /* "" until a transfer fails */
 };
 
 /* Requests sent and 429s per rate key and endpoint (URL path without the
@@ -423,20 +424,50 @@ static const char *find_header(const http_req_t *r, const char *name) {
   return NULL;
 }
 
+/* "POST to 127.0.0.1:8443: <curl's words> (curl error 52: <its class>)",
+ * with the system's error when there is one ("..., Connection refused"):
+ * method, host and port only, never path, query, headers or body (a token
+ * request carries secrets). */
+static void describe_failure(const http_req_t *r, CURLcode code, char *out,
+                             size_t len) {
+  char *host = NULL, *port = NULL;
+  const char *method = NULL;
+  CURLU *u = curl_url();
+  if (u && curl_url_set(u, CURLUPART_URL, r->url, 0) == CURLUE_OK) {
+    curl_url_get(u, CURLUPART_HOST, &host, 0);
+    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+  }
+  if (curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_METHOD, &method) !=
+          CURLE_OK ||
+      !method)
+    method = "request";
+  const char *generic = curl_easy_strerror(code);
+  const char *said = r->errbuf[0] ? r->errbuf : generic;
+  bool says_generic = strstr(said, generic) != NULL;
+  /* "Connection refused" is only in the system's error. */
+  long os_errno = 0;
+  char os_buf[96], os_text[112] = "";
+  if (curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK &&
+      os_errno > 0)
+    snprintf(os_text, sizeof os_text, ", %s",
+             strerror_r((int)os_errno, os_buf, sizeof os_buf));
+  snprintf(out, len, "%s to %s:%s: %s (curl error %d%s%s%s)", method,
+           host ? host : "?", port ? port : "?", said, (int)code,
+           says_generic ? "" : ": ", says_generic ? "" : generic, os_text);
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(u);
+}
+
 static void complete(http_req_t *r, CURLcode code) {
   rn__http_t *http = r->http;
   int status = map_curl(r, code);
   if (status < 0) {
-    char *scheme_host = NULL;
-    CURLU *u = curl_url();
-    if (u && curl_url_set(u, CURLUPART_URL, r->url, 0) == CURLUE_OK)
-      curl_url_get(u, CURLUPART_HOST, &scheme_host, 0);
-    rn__log(RN_LOG_DEBUG, plugin_name(r), "HTTP to %s failed: %s (%s)",
-            scheme_host ? scheme_host : "?",
-            r->errbuf[0] ? r->errbuf : curl_easy_strerror(code),
-            rn__err_name(status));
-    curl_free(scheme_host);
-    curl_url_cleanup(u);
+    /* Kept for the failure message of a command (rn__http_last_failure):
+     * the plugin sees only the status. */
+    describe_failure(r, code, http->last_failure, sizeof http->last_failure);
+    rn__log(RN_LOG_NOTICE, plugin_name(r), "HTTP transfer failed (%s): %s",
+            rn__err_name(status), http->last_failure);
     deliver(r, status, NULL);
     return;
   }
@@ -636,6 +667,11 @@ void rn__http_rate_kick(rn__runner_t *runner) {
     return;
   rn__rate_pump(http->rate);
   arm_rate_timer(http);
+}
+
+const char *rn__http_last_failure(const rn__runner_t *runner) {
+  const rn__http_t *http = runner->http;
+  return http && http->last_failure[0] ? http->last_failure : NULL;
 }
 
 void rn__http_get_stats(const rn__runner_t *runner, rn__http_stats_t *out) {

@@ -29,6 +29,14 @@ typedef struct rn__http_stats_s {
 
 void rn__http_get_stats(const rn__runner_t *runner, rn__http_stats_t *out);
 
+/* The last transport failure of the runner's engine, as a sentence naming
+ * method, host:port and curl's error ("POST to 127.0.0.1:8080: Empty reply
+ * from server (curl error 52: ...)"), never path, headers or body; NULL
+ * when none failed. Plugins see only RN_EHTTP: a command failing with it
+ * quotes this. Valid until the next transfer ends or the engine closes. */
+#define RN__HTTP_FAILURE_LEN 512
+const char *rn__http_last_failure(const rn__runner_t *runner);
+
 /* Requests sent and 429s seen per rate key and endpoint (URL path), since
  * the engine started. */
 typedef void (*rn__http_upstream_fn)(const char *key, const char *endpoint,

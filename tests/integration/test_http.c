@@ -1,10 +1,16 @@
 /* The host's HTTP service, against the NinjaOne simulator over real
  * sockets: concurrency on one loop, cancellation, timeouts, the response
- * cap, the http:// rule and TLS verification. */
+ * cap, the http:// rule and TLS verification; and transport failures
+ * against sockets of the test's own, named by curl's error. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "rt.h"
@@ -388,4 +394,206 @@ Test(http_tls, verifies_the_certificate_against_the_given_ca) {
                rn__err_name(trusted));
   cr_expect_eq(mismatch, RN_EHTTP, "name mismatch: %d %s", mismatch,
                rn__err_name(mismatch));
+  /* The failure says which check refused it, and where. */
+  const char *why = rn__http_last_failure(&h.runner);
+  cr_assert_not_null(why);
+  cr_expect(strstr(why, "GET to localhost:") && strstr(why, "curl error 60"),
+            "%s", why);
+}
+
+/* ------------------------------------------------- transport failures */
+
+static void failure_setup(void) {
+  rt_host_open(&h, NULL);
+}
+
+static void failure_teardown(void) {
+  rt_host_close(&h);
+}
+
+TestSuite(http_failure, .init = failure_setup, .fini = failure_teardown,
+          .timeout = 300);
+
+/* A loopback port bound by the test and not listening: a connection to it
+ * is refused, and no other process can take it meanwhile. Returns the fd. */
+static int refusing_port(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert(fd >= 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof addr;
+  cr_assert_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+/* A server on the test's loop that reads a request's head and closes the
+ * connection without a word, as a server dropping a connection does. */
+typedef struct mute_conn_s {
+  uv_tcp_t tcp;
+  char head[4096];
+  size_t len;
+} mute_conn_t;
+
+static uv_tcp_t mute_server;
+static int mute_closed; /* connections closed after their request */
+
+static void mute_free(uv_handle_t *handle) {
+  free(handle->data);
+}
+
+static void mute_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf) {
+  mute_conn_t *c = handle->data;
+  (void)hint;
+  *buf = uv_buf_init(c->head + c->len, (unsigned)(sizeof c->head - 1 - c->len));
+}
+
+/* Whole when the head and the Content-Length bytes after it are in: what
+ * is left unread would turn the close into a reset. */
+static bool mute_whole(const mute_conn_t *c) {
+  const char *end = strstr(c->head, "\r\n\r\n");
+  if (!end)
+    return false;
+  const char *cl = strcasestr(c->head, "\r\nContent-Length:");
+  size_t body = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
+  return c->len >= (size_t)(end + 4 - c->head) + body;
+}
+
+static void mute_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
+  mute_conn_t *c = stream->data;
+  (void)buf;
+  if (n > 0) {
+    c->len += (size_t)n;
+    c->head[c->len] = '\0';
+  }
+  bool whole = mute_whole(c);
+  if (n < 0 || whole || c->len + 1 >= sizeof c->head) {
+    mute_closed += whole;
+    uv_close((uv_handle_t *)stream, mute_free);
+  }
+}
+
+static void mute_accept(uv_stream_t *server, int status) {
+  cr_assert_eq(status, 0);
+  mute_conn_t *c = calloc(1, sizeof *c);
+  cr_assert_not_null(c);
+  uv_tcp_init(server->loop, &c->tcp);
+  c->tcp.data = c;
+  cr_assert_eq(uv_accept(server, (uv_stream_t *)&c->tcp), 0);
+  cr_assert_eq(uv_read_start((uv_stream_t *)&c->tcp, mute_alloc, mute_read), 0);
+}
+
+static int mute_start(void) {
+  struct sockaddr_in addr;
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  cr_assert_eq(uv_tcp_init(&h.loop, &mute_server), 0);
+  cr_assert_eq(uv_tcp_bind(&mute_server, (struct sockaddr *)&addr, 0), 0);
+  cr_assert_eq(uv_listen((uv_stream_t *)&mute_server, 16, mute_accept), 0);
+  int len = sizeof addr;
+  cr_assert_eq(
+      uv_tcp_getsockname(&mute_server, (struct sockaddr *)&addr, &len), 0);
+  return ntohs(addr.sin_port);
+}
+
+/* One request to url; returns its status, the failure text in why. */
+static int fail_once(const char *method, const char *url, const char *body,
+                     char *why, size_t why_len) {
+  static const char *const headers[] = {"Authorization: Bearer hidden-token",
+                                        NULL};
+  int done = 0;
+  call_t c = {.done_count = &done};
+  rn_http_request_t rq = RN_HTTP_REQUEST_INIT;
+  rq.method = method;
+  rq.url = url;
+  rq.headers = headers;
+  rq.body = body;
+  rq.body_len = body ? strlen(body) : 0;
+  rq.timeout_ms = WAIT_MS;
+  cr_assert_eq(h.api->http_request(h.ctx, &rq, on_response, &c, NULL), 0);
+  cr_assert(run_until_count(&done, 1), "%s: no callback", url);
+  cr_assert_eq(c.calls, 1);
+  const char *text = rn__http_last_failure(&h.runner);
+  snprintf(why, why_len, "%s", text ? text : "(none)");
+  return c.status;
+}
+
+Test(http_failure, a_refused_connection_is_named_with_curls_error) {
+  cr_expect_null(rn__http_last_failure(&h.runner));
+  int port;
+  int fd = refusing_port(&port);
+  char url[128], why[RN__HTTP_FAILURE_LEN], where[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/v2/devices?key=hidden",
+           port);
+  int status = fail_once("GET", url, NULL, why, sizeof why);
+  close(fd);
+  cr_expect_eq(status, RN_EHTTP, "%s: %s", rn__err_name(status), why);
+  snprintf(where, sizeof where, "GET to 127.0.0.1:%d: ", port);
+  cr_expect(strstr(why, where), "%s", why);
+  cr_expect(strstr(why, "curl error 7"), "%s", why);
+  cr_expect(strstr(why, "Connection refused"), "%s", why);
+  /* Neither the path and query nor a header. */
+  cr_expect(!strstr(why, "hidden") && !strstr(why, "/v2"), "%s", why);
+}
+
+Test(http_failure, a_dropped_connection_is_named_with_curls_error) {
+  int port = mute_start();
+  char url[128], why[RN__HTTP_FAILURE_LEN], where[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/oauth/token", port);
+  int status = fail_once("POST", url, "client_secret=hidden", why, sizeof why);
+  uv_close((uv_handle_t *)&mute_server, NULL);
+  cr_expect_eq(mute_closed, 1);
+  cr_expect_eq(status, RN_EHTTP, "%s: %s", rn__err_name(status), why);
+  snprintf(where, sizeof where, "POST to 127.0.0.1:%d: ", port);
+  cr_expect(strstr(why, where), "%s", why);
+  cr_expect(strstr(why, "Empty reply from server"), "%s", why);
+  cr_expect(strstr(why, "curl error 52"), "%s", why);
+  cr_expect(!strstr(why, "hidden") && !strstr(why, "oauth"), "%s", why);
+}
+
+/* A command whose job ends with RN_EHTTP quotes curl's error in its
+ * message, on stderr and in the --json result: the plugin saw only the
+ * status. The stubborn plugin's http job completes with what its one
+ * request got. */
+Test(http_failure, a_command_failing_on_a_transfer_quotes_curls_error) {
+  int port;
+  int fd = refusing_port(&port);
+  char dir[256], plugins[300], conf[300], text[1024], tmp[400], to[400];
+  rt_make_temp_dir(dir, sizeof dir, "httpfail");
+  snprintf(plugins, sizeof plugins, "%s/plugins", dir);
+  cr_assert_eq(mkdir(plugins, 0755), 0);
+  snprintf(tmp, sizeof tmp, "%s/.stubborn.so.new", plugins);
+  snprintf(to, sizeof to, "%s/stubborn.so", plugins);
+  rt_copy_file(RT_STUBBORN, tmp, 0755);
+  cr_assert_eq(rename(tmp, to), 0);
+  snprintf(conf, sizeof conf, "%s/runner.conf", dir);
+  snprintf(text, sizeof text,
+           "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n\n"
+           "[job \"s\"]\nplugin = stubborn\njob = http\n"
+           "url = http://127.0.0.1:%d/v2/organizations\n",
+           plugins, dir, port);
+  rt_write_file(conf, text, 0644);
+  char *argv[] = {RT_RUNNER, "run", "stubborn.http", "-c", conf, NULL};
+  char *out = NULL, *err = NULL;
+  int rc = rt_run(argv, NULL, NULL, &out, &err);
+  close(fd);
+  cr_expect_eq(rc, 1, "exit %d\n%s\n%s", rc, out, err);
+  json_t *result = json_loads(out ? out : "", 0, NULL);
+  cr_assert(json_is_object(result), "not JSON: %s\n%s", out, err);
+  const char *code = json_string_value(json_object_get(result, "error"));
+  const char *message = json_string_value(json_object_get(result, "message"));
+  cr_expect_str_eq(code ? code : "", "upstream_unavailable", "%s", out);
+  cr_assert_not_null(message, "%s", out);
+  char where[64];
+  snprintf(where, sizeof where, "GET to 127.0.0.1:%d: ", port);
+  cr_expect(strstr(message, "HTTP transfer failed") &&
+                strstr(message, where) && strstr(message, "curl error 7") &&
+                strstr(message, "Connection refused"),
+            "%s", message);
+  cr_expect(strstr(err, "Connection refused"), "%s", err);
+  cr_expect(!strstr(message, "/v2/organizations"), "%s", message);
+  json_decref(result);
+  free(out);
+  free(err);
+  rt_remove_tree(dir);
 }
