@@ -99,11 +99,8 @@ cmd_test() {
   export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
-  # A failed test executable runs once more: one intermittent failure (the
-  # simulator's token endpoint answering "HTTP transfer failed" to a first
-  # connect, about one run in ten on a loaded machine) is not understood yet.
   (cd "$root/build-test" &&
-    ctest --output-on-failure -j "$jobs" --timeout 600 --repeat until-pass:2)
+    ctest --output-on-failure -j "$jobs" --timeout 600)
   check_sdk_out_of_tree "$root/build-test"
   say "building and checking the Debian package"
   "$root/packaging/check-package.sh" "$root/build-deb"
