@@ -958,6 +958,12 @@ static int rate_configure(rn_ctx_t *ctx, const char *key,
             why);
     return rc;
   }
+  if (ctx->runner->clock_scales_budget && ctx->runner->clock_scale > 1)
+    for (size_t i = 0; i < count; i++) {
+      uint64_t period =
+          (uint64_t)((double)read[i].period_ms / ctx->runner->clock_scale);
+      read[i].period_ms = period ? period : 1;
+    }
   rc = rn__rate_declare(http->rate, key, read, count,
                         p && p->gen ? p->gen->id : 0, p ? p->name : "host");
   if (rc == 0)

@@ -513,6 +513,9 @@ struct rn__runner_s {
   int64_t clock_fake_start_ms; /* 0 = the real clock */
   int64_t clock_real_start_ms;
   double clock_scale;
+  /* REGENTRA_CLOCK_SCALE_BUDGET=1: request budgets' windows shrink by the
+   * speed-up, so a minute of the sped-up clock holds a minute's budget. */
+  bool clock_scales_budget;
   /* How a due cron tick becomes a run: in-process here, the queue later. */
   int (*dispatch_tick)(rn__runner_t *runner, rn__gen_job_t *job,
                        int64_t tick_s);

@@ -217,7 +217,9 @@ static int emit_direct(rn__runner_t *runner, const char *event,
   if (opts)
     memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size
                                                   : sizeof o);
-  int64_t ahead = o.run_at_ms ? o.run_at_ms - rn__now_ms(runner) : 0;
+  /* run_at_ms is by the runner's clock; the database waits in real time. */
+  int64_t ahead =
+      o.run_at_ms ? (int64_t)rn__real_delay_ms(runner, o.run_at_ms) : 0;
   snprintf(limit, sizeof limit, "%u", o.concurrency_limit ? o.concurrency_limit : 1);
   snprintf(delay, sizeof delay, "%lld", (long long)(ahead > 0 ? ahead : 0));
   snprintf(priority, sizeof priority, "%d", o.priority);
@@ -267,7 +269,12 @@ int rn__queue_job_emit(rn_job_t *job, const char *event, const char *payload,
                         "concurrency_limit",
                         (json_int_t)(o.concurrency_limit ? o.concurrency_limit
                                                          : 1),
-                        "run_at_ms", (json_int_t)o.run_at_ms, "priority",
+                        "delay_ms",
+                        (json_int_t)(o.run_at_ms
+                                         ? rn__real_delay_ms(runner,
+                                                             o.run_at_ms)
+                                         : 0),
+                        "priority",
                         (int)o.priority, "max_attempts",
                         (json_int_t)o.max_attempts);
   if (!e)
@@ -427,12 +434,12 @@ static const char *const complete_sql =
     "  concurrency_limit, run_at, priority, max_attempts, parent_id)"
     " SELECT e.name, e.payload, e.idempotency_key, e.concurrency_key,"
     "  greatest(e.concurrency_limit, 1),"
-    "  CASE WHEN e.run_at_ms > 0 THEN to_timestamp(e.run_at_ms / 1000.0)"
-    "  ELSE now() END, e.priority,"
+    "  now() + greatest(e.delay_ms, 0) * interval '1 millisecond',"
+    "  e.priority,"
     "  coalesce(nullif(e.max_attempts, 0), $7::int), d.id"
     " FROM done d, jsonb_to_recordset(coalesce($6, '[]')::jsonb) AS e("
     "  name text, payload jsonb, idempotency_key text, concurrency_key text,"
-    "  concurrency_limit int, run_at_ms bigint, priority int,"
+    "  concurrency_limit int, delay_ms bigint, priority int,"
     "  max_attempts int)"
     " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL"
     " DO NOTHING RETURNING 1)"

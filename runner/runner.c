@@ -27,6 +27,8 @@ int rn__runner_init(rn__runner_t *runner, uv_loop_t *loop,
     runner->clock_scale = scale && *scale ? strtod(scale, NULL) : 1.0;
     if (runner->clock_scale <= 0)
       runner->clock_scale = 1.0;
+    const char *budget = getenv("REGENTRA_CLOCK_SCALE_BUDGET");
+    runner->clock_scales_budget = budget && strcmp(budget, "1") == 0;
   }
   return 0;
 }

@@ -1,15 +1,19 @@
 /* bench_cadence - the shipped NinjaOne cadences end to end: R `serve`
  * processes on one database run the :15 asset sync and the :30 evidence
  * sweep of a generated fleet, the runners' clock sped up so both tick at
- * once. The budget is real time on both sides (the simulator limits by its
- * wall clock, the runner paces by its monotonic one), so at NinjaOne's
- * 1,500 an hour a 500-customer run takes hours; the suite's scaled-down
- * version is test_ninjaone_plan (ninjaone_cadence).
+ * once. The budget is sped up alike on both sides (the simulator's limiter
+ * counts on --clock-scale, the runners' windows shrink with
+ * REGENTRA_CLOCK_SCALE_BUDGET=1), so hours of budget pass in minutes: a
+ * paced 500-customer sweep spreads over about 5 hours of the runners'
+ * clock, and the 04:15 sync runs beside it. The suite's scaled-down
+ * versions are test_ninjaone_plan (ninjaone_cadence) and
+ * test_ninjaone_budget.
  *
  * Prints what the simulator saw (API requests, 429s, token requests, the
- * busiest minute and hour, its CPU), the sweep's requests per customer
- * (target 6.00), the sync's, what `ninjaone plan` predicted from the sync's
- * device counts, wall time, and peak RSS and CPU per runner process.
+ * busiest minute and hour on the sped-up clock, its CPU), the sweep's
+ * pacing and requests per customer (target 6.00), the syncs', what
+ * `ninjaone plan` predicted from the sync's device counts, lost leases,
+ * wall time, and peak RSS and CPU per runner process.
  *
  *   bench_cadence [--customers N] [--devices MIN-MAX] [--runners R]
  *                 [--per-minute N] [--per-hour N] [--scale F]
@@ -153,14 +157,16 @@ int main(int argc, char **argv) {
                 "c3d2e1f0\n",
                 0600);
 
-  char orgs_s[16], minute_s[24], hour_s[24];
+  char orgs_s[16], minute_s[24], hour_s[24], scale_s[32];
   snprintf(orgs_s, sizeof orgs_s, "%d", customers);
   snprintf(minute_s, sizeof minute_s, "%ld", per_minute);
   snprintf(hour_s, sizeof hour_s, "%ld", per_hour);
+  snprintf(scale_s, sizeof scale_s, "%g", scale);
   const char *sim_args[] = {"--generate",          "--seed",       "7",
                             "--orgs",              orgs_s,         "--devices-per-org",
                             devices,               "--rate-limit-minute", minute_s,
-                            "--rate-limit-hour",   hour_s,         NULL};
+                            "--rate-limit-hour",   hour_s,
+                            "--clock-scale",       scale_s,        NULL};
   sim_proc_t sim;
   if (simc_start(&sim, sim_args) != 0)
     die("the simulator did not start", NULL);
@@ -241,6 +247,7 @@ int main(int argc, char **argv) {
       putenv(db_env);
       putenv(clock_start);
       putenv(clock_scale);
+      putenv("REGENTRA_CLOCK_SCALE_BUDGET=1");
       execl(RT_RUNNER, RT_RUNNER, "serve", "-c", conf, "-d", confd,
             (char *)NULL);
       _exit(127);
@@ -260,7 +267,9 @@ int main(int argc, char **argv) {
                  " 'ninjaone-evidence-sweep' AND state = 'completed'") > 0 &&
            q_int("SELECT count(*) FROM runner.job WHERE name ="
                  " 'ninjaone-evidence.customer' AND state IN ('completed',"
-                 " 'dead')") >= customers;
+                 " 'dead')") >= customers &&
+           q_int("SELECT count(*) FROM runner.job WHERE name ="
+                 " 'ninjaone-asset-sync' AND state <> 'completed'") == 0;
   }
   double wall = now_s() - t0;
   simc_resp_t r = simc_get(&sim, "/_sim/stats", NULL);
@@ -278,6 +287,34 @@ int main(int argc, char **argv) {
   long long swept = q_int("SELECT count(*) FROM runner.job WHERE name ="
                           " 'ninjaone-evidence.customer' AND state ="
                           " 'completed'");
+  long long syncs = q_int("SELECT count(*) FROM runner.job WHERE name ="
+                          " 'ninjaone-asset-sync' AND state = 'completed'");
+  /* A job run again: its lease was lost (reclaimed) or it failed once. */
+  long long rerun = q_int("SELECT count(*) FROM runner.job WHERE attempt > 1");
+  long long lease_lines = 0;
+  for (int i = 0; i < runners; i++) {
+    snprintf(path, sizeof path, "%s/runner-%d.log", dir, i);
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f))
+      if (strstr(line, "reclaimed") || strstr(line, "could not be renewed"))
+        lease_lines++;
+    if (f)
+      fclose(f);
+  }
+  snprintf(text, sizeof text,
+           "SELECT string_agg(to_char(extract(epoch FROM finished_at -"
+           " started_at) / 60.0 * %g, 'FM99990.0'), ', ' ORDER BY id) FROM"
+           " runner.job WHERE name = 'ninjaone-asset-sync' AND state ="
+           " 'completed'",
+           scale);
+  char *sync_minutes = rt_pg_query(dsn, text);
+  char *pacing_text =
+      rt_pg_query(dsn, "SELECT result->'pacing'->0 FROM runner.job WHERE"
+                       " name = 'ninjaone-evidence-sweep' AND state ="
+                       " 'completed' ORDER BY id LIMIT 1");
+  json_t *pacing = pacing_text ? json_loads(pacing_text, 0, NULL) : NULL;
+  free(pacing_text);
   long long sweep_seen =
       q_int("SELECT coalesce(sum((result->>'requests')::bigint), 0) FROM"
             " runner.job WHERE name = 'ninjaone-evidence.customer'");
@@ -309,13 +346,29 @@ int main(int argc, char **argv) {
          tenant_stat(stats, "peakPerMinute"), per_minute,
          tenant_stat(stats, "peakPerHour"), per_hour,
          (long long)json_integer_value(json_object_get(stats, "cpuMs")));
+  printf("  sweep pacing: %s, spread over %.1f min of the runners' clock at"
+         " about %lld requests/h (estimate %lld, sync %lld kept aside)%s\n",
+         json_string_value(json_object_get(pacing, "mode")),
+         json_number_value(json_object_get(pacing, "spread_minutes")),
+         json_at(pacing, "estimated_requests_per_hour", NULL, NULL),
+         json_at(pacing, "estimated_requests", NULL, NULL),
+         json_at(pacing, "asset_sync_requests", NULL, NULL),
+         json_is_false(json_object_get(pacing, "fits")) ? ", does NOT fit"
+                                                        : "");
+  printf("  asset syncs completed: %lld, minutes each (runners' clock): %s\n",
+         syncs, sync_minutes ? sync_minutes : "?");
+  printf("  jobs run more than once: %lld; lease lines in the logs"
+         " (reclaimed / not renewed): %lld\n",
+         rerun, lease_lines);
   printf("  sweep: %lld requests (runner's count), %.2f per customer"
          " (target 6.00 + pages over 1,000 rows); plan %lld (%+.1f%%)\n",
          sweep_seen, (double)sweep_seen / customers, sweep_planned,
          sweep_planned ? 100.0 * (double)(sweep_seen - sweep_planned) /
                              (double)sweep_planned
                        : 0.0);
-  printf("  asset sync: %lld requests (simulator less sweep), %.2f per"
+  /* Every completed sync is planned alike. */
+  sync_planned *= syncs > 0 ? syncs : 1;
+  printf("  asset sync(s): %lld requests (simulator less sweep), %.2f per"
          " customer; plan %lld (%+.1f%%)\n",
          api - sweep_seen, (double)(api - sweep_seen) / customers,
          sync_planned,
@@ -335,6 +388,8 @@ int main(int argc, char **argv) {
                (double)(ru[i].ru_utime.tv_usec + ru[i].ru_stime.tv_usec) /
                    1e6);
   json_decref(plan);
+  json_decref(pacing);
+  free(sync_minutes);
   json_decref(stats);
   simc_stop(&sim);
   rt_remove_tree(dir);

@@ -480,6 +480,16 @@ Test(ninjaone_evidence, queued_fan_out_keys_each_customer) {
                      " j.parent_id IS NOT NULL AND j.priority = 10",
                      c303, c304, msp),
                2);
+  /* Two customers fit the hour: both due at once, and the result says so. */
+  cr_expect_eq(q_int("SELECT count(*) FROM runner.job s WHERE s.name ="
+                     " 'ninjaone-evidence.sweep' AND s.result->'pacing'->0->>"
+                     "'mode' = 'at_once' AND (s.result->'pacing'->0->>"
+                     "'estimated_requests')::int = 12"),
+               2);
+  cr_expect_eq(q_int("SELECT count(*) FROM runner.job WHERE name ="
+                     " 'ninjaone-evidence.customer' AND run_at > created_at"
+                     " + interval '1 second'"),
+               0);
   cr_expect_eq(q_int("SELECT count(*) FROM monitoring_signal"), 10);
   char *st = q_text("SELECT string_agg(status, ',' ORDER BY organization_id)"
                     " FROM monitoring_signal WHERE signal_key = 'patch_sla'");

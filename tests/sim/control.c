@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "faults.h"
 #include "fleet_load.h"
+#include "ratelimit.h"
 #include "stats.h"
 
 static void ok(sim_response_t *res, const char *key, int64_t value)
@@ -150,15 +151,24 @@ static void clock_op(sim_t *sim, sim_request_t *req, sim_response_t *res)
             return;
         json_t *now = json_object_get(body, "now");
         json_t *advance = json_object_get(body, "advanceSeconds");
+        json_t *scale = json_object_get(body, "scale");
+        if (scale && !(json_is_number(scale) && json_number_value(scale) > 0 &&
+                       json_number_value(scale) <= 100000)) {
+            json_decref(body);
+            fail(res, 400, "\"scale\": expected a number in (0, 100000]");
+            return;
+        }
+        if (scale)
+            sim_rate_clock_set_scale(json_number_value(scale));
         if (json_is_number(now))
             sim_clock_pin((int64_t)(json_number_value(now) * 1000.0 + 0.5));
         else if (now && json_is_null(now))
             sim_clock_unpin();
         else if (json_is_number(advance))
             sim_clock_pin(sim_clock_now_ms() + (int64_t)(json_number_value(advance) * 1000.0));
-        else {
+        else if (!scale) {
             json_decref(body);
-            fail(res, 400, "give \"now\" (epoch seconds or null) or \"advanceSeconds\"");
+            fail(res, 400, "give \"now\" (epoch seconds or null), \"advanceSeconds\" or \"scale\"");
             return;
         }
         json_decref(body);
@@ -171,6 +181,10 @@ static void clock_op(sim_t *sim, sim_request_t *req, sim_response_t *res)
     sj_key(&j, "now");
     sj_v_epoch(&j, sim_clock_now_ms());
     sj_bool(&j, "pinned", sim_clock_is_pinned());
+    char scale_text[32];
+    int scale_len = snprintf(scale_text, sizeof scale_text, "%g", sim_rate_clock_scale());
+    sj_key(&j, "scale");
+    sj_v_raw(&j, scale_text, (size_t)scale_len);
     sj_end_obj(&j);
     sim_respond_buf(res, 200, &b);
 }

@@ -62,6 +62,9 @@ static const char usage_text[] =
     "  --cursor-ttl SECONDS    query cursor lifetime (default 600)\n"
     "  --rate-limit-minute N   requests per tenant per sliding minute, 0 = off (default 200)\n"
     "  --rate-limit-hour N     requests per tenant per sliding hour, 0 = off (default 1500)\n"
+    "  --clock-scale F         the rate limit's minute and hour (and the request times)\n"
+    "                          pass F times faster than real time, for a client whose\n"
+    "                          clock is sped up alike (default 1)\n"
     "  --throttle-mode MODE    429 (status 429 + Retry-After) or html (status 200 HTML page)\n"
     "                          (default 429)\n"
     "  --remaining-header      send X-RateLimit-Remaining on admitted API requests\n"
@@ -117,7 +120,7 @@ enum {
     OPT_FLEET = 256, OPT_GENERATE, OPT_SEED, OPT_NOW, OPT_REGIONS, OPT_ORGS, OPT_DPO, OPT_OS_MIX,
     OPT_ENC, OPT_AV_MIX, OPT_PATCH_BACKLOG, OPT_PATCH_FAILED, OPT_BACKUP_RATE, OPT_BACKUP_FAIL,
     OPT_OFFLINE, OPT_PENDING, OPT_PORT, OPT_THREADS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TOKEN_TTL,
-    OPT_CURSOR_TTL, OPT_RL_MINUTE, OPT_RL_HOUR, OPT_THROTTLE, OPT_REMAINING, OPT_HELP,
+    OPT_CURSOR_TTL, OPT_RL_MINUTE, OPT_RL_HOUR, OPT_CLOCK_SCALE, OPT_THROTTLE, OPT_REMAINING, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -145,6 +148,7 @@ static const struct option long_opts[] = {
     {"cursor-ttl", required_argument, NULL, OPT_CURSOR_TTL},
     {"rate-limit-minute", required_argument, NULL, OPT_RL_MINUTE},
     {"rate-limit-hour", required_argument, NULL, OPT_RL_HOUR},
+    {"clock-scale", required_argument, NULL, OPT_CLOCK_SCALE},
     {"throttle-mode", required_argument, NULL, OPT_THROTTLE},
     {"remaining-header", no_argument, NULL, OPT_REMAINING},
     {"help", no_argument, NULL, OPT_HELP},
@@ -245,6 +249,14 @@ int main(int argc, char **argv)
         case OPT_CURSOR_TTL: sim.opts.cursor_ttl_s = (int)parse_long("--cursor-ttl", optarg, 1, 86400 * 30); break;
         case OPT_RL_MINUTE: sim.opts.rate_per_minute = (int)parse_long("--rate-limit-minute", optarg, 0, 10000000); break;
         case OPT_RL_HOUR: sim.opts.rate_per_hour = (int)parse_long("--rate-limit-hour", optarg, 0, 10000000); break;
+        case OPT_CLOCK_SCALE: {
+            char *end = NULL;
+            double scale = strtod(optarg, &end);
+            if (!*optarg || *end || !(scale > 0 && scale <= 100000))
+                usage_error("--clock-scale: '%s' is not a number in (0, 100000]", optarg);
+            sim_rate_clock_set_scale(scale);
+            break;
+        }
         case OPT_THROTTLE:
             if (strcmp(optarg, "429") == 0)
                 sim.opts.throttle_mode = SIM_THROTTLE_429;

@@ -40,6 +40,47 @@ void sim_ratelimit_free(sim_ratelimit_t *rl)
     free(rl);
 }
 
+static pthread_mutex_t clock_lock = PTHREAD_MUTEX_INITIALIZER;
+static double clock_scale = 1.0;
+static int64_t anchor_ms, anchor_mono_ms; /* anchor_ms 0: not read yet */
+
+/* Caller holds clock_lock. */
+static int64_t rate_clock_locked(void)
+{
+    int64_t mono = sim_monotonic_ms();
+    if (!anchor_ms) {
+        anchor_ms = sim_wall_ms();
+        anchor_mono_ms = mono;
+    }
+    return anchor_ms + (int64_t)((double)(mono - anchor_mono_ms) * clock_scale);
+}
+
+int64_t sim_rate_clock_ms(void)
+{
+    pthread_mutex_lock(&clock_lock);
+    int64_t now = rate_clock_locked();
+    pthread_mutex_unlock(&clock_lock);
+    return now;
+}
+
+void sim_rate_clock_set_scale(double scale)
+{
+    pthread_mutex_lock(&clock_lock);
+    /* Re-anchored at the current reading: the clock never jumps. */
+    anchor_ms = rate_clock_locked();
+    anchor_mono_ms = sim_monotonic_ms();
+    clock_scale = scale > 0 ? scale : 1.0;
+    pthread_mutex_unlock(&clock_lock);
+}
+
+double sim_rate_clock_scale(void)
+{
+    pthread_mutex_lock(&clock_lock);
+    double scale = clock_scale;
+    pthread_mutex_unlock(&clock_lock);
+    return scale;
+}
+
 static int64_t at(const sim_ratelimit_t *rl, const tenant_t *t, size_t i)
 {
     return t->times[(t->head + i) % rl->capacity];
@@ -50,7 +91,7 @@ int sim_ratelimit_admit(sim_ratelimit_t *rl, int client_index, int *remaining)
     *remaining = -1;
     if (rl->capacity == 0 || client_index < 0 || (size_t)client_index >= rl->n_tenants)
         return 0;
-    int64_t now = sim_monotonic_ms();
+    int64_t now = sim_rate_clock_ms();
     pthread_mutex_lock(&rl->lock);
     tenant_t *t = &rl->tenants[client_index];
     if (!t->times)
@@ -78,7 +119,10 @@ int sim_ratelimit_admit(sim_ratelimit_t *rl, int client_index, int *remaining)
     }
     if (wait_ms > 0) {
         pthread_mutex_unlock(&rl->lock);
-        return (int)((wait_ms + 999) / 1000);
+        /* Retry-After is real seconds: the wait on a sped-up clock is
+         * shorter. */
+        int64_t real_ms = (int64_t)((double)wait_ms / sim_rate_clock_scale()) + 1;
+        return (int)((real_ms + 999) / 1000);
     }
     if (t->count == rl->capacity) {
         t->head = (t->head + 1) % rl->capacity;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "ratelimit.h"
 #include "util.h"
 
 typedef struct named_count {
@@ -25,7 +26,8 @@ typedef struct region_stats {
     uint64_t token_requests;
     counts_t endpoints;
     counts_t clients;
-    /* Wall-clock ms of every API and token request, in arrival order, so a
+    /* Rate-clock ms (sim_rate_clock_ms: the wall clock, sped up with the
+     * limiter's) of every API and token request, in arrival order, so a
      * test can find the busiest 60 seconds. */
     int64_t *times;
     size_t n_times, cap_times;
@@ -102,7 +104,7 @@ static void stamp(region_stats_t *rs)
         rs->cap_times = rs->cap_times ? rs->cap_times * 2 : 256;
         rs->times = sim_xrealloc(rs->times, rs->cap_times * sizeof *rs->times);
     }
-    int64_t now = sim_wall_ms();
+    int64_t now = sim_rate_clock_ms();
     /* Stamped under the lock: never earlier than the one before. */
     if (rs->n_times && now < rs->times[rs->n_times - 1])
         now = rs->times[rs->n_times - 1];

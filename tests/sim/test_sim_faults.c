@@ -107,6 +107,51 @@ Test(sim_ratelimit, limits_each_tenant_separately, .fini = stop_clean)
     free(us);
 }
 
+/* With the rate clock sped up 30 times a minute's window passes in 2 real
+ * seconds: the third request of a 2-a-minute budget is refused, and one is
+ * admitted again long before a real minute (60 s) has passed. */
+Test(sim_ratelimit, a_sped_up_rate_clock_shortens_the_windows, .fini = stop_clean)
+{
+    const char *extra[] = {"--rate-limit-minute", "2", "--rate-limit-hour", "0", "--clock-scale", "30", NULL};
+    start_with(extra);
+    simc_resp_t r = simc_get(&sim, "/_sim/clock", NULL);
+    cr_expect_eq(json_number_value(json_object_get(r.json, "scale")), 30.0);
+    simc_resp_free(&r);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cr_expect_eq(get_status("/eu/v2/organizations"), 200);
+    cr_expect_eq(get_status("/eu/v2/organizations"), 200);
+    r = simc_get(&sim, "/eu/v2/organizations", token);
+    cr_expect_eq(r.status, 429);
+    int retry_after = atoi(r.retry_after);
+    cr_expect(retry_after >= 1 && retry_after <= 2, "Retry-After %d: real seconds of a 2 s minute", retry_after);
+    simc_resp_free(&r);
+    int status = 429;
+    double waited = 0;
+    while (status == 429 && waited < 30.0) {
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        status = get_status("/eu/v2/organizations");
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        waited = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    }
+    cr_expect_eq(status, 200);
+    cr_expect_lt(waited, 30.0, "admitted again after %.1f s", waited);
+}
+
+Test(sim_ratelimit, sets_the_rate_clock_scale_by_control, .fini = stop_clean)
+{
+    const char *extra[] = {NULL};
+    start_with(extra);
+    simc_resp_t r = simc_request(&sim, "POST", "/_sim/clock", "application/json", "{\"scale\":2.5}", NULL);
+    cr_expect_eq(r.status, 200);
+    cr_expect_eq(json_number_value(json_object_get(r.json, "scale")), 2.5);
+    simc_resp_free(&r);
+    r = simc_request(&sim, "POST", "/_sim/clock", "application/json", "{\"scale\":0}", NULL);
+    cr_expect_eq(r.status, 400);
+    simc_resp_free(&r);
+}
+
 /* ---- faults ---- */
 
 TestSuite(sim_faults, .init = start_default, .fini = stop_clean, .timeout = 30);

@@ -37,6 +37,9 @@ typedef struct ev_target_s {
   /* The tick that emitted this saw first_evidence_synced_at NULL: its
    * sweeps stay a dry run for tickets even after one of them stamps it. */
   bool first_sweep;
+  /* The sweep's estimate of this customer's requests (pacing.h), from the
+   * device count of the last asset sync; 0 outside a sweep. */
+  int64_t planned_requests;
 } ev_target_t;
 
 /* The outcome of one customer sweep, handed to its caller. */

@@ -11,6 +11,7 @@
 
 #include "evidence.h"
 #include "ninjaone/explain.h"
+#include "pacing.h"
 
 #define TICK_PERIOD_S (6 * 3600)
 #define TICK_OFFSET_S (30 * 60)
@@ -202,6 +203,18 @@ static const rn_option_t sweep_params[] = {
     {0},
 };
 
+/* One credential's customers in a sweep: they share its hour's budget. */
+typedef struct pace_group_s {
+  int64_t msp_org_id;
+  nj_region_t region;
+  int64_t customers;
+  int64_t requests;      /* sum of the customers' planned_requests */
+  int64_t sync_requests; /* the credential's asset sync, as plan counts it */
+  nj_sweep_pacing_t pacing;
+  int64_t placed;        /* requests of the customers emitted so far */
+  int64_t last_offset_ms;
+} pace_group_t;
+
 typedef struct sweep_s {
   rn_ctx_t *ctx;
   ev_state_t *state;
@@ -210,6 +223,8 @@ typedef struct sweep_s {
   int64_t now_ms;
   ev_target_t *targets;
   size_t n, next;
+  pace_group_t *groups;
+  size_t ngroups;
   size_t emitted, swept, failed;
   uint64_t approved_devices; /* of the customers swept inline */
   bool inline_mode;
@@ -230,6 +245,73 @@ static void sweep_error(sweep_t *s, int status, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* What a group's pacing spends an hour: all of it in the first hour when
+ * it runs at once, else spread evenly. */
+static int64_t group_per_hour(const pace_group_t *g) {
+  const nj_sweep_pacing_t *p = &g->pacing;
+  if (p->spread_ms <= 0)
+    return p->requests;
+  return (int64_t)((double)p->requests * 3600000.0 / (double)p->spread_ms +
+                   0.5);
+}
+
+/* The pacing chosen per credential, for the --json result and the job
+ * record. */
+static json_t *pacing_json(const sweep_t *s) {
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < s->ngroups; i++) {
+    const pace_group_t *g = &s->groups[i];
+    const nj_sweep_pacing_t *p = &g->pacing;
+    json_array_append_new(
+        a, json_pack("{s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:I,"
+                     " s:I, s:b}",
+                     "msp_org_id", (json_int_t)g->msp_org_id, "region",
+                     nj_region_name(g->region), "customers",
+                     (json_int_t)g->customers, "mode",
+                     p->spread_ms > 0 ? "spread" : "at_once",
+                     "estimated_requests", (json_int_t)p->requests,
+                     "asset_sync_requests", (json_int_t)g->sync_requests,
+                     "usable_per_hour", (json_int_t)p->usable_hour,
+                     "reserved_per_hour", (json_int_t)p->reserved,
+                     "sweep_per_hour", (json_int_t)p->sweep_hour,
+                     "spread_minutes", (double)p->spread_ms / 60000.0,
+                     "estimated_requests_per_hour",
+                     (json_int_t)group_per_hour(g), "last_start_offset_ms",
+                     (json_int_t)g->last_offset_ms, "fits", p->fits));
+  }
+  return a;
+}
+
+static size_t pacing_line(const pace_group_t *g, char *out, size_t len) {
+  const nj_sweep_pacing_t *p = &g->pacing;
+  int n;
+  if (p->spread_ms <= 0)
+    n = snprintf(out, len,
+                 "\n  MSP organization %lld, region %s: %lld customer(s), "
+                 "about %lld requests, at once (within the %lld an hour "
+                 "left beside the asset sync)",
+                 (long long)g->msp_org_id, nj_region_name(g->region),
+                 (long long)g->customers, (long long)p->requests,
+                 (long long)p->sweep_hour);
+  else
+    n = snprintf(out, len,
+                 "\n  MSP organization %lld, region %s: %lld customer(s), "
+                 "about %lld requests, spread over %lld minutes at about "
+                 "%lld requests/hour (%lld usable, %lld kept for the asset "
+                 "sync and a token)%s",
+                 (long long)g->msp_org_id, nj_region_name(g->region),
+                 (long long)g->customers, (long long)p->requests,
+                 (long long)((p->spread_ms + 59999) / 60000),
+                 (long long)group_per_hour(g), (long long)p->usable_hour,
+                 (long long)p->reserved,
+                 p->fits ? ""
+                         : "; does NOT fit the budget before the next sweep "
+                           "(see 'regentra-runner ninjaone plan')");
+  if (n < 0)
+    return 0;
+  return (size_t)n < len ? (size_t)n : len;
+}
+
 static void sweep_finish(sweep_t *s) {
   /* Where the customers were swept: events for the queue, here, or nowhere
    * when there was no customer to sweep. */
@@ -239,6 +321,8 @@ static void sweep_finish(sweep_t *s) {
                 (json_int_t)s->n, "emitted", (json_int_t)s->emitted, "swept",
                 (json_int_t)s->swept, "failed", (json_int_t)s->failed,
                 "results", s->results);
+  if (result && !s->inline_mode && s->ngroups)
+    json_object_set_new(result, "pacing", pacing_json(s));
   if (s->status < 0)
     set_failure(result, s->status, s->error);
   char *text =
@@ -263,6 +347,9 @@ static void sweep_finish(sweep_t *s) {
                             "evidence sweep: %zu customer event(s) emitted "
                             "of %zu",
                             s->emitted, s->n);
+  for (size_t g = 0; !s->inline_mode && g < s->ngroups; g++)
+    if (used < sizeof summary)
+      used += pacing_line(&s->groups[g], summary + used, sizeof summary - used);
   size_t i;
   json_t *r;
   json_array_foreach(s->results, i, r) {
@@ -277,6 +364,7 @@ static void sweep_finish(sweep_t *s) {
   free(text);
   json_decref(s->results);
   host->free(s->targets);
+  host->free(s->groups);
   host->free(s);
 }
 
@@ -338,7 +426,8 @@ static int64_t tick_of(int64_t now_ms) {
          TICK_OFFSET_S;
 }
 
-static int emit_one(sweep_t *s, const ev_target_t *t, int64_t tick) {
+static int emit_one(sweep_t *s, const ev_target_t *t, int64_t tick,
+                    int64_t run_at_ms) {
   json_t *payload = json_pack(
       "{s:I, s:I, s:I, s:s, s:s, s:b}", "msp_org", (json_int_t)t->msp_org_id,
       "customer_org", (json_int_t)t->customer_org_id, "mapping",
@@ -363,11 +452,28 @@ static int emit_one(sweep_t *s, const ev_target_t *t, int64_t tick) {
    * are queued, the sync is claimed first instead of waiting out the
    * sweep. */
   opts.priority = EV_CUSTOMER_PRIORITY;
+  opts.run_at_ms = run_at_ms;
   int rc = RN_HOST_HAS(host, emit)
                ? host->emit(s->job, CUSTOMER_EVENT, text, &opts)
                : RN_ENOSYS;
   free(text);
   return rc;
+}
+
+/* The group of a credential; created when asked to (groups has room for
+ * one per target). */
+static pace_group_t *group_of(sweep_t *s, int64_t msp_org_id,
+                              nj_region_t region, bool create) {
+  for (size_t i = 0; i < s->ngroups; i++)
+    if (s->groups[i].msp_org_id == msp_org_id &&
+        s->groups[i].region == region)
+      return &s->groups[i];
+  if (!create)
+    return NULL;
+  pace_group_t *g = &s->groups[s->ngroups++];
+  g->msp_org_id = msp_org_id;
+  g->region = region;
+  return g;
 }
 
 static void listed(void *data, int status, const char *error) {
@@ -378,9 +484,24 @@ static void listed(void *data, int status, const char *error) {
     return;
   }
   int64_t tick = tick_of(s->now_ms);
+  /* Each credential's customers share its hour: spread when the sweep
+   * would take more than the hour leaves beside the asset sync. */
+  int64_t window_ms = (tick + TICK_PERIOD_S) * 1000 - s->now_ms;
+  int64_t per_hour = s->state->connection.rate_per_hour
+                         ? s->state->connection.rate_per_hour
+                         : 1500;
+  for (size_t g = 0; g < s->ngroups; g++)
+    nj_sweep_pacing(per_hour, s->groups[g].sync_requests,
+                    s->groups[g].requests, window_ms, &s->groups[g].pacing);
   for (size_t i = 0; i < s->n; i++) {
     const ev_target_t *t = &s->targets[i];
-    int rc = emit_one(s, t, tick);
+    pace_group_t *g = group_of(s, t->msp_org_id, t->region, false);
+    int64_t offset = g ? nj_sweep_offset_ms(&g->pacing, g->placed) : 0;
+    if (g) {
+      g->placed += t->planned_requests;
+      g->last_offset_ms = offset;
+    }
+    int rc = emit_one(s, t, tick, offset > 0 ? s->now_ms + offset : 0);
     if (rc == RN_ENOSYS && i == 0) {
       /* No queue here (a plain CLI run): do the work ourselves. */
       s->inline_mode = true;
@@ -401,6 +522,51 @@ static void listed(void *data, int status, const char *error) {
                               (json_int_t)t->mapping_id, "status", "emitted"));
   }
   sweep_finish(s);
+}
+
+/* Each credential's asset sync as `ninjaone plan` counts it: the
+ * organizations list, and a devices-detailed page per 1,000 devices of each
+ * mapped customer (promoted or not). */
+static int sync_estimate(sweep_t *s, rn_devsrc_t *ds, char *err,
+                         size_t errlen) {
+  char msp_org_id[24];
+  if (s->msp_filter)
+    ev_itoa(s->msp_filter, msp_org_id);
+  const char *params[] = {s->msp_filter ? msp_org_id : NULL};
+  rn_db_result_t *res;
+  int rc = host->db_tx_exec(
+      ds->tx,
+      "SELECT c.msp_org_id, c.region,"
+      " (SELECT count(*) FROM integration_org_mapping x WHERE x.msp_org_id ="
+      "  c.msp_org_id AND x.provider = c.provider AND x.region = c.region"
+      "  AND x.vanished_at IS NULL),"
+      " (SELECT coalesce(sum(" NJ_SQL_PAGES(NJ_SQL_MAPPING_DEVICES) "), 0)"
+      "  FROM integration_org_mapping m JOIN portal_company pc ON pc.id ="
+      "  m.portal_company_id WHERE m.msp_org_id = c.msp_org_id AND"
+      "  m.provider = c.provider AND m.region = c.region AND"
+      "  m.state = 'MAPPED')"
+      " FROM integration_credential c"
+      " WHERE c.provider = 'ninjaone' AND c.is_active"
+      " AND ($1::bigint IS NULL OR c.msp_org_id = $1::bigint)",
+      1, params, &res);
+  if (rc < 0) {
+    snprintf(err, errlen, "database: %s", host->db_tx_error(ds->tx));
+    return rc;
+  }
+  for (int r = 0; r < host->db_rows(res); r++) {
+    nj_region_t region;
+    if (nj_region_parse(host->db_value(res, r, 1), &region) < 0)
+      continue;
+    pace_group_t *g =
+        group_of(s, strtoll(host->db_value(res, r, 0), NULL, 10), region,
+                 false);
+    if (g)
+      g->sync_requests =
+          nj_pages_of(strtoll(host->db_value(res, r, 2), NULL, 10)) +
+          strtoll(host->db_value(res, r, 3), NULL, 10);
+  }
+  host->db_result_free(res);
+  return 0;
 }
 
 static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
@@ -434,7 +600,8 @@ static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
       ds->tx,
       "SELECT c.msp_org_id, pc.converted_to_organization_id AS"
       " customer_org_id, m.id, m.region, m.external_org_id,"
-      " c.first_evidence_synced_at IS NULL"
+      " c.first_evidence_synced_at IS NULL,"
+      " " NJ_SQL_SWEEP_REQUESTS(NJ_SQL_MAPPING_DEVICES)
       " FROM integration_credential c"
       " JOIN integration_org_mapping m ON m.msp_org_id = c.msp_org_id"
       "  AND m.provider = c.provider AND m.region = c.region"
@@ -456,6 +623,11 @@ static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
     host->db_result_free(res);
     return RN_ENOMEM;
   }
+  s->groups = host->calloc(rows ? (size_t)rows : 1, sizeof *s->groups);
+  if (!s->groups) {
+    host->db_result_free(res);
+    return RN_ENOMEM;
+  }
   s->n = 0;
   for (int r = 0; r < rows; r++) {
     ev_target_t *t = &s->targets[s->n];
@@ -465,12 +637,17 @@ static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
     snprintf(t->external_org_id, sizeof t->external_org_id, "%s",
              host->db_value(res, r, 4));
     t->first_sweep = strcmp(host->db_value(res, r, 5), "t") == 0;
+    t->planned_requests = strtoll(host->db_value(res, r, 6), NULL, 10);
     /* A region this build does not know is skipped, not guessed. */
-    if (nj_region_parse(host->db_value(res, r, 3), &t->region) == 0)
-      s->n++;
+    if (nj_region_parse(host->db_value(res, r, 3), &t->region) < 0)
+      continue;
+    pace_group_t *g = group_of(s, t->msp_org_id, t->region, true);
+    g->customers++;
+    g->requests += t->planned_requests;
+    s->n++;
   }
   host->db_result_free(res);
-  return 0;
+  return s->ngroups ? sync_estimate(s, ds, err, errlen) : 0;
 }
 
 static int run_sweep(rn_ctx_t *ctx, void *state, rn_job_t *job) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../evidence/pacing.h"
 #include "mapping.h"
 
 /* The cadences of the shipped conf.d examples. */
@@ -54,18 +55,12 @@ static int64_t int_at(const rn_db_result_t *res, int row, int col) {
   return v ? strtoll(v, NULL, 10) : 0;
 }
 
-/* Device count per mapping: the "seen" of the credential's last asset sync
- * record, else the mapping's company's active NinjaOne assets, else 0. */
+/* Device count per mapping (NJ_SQL_MAPPING_DEVICES, shared with the
+ * evidence sweep's pacing). */
 static const char plan_sql[] =
     "WITH m AS ("
     " SELECT c.region, m.id, pc.converted_to_organization_id IS NOT NULL"
-    "  AS promoted, coalesce((SELECT max((d->>'seen')::bigint) FROM"
-    "  jsonb_array_elements(CASE WHEN jsonb_typeof(c.last_asset_sync->"
-    "  'details') = 'array' THEN c.last_asset_sync->'details' ELSE"
-    "  '[]'::jsonb END) d WHERE d->>'mapping_id' = m.id::text),"
-    "  (SELECT count(*) FROM asset a WHERE a.msp_org_id = m.msp_org_id AND"
-    "  a.portal_company_id = m.portal_company_id AND a.external_source ="
-    "  'ninjaone' AND a.status = 'ACTIVE'), 0) AS devices"
+    "  AS promoted, " NJ_SQL_MAPPING_DEVICES " AS devices"
     " FROM integration_credential c"
     " JOIN integration_org_mapping m ON m.msp_org_id = c.msp_org_id AND"
     "  m.provider = c.provider AND m.region = c.region AND m.state = 'MAPPED'"
@@ -78,8 +73,8 @@ static const char plan_sql[] =
     " count(m.id), count(m.id) FILTER (WHERE m.promoted),"
     " coalesce(sum(m.devices), 0),"
     " coalesce(sum(m.devices) FILTER (WHERE m.promoted), 0),"
-    " coalesce(sum(greatest(1, ceil(m.devices / 1000.0))), 0),"
-    " coalesce(sum(6 * greatest(1, ceil(m.devices / 1000.0)))"
+    " coalesce(sum(" NJ_SQL_PAGES("m.devices") "), 0),"
+    " coalesce(sum(" NJ_SQL_SWEEP_REQUESTS("m.devices") ")"
     "  FILTER (WHERE m.promoted), 0)"
     " FROM integration_credential c LEFT JOIN m ON m.region = c.region"
     " WHERE c.msp_org_id = $1 AND c.provider = 'ninjaone' AND c.is_active"

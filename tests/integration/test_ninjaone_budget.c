@@ -1,0 +1,243 @@
+/* One tenant, one budget, spread over the day: the evidence sweep's pacing
+ * under `serve`, through the durable queue, against the simulator with its
+ * rate limit counted on a sped-up clock (--clock-scale) and the runner's
+ * clock and budget windows sped up alike (REGENTRA_CLOCK_SCALE with
+ * REGENTRA_CLOCK_SCALE_BUDGET=1), so that hours of budget pass in minutes. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "rt_ninjaone.h"
+
+#define SECRET "sim-eu-secret"
+/* A budget a 24-customer mixed fleet cannot sweep in one hour beside its
+ * asset sync: about 150 sweep requests and 26 for the sync, 142 usable. */
+#define CUSTOMERS 24
+#define PER_MINUTE 60
+#define PER_HOUR 150
+#define SCALE 40
+/* 2026-01-01T00:14:30Z: the :15 sync ticks 30 s (0.75 s real) later, the
+ * :30 sweep 15.5 minutes (23 s real) later. */
+#define CLOCK_START_MS 1767226470000LL
+#define SWEEP_PERIOD_MS (6LL * 3600 * 1000)
+
+static rt_nj_t h;
+static long long msp;
+
+#define q_int(...) rt_nj_int(&h, __VA_ARGS__)
+#define q_text(...) rt_nj_text(&h, __VA_ARGS__)
+
+static void setup(void) {
+  char args[256];
+  snprintf(args, sizeof args,
+           "--generate --seed 7 --orgs %d --devices-per-org 5-1500"
+           " --rate-limit-minute %d --rate-limit-hour %d --clock-scale %d",
+           CUSTOMERS, PER_MINUTE, PER_HOUR, SCALE);
+  rt_nj_setup(&h, "njbudget", SECRET,
+              "1 8f1e2d3c4b5a69788796a5b4c3d2e1f0"
+              "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+              args);
+  msp = q_int("INSERT INTO organization (name, kind) VALUES ('Acme MSP',"
+              " 'MSP') RETURNING id");
+}
+
+static void teardown(void) { rt_nj_teardown(&h); }
+
+TestSuite(ninjaone_budget, .init = setup, .fini = teardown, .timeout = 900);
+
+/* runner.conf: the connection profile with the budget, and the queue. */
+static void write_conf(void) {
+  char text[4096];
+  int n = snprintf(text, sizeof text,
+                   "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
+                   "master_key_file = %s\nlog_level = warning\n",
+                   RT_PLUGIN_DIR, h.dir, h.key_file);
+  n += snprintf(text + n, sizeof text - (size_t)n,
+                "\n[source \"ninjaone\"]\nbase_url_eu = "
+                "http://127.0.0.1:%d/eu\nrate_per_minute = %d\n"
+                "rate_per_hour = %d\n",
+                h.sim.port, PER_MINUTE, PER_HOUR);
+  n += snprintf(text + n, sizeof text - (size_t)n,
+                "\n[database]\nurl = %s\nmigrations_dir = %s\n"
+                "poll_interval = 200ms\n",
+                h.dsn, RT_SOURCE_DIR "/runner/migrations");
+  cr_assert_lt((size_t)n, sizeof text);
+  rt_write_file(h.conf, text, 0644);
+}
+
+static bool wait_count(const char *sql, long long want, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 500) {
+    if (q_int("%s", sql) >= want)
+      return true;
+    struct timespec ts = {0, 500 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return false;
+}
+
+static long long tenant_stat(json_t *stats, const char *key) {
+  json_t *eu = json_object_get(json_object_get(stats, "tenants"), "eu");
+  return (long long)json_integer_value(json_object_get(eu, key));
+}
+
+/* Every organization mapped to a company promoted to a customer, in one
+ * bulk map. */
+static void map_all(void) {
+  char *rows = q_text(
+      "WITH m AS (SELECT external_org_id FROM integration_org_mapping"
+      " WHERE msp_org_id = %lld), o AS (INSERT INTO organization (name,"
+      " kind) SELECT 'Customer ' || external_org_id, 'CUSTOMER' FROM m"
+      " RETURNING id, name), c AS (INSERT INTO portal_company"
+      " (msp_org_id, name, converted_to_organization_id) SELECT %lld,"
+      " o.name, o.id FROM o RETURNING id, name)"
+      " SELECT string_agg(substr(name, 10) || ',use-existing,' || id,"
+      " E'\\n') FROM c",
+      msp, msp);
+  cr_assert_not_null(rows);
+  char path[400];
+  snprintf(path, sizeof path, "%s/map.csv", h.dir);
+  rt_write_file(path, rows, 0644);
+  free(rows);
+  char *out, *err;
+  int rc = rt_nj_run(&h, &out, &err, NULL, "map", "--msp-org", rt_nj_id(msp),
+                     "--from-file", path, "--apply", NULL);
+  cr_assert_eq(rc, 0, "map: %s%s", out, err);
+  free(out);
+  free(err);
+  cr_assert_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " state = 'MAPPED'"),
+               CUSTOMERS);
+}
+
+/* The sweep of a fleet too big for one hour beside the asset sync: its
+ * customer jobs are spread over more than an hour of the runner's clock,
+ * the last well before the next tick, each customer once; the simulator
+ * sees no minute or hour over the budget and no 429, and the sync
+ * completes. */
+Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
+  write_conf();
+  char *migrate[] = {RT_RUNNER, "migrate", "-c", h.conf, NULL};
+  char *err = NULL;
+  cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
+  free(err);
+  rt_nj_connect(&h, msp, "sim-eu-client");
+  map_all();
+  cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
+
+  char confd[320], path[400];
+  snprintf(confd, sizeof confd, "%s/conf.d", h.dir);
+  cr_assert(mkdir(confd, 0755) == 0 || errno == EEXIST);
+  snprintf(path, sizeof path, "%s/20-assets.conf", confd);
+  rt_write_file(path,
+                "[job \"ninjaone-asset-sync\"]\nplugin = ninjaone-assets\n"
+                "job = sync\nschedule = 15 */4 * * *\n",
+                0644);
+  snprintf(path, sizeof path, "%s/30-evidence.conf", confd);
+  rt_write_file(path,
+                "[job \"ninjaone-evidence-sweep\"]\nplugin ="
+                " ninjaone-evidence\njob = sweep\nschedule = 30 */6 * * *\n",
+                0644);
+  char clock_start[64], clock_scale[64];
+  snprintf(clock_start, sizeof clock_start, "REGENTRA_CLOCK_START_MS=%lld",
+           CLOCK_START_MS);
+  snprintf(clock_scale, sizeof clock_scale, "REGENTRA_CLOCK_SCALE=%d", SCALE);
+  char *env[] = {h.db_env, clock_start, clock_scale,
+                 "REGENTRA_CLOCK_SCALE_BUDGET=1", NULL};
+  char *serve[] = {RT_RUNNER, "serve", "-c", h.conf, "-d", confd, NULL};
+  rt_proc_t runner;
+  rt_proc_start(&runner, serve, env, NULL);
+  /* About 100 minutes of the runner's clock: 2.5 minutes. */
+  bool synced = wait_count("SELECT count(*) FROM runner.job WHERE name ="
+                           " 'ninjaone-asset-sync' AND state = 'completed'",
+                           1, 300000);
+  bool swept = synced && wait_count("SELECT count(*) FROM runner.job WHERE"
+                                    " name = 'ninjaone-evidence.customer' AND"
+                                    " state IN ('completed', 'dead')",
+                                    CUSTOMERS, 600000);
+  rt_proc_kill(&runner, SIGTERM);
+  cr_expect(rt_proc_wait(&runner, 30000));
+  char *log = rt_read_file(runner.err_path);
+  cr_assert(synced && swept, "the cadences did not complete:\n%s", log);
+  cr_expect(!strstr(log, "Sanitizer"), "%s", log);
+  free(log);
+
+  /* The pacing the sweep chose, as its result says. */
+  char *text = q_text("SELECT result FROM runner.job WHERE name ="
+                      " 'ninjaone-evidence-sweep' AND state = 'completed'");
+  json_t *result = json_loads(text ? text : "", 0, NULL);
+  cr_assert_not_null(result, "sweep result: %s", text);
+  free(text);
+  json_t *pacing = json_array_get(json_object_get(result, "pacing"), 0);
+  cr_assert_eq(json_array_size(json_object_get(result, "pacing")), 1);
+  cr_expect_str_eq(json_string_value(json_object_get(pacing, "mode")),
+                   "spread");
+  cr_expect(json_is_true(json_object_get(pacing, "fits")));
+  double spread_min =
+      json_number_value(json_object_get(pacing, "spread_minutes"));
+  long long estimated =
+      json_integer_value(json_object_get(pacing, "estimated_requests"));
+  long long sync_requests =
+      json_integer_value(json_object_get(pacing, "asset_sync_requests"));
+  long long per_hour = json_integer_value(
+      json_object_get(pacing, "estimated_requests_per_hour"));
+  long long last_offset_ms =
+      json_integer_value(json_object_get(pacing, "last_start_offset_ms"));
+  /* More than an hour beside the sync, so more than an hour of spread. */
+  cr_expect_gt(estimated + sync_requests + 1, PER_HOUR * 95 / 100);
+  cr_expect_gt(spread_min, 60.0);
+  cr_expect_leq(per_hour + sync_requests + 1, PER_HOUR * 95 / 100);
+  json_decref(result);
+
+  /* The jobs table: run_at is real time, the runner's clock runs SCALE
+   * times faster. The first customer is due at once, the last at the
+   * offset the result names, well before the next tick. */
+  long long first_ms = q_int(
+      "SELECT (extract(epoch FROM min(j.run_at) - s.started_at) * 1000)"
+      "::bigint FROM runner.job j, runner.job s WHERE j.name ="
+      " 'ninjaone-evidence.customer' AND s.name = 'ninjaone-evidence-sweep'"
+      " GROUP BY s.started_at");
+  long long spread_ms = q_int(
+      "SELECT (extract(epoch FROM max(run_at) - min(run_at)) * 1000)::bigint"
+      " FROM runner.job WHERE name = 'ninjaone-evidence.customer'");
+  cr_expect_lt(first_ms, 5000, "first customer due %lld ms after the sweep",
+               first_ms);
+  long long want_ms = last_offset_ms / SCALE;
+  cr_expect(spread_ms * 10 >= want_ms * 9 && spread_ms * 10 <= want_ms * 11,
+            "customers spread over %lld ms, %lld ms chosen", spread_ms,
+            want_ms);
+  cr_expect_lt(last_offset_ms, SWEEP_PERIOD_MS * 5 / 6 + 60000);
+  /* Each customer once, each due at a different time. */
+  cr_expect_eq(q_int("SELECT count(DISTINCT idempotency_key) FROM runner.job"
+                     " WHERE name = 'ninjaone-evidence.customer' AND state ="
+                     " 'completed'"),
+               CUSTOMERS);
+  cr_expect_eq(q_int("SELECT count(DISTINCT run_at) FROM runner.job WHERE"
+                     " name = 'ninjaone-evidence.customer'"),
+               CUSTOMERS);
+
+  /* What the simulator saw, on its sped-up clock. */
+  text = rt_sim_stats(&h.sim);
+  json_t *stats = json_loads(text ? text : "", 0, NULL);
+  free(text);
+  cr_assert_not_null(stats);
+  long long requests = tenant_stat(stats, "requests");
+  long long throttled = tenant_stat(stats, "throttled");
+  long long peak_minute = tenant_stat(stats, "peakPerMinute");
+  long long peak_hour = tenant_stat(stats, "peakPerHour");
+  json_decref(stats);
+  fprintf(stderr,
+          "pacing: %d customers, sweep estimate %lld + sync %lld requests,"
+          " spread over %.1f min at %lld/h; simulator: %lld requests, %lld"
+          " throttled, busiest minute %lld of %d, busiest hour %lld of %d\n",
+          CUSTOMERS, estimated, sync_requests, spread_min, per_hour, requests,
+          throttled, peak_minute, PER_MINUTE, peak_hour, PER_HOUR);
+  cr_expect_eq(throttled, 0);
+  cr_expect_leq(peak_minute, PER_MINUTE);
+  cr_expect_leq(peak_hour, PER_HOUR);
+}
