@@ -727,24 +727,22 @@ static void print_command_help(const char *group, const rn__plugin_t *owner,
 static json_t *command_help_json(const char *group, const rn__plugin_t *owner,
                                  const rn_job_def_t *job) {
   json_t *o = json_object();
-  json_object_set_new(o, "command",
-                      json_sprintf("%s %s", group, job->command));
+  json_object_set_new(o, "command", json_sprintf("%s %s", group, job->command));
   json_object_set_new(o, "group", json_string(group));
   json_object_set_new(
       o, "usage",
       json_sprintf("regentra-runner %s %s [flags] [-c runner.conf] [--json]",
                    group, job->command));
-  json_object_set_new(o, "summary", json_string(job->summary ? job->summary
-                                                             : ""));
+  json_object_set_new(o, "summary",
+                      json_string(job->summary ? job->summary : ""));
   json_object_set_new(o, "job", json_sprintf("%s.%s", owner->name, job->name));
-  json_object_set_new(
-      o, "flags", flags_json(rn__schema_of(owner, job, RN__SCHEMA_PARAMS)));
+  json_object_set_new(o, "flags",
+                      flags_json(rn__schema_of(owner, job, RN__SCHEMA_PARAMS)));
   return o;
 }
 
 /* Every command of a group, with its flags. */
-static json_t *group_help_json(const plugin_shelf_t *shelf,
-                               const char *group) {
+static json_t *group_help_json(const plugin_shelf_t *shelf, const char *group) {
   json_t *commands = json_array();
   for (size_t i = 0; i < shelf->n; i++) {
     const rn_plugin_t *d = shelf->plugins[i].desc;
@@ -922,12 +920,17 @@ static int cmd_version(rn__cli_t *cli) {
 static int cmd_help(rn__cli_t *cli);
 
 static const rn__cli_command_t builtin_commands[] = {
-    {"serve", cmd_serve, "", "run the daemon: cron, reload on SIGHUP, drain on SIGTERM", NULL},
-    {"check-config", cmd_check_config, "", "validate runner.conf, conf.d and plugins; exit 1 on any error", NULL},
-    {"plugins", cmd_plugins, "[--json]", "list loaded plugins, versions, ABI and jobs", NULL},
-    {"run", cmd_run, "PLUGIN.JOB [key=value ...]", "run one job now in this process and print its JSON result", NULL},
+    {"serve", cmd_serve, "",
+     "run the daemon: cron, reload on SIGHUP, drain on SIGTERM", NULL},
+    {"check-config", cmd_check_config, "",
+     "validate runner.conf, conf.d and plugins; exit 1 on any error", NULL},
+    {"plugins", cmd_plugins, "[--json]",
+     "list loaded plugins, versions, ABI and jobs", NULL},
+    {"run", cmd_run, "PLUGIN.JOB [key=value ...]",
+     "run one job now in this process and print its JSON result", NULL},
     {"version", cmd_version, "", "print the version and plugin ABI", NULL},
-    {"help", cmd_help, "[GROUP [COMMAND]]", "this text, or a plugin group's commands", NULL},
+    {"help", cmd_help, "[GROUP [COMMAND]]",
+     "this text, or a plugin group's commands", NULL},
 };
 
 /* The flags every command takes. */
@@ -992,8 +995,7 @@ static json_t *general_help_json(const rn__cli_t *cli) {
     json_object_del(c, "global_flags");
     json_array_append_new(commands, c);
   }
-  for (const rn__cli_command_t *e = rn__cli_extra_commands; e && e->name;
-       e++) {
+  for (const rn__cli_command_t *e = rn__cli_extra_commands; e && e->name; e++) {
     json_t *c = builtin_help_json(e);
     json_object_del(c, "global_flags");
     json_array_append_new(commands, c);

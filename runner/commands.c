@@ -246,8 +246,8 @@ static const rn_option_t enqueue_flags[] = {
               .max = 100000, .help = "running jobs per concurrency key"),
     RN_OPTION(.name = "priority", .type = RN_OPT_INT, .min = -1000000,
               .max = 1000000, .help = "higher runs first"),
-    RN_OPTION(.name = "max_attempts", .type = RN_OPT_INT, .min = 1,
-              .max = 100, .help = "attempts before the job is dead"),
+    RN_OPTION(.name = "max_attempts", .type = RN_OPT_INT, .min = 1, .max = 100,
+              .help = "attempts before the job is dead"),
     RN_OPTION(.name = "delay_ms", .type = RN_OPT_INT, .min = 0,
               .max = 31536000000L, .help = "not before this many ms from now"),
     {0},
@@ -288,8 +288,8 @@ static int parse_enqueue(rn__cli_t *cli, enqueue_args_t *a) {
     const rn_option_t *flag = &enqueue_flags[k];
     if (flag->type == RN_OPT_INT && !is_int(value, flag->min, flag->max))
       return rn__cli_usage_error("enqueue: %s \"%s\": expected a number in "
-                                 "%" PRId64 "..%" PRId64, arg, value,
-                                 flag->min, flag->max);
+                                 "%" PRId64 "..%" PRId64,
+                                 arg, value, flag->min, flag->max);
     *(const char **)((char *)a + enqueue_flag_slots[k]) = value;
   }
   if (!a->event)

@@ -289,8 +289,7 @@ char *rn__dashboard_redact(const char *text) {
       ok = text_add(&out, &len, &cap, p, n);
       p += n;
       p += redact_authority(p, &out, &len, &cap, &ok);
-    } else if ((n = bracketed_ipv6_at(p)) ||
-               (word_start && (n = ipv6_at(p))) ||
+    } else if ((n = bracketed_ipv6_at(p)) || (word_start && (n = ipv6_at(p))) ||
                (ipv4_start && (n = ipv4_at(p)))) {
       ok = text_add(&out, &len, &cap, "[address]", 9);
       p += n;

@@ -274,10 +274,9 @@ Test(cli, a_group_command_with_help_and_json_is_described_in_json) {
     expect_flag(flags, "--from-file", "path", false);
     expect_flag(flags, "--apply", "bool", false);
     /* The name of the parameter beside its flag, as `plugins --json`. */
-    cr_expect_str_eq(
-        json_string_value(json_object_get(entry(flags, "flag", "--msp-org"),
-                                          "name")),
-        "msp_org");
+    cr_expect_str_eq(json_string_value(json_object_get(
+                         entry(flags, "flag", "--msp-org"), "name")),
+                     "msp_org");
     if (first)
       cr_expect(json_equal(first, d), "%s differs", forms[i][0]);
     else
@@ -301,20 +300,20 @@ Test(cli, a_group_with_help_and_json_lists_its_commands_in_json) {
     cr_expect_str_eq(json_string_value(json_object_get(d, "group")),
                      "ninjaone");
     json_t *commands = json_object_get(d, "commands");
-    const char *names[] = {"test",       "connect", "orgs",  "map",
-                           "disconnect", "status",  "sync",  "sweep",
-                           "sweep-customer"};
+    const char *names[] = {"test", "connect",    "orgs",
+                           "map",  "disconnect", "status",
+                           "sync", "sweep",      "sweep-customer"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
       char command[64];
       snprintf(command, sizeof command, "ninjaone %s", names[k]);
       json_t *c = entry(commands, "command", command);
-      cr_expect(c && json_is_array(json_object_get(c, "flags")),
-                "%s missing", command);
+      cr_expect(c && json_is_array(json_object_get(c, "flags")), "%s missing",
+                command);
     }
-    expect_flag(json_object_get(entry(commands, "command",
-                                      "ninjaone sweep-customer"),
-                                "flags"),
-                "--customer-org", "int", true);
+    expect_flag(
+        json_object_get(entry(commands, "command", "ninjaone sweep-customer"),
+                        "flags"),
+        "--customer-org", "int", true);
     json_decref(d);
   }
 }
@@ -358,13 +357,14 @@ Test(cli, help_with_json_lists_every_command_and_group_in_json) {
   for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
     json_t *d = help_json(forms[i]);
     json_t *commands = json_object_get(d, "commands");
-    const char *names[] = {"serve", "check-config", "plugins", "run",
-                           "enqueue", "jobs", "retry", "rotate-key", "help"};
+    const char *names[] = {"serve", "check-config", "plugins",
+                           "run",   "enqueue",      "jobs",
+                           "retry", "rotate-key",   "help"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
       cr_expect(entry(commands, "command", names[k]), "%s missing", names[k]);
-    expect_flag(json_object_get(entry(commands, "command", "rotate-key"),
-                                "flags"),
-                "--add-key", "bool", false);
+    expect_flag(
+        json_object_get(entry(commands, "command", "rotate-key"), "flags"),
+        "--add-key", "bool", false);
     json_t *ninjaone = entry(json_object_get(d, "groups"), "group", "ninjaone");
     cr_assert(ninjaone, "%s", json_dumps(json_object_get(d, "groups"), 0));
     cr_expect(entry(json_object_get(ninjaone, "commands"), "command",

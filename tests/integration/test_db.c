@@ -189,9 +189,9 @@ static void expect_setting(const char *setting, const char *expected) {
   cr_expect_eq(o.status, 0);
   cr_expect_str_eq(o.value, expected, "%s on the pool", setting);
   show_data_t tx = {.setting = setting};
-  cr_assert_eq(host.api->db_transaction(host.ctx, show_setting, show_done, &tx,
-                                        NULL),
-               0);
+  cr_assert_eq(
+      host.api->db_transaction(host.ctx, show_setting, show_done, &tx, NULL),
+      0);
   cr_assert(rt_host_run_until(&host, &tx.done, WAIT_MS));
   cr_expect_eq(tx.status, 0);
   cr_expect_str_eq(tx.value, expected, "%s in a transaction", setting);
@@ -208,8 +208,8 @@ Test(db, the_runners_connections_run_without_jit) {
 Test(db, options_of_the_url_still_apply_beside_jit_off) {
   rt_host_close(&host);
   char url[800];
-  snprintf(url, sizeof url, "%s%soptions=-c%%20work_mem%%3D5MB",
-           dsn, strchr(dsn, '?') ? "&" : "?");
+  snprintf(url, sizeof url, "%s%soptions=-c%%20work_mem%%3D5MB", dsn,
+           strchr(dsn, '?') ? "&" : "?");
   open_host(url, 2);
   expect_setting("work_mem", "5MB");
   expect_setting("jit", "off");
