@@ -148,18 +148,7 @@ int main(int argc, char **argv) {
   }
   char dir[64];
   rt_make_temp_dir(dir, sizeof dir, "bench-tls");
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd,
-           "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key "
-           "-out ca.pem -days 2 -subj /CN=bench-ca >/dev/null 2>&1 && "
-           "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr "
-           "-subj /CN=127.0.0.1 >/dev/null 2>&1 && "
-           "printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && "
-           "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
-           "-CAcreateserial -out srv.pem -days 2 -extfile ext.cnf "
-           ">/dev/null 2>&1",
-           dir);
-  if (system(cmd) != 0) {
+  if (!rt_make_tls_ca(dir)) {
     fprintf(stderr, "bench_tls: openssl could not make a throwaway CA\n");
     rt_remove_tree(dir);
     return 1;
@@ -169,9 +158,13 @@ int main(int argc, char **argv) {
   snprintf(key, sizeof key, "%s/srv.key", dir);
   snprintf(ca, sizeof ca, "%s/ca.pem", dir);
   sim_proc_t sim;
-  const char *args[] = {"--generate", "--orgs", "1", "--devices-per-org", "1",
-                        "--rate-limit-minute", "0", "--rate-limit-hour", "0",
-                        "--tls-cert", cert, "--tls-key", key, NULL};
+  const char *args[] = {"--generate", "--orgs",
+                        "1",          "--devices-per-org",
+                        "1",          "--rate-limit-minute",
+                        "0",          "--rate-limit-hour",
+                        "0",          "--tls-cert",
+                        cert,         "--tls-key",
+                        key,          NULL};
   if (simc_start(&sim, args) != 0) {
     fprintf(stderr, "bench_tls: the simulator did not start\n");
     rt_remove_tree(dir);

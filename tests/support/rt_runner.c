@@ -46,9 +46,8 @@ void rt_runner_write_conf(const rt_runner_t *r, const char *runner_lines,
                    r->dir, r->dir, runner_lines ? runner_lines : "");
   if (database_url && n > 0 && (size_t)n < sizeof text)
     n += snprintf(text + n, sizeof text - (size_t)n,
-                  "[database]\nurl = %s\nmigrations_dir = %s\n%s",
-                  database_url, MIGRATIONS,
-                  database_lines ? database_lines : "");
+                  "[database]\nurl = %s\nmigrations_dir = %s\n%s", database_url,
+                  MIGRATIONS, database_lines ? database_lines : "");
   cr_assert(n > 0 && (size_t)n < sizeof text, "runner.conf is too long");
   rt_write_file(r->conf, text, 0644);
 }

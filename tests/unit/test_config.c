@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
-#include "rt.h"
+#include "rt_runner.h"
 
 static char dir[256];
 static char conf_path[512];
@@ -298,8 +298,8 @@ Test(config, dangling_link_is_reported_and_others_still_load, .init = setup,
   loaded_t l;
   rn__generation_t *gen = load(&l);
   char expected[700];
-  snprintf(expected, sizeof expected,
-           "%s: not a regular file (a symbolic link", path);
+  snprintf(expected, sizeof expected, "%s: not a regular file (a symbolic link",
+           path);
   cr_expect(has_error(gen->config, expected), "%s", all_errors(gen->config));
   cr_expect(rn__generation_job(gen, "good")->valid);
   unload(&l);
@@ -613,24 +613,8 @@ Test(config, many_keys_and_sections_load_with_every_duplicate_found,
 static rt_proc_t daemon_proc;
 
 static void reload_teardown(void) {
-  if (daemon_proc.pid > 0) {
-    rt_proc_kill(&daemon_proc, SIGKILL);
-    rt_proc_wait(&daemon_proc, 5000);
-  }
+  rt_runner_kill(&daemon_proc);
   teardown();
-}
-
-/* A loopback port nobody listens on right now. */
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  socklen_t len = sizeof sa;
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-  close(fd);
-  return ntohs(sa.sin_port);
 }
 
 /* GET path over HTTP/1.0; the response (status line first) in buf, or ""
@@ -664,7 +648,7 @@ static void http_get(int port, const char *path, char *buf, size_t len,
 /* Starts `serve` on the hello plugin with an admin port (returned), once it
  * serves /healthz; reloads wait at gate when it is not NULL. */
 static int start_daemon(const char *gate) {
-  int port = free_port();
+  int port = rt_free_port();
   char path[600], text[1024];
   snprintf(path, sizeof path, "%s/plugins", dir);
   mkdir(path, 0755);
@@ -688,13 +672,7 @@ static int start_daemon(const char *gate) {
 }
 
 static void stop_daemon(void) {
-  rt_proc_kill(&daemon_proc, SIGTERM);
-  cr_assert(rt_proc_wait(&daemon_proc, 60000), "daemon did not stop");
-  char *log = rt_read_file(daemon_proc.err_path);
-  cr_expect_eq(daemon_proc.status, 0, "exit %d; log:\n%s", daemon_proc.status,
-               log);
-  cr_expect(!strstr(log, "ERROR: AddressSanitizer"), "%s", log);
-  free(log);
+  free(rt_runner_stop(&daemon_proc, 60000));
 }
 
 Test(config_reload, a_fifo_in_conf_d_is_refused_and_the_reload_completes,
