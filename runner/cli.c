@@ -288,6 +288,10 @@ static json_t *options_json(const rn_option_t *options) {
                              (o->flags & RN_OPT_REQUIRED) != 0);
     if (o->default_value)
       json_object_set_new(item, "default", json_string(o->default_value));
+    if (o->type == RN_OPT_INT && (o->min || o->max)) {
+      json_object_set_new(item, "min", json_integer(o->min));
+      json_object_set_new(item, "max", json_integer(o->max));
+    }
     if (o->choices)
       json_object_set_new(item, "choices", json_string(o->choices));
     if (o->help)
@@ -662,6 +666,43 @@ static const char *flag_value_name(const rn_option_t *o) {
   }
 }
 
+/* "--max-attempts" for the option name "max_attempts"; returns its length. */
+static int flag_of(const char *name, char *flag, size_t len) {
+  int n = snprintf(flag, len, "--%s", name);
+  for (int i = 2; i < n && (size_t)i < len; i++)
+    if (flag[i] == '_')
+      flag[i] = '-';
+  return n;
+}
+
+bool rn__cli_flag_is(const char *arg, const char *name) {
+  if (strncmp(arg, "--", 2) != 0)
+    return false;
+  arg += 2;
+  for (; *arg && *name; arg++, name++)
+    if (*arg != (*name == '_' ? '-' : *name))
+      return false;
+  return !*arg && !*name;
+}
+
+/* The shape of `plugins --json` options, each led by its "flag". */
+static json_t *flags_json(const rn_option_t *options) {
+  json_t *options_list = options_json(options);
+  json_t *list = json_array();
+  size_t i;
+  json_t *option;
+  json_array_foreach(options_list, i, option) {
+    char flag[256];
+    flag_of(json_string_value(json_object_get(option, "name")), flag,
+            sizeof flag);
+    json_t *item = json_pack("{s:s}", "flag", flag);
+    json_object_update(item, option);
+    json_array_append_new(list, item);
+  }
+  json_decref(options_list);
+  return list;
+}
+
 static void print_flags(const rn__plugin_t *plugin, const rn_job_def_t *job,
                         const char *indent) {
   const rn_option_t *params = rn__schema_of(plugin, job, RN__SCHEMA_PARAMS);
@@ -670,10 +711,7 @@ static void print_flags(const rn__plugin_t *plugin, const rn_job_def_t *job,
   for (const rn_option_t *o = params; o && o->name; o++) {
     char flag[256];
     const char *value = flag_value_name(o);
-    int n = snprintf(flag, sizeof flag, "--%s", o->name);
-    for (int i = 2; i < n; i++)
-      if (flag[i] == '_')
-        flag[i] = '-';
+    int n = flag_of(o->name, flag, sizeof flag);
     snprintf(flag + n, sizeof flag - (size_t)n, "%s%s", value ? value : " ",
              value ? "" : o->choices ? o->choices : "WORD");
     printf("%s%-28s %s%s%s%s%s\n", indent, flag,
@@ -691,6 +729,60 @@ static void print_command_help(const char *group, const rn__plugin_t *owner,
          group, job->command, job->summary ? job->summary : "", owner->name,
          job->name);
   print_flags(owner, job, "  ");
+}
+
+/* `GROUP COMMAND --help --json`: what print_command_help says. */
+static json_t *command_help_json(const char *group, const rn__plugin_t *owner,
+                                 const rn_job_def_t *job) {
+  json_t *o = json_object();
+  json_object_set_new(o, "command", json_sprintf("%s %s", group, job->command));
+  json_object_set_new(o, "group", json_string(group));
+  json_object_set_new(
+      o, "usage",
+      json_sprintf("regentra-runner %s %s [flags] [-c runner.conf] [--json]",
+                   group, job->command));
+  json_object_set_new(o, "summary",
+                      json_string(job->summary ? job->summary : ""));
+  json_object_set_new(o, "job", json_sprintf("%s.%s", owner->name, job->name));
+  json_object_set_new(o, "flags",
+                      flags_json(rn__schema_of(owner, job, RN__SCHEMA_PARAMS)));
+  return o;
+}
+
+/* Every command of a group, with its flags. */
+static json_t *group_help_json(const plugin_shelf_t *shelf, const char *group) {
+  json_t *commands = json_array();
+  for (size_t i = 0; i < shelf->n; i++) {
+    const rn_plugin_t *d = shelf->plugins[i].desc;
+    if (!in_group(d, group))
+      continue;
+    for (size_t k = 0; d->jobs[k]; k++)
+      if (d->jobs[k]->command)
+        json_array_append_new(
+            commands, command_help_json(group, &shelf->plugins[i], d->jobs[k]));
+  }
+  json_t *o = json_object();
+  json_object_set_new(o, "group", json_string(group));
+  json_object_set_new(
+      o, "usage",
+      json_sprintf("regentra-runner %s COMMAND [flags] [-c runner.conf] "
+                   "[--json]",
+                   group));
+  json_object_set_new(o, "plugin_dir", json_string(shelf->dir));
+  json_object_set_new(o, "commands", commands);
+  return o;
+}
+
+/* Prints a description (and frees it); 1 when it could not be built. */
+static int print_help_json(json_t *description) {
+  char *text = description ? json_dumps(description, JSON_INDENT(2)) : NULL;
+  json_decref(description);
+  if (!text)
+    return rn__cli_fail(1, "out_of_memory", NULL,
+                        "cannot describe the command");
+  printf("%s\n", text);
+  free(text);
+  return 0;
 }
 
 /* `GROUP --help`, `help GROUP` and `GROUP COMMAND --help`: describe, never
@@ -720,6 +812,9 @@ static int group_help(rn__cli_t *cli, const char *group, const char *command) {
     exit_code = rn__cli_usage_error(
         "unknown command \"%s %s\" (see 'regentra-runner %s --help')", group,
         command, group);
+  } else if (cli->json) {
+    exit_code = print_help_json(job ? command_help_json(group, owner, job)
+                                    : group_help_json(&shelf, group));
   } else if (job) {
     print_command_help(group, owner, job);
   } else {
@@ -833,26 +928,127 @@ static int cmd_version(rn__cli_t *cli) {
 static int cmd_help(rn__cli_t *cli);
 
 static const rn__cli_command_t builtin_commands[] = {
-    {"serve", cmd_serve, "", "run the daemon: cron, reload on SIGHUP, drain on SIGTERM"},
-    {"check-config", cmd_check_config, "", "validate runner.conf, conf.d and plugins; exit 1 on any error"},
-    {"plugins", cmd_plugins, "[--json]", "list loaded plugins, versions, ABI and jobs"},
-    {"run", cmd_run, "PLUGIN.JOB [key=value ...]", "run one job now in this process and print its JSON result"},
-    {"version", cmd_version, "", "print the version and plugin ABI"},
-    {"help", cmd_help, "", "this text"},
+    {"serve", cmd_serve, "",
+     "run the daemon: cron, reload on SIGHUP, drain on SIGTERM", NULL},
+    {"check-config", cmd_check_config, "",
+     "validate runner.conf, conf.d and plugins; exit 1 on any error", NULL},
+    {"plugins", cmd_plugins, "[--json]",
+     "list loaded plugins, versions, ABI and jobs", NULL},
+    {"run", cmd_run, "PLUGIN.JOB [key=value ...]",
+     "run one job now in this process and print its JSON result", NULL},
+    {"version", cmd_version, "", "print the version and plugin ABI", NULL},
+    {"help", cmd_help, "[GROUP [COMMAND]]",
+     "this text, or a plugin group's commands", NULL},
 };
 
-static int cmd_help(rn__cli_t *cli) {
-  if (cli->argc > 0 && strcmp(cli->argv[0], "help") != 0) {
-    for (size_t i = 0; i < RN_ARRAY_SIZE(builtin_commands); i++)
-      if (strcmp(builtin_commands[i].name, cli->argv[0]) == 0)
-        goto general;
-    for (const rn__cli_command_t *c = rn__cli_extra_commands; c && c->name;
-         c++)
-      if (strcmp(c->name, cli->argv[0]) == 0)
-        goto general;
-    return group_help(cli, cli->argv[0], cli->argc > 1 ? cli->argv[1] : NULL);
+/* The flags every command takes. */
+static const struct global_flag_s {
+  const char *flag;
+  const char *alias; /* NULL = none */
+  const char *value; /* what follows the flag; NULL = a switch */
+  const char *type;  /* as in `plugins --json` */
+  const char *help;
+} global_flags[] = {
+    {"-c", NULL, "FILE", "path",
+     "runner configuration (default " RN_DEFAULT_CONFIG ")"},
+    {"-d", NULL, "DIR", "path",
+     "job configuration directory (default: conf.d beside it)"},
+    {"--json", NULL, NULL, "bool",
+     "machine-readable output; a failure is one object {error, message, "
+     "hint}; with --help, the description"},
+    {"--quiet", "-q", NULL, "bool",
+     "errors only: no live progress on a terminal"},
+    {"--plugin-dir", NULL, "DIR", "path",
+     "where help looks for plugins (default: plugin_dir of runner.conf)"},
+    {"--help", "-h", NULL, "bool",
+     "'GROUP --help', 'help GROUP' and 'GROUP COMMAND --help' list a plugin "
+     "group's commands and flags; nothing runs"},
+};
+
+static json_t *global_flags_json(void) {
+  json_t *list = json_array();
+  for (size_t i = 0; i < RN_ARRAY_SIZE(global_flags); i++) {
+    const struct global_flag_s *g = &global_flags[i];
+    json_t *item = json_pack("{s:s, s:s, s:b, s:s}", "flag", g->flag, "type",
+                             g->type, "required", 0, "help", g->help);
+    if (g->alias)
+      json_object_set_new(item, "alias", json_string(g->alias));
+    if (g->value)
+      json_object_set_new(item, "value", json_string(g->value));
+    json_array_append_new(list, item);
   }
-general:
+  return list;
+}
+
+/* `COMMAND --help --json` and `help COMMAND --json` for a command of the
+ * binary (not of a plugin group). */
+static json_t *builtin_help_json(const rn__cli_command_t *c) {
+  json_t *o = json_object();
+  json_object_set_new(o, "command", json_string(c->name));
+  json_object_set_new(o, "usage",
+                      json_sprintf("regentra-runner %s%s%s [-c runner.conf]",
+                                   c->name, *c->usage ? " " : "", c->usage));
+  json_object_set_new(o, "summary", json_string(c->help));
+  json_object_set_new(o, "flags", flags_json(c->flags));
+  json_object_set_new(o, "global_flags", global_flags_json());
+  return o;
+}
+
+/* `help --json`: every command of the binary, and those of the plugin
+ * groups found as `GROUP --help` finds them (none when there are none). */
+static json_t *general_help_json(const rn__cli_t *cli) {
+  json_t *commands = json_array();
+  for (size_t i = 0; i < RN_ARRAY_SIZE(builtin_commands); i++) {
+    json_t *c = builtin_help_json(&builtin_commands[i]);
+    json_object_del(c, "global_flags");
+    json_array_append_new(commands, c);
+  }
+  for (const rn__cli_command_t *e = rn__cli_extra_commands; e && e->name; e++) {
+    json_t *c = builtin_help_json(e);
+    json_object_del(c, "global_flags");
+    json_array_append_new(commands, c);
+  }
+  json_t *groups = json_array();
+  plugin_shelf_t shelf;
+  if (shelf_open(cli, &shelf) == 0) {
+    for (size_t i = 0; i < shelf.n; i++) {
+      const rn_plugin_t *d = shelf.plugins[i].desc;
+      if (!RN__DESC_HAS(d, rn_plugin_t, command_group) || !d->command_group)
+        continue;
+      bool seen = false; /* a group of several plugins, listed once */
+      for (size_t k = 0; k < i && !seen; k++)
+        seen = in_group(shelf.plugins[k].desc, d->command_group);
+      if (!seen)
+        json_array_append_new(groups,
+                              group_help_json(&shelf, d->command_group));
+    }
+  }
+  shelf_close(&shelf);
+  json_t *o = json_object();
+  json_object_set_new(o, "usage",
+                      json_string("regentra-runner COMMAND [-c runner.conf] "
+                                  "[-d conf.d] [--json] [args]"));
+  json_object_set_new(o, "commands", commands);
+  json_object_set_new(o, "groups", groups);
+  json_object_set_new(o, "global_flags", global_flags_json());
+  return o;
+}
+
+static const rn__cli_command_t *find_command(const char *name) {
+  for (size_t i = 0; i < RN_ARRAY_SIZE(builtin_commands); i++)
+    if (strcmp(builtin_commands[i].name, name) == 0)
+      return &builtin_commands[i];
+  for (const rn__cli_command_t *c = rn__cli_extra_commands; c && c->name; c++)
+    if (strcmp(c->name, name) == 0)
+      return c;
+  return NULL;
+}
+
+/* `help [COMMAND]`, and COMMAND --help for a command of the binary. */
+static int describe(rn__cli_t *cli, const rn__cli_command_t *command) {
+  if (cli->json)
+    return print_help_json(command ? builtin_help_json(command)
+                                   : general_help_json(cli));
   printf("usage: regentra-runner COMMAND [-c runner.conf] [-d conf.d] "
          "[--json] [args]\n\ncommands:\n");
   for (size_t i = 0; i < RN_ARRAY_SIZE(builtin_commands); i++)
@@ -861,20 +1057,27 @@ general:
   for (const rn__cli_command_t *c = rn__cli_extra_commands; c && c->name; c++)
     printf("  %-14s %-28s %s\n", c->name, c->usage, c->help);
   printf("  GROUP COMMAND  --param value ...            operator commands "
-         "of plugins (see 'plugins')\n\n"
-         "-c FILE           runner configuration (default %s)\n"
-         "-d DIR            job configuration directory (default: conf.d "
-         "beside it)\n"
-         "--json            machine-readable output; a failure is one object "
-         "{error, message, hint}\n"
-         "-q, --quiet       errors only: no live progress on a terminal\n"
-         "--plugin-dir DIR  where help looks for plugins (default: "
-         "plugin_dir of runner.conf)\n"
-         "-h, --help        'GROUP --help', 'help GROUP' and 'GROUP COMMAND "
-         "--help' list a plugin group's commands and flags; nothing runs\n"
-         "REGENTRA_DATABASE_URL overrides [database] url.\n",
-         RN_DEFAULT_CONFIG);
+         "of plugins (see 'plugins')\n\n");
+  for (size_t i = 0; i < RN_ARRAY_SIZE(global_flags); i++) {
+    const struct global_flag_s *g = &global_flags[i];
+    char flag[64];
+    snprintf(flag, sizeof flag, "%s%s%s%s%s", g->alias ? g->alias : "",
+             g->alias ? ", " : "", g->flag, g->value ? " " : "",
+             g->value ? g->value : "");
+    printf("%-17s %s\n", flag, g->help);
+  }
+  printf("REGENTRA_DATABASE_URL overrides [database] url.\n");
   return 0;
+}
+
+static int cmd_help(rn__cli_t *cli) {
+  if (cli->argc > 0 && strcmp(cli->argv[0], "help") != 0) {
+    const rn__cli_command_t *command = find_command(cli->argv[0]);
+    if (command)
+      return describe(cli, command);
+    return group_help(cli, cli->argv[0], cli->argc > 1 ? cli->argv[1] : NULL);
+  }
+  return describe(cli, NULL);
 }
 
 int rn__cli_main(int argc, char **argv) {
@@ -923,20 +1126,16 @@ int rn__cli_main(int argc, char **argv) {
     free(rest);
     return rc;
   }
-  for (size_t i = 0; i < RN_ARRAY_SIZE(builtin_commands); i++) {
-    if (strcmp(builtin_commands[i].name, command) == 0) {
-      /* --help describes a command; it never runs it. */
-      rc = cli.help ? cmd_help(&cli) : builtin_commands[i].run(&cli);
-      free(rest);
-      return rc;
-    }
-  }
-  for (const rn__cli_command_t *c = rn__cli_extra_commands; c && c->name; c++) {
-    if (strcmp(c->name, command) == 0) {
-      rc = cli.help ? cmd_help(&cli) : c->run(&cli);
-      free(rest);
-      return rc;
-    }
+  const rn__cli_command_t *known = find_command(command);
+  if (known) {
+    /* --help describes a command; it never runs it. `help --help` and
+     * `help X --help` are help itself. */
+    if (cli.help && known->run != cmd_help)
+      rc = describe(&cli, known);
+    else
+      rc = known->run(&cli);
+    free(rest);
+    return rc;
   }
   if (command[0] == '-')
     rc = rn__cli_usage_error("unknown option \"%s\"", command);

@@ -24,10 +24,18 @@ typedef struct rn__cli_command_s {
   int (*run)(rn__cli_t *cli);
   const char *usage;
   const char *help;
+  /* The command's own --flags, described by `--help --json`: a name such as
+   * "max_attempts" is the flag --max-attempts. Ends at a NULL name; NULL =
+   * none. */
+  const rn_option_t *flags;
 } rn__cli_command_t;
 
 /* NULL-terminated; defined by the module that owns the commands. */
 extern const rn__cli_command_t rn__cli_extra_commands[];
+
+/* Whether arg is the flag of an option name: "--max-attempts" for
+ * "max_attempts". */
+bool rn__cli_flag_is(const char *arg, const char *name);
 
 int rn__cli_main(int argc, char **argv);
 int rn__cli_usage_error(const char *fmt, ...) RN_PRINTF_LIKE(1, 2);

@@ -1,6 +1,7 @@
 /* commands.c - subcommands owned by modules other than cli.c: the queue's
  * operator commands. They are short-lived processes, so they talk to the
  * database with blocking libpq calls. */
+#include <inttypes.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -233,20 +234,37 @@ static bool is_int(const char *s, long min, long max) {
   return *s && !*end && v >= min && v <= max;
 }
 
+/* enqueue's flags; the value of enqueue_flags[k] goes to the member at
+ * enqueue_flag_slots[k]. */
+static const rn_option_t enqueue_flags[] = {
+    RN_OPTION(.name = "idempotency_key", .type = RN_OPT_STRING,
+              .help = "an event queued again with the same key is a no-op"),
+    RN_OPTION(.name = "concurrency_key", .type = RN_OPT_STRING,
+              .help = "jobs of the same key run at most "
+                      "--concurrency-limit at a time"),
+    RN_OPTION(.name = "concurrency_limit", .type = RN_OPT_INT, .min = 1,
+              .max = 100000, .help = "running jobs per concurrency key"),
+    RN_OPTION(.name = "priority", .type = RN_OPT_INT, .min = -1000000,
+              .max = 1000000, .help = "higher runs first"),
+    RN_OPTION(.name = "max_attempts", .type = RN_OPT_INT, .min = 1, .max = 100,
+              .help = "attempts before the job is dead"),
+    RN_OPTION(.name = "delay_ms", .type = RN_OPT_INT, .min = 0,
+              .max = 31536000000L, .help = "not before this many ms from now"),
+    {0},
+};
+static const size_t enqueue_flag_slots[] = {
+    offsetof(enqueue_args_t, idempotency_key),
+    offsetof(enqueue_args_t, concurrency_key),
+    offsetof(enqueue_args_t, concurrency_limit),
+    offsetof(enqueue_args_t, priority),
+    offsetof(enqueue_args_t, max_attempts),
+    offsetof(enqueue_args_t, delay_ms),
+};
+_Static_assert(RN_ARRAY_SIZE(enqueue_flag_slots) + 1 ==
+                   RN_ARRAY_SIZE(enqueue_flags),
+               "one slot per enqueue flag");
+
 static int parse_enqueue(rn__cli_t *cli, enqueue_args_t *a) {
-  static const struct {
-    const char *flag;
-    size_t offset;
-    long min, max;
-  } flags[] = {
-      {"--idempotency-key", offsetof(enqueue_args_t, idempotency_key), 0, 0},
-      {"--concurrency-key", offsetof(enqueue_args_t, concurrency_key), 0, 0},
-      {"--concurrency-limit", offsetof(enqueue_args_t, concurrency_limit), 1,
-       100000},
-      {"--priority", offsetof(enqueue_args_t, priority), -1000000, 1000000},
-      {"--max-attempts", offsetof(enqueue_args_t, max_attempts), 1, 100},
-      {"--delay-ms", offsetof(enqueue_args_t, delay_ms), 0, 31536000000L},
-  };
   for (int i = 0; i < cli->argc; i++) {
     const char *arg = cli->argv[i];
     if (strncmp(arg, "--", 2) != 0) {
@@ -259,19 +277,20 @@ static int parse_enqueue(rn__cli_t *cli, enqueue_args_t *a) {
       continue;
     }
     size_t k = 0;
-    while (k < RN_ARRAY_SIZE(flags) && strcmp(flags[k].flag, arg) != 0)
+    while (k < RN_ARRAY_SIZE(enqueue_flag_slots) &&
+           !rn__cli_flag_is(arg, enqueue_flags[k].name))
       k++;
-    if (k == RN_ARRAY_SIZE(flags))
+    if (k == RN_ARRAY_SIZE(enqueue_flag_slots))
       return rn__cli_usage_error("enqueue: unknown option \"%s\"", arg);
     if (i + 1 >= cli->argc)
       return rn__cli_usage_error("enqueue: %s needs a value", arg);
     const char *value = cli->argv[++i];
-    if ((flags[k].min || flags[k].max) &&
-        !is_int(value, flags[k].min, flags[k].max))
+    const rn_option_t *flag = &enqueue_flags[k];
+    if (flag->type == RN_OPT_INT && !is_int(value, flag->min, flag->max))
       return rn__cli_usage_error("enqueue: %s \"%s\": expected a number in "
-                                 "%ld..%ld", arg, value, flags[k].min,
-                                 flags[k].max);
-    *(const char **)((char *)a + flags[k].offset) = value;
+                                 "%" PRId64 "..%" PRId64,
+                                 arg, value, flag->min, flag->max);
+    *(const char **)((char *)a + enqueue_flag_slots[k]) = value;
   }
   if (!a->event)
     return rn__cli_usage_error("enqueue needs EVENT [JSON]");
@@ -480,16 +499,25 @@ static int cmd_retry(rn__cli_t *cli) {
   return rc;
 }
 
+static const rn_option_t rotate_key_flags[] = {
+    RN_OPTION(.name = "add_key", .type = RN_OPT_BOOL,
+              .help = "first append a fresh random key to master_key_file "
+                      "as the next version"),
+    {0},
+};
+
 const rn__cli_command_t rn__cli_extra_commands[] = {
     {"migrate", cmd_migrate, "",
-     "apply database migrations (runner and platform) in order"},
+     "apply database migrations (runner and platform) in order", NULL},
     {"jobs", cmd_jobs, "[--json]",
-     "queue depth by state, running jobs, recent failures, dead jobs"},
+     "queue depth by state, running jobs, recent failures, dead jobs", NULL},
     {"enqueue", cmd_enqueue, "EVENT ['{json}' | -] [--idempotency-key K ...]",
      "add a job: a [job] name or PLUGIN.JOB, with a JSON object payload "
-     "(- reads it from standard input)"},
-    {"retry", cmd_retry, "JOB_ID", "revive a dead job"},
+     "(- reads it from standard input)",
+     enqueue_flags},
+    {"retry", cmd_retry, "JOB_ID", "revive a dead job", NULL},
     {"rotate-key", rn__cmd_rotate_key, "[--add-key]",
-     "re-seal every stored credential under the newest master key"},
+     "re-seal every stored credential under the newest master key",
+     rotate_key_flags},
     {0},
 };

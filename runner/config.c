@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
@@ -17,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "internal.h"
@@ -1022,6 +1025,66 @@ static void parse_line(parse_state_t *st, char *text, size_t len) {
   on_key(st, start, value);
 }
 
+/* What a file that is not a regular one is, for the error. */
+static const char *file_kind(mode_t mode) {
+  if (S_ISFIFO(mode))
+    return "a FIFO";
+  if (S_ISSOCK(mode))
+    return "a socket";
+  if (S_ISCHR(mode))
+    return "a character device";
+  if (S_ISBLK(mode))
+    return "a block device";
+  if (S_ISDIR(mode))
+    return "a directory";
+  if (S_ISLNK(mode))
+    return "a symbolic link";
+  return "of an unknown type";
+}
+
+/* Opens a file to parse and checks the descriptor it reads from. A FIFO,
+ * socket or device would block the reading thread (a reload would never
+ * end), so anything but a regular file is refused; O_NONBLOCK keeps the open
+ * itself from waiting for a FIFO's writer. conf.d files are not followed
+ * through symbolic links (a link could be pointed elsewhere once checked);
+ * the main file is named by the operator and may be one. */
+static FILE *open_config_file(rn__config_t *config, const char *file,
+                              bool follow_link) {
+  int flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC;
+  if (!follow_link)
+    flags |= O_NOFOLLOW;
+  int fd = open(file, flags);
+  if (fd < 0) {
+    if (errno == ELOOP && !follow_link)
+      rn__config_error(config, file, 0,
+                       "not a regular file (a symbolic link; put the file "
+                       "itself in the directory)");
+    else if (errno == ENXIO) /* a socket, or a device with no driver */
+      rn__config_error(config, file, 0, "not a regular file");
+    else
+      rn__config_error(config, file, 0, "cannot read: %s", strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0) {
+    rn__config_error(config, file, 0, "cannot read: %s", strerror(errno));
+    close(fd);
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    rn__config_error(config, file, 0, "not a regular file (%s)",
+                     file_kind(st.st_mode));
+    close(fd);
+    return NULL;
+  }
+  FILE *stream = fdopen(fd, "r");
+  if (!stream) {
+    rn__config_error(config, file, 0, "cannot read: %s", strerror(errno));
+    close(fd);
+  }
+  return stream;
+}
+
 static void parse_file(rn__config_t *config, const char *file,
                        bool main_file) {
   parse_state_t st = {.config = config, .file = file, .main_file = main_file,
@@ -1029,11 +1092,9 @@ static void parse_file(rn__config_t *config, const char *file,
                       .first_plugin = config->nplugins,
                       .first_source = config->nsources};
   size_t errors_before = config->nerrors;
-  FILE *stream = fopen(file, "r");
-  if (!stream) {
-    rn__config_error(config, file, 0, "cannot read: %s", strerror(errno));
+  FILE *stream = open_config_file(config, file, main_file);
+  if (!stream)
     return;
-  }
   char *line = NULL;
   size_t cap = 0;
   for (;;) {
@@ -1054,8 +1115,34 @@ static void parse_file(rn__config_t *config, const char *file,
     drop_file_sections(&st);
 }
 
-static int compare_names(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+typedef struct confd_entry_s {
+  char *name;
+  unsigned char type; /* d_type: DT_UNKNOWN when the file system does not say */
+} confd_entry_t;
+
+static int compare_entries(const void *a, const void *b) {
+  return strcmp(((const confd_entry_t *)a)->name,
+                ((const confd_entry_t *)b)->name);
+}
+
+/* The kind of a directory entry that is known not to be a regular file (nor
+ * a symbolic link, which the open refuses), so that it is never opened: an
+ * open can have effects on a device. NULL otherwise. */
+static const char *entry_kind_refused(unsigned char type) {
+  switch (type) {
+  case DT_FIFO:
+    return "a FIFO";
+  case DT_SOCK:
+    return "a socket";
+  case DT_CHR:
+    return "a character device";
+  case DT_BLK:
+    return "a block device";
+  case DT_DIR:
+    return "a directory";
+  default:
+    return NULL;
+  }
 }
 
 static void parse_confd(rn__config_t *config, const char *dir) {
@@ -1066,7 +1153,7 @@ static void parse_confd(rn__config_t *config, const char *dir) {
                        strerror(errno));
     return;
   }
-  char **names = NULL;
+  confd_entry_t *entries = NULL;
   size_t count = 0, cap = 0;
   struct dirent *e;
   while ((e = readdir(d))) {
@@ -1074,21 +1161,26 @@ static void parse_confd(rn__config_t *config, const char *dir) {
     if (e->d_name[0] == '.' || len < 6 ||
         strcmp(e->d_name + len - 5, ".conf") != 0)
       continue;
-    GROW(names, count, cap);
-    names[count++] = xstrdup(e->d_name);
+    GROW(entries, count, cap);
+    entries[count++] =
+        (confd_entry_t){.name = xstrdup(e->d_name), .type = e->d_type};
   }
   closedir(d);
-  if (count > 0) /* an empty conf.d: names is NULL */
-    qsort(names, count, sizeof *names, compare_names);
+  if (count > 0) /* an empty conf.d: entries is NULL */
+    qsort(entries, count, sizeof *entries, compare_entries);
   for (size_t i = 0; i < count; i++) {
     char *path;
-    if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
+    if (asprintf(&path, "%s/%s", dir, entries[i].name) < 0)
       abort();
-    parse_file(config, path, false);
+    const char *refused = entry_kind_refused(entries[i].type);
+    if (refused)
+      rn__config_error(config, path, 0, "not a regular file (%s)", refused);
+    else
+      parse_file(config, path, false);
     free(path);
-    free(names[i]);
+    free(entries[i].name);
   }
-  free(names);
+  free(entries);
 }
 
 rn__config_t *rn__config_load(const char *path, const char *confd) {

@@ -12,6 +12,7 @@
  * device identifier, hostname or address: lease owners (host:pid:nonce) are
  * shown as a short digest, rate keys are the digests the sources already
  * use, errors are escaped and truncated, and signal metadata is left out. */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,23 +157,164 @@ static size_t ipv4_at(const char *p) {
   return longer ? 0 : n;
 }
 
-/* An error text as html_text does, with IPv4 addresses replaced: an error
- * may quote the peer a connection failed to reach. */
-static void html_error(html_t *h, const char *s) {
-  const char *start = s;
-  for (const char *p = s; *p;) {
-    bool boundary =
-        p == start || !((p[-1] >= '0' && p[-1] <= '9') || p[-1] == '.');
-    size_t n = boundary ? ipv4_at(p) : 0;
-    if (n) {
-      html_add(h, "[address]");
-      p += n;
-      continue;
-    }
-    char one[2] = {*p, '\0'};
-    html_text(h, one);
-    p++;
+static bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+         (c >= 'A' && c <= 'F');
+}
+
+static bool is_alnum(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+         (c >= 'A' && c <= 'Z');
+}
+
+/* Length of an IPv6 address at p (v4-mapped and zone ids included), or 0:
+ * the longest run of hex digits, colons and dots that inet_pton accepts,
+ * so that a sentence's full stop or colon after it is not taken. */
+static size_t ipv6_at(const char *p) {
+  enum { LONGEST = 45 }; /* ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255 */
+  size_t run = 0, colons = 0, hex = 0;
+  while (run <= LONGEST && (is_hex(p[run]) || p[run] == ':' || p[run] == '.')) {
+    colons += p[run] == ':';
+    hex += is_hex(p[run]);
+    run++;
   }
+  if (run > LONGEST || colons < 2 || hex == 0 || is_alnum(p[run]))
+    return 0;
+  char text[LONGEST + 1];
+  struct in6_addr addr;
+  for (size_t len = run; len >= 2; len--) {
+    memcpy(text, p, len);
+    text[len] = '\0';
+    if (inet_pton(AF_INET6, text, &addr) == 1) {
+      if (p[len] == '%') { /* a zone: fe80::1%eth0 */
+        len++;
+        while (is_alnum(p[len]) || p[len] == '_' || p[len] == '-')
+          len++;
+      }
+      return len;
+    }
+  }
+  return 0;
+}
+
+/* Length of "[IPv6]" at p, or 0. */
+static size_t bracketed_ipv6_at(const char *p) {
+  if (*p != '[')
+    return 0;
+  size_t n = ipv6_at(p + 1);
+  return n && p[1 + n] == ']' ? n + 2 : 0;
+}
+
+/* At p, "scheme://": the length of the scheme and its "://", or 0. */
+static size_t url_scheme_at(const char *p) {
+  if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+    return 0;
+  size_t n = 1;
+  while (is_alnum(p[n]) || p[n] == '+' || p[n] == '-' || p[n] == '.')
+    n++;
+  return strncmp(p + n, "://", 3) == 0 ? n + 3 : 0;
+}
+
+/* Appends to out (growing it; false when out of memory). */
+static bool text_add(char **out, size_t *len, size_t *cap, const char *s,
+                     size_t n) {
+  if (*len + n + 1 > *cap) {
+    size_t want = (*len + n + 1) * 2;
+    char *grown = realloc(*out, want);
+    if (!grown)
+      return false;
+    *out = grown;
+    *cap = want;
+  }
+  memcpy(*out + *len, s, n);
+  *len += n;
+  (*out)[*len] = '\0';
+  return true;
+}
+
+/* A URL's authority at p (after "scheme://"): user information is dropped,
+ * the host becomes [address] (an IP literal) or [host], a numeric port
+ * stays. Returns the length consumed. */
+static size_t redact_authority(const char *p, char **out, size_t *len,
+                               size_t *cap, bool *ok) {
+  size_t end = strcspn(p, "/?#\"'<>()[]{} \t\r\n,;");
+  /* An IPv6 literal's brackets are part of the authority. */
+  for (size_t at = end; p[at] == '[' || p[at] == ']';)
+    at = end = at + 1 + strcspn(p + at + 1, "/?#\"'<>() \t\r\n,;");
+  if (end == 0)
+    return 0;
+  const char *host = p;
+  for (size_t i = 0; i < end; i++)
+    if (p[i] == '@')
+      host = p + i + 1;
+  size_t host_len;
+  bool literal;
+  if (*host == '[') {
+    const char *close = memchr(host, ']', (size_t)(p + end - host));
+    host_len = close ? (size_t)(close - host) + 1 : (size_t)(p + end - host);
+    literal = true;
+  } else {
+    host_len = strcspn(host, ":");
+    if (host_len > (size_t)(p + end - host))
+      host_len = (size_t)(p + end - host);
+    literal = ipv4_at(host) == host_len;
+  }
+  *ok = *ok && text_add(out, len, cap, literal ? "[address]" : "[host]",
+                        literal ? 9 : 6);
+  const char *port = host + host_len;
+  if (port < p + end && *port == ':') {
+    size_t digits = 1;
+    while (port + digits < p + end && port[digits] >= '0' &&
+           port[digits] <= '9')
+      digits++;
+    if (digits > 1 && port + digits == p + end)
+      *ok = *ok && text_add(out, len, cap, port, digits);
+  }
+  return end;
+}
+
+char *rn__dashboard_redact(const char *text) {
+  char *out = NULL;
+  size_t len = 0, cap = 0;
+  bool ok = text_add(&out, &len, &cap, "", 0);
+  for (const char *p = text; ok && *p;) {
+    char prev = p == text ? ' ' : p[-1];
+    /* Where each kind may start: not inside a word, a number or (for IPv4,
+     * as before) a dotted run; an IPv6 address may follow a colon. */
+    bool word_start = !(is_alnum(prev) || prev == '.' || prev == '_');
+    bool scheme_start = word_start && prev != '+' && prev != '-';
+    bool ipv4_start = !((prev >= '0' && prev <= '9') || prev == '.');
+    size_t n;
+    if (scheme_start && (n = url_scheme_at(p))) {
+      ok = text_add(&out, &len, &cap, p, n);
+      p += n;
+      p += redact_authority(p, &out, &len, &cap, &ok);
+    } else if ((n = bracketed_ipv6_at(p)) || (word_start && (n = ipv6_at(p))) ||
+               (ipv4_start && (n = ipv4_at(p)))) {
+      ok = text_add(&out, &len, &cap, "[address]", 9);
+      p += n;
+    } else {
+      ok = text_add(&out, &len, &cap, p, 1);
+      p++;
+    }
+  }
+  if (!ok) {
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
+/* An error text as html_text does, with addresses and URL hosts replaced:
+ * an error may quote the peer a connection failed to reach. */
+static void html_error(html_t *h, const char *s) {
+  char *redacted = rn__dashboard_redact(s);
+  if (!redacted) {
+    h->failed = true;
+    return;
+  }
+  html_text(h, redacted);
+  free(redacted);
 }
 
 /* 1234567 as "1,234,567". */
@@ -499,10 +641,11 @@ static void render_dead(html_t *h, PGresult *res) {
       return;
     }
     if (num(res, row, 7) > ERROR_CHARS) {
-      /* The cut may have split an address: drop a trailing part of one. */
+      /* The cut may have split an address (IPv4 or IPv6, bracketed or
+       * not): drop a trailing part of one. */
       size_t len = strlen(error);
-      while (len && ((error[len - 1] >= '0' && error[len - 1] <= '9') ||
-                     error[len - 1] == '.'))
+      while (len && (is_hex(error[len - 1]) || error[len - 1] == '.' ||
+                     error[len - 1] == ':' || error[len - 1] == '['))
         error[--len] = '\0';
     }
     html_error(h, error);

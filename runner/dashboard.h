@@ -20,6 +20,12 @@ typedef struct rn__dashboard_s rn__dashboard_t;
 /* How long a page waits for the database before rendering without it. */
 #define RN__DASHBOARD_QUERY_TIMEOUT_MS 3000
 
+/* text (an error message) with every IPv4 and IPv6 address (bracketed,
+ * v4-mapped, with a zone) replaced by "[address]", and in every
+ * scheme://authority the user information dropped and the host replaced by
+ * "[host]" (or "[address]"), its port kept. New; NULL when out of memory. */
+char *rn__dashboard_redact(const char *text);
+
 /* NULL when out of memory. wake(wake_data) is called after a connection
  * was resumed, to let the server run (not from inside the server). */
 rn__dashboard_t *rn__dashboard_new(rn__runner_t *runner,

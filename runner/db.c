@@ -131,6 +131,28 @@ char *rn__db_redact(const char *url) {
   return copy;
 }
 
+/* The session options of every connection the runner opens: jit=off, then
+ * the URL's own options (or PGOPTIONS), which may turn it back on. Counts by
+ * state over millions of queue rows (the dashboard, /metrics) cross
+ * PostgreSQL's JIT cost threshold, and compiling them takes seconds where
+ * running them takes milliseconds. New; NULL when out of memory (libpq then
+ * ignores the key). */
+static char *session_options(const char *url) {
+  PQconninfoOption *parsed = PQconninfoParse(url, NULL);
+  const char *own = NULL;
+  for (PQconninfoOption *o = parsed; o && o->keyword; o++)
+    if (strcmp(o->keyword, "options") == 0 && o->val && *o->val)
+      own = o->val;
+  if (!own)
+    own = getenv("PGOPTIONS"); /* an explicit options key overrides it */
+  char *options;
+  if (asprintf(&options, "-c jit=off%s%s", own && *own ? " " : "",
+               own ? own : "") < 0)
+    options = NULL;
+  PQconninfoFree(parsed);
+  return options;
+}
+
 /* libpq messages end with a newline and may span lines: keep the first. */
 static void one_line(char *buf, size_t len, const char *msg) {
   snprintf(buf, len, "%s", msg && *msg ? msg : "unknown error");
@@ -444,10 +466,13 @@ static void connect_step(conn_t *c) {
  * messages. */
 static void connect_to(conn_t *c, const char *hosts, const char *hostaddr) {
   rn__db_t *db = c->db;
-  const char *keys[] = {"dbname", "application_name",
+  char *options = session_options(db->url);
+  const char *keys[] = {"dbname", "application_name", "options",
                         hostaddr ? "host" : NULL, "hostaddr", NULL};
-  const char *values[] = {db->url, "regentra-runner", hosts, hostaddr, NULL};
+  const char *values[] = {db->url, "regentra-runner", options, hosts,
+                          hostaddr, NULL};
   c->pg = PQconnectStartParams(keys, values, 1);
+  free(options);
   if (!c->pg) {
     conn_broken(c, "out of memory");
     return;
@@ -981,18 +1006,20 @@ void rn__db_close(rn__runner_t *runner) {
 PGconn *rn__db_connect_blocking(const char *url, uint64_t wait_ms, char *err,
                                 size_t errlen) {
   char *safe = rn__db_redact(url);
+  char *options = session_options(url);
   uint64_t waited = 0, backoff = 250;
   char last[512] = "";
   for (;;) {
     const char *keys[] = {"dbname", "application_name", "connect_timeout",
-                          NULL};
-    const char *values[] = {url, "regentra-runner", "10", NULL};
+                          "options", NULL};
+    const char *values[] = {url, "regentra-runner", "10", options, NULL};
     PGconn *pg = PQconnectdbParams(keys, values, 1);
     if (pg && PQstatus(pg) == CONNECTION_OK) {
       if (last[0])
         fprintf(stderr, "regentra-runner: database %s reachable again\n",
                 safe ? safe : "");
       free(safe);
+      free(options);
       return pg;
     }
     one_line(last, sizeof last, pg ? PQerrorMessage(pg) : "out of memory");
@@ -1010,6 +1037,7 @@ PGconn *rn__db_connect_blocking(const char *url, uint64_t wait_ms, char *err,
   snprintf(err, errlen, "cannot connect to database %s: %s", safe ? safe : "",
            last);
   free(safe);
+  free(options);
   return NULL;
 }
 
@@ -1046,9 +1074,12 @@ static PGconn *tx_pool_take(const char *url, char *err, size_t errlen) {
   if (pg && PQstatus(pg) == CONNECTION_OK)
     return pg;
   PQfinish(pg);
-  const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-  const char *values[] = {url, "regentra-runner", "10", NULL};
+  char *options = session_options(url);
+  const char *keys[] = {"dbname", "application_name", "connect_timeout",
+                        "options", NULL};
+  const char *values[] = {url, "regentra-runner", "10", options, NULL};
   pg = PQconnectdbParams(keys, values, 1);
+  free(options);
   if (pg && PQstatus(pg) == CONNECTION_OK) {
     PQsetNoticeProcessor(pg, log_notice, NULL);
     return pg;

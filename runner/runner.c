@@ -1,9 +1,11 @@
 /* runner.c - the daemon's life: load, serve, reload on SIGHUP, drain and
  * exit on SIGTERM/SIGINT. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "notify.h"
@@ -109,12 +111,27 @@ typedef struct reload_load_s {
   uv_work_t work;
   rn__runner_t *runner;
   rn__config_t *config; /* new; NULL when out of memory */
+  const char *gate;     /* borrowed from the environment; NULL when unset */
 } reload_load_t;
+
+/* For tests of what the daemon does while a reload is reading its files:
+ * when REGENTRA_RELOAD_GATE names an existing FIFO, the read waits there
+ * until a writer has opened and closed it. */
+static void wait_at_reload_gate(const char *gate) {
+  int fd = gate ? open(gate, O_RDONLY | O_CLOEXEC) : -1;
+  if (fd < 0)
+    return;
+  char buf[256];
+  while (read(fd, buf, sizeof buf) > 0)
+    ;
+  close(fd);
+}
 
 static void load_config(uv_work_t *work) {
   reload_load_t *load = rn__container_of(work, reload_load_t, work);
   load->config =
       rn__config_load(load->runner->config_path, load->runner->confd);
+  wait_at_reload_gate(load->gate);
 }
 
 static void config_loaded(uv_work_t *work, int status) {
@@ -146,6 +163,8 @@ static void reload_now(uv_timer_t *timer) {
   int rc = UV_ENOMEM;
   if (load) {
     load->runner = runner;
+    const char *gate = getenv("REGENTRA_RELOAD_GATE");
+    load->gate = gate && *gate ? gate : NULL;
     rc = uv_queue_work(runner->loop, &load->work, load_config, config_loaded);
   }
   if (rc < 0) {

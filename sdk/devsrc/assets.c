@@ -141,9 +141,10 @@ static const char upsert_sql[] =
     "  AS t(external_id, name, hostname, serial_number, serial_normalized,"
     "   macs, os_name, device_class, manufacturer, model, last_seen,"
     "   external_org_id)),"
-    /* The ANY narrows the stored side to the pulled ids through the
-     * unique key, instead of hashing every row of the MSP and source. */
-    " todo AS (SELECT i.* FROM i LEFT JOIN asset a ON a.msp_org_id = $1"
+    /* The rows still to write: new or changed. The ANY narrows the stored
+     * side to the pulled ids through the unique key, instead of hashing
+     * every row of the MSP and source. */
+    " to_write AS (SELECT i.* FROM i LEFT JOIN asset a ON a.msp_org_id = $1"
     "  AND a.external_source = $3 AND a.external_id = i.external_id"
     "  AND a.external_id = ANY ($4::text[])"
     "  WHERE a.id IS NULL OR" CHANGED("a", "i") "),"
@@ -155,7 +156,7 @@ static const char upsert_sql[] =
     " SELECT $1, $2, $3, external_id, name, hostname, serial_number,"
     "  serial_normalized, mac_addresses, os_name, device_class,"
     "  manufacturer, model, last_seen_at, external_org_id, 'ACTIVE',"
-    "  to_timestamp($15), to_timestamp($15) FROM todo"
+    "  to_timestamp($15), to_timestamp($15) FROM to_write"
     " ON CONFLICT (msp_org_id, external_source, external_id) DO UPDATE SET"
     "  portal_company_id = EXCLUDED.portal_company_id, name = EXCLUDED.name,"
     "  hostname = EXCLUDED.hostname, serial_number = EXCLUDED.serial_number,"

@@ -1,67 +1,32 @@
 /* The admin endpoint: /healthz and Prometheus /metrics of a serving
  * daemon, fetched over a real socket. */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "rt.h"
+#include "rt_runner.h"
 
-#define MIGRATIONS                                                             \
-  RT_SOURCE_DIR "/runner/migrations:" RT_SOURCE_DIR "/sdk/devsrc/migrations"
-
-static char dir[256], conf[300];
+static rt_runner_t runner;
 static int port;
 static rt_proc_t daemon_proc;
 
-/* A loopback port nobody listens on right now. */
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  socklen_t len = sizeof sa;
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-  close(fd);
-  return ntohs(sa.sin_port);
-}
-
-static void install(const char *from, const char *name) {
-  char to[600];
-  snprintf(to, sizeof to, "%s/plugins/%s", dir, name);
-  rt_copy_file(from, to, 0755);
-}
-
-/* runner.conf with the admin endpoint (listen_host:port), extra [runner]
- * and [database] text, and a conf.d with `jobs`. */
-static void configure(const char *listen_host, const char *database,
-                      const char *jobs) {
-  rt_make_temp_dir(dir, sizeof dir, "admin");
-  char path[600], text[2048];
-  snprintf(path, sizeof path, "%s/plugins", dir);
-  mkdir(path, 0755);
-  install(RT_PLUGIN_DIR "/hello.so", "hello.so");
-  install(RT_PROBE_DIR "/probe_v1/probe.so", "probe.so");
-  port = free_port();
-  snprintf(conf, sizeof conf, "%s/runner.conf", dir);
-  snprintf(text, sizeof text,
-           "[runner]\nplugin_dir = %s/plugins\nstate_dir = %s/state\n"
-           "drain_timeout = 10s\nadmin_listen = %s:%d\n%s",
-           dir, dir, listen_host, port, database ? database : "");
-  rt_write_file(conf, text, 0644);
-  snprintf(path, sizeof path, "%s/conf.d", dir);
-  mkdir(path, 0755);
-  snprintf(path, sizeof path, "%s/conf.d/10-jobs.conf", dir);
-  rt_write_file(path, jobs, 0644);
+/* runner.conf with the admin endpoint (listen_host:port), a [database] at
+ * database_url (NULL: none) with database_lines, and a conf.d with `jobs`;
+ * hello and probe installed. */
+static void configure(const char *listen_host, const char *database_url,
+                      const char *database_lines, const char *jobs) {
+  static const char *const plugins[] = {
+      RT_PLUGIN_DIR "/hello.so", RT_PROBE_DIR "/probe_v1/probe.so", NULL};
+  rt_runner_prepare(&runner, "admin", plugins, jobs);
+  port = rt_free_port();
+  char runner_lines[256];
+  snprintf(runner_lines, sizeof runner_lines,
+           "drain_timeout = 10s\nadmin_listen = %s:%d\n", listen_host, port);
+  rt_runner_write_conf(&runner, runner_lines, database_url, database_lines);
 }
 
 /* A greeting that completes and a probe that its timeout always cancels,
@@ -81,33 +46,20 @@ static void start_daemon(void) {
   snprintf(start_env, sizeof start_env, "REGENTRA_CLOCK_START_MS=%lld",
            (now / 60000 + 1) * 60000 - 300);
   char *env[] = {start_env, "REGENTRA_CLOCK_SCALE=60", NULL};
-  char *argv[] = {RT_RUNNER, "serve", "-c", conf, NULL};
-  rt_proc_start(&daemon_proc, argv, env, NULL);
-  cr_assert(
-      rt_wait_for_text(daemon_proc.err_path, "serving /healthz", 1, 15000),
-      "admin endpoint never started:\n%s", rt_read_file(daemon_proc.err_path));
+  rt_runner_serve(&runner, &daemon_proc, env, "serving /healthz", 15000);
 }
 
 static void stop_daemon_expect_clean_exit(void) {
-  rt_proc_kill(&daemon_proc, SIGTERM);
-  cr_assert(rt_proc_wait(&daemon_proc, 20000), "daemon did not stop");
-  char *log = rt_read_file(daemon_proc.err_path);
-  cr_expect_eq(daemon_proc.status, 0, "exit %d; log:\n%s", daemon_proc.status,
-               log);
+  char *log = rt_runner_stop(&daemon_proc, 20000);
   cr_expect(strstr(log, "runner: stopped"), "%s", log);
-  cr_expect(!strstr(log, "handles left open"), "%s", log);
   /* libmicrohttpd complains when its logger is not the first option. */
   cr_expect(!strstr(log, "MHD_OPTION_EXTERNAL_LOGGER"), "%s", log);
-  cr_expect(!strstr(log, "ERROR: AddressSanitizer"), "%s", log);
   free(log);
 }
 
 static void teardown(void) {
-  if (daemon_proc.pid > 0) {
-    rt_proc_kill(&daemon_proc, SIGKILL);
-    rt_proc_wait(&daemon_proc, 5000);
-  }
-  rt_remove_tree(dir);
+  rt_runner_kill(&daemon_proc);
+  rt_remove_tree(runner.dir);
 }
 
 /* ------------------------------------------------------------- fetching */
@@ -263,7 +215,7 @@ static double wait_for_sample(const char *series, double min, int timeout_ms) {
 TestSuite(admin, .fini = teardown, .timeout = 120);
 
 Test(admin, serves_health_and_job_counters_that_grow) {
-  configure("127.0.0.1", NULL, two_jobs);
+  configure("127.0.0.1", NULL, NULL, two_jobs);
   start_daemon();
   char *body;
   cr_expect_eq(fetch("GET", "/healthz", &body), 200);
@@ -306,10 +258,9 @@ Test(admin, healthz_is_503_while_the_database_is_unreachable) {
   /* A port found free a moment ago: the database is down from the start.
    * Listening on 0.0.0.0 must log a warning. */
   char database[256];
-  snprintf(database, sizeof database,
-           "[database]\nurl = postgresql://nobody@127.0.0.1:%d/none\n",
-           free_port());
-  configure("0.0.0.0", database, "");
+  snprintf(database, sizeof database, "postgresql://nobody@127.0.0.1:%d/none",
+           rt_free_port());
+  configure("0.0.0.0", database, NULL, "");
   start_daemon();
   char *body;
   cr_expect_eq(fetch("GET", "/healthz", &body), 503);
@@ -326,18 +277,10 @@ Test(admin, healthz_is_503_while_the_database_is_unreachable) {
 }
 
 Test(admin, reports_queue_depth_from_the_database) {
-  char database[1024];
-  snprintf(database, sizeof database,
-           "[database]\nurl = %s\nmigrations_dir = %s\npoll_interval = 500ms\n",
-           rt_pg_fresh_db(), MIGRATIONS);
-  configure("127.0.0.1", database,
+  configure("127.0.0.1", rt_pg_fresh_db(), "poll_interval = 500ms\n",
             "[job \"greet\"]\nplugin = hello\njob = greet\n"
             "schedule = * * * * *\n");
-  char *argv[] = {RT_RUNNER, "migrate", "-c", conf, NULL};
-  char *err = NULL;
-  int rc = rt_run(argv, NULL, NULL, NULL, &err);
-  cr_assert_eq(rc, 0, "migrate failed: %s", err);
-  free(err);
+  rt_runner_migrate(&runner);
   start_daemon();
   /* Runs claimed from the queue are counted like in-process ones. */
   cr_assert_geq(wait_for_sample("regentra_job_runs_total{job=\"greet\","
@@ -365,42 +308,37 @@ Test(admin, a_bad_admin_listen_is_a_file_line_error) {
   const char *bad[] = {"127.0.0.1:99999", "127.0.0.1", "::1:9187",
                        "example.org:9187", "127.0.0.1:http"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-    configure("127.0.0.1", NULL, "");
+    configure("127.0.0.1", NULL, NULL, "");
     /* Overwrite with the bad value on line 5. */
-    char text[1024];
-    snprintf(text, sizeof text,
-             "[runner]\nplugin_dir = %s/plugins\nstate_dir = %s/state\n"
-             "drain_timeout = 10s\nadmin_listen = %s\n",
-             dir, dir, bad[i]);
-    rt_write_file(conf, text, 0644);
-    char *argv[] = {RT_RUNNER, "check-config", "-c", conf, NULL};
+    char lines[256];
+    snprintf(lines, sizeof lines, "drain_timeout = 10s\nadmin_listen = %s\n",
+             bad[i]);
+    rt_runner_write_conf(&runner, lines, NULL, NULL);
+    char *argv[] = {RT_RUNNER, "check-config", "-c", runner.conf, NULL};
     char *out = NULL, *err = NULL;
     int rc = rt_run(argv, NULL, NULL, &out, &err);
     cr_expect_eq(rc, 1, "%s accepted", bad[i]);
     char expected[600];
-    snprintf(expected, sizeof expected, "%s:5: admin_listen = \"%s\"", conf,
-             bad[i]);
+    snprintf(expected, sizeof expected, "%s:5: admin_listen = \"%s\"",
+             runner.conf, bad[i]);
     cr_expect(strstr(err, expected), "expected \"%s\" in:\n%s", expected, err);
     free(out);
     free(err);
-    rt_remove_tree(dir);
+    rt_remove_tree(runner.dir);
   }
   /* A good one, and off, pass. */
   const char *good[] = {"[::1]:9187", "localhost:9187", "off"};
   for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
-    configure("127.0.0.1", NULL, "");
-    char text[1024];
-    snprintf(text, sizeof text,
-             "[runner]\nplugin_dir = %s/plugins\nstate_dir = %s/state\n"
-             "admin_listen = %s\n",
-             dir, dir, good[i]);
-    rt_write_file(conf, text, 0644);
-    char *argv[] = {RT_RUNNER, "check-config", "-c", conf, NULL};
+    configure("127.0.0.1", NULL, NULL, "");
+    char lines[256];
+    snprintf(lines, sizeof lines, "admin_listen = %s\n", good[i]);
+    rt_runner_write_conf(&runner, lines, NULL, NULL);
+    char *argv[] = {RT_RUNNER, "check-config", "-c", runner.conf, NULL};
     char *err = NULL;
     int rc = rt_run(argv, NULL, NULL, NULL, &err);
     cr_expect_eq(rc, 0, "%s refused: %s", good[i], err);
     free(err);
     if (i + 1 < sizeof good / sizeof *good)
-      rt_remove_tree(dir);
+      rt_remove_tree(runner.dir);
   }
 }

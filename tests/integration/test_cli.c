@@ -2,6 +2,7 @@
  * runs anything, and usage failures as JSON. No database involved: a
  * command that ran would fail for the lack of one, and say so. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,4 +200,177 @@ Test(cli, rotate_key_failures_are_json_with_a_code) {
   cr_expect(strstr(out, "the new key was added"), "%s", out);
   free(out);
   free(err);
+}
+
+/* ------------------------------------------------------- --help --json */
+
+/* Runs the binary with args and parses its whole standard output as one
+ * JSON object (new); the exit code must be 0 and nothing may have run. */
+static json_t *help_json(const char *const *args) {
+  char *argv[32] = {RT_RUNNER};
+  int argc = 1;
+  for (; args[argc - 1] && argc < 31; argc++)
+    argv[argc] = (char *)args[argc - 1];
+  argv[argc] = NULL;
+  char *env[] = {"REGENTRA_DATABASE_URL=", NULL};
+  char *out, *err;
+  int rc = rt_run(argv, env, NULL, &out, &err);
+  cr_expect_eq(rc, 0, "%s %s: %s%s", args[0], args[1], out, err);
+  cr_expect(!strstr(err, "no database"), "help ran something: %s", err);
+  json_error_t error;
+  json_t *description = json_loads(out, 0, &error);
+  cr_assert(json_is_object(description), "%s %s: not one JSON object (%s):\n%s",
+            args[0], args[1], error.text, out);
+  free(out);
+  free(err);
+  return description;
+}
+
+/* The entry of list whose key is value, or NULL. */
+static json_t *entry(json_t *list, const char *key, const char *value) {
+  size_t i;
+  json_t *item;
+  json_array_foreach(list, i, item) {
+    const char *v = json_string_value(json_object_get(item, key));
+    if (v && strcmp(v, value) == 0)
+      return item;
+  }
+  return NULL;
+}
+
+static void expect_flag(json_t *flags, const char *flag, const char *type,
+                        bool required) {
+  json_t *f = entry(flags, "flag", flag);
+  cr_assert(f, "no %s in %s", flag, json_dumps(flags, 0));
+  cr_expect_str_eq(json_string_value(json_object_get(f, "type")), type, "%s",
+                   flag);
+  cr_expect(json_is_boolean(json_object_get(f, "required")) &&
+                json_is_true(json_object_get(f, "required")) == required,
+            "%s required", flag);
+  const char *help = json_string_value(json_object_get(f, "help"));
+  cr_expect(help && *help, "%s has no help", flag);
+}
+
+Test(cli, a_group_command_with_help_and_json_is_described_in_json) {
+  const char *forms[][10] = {
+      {"ninjaone", "map", "--help", "--json", "-c", conf, NULL},
+      {"help", "ninjaone", "map", "--json", "-c", conf, NULL},
+      {"--json", "-c", conf, "ninjaone", "map", "--msp-org", "1", "-h", NULL},
+  };
+  json_t *first = NULL;
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    json_t *d = help_json(forms[i]);
+    cr_expect_str_eq(json_string_value(json_object_get(d, "command")),
+                     "ninjaone map");
+    cr_expect_str_eq(json_string_value(json_object_get(d, "group")),
+                     "ninjaone");
+    cr_expect_str_eq(json_string_value(json_object_get(d, "job")),
+                     "ninjaone-mapping.map");
+    cr_expect(strstr(json_string_value(json_object_get(d, "summary")),
+                     "organization"),
+              "%s", json_dumps(d, 0));
+    json_t *flags = json_object_get(d, "flags");
+    expect_flag(flags, "--msp-org", "int", true);
+    expect_flag(flags, "--from-file", "path", false);
+    expect_flag(flags, "--apply", "bool", false);
+    /* The name of the parameter beside its flag, as `plugins --json`. */
+    cr_expect_str_eq(json_string_value(json_object_get(
+                         entry(flags, "flag", "--msp-org"), "name")),
+                     "msp_org");
+    if (first)
+      cr_expect(json_equal(first, d), "%s differs", forms[i][0]);
+    else
+      first = json_incref(d);
+    json_decref(d);
+  }
+  json_decref(first);
+}
+
+Test(cli, a_group_with_help_and_json_lists_its_commands_in_json) {
+  char missing[400];
+  snprintf(missing, sizeof missing, "%s/absent.conf", dir);
+  const char *forms[][8] = {
+      {"ninjaone", "--help", "--json", "-c", missing, "--plugin-dir",
+       RT_PLUGIN_DIR, NULL},
+      {"help", "ninjaone", "--json", "-c", missing, "--plugin-dir",
+       RT_PLUGIN_DIR, NULL},
+  };
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    json_t *d = help_json(forms[i]);
+    cr_expect_str_eq(json_string_value(json_object_get(d, "group")),
+                     "ninjaone");
+    json_t *commands = json_object_get(d, "commands");
+    const char *names[] = {"test", "connect",    "orgs",
+                           "map",  "disconnect", "status",
+                           "sync", "sweep",      "sweep-customer"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+      char command[64];
+      snprintf(command, sizeof command, "ninjaone %s", names[k]);
+      json_t *c = entry(commands, "command", command);
+      cr_expect(c && json_is_array(json_object_get(c, "flags")), "%s missing",
+                command);
+    }
+    expect_flag(
+        json_object_get(entry(commands, "command", "ninjaone sweep-customer"),
+                        "flags"),
+        "--customer-org", "int", true);
+    json_decref(d);
+  }
+}
+
+Test(cli, a_command_of_the_binary_with_help_and_json_is_described_in_json) {
+  const char *forms[][6] = {
+      {"enqueue", "--help", "--json", "-c", conf, NULL},
+      {"help", "enqueue", "--json", "-c", conf, NULL},
+  };
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    json_t *d = help_json(forms[i]);
+    cr_expect_str_eq(json_string_value(json_object_get(d, "command")),
+                     "enqueue");
+    cr_expect(strstr(json_string_value(json_object_get(d, "usage")),
+                     "regentra-runner enqueue EVENT"),
+              "%s", json_dumps(d, 0));
+    json_t *flags = json_object_get(d, "flags");
+    expect_flag(flags, "--idempotency-key", "string", false);
+    expect_flag(flags, "--max-attempts", "int", false);
+    json_t *attempts = entry(flags, "flag", "--max-attempts");
+    cr_expect_eq(json_integer_value(json_object_get(attempts, "min")), 1);
+    cr_expect_eq(json_integer_value(json_object_get(attempts, "max")), 100);
+    json_t *global = json_object_get(d, "global_flags");
+    expect_flag(global, "-c", "path", false);
+    expect_flag(global, "--json", "bool", false);
+    json_decref(d);
+  }
+  /* A command without flags of its own says so; serve never starts. */
+  const char *serve[] = {"serve", "--help", "--json", "-c", conf, NULL};
+  json_t *d = help_json(serve);
+  cr_expect_str_eq(json_string_value(json_object_get(d, "command")), "serve");
+  cr_expect_eq(json_array_size(json_object_get(d, "flags")), 0);
+  json_decref(d);
+}
+
+Test(cli, help_with_json_lists_every_command_and_group_in_json) {
+  const char *forms[][5] = {
+      {"help", "--json", "-c", conf, NULL},
+      {"--help", "--json", "-c", conf, NULL},
+  };
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    json_t *d = help_json(forms[i]);
+    json_t *commands = json_object_get(d, "commands");
+    const char *names[] = {"serve", "check-config", "plugins",
+                           "run",   "enqueue",      "jobs",
+                           "retry", "rotate-key",   "help"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+      cr_expect(entry(commands, "command", names[k]), "%s missing", names[k]);
+    expect_flag(
+        json_object_get(entry(commands, "command", "rotate-key"), "flags"),
+        "--add-key", "bool", false);
+    json_t *ninjaone = entry(json_object_get(d, "groups"), "group", "ninjaone");
+    cr_assert(ninjaone, "%s", json_dumps(json_object_get(d, "groups"), 0));
+    cr_expect(entry(json_object_get(ninjaone, "commands"), "command",
+                    "ninjaone sweep"));
+    expect_flag(json_object_get(d, "global_flags"), "--plugin-dir", "path",
+                false);
+    json_decref(d);
+  }
 }

@@ -151,6 +151,70 @@ Test(db, transaction_commits_its_rows_or_rolls_all_of_them_back) {
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM t"), 50);
 }
 
+typedef struct show_data_s {
+  const char *setting;
+  bool done;
+  int status;
+  char value[128];
+} show_data_t;
+
+static int show_setting(rn_db_tx_t *tx, void *data) {
+  show_data_t *d = data;
+  char sql[64];
+  snprintf(sql, sizeof sql, "SHOW %s", d->setting);
+  rn_db_result_t *res = NULL;
+  int rc = host.api->db_tx_exec(tx, sql, 0, NULL, &res);
+  if (rc == 0)
+    snprintf(d->value, sizeof d->value, "%s", host.api->db_value(res, 0, 0));
+  host.api->db_result_free(res);
+  return rc;
+}
+
+static void show_done(rn_ctx_t *ctx, int status, void *data) {
+  show_data_t *d = data;
+  (void)ctx;
+  d->done = true;
+  d->status = status;
+}
+
+/* SHOW setting through the loop's pool and through a transaction on a
+ * worker thread; both must say expected. */
+static void expect_setting(const char *setting, const char *expected) {
+  outcome_t o = {0};
+  char sql[64];
+  snprintf(sql, sizeof sql, "SHOW %s", setting);
+  cr_assert_eq(host.api->db_query(host.ctx, sql, 0, NULL, on_result, &o, NULL),
+               0);
+  cr_assert(rt_host_run_until(&host, &o.done, WAIT_MS));
+  cr_expect_eq(o.status, 0);
+  cr_expect_str_eq(o.value, expected, "%s on the pool", setting);
+  show_data_t tx = {.setting = setting};
+  cr_assert_eq(
+      host.api->db_transaction(host.ctx, show_setting, show_done, &tx, NULL),
+      0);
+  cr_assert(rt_host_run_until(&host, &tx.done, WAIT_MS));
+  cr_expect_eq(tx.status, 0);
+  cr_expect_str_eq(tx.value, expected, "%s in a transaction", setting);
+}
+
+Test(db, the_runners_connections_run_without_jit) {
+  /* On by default since PostgreSQL 12: queue counts would be compiled. */
+  char *server_default = rt_pg_query(dsn, "SHOW jit");
+  cr_expect_str_eq(server_default, "on", "the test's own connection");
+  free(server_default);
+  expect_setting("jit", "off");
+}
+
+Test(db, options_of_the_url_still_apply_beside_jit_off) {
+  rt_host_close(&host);
+  char url[800];
+  snprintf(url, sizeof url, "%s%soptions=-c%%20work_mem%%3D5MB", dsn,
+           strchr(dsn, '?') ? "&" : "?");
+  open_host(url, 2);
+  expect_setting("work_mem", "5MB");
+  expect_setting("jit", "off");
+}
+
 Test(db, cancelling_a_queued_query_calls_back_once_with_ecanceled) {
   outcome_t slow[2] = {{0}}, cancelled = {0};
   for (int i = 0; i < 2; i++)

@@ -3,19 +3,15 @@
  * "-", explains an empty one, and refuses secret files, which only a local
  * operator may name; a claimed run checks the same again. */
 #include <criterion/criterion.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "rt.h"
+#include "rt_runner.h"
 
-#define MIGRATIONS                                                             \
-  RT_SOURCE_DIR "/runner/migrations:" RT_SOURCE_DIR "/sdk/devsrc/migrations"
-
-static char dir[256], conf[300], dsn[700], secret_path[400];
+static rt_runner_t runner;
+static char dsn[700], secret_path[400];
 static rt_proc_t daemon_proc;
 
 /* A fresh database with the queue schema, qprobe installed, and two
@@ -23,46 +19,23 @@ static rt_proc_t daemon_proc;
  * "nightly-secret" (qprobe.secret). */
 static void setup(void) {
   snprintf(dsn, sizeof dsn, "%s", rt_pg_fresh_db());
-  rt_make_temp_dir(dir, sizeof dir, "enqueue");
-  char path[600], text[2048];
-  snprintf(path, sizeof path, "%s/plugins", dir);
-  mkdir(path, 0755);
-  snprintf(path, sizeof path, "%s/plugins/qprobe.so", dir);
-  rt_copy_file(RT_QPROBE, path, 0755);
-  snprintf(path, sizeof path, "%s/conf.d", dir);
-  mkdir(path, 0755);
-  snprintf(path, sizeof path, "%s/conf.d/10-jobs.conf", dir);
-  rt_write_file(path,
-                "[job \"rec\"]\nplugin = qprobe\njob = record\n"
-                "[job \"nightly-secret\"]\nplugin = qprobe\njob = secret\n",
-                0644);
-  snprintf(conf, sizeof conf, "%s/runner.conf", dir);
-  snprintf(text, sizeof text,
-           "[runner]\nplugin_dir = %s/plugins\nstate_dir = %s/state\n"
-           "drain_timeout = 10s\n"
-           "[database]\nurl = %s\nmigrations_dir = %s\n"
-           "poll_interval = 200ms\n",
-           dir, dir, dsn, MIGRATIONS);
-  rt_write_file(conf, text, 0644);
+  static const char *const plugins[] = {RT_QPROBE, NULL};
+  rt_runner_prepare(
+      &runner, "enqueue", plugins,
+      "[job \"rec\"]\nplugin = qprobe\njob = record\n"
+      "[job \"nightly-secret\"]\nplugin = qprobe\njob = secret\n");
+  rt_runner_write_conf(&runner, "drain_timeout = 10s\n", dsn,
+                       "poll_interval = 200ms\n");
   /* A file the daemon must never read on a queued payload's word. */
-  snprintf(secret_path, sizeof secret_path, "%s/token", dir);
+  snprintf(secret_path, sizeof secret_path, "%s/token", runner.dir);
   rt_write_file(secret_path, "s3cr3t-token\n", 0600);
-  char *argv[] = {RT_RUNNER, "migrate", "-c", conf, NULL};
-  char *err = NULL;
-  int rc = rt_run(argv, NULL, NULL, NULL, &err);
-  cr_assert_eq(rc, 0, "migrate failed: %s", err);
-  free(err);
-  free(rt_pg_query(dsn, "CREATE TABLE qprobe_run (id bigserial PRIMARY KEY,"
-                        " n int, key text, pid int, started_at timestamptz,"
-                        " finished_at timestamptz)"));
+  rt_runner_migrate(&runner);
+  rt_qprobe_table(dsn);
 }
 
 static void teardown(void) {
-  if (daemon_proc.pid > 0) {
-    rt_proc_kill(&daemon_proc, SIGKILL);
-    rt_proc_wait(&daemon_proc, 5000);
-  }
-  rt_remove_tree(dir);
+  rt_runner_kill(&daemon_proc);
+  rt_remove_tree(runner.dir);
 }
 
 static int enqueue(const char *event, const char *payload,
@@ -75,22 +48,13 @@ static int enqueue(const char *event, const char *payload,
   if (payload)
     argv[argc++] = (char *)payload;
   argv[argc++] = "-c";
-  argv[argc++] = conf;
+  argv[argc++] = runner.conf;
   argv[argc] = NULL;
   return rt_run(argv, NULL, stdin_text, out, err);
 }
 
 static long jobs_in_queue(void) {
   return rt_pg_count(dsn, "SELECT count(*) FROM runner.job");
-}
-
-static bool wait_count(const char *sql, long want, int timeout_ms) {
-  for (int waited = 0; waited <= timeout_ms; waited += 100) {
-    if (rt_pg_count(dsn, sql) >= want)
-      return true;
-    usleep(100 * 1000);
-  }
-  return false;
 }
 
 TestSuite(enqueue, .init = setup, .fini = teardown, .timeout = 120);
@@ -177,17 +141,16 @@ Test(enqueue, refuses_secret_files_in_a_queued_payload) {
 Test(enqueue, local_run_still_reads_secret_files_from_a_file_and_stdin) {
   char arg[600];
   snprintf(arg, sizeof arg, "token_file=%s", secret_path);
-  char *argv[] = {RT_RUNNER, "run", "qprobe.secret", "label=x", arg, "-c",
-                  conf,      NULL};
+  char *argv[] = {RT_RUNNER, "run", "qprobe.secret", "label=x",
+                  arg,       "-c",  runner.conf,     NULL};
   char *out = NULL, *err = NULL;
   cr_expect_eq(rt_run(argv, NULL, NULL, &out, &err), 0, "%s", err);
   /* "s3cr3t-token" without its newline. */
   cr_expect(strstr(out, "\"secret_bytes\": 12"), "%s", out);
   free(out);
   free(err);
-  char *from_stdin[] = {
-      RT_RUNNER, "run", "qprobe.secret", "label=x", "token_file=-", "-c",
-      conf,      NULL};
+  char *from_stdin[] = {RT_RUNNER,      "run", "qprobe.secret", "label=x",
+                        "token_file=-", "-c",  runner.conf,     NULL};
   cr_expect_eq(rt_run(from_stdin, NULL, "abc\n", &out, &err), 0, "%s", err);
   cr_expect(strstr(out, "\"secret_bytes\": 3"), "%s", out);
   free(out);
@@ -205,11 +168,11 @@ Test(enqueue, claimed_run_naming_a_secret_file_dies_without_reading_it) {
            " ('rec', '{\"nn\":1}', 3)",
            secret_path, secret_path);
   free(rt_pg_query(dsn, sql));
-  char *argv[] = {RT_RUNNER, "serve", "-c", conf, NULL};
-  rt_proc_start(&daemon_proc, argv, NULL, NULL);
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state IN "
-                       "('dead', 'completed')",
-                       4, 20000),
+  rt_runner_serve(&runner, &daemon_proc, NULL, NULL, 0);
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state IN "
+                             "('dead', 'completed')",
+                             4, 20000),
             "the rows were never finished");
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
                                 "state = 'completed'"),
@@ -228,12 +191,8 @@ Test(enqueue, claimed_run_naming_a_secret_file_dies_without_reading_it) {
                                 "name = 'rec' AND last_error LIKE "
                                 "'qprobe.record has no parameter \"nn\"%'"),
                1);
-  rt_proc_kill(&daemon_proc, SIGTERM);
-  cr_assert(rt_proc_wait(&daemon_proc, 30000), "the daemon did not stop");
-  char *log = rt_read_file(daemon_proc.err_path);
-  cr_expect_eq(daemon_proc.status, 0, "exit %d:\n%s", daemon_proc.status, log);
+  char *log = rt_runner_stop(&daemon_proc, 30000);
   cr_expect(!strstr(log, "s3cr3t"), "the secret reached the log:\n%s", log);
-  cr_expect(!strstr(log, "AddressSanitizer"), "%s", log);
   free(log);
 }
 

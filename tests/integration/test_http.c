@@ -325,18 +325,7 @@ static char tls_dir[64];
 static void make_ca(void) {
   snprintf(tls_dir, sizeof tls_dir, "/tmp/rn-http-tls-XXXXXX");
   cr_assert(mkdtemp(tls_dir));
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd,
-           "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key "
-           "-out ca.pem -days 2 -subj /CN=rn-test-ca >/dev/null 2>&1 && "
-           "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr "
-           "-subj /CN=127.0.0.1 >/dev/null 2>&1 && "
-           "printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && "
-           "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
-           "-CAcreateserial -out srv.pem -days 2 -extfile ext.cnf "
-           ">/dev/null 2>&1",
-           tls_dir);
-  cr_assert_eq(system(cmd), 0, "openssl could not make a throwaway CA");
+  cr_assert(rt_make_tls_ca(tls_dir), "openssl could not make a throwaway CA");
 }
 
 static void tls_setup(void) {

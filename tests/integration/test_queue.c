@@ -7,15 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "rt.h"
+#include "rt_runner.h"
 
-#define MIGRATIONS RT_SOURCE_DIR "/runner/migrations:" RT_SOURCE_DIR "/sdk/devsrc/migrations"
-
-static char dir[256], conf[300], dsn[700];
+static rt_runner_t runner;
+static char dsn[700];
 static rt_proc_t procs[2];
 static int nprocs;
 
@@ -33,32 +31,17 @@ static char private_dsn[256];
 static void configure(int workers, const char *db_extra, const char *jobs) {
   snprintf(dsn, sizeof dsn, "%s",
            private_dsn[0] ? private_dsn : rt_pg_fresh_db());
-  rt_make_temp_dir(dir, sizeof dir, "queue");
-  char path[600], text[4096];
-  snprintf(path, sizeof path, "%s/plugins", dir);
-  mkdir(path, 0755);
-  snprintf(path, sizeof path, "%s/plugins/qprobe.so", dir);
-  rt_copy_file(RT_QPROBE, path, 0755);
-  snprintf(path, sizeof path, "%s/conf.d", dir);
-  mkdir(path, 0755);
-  snprintf(conf, sizeof conf, "%s/runner.conf", dir);
-  snprintf(text, sizeof text,
-           "[runner]\nplugin_dir = %s/plugins\nstate_dir = %s/state\n"
-           "workers = %d\ndrain_timeout = 10s\n"
-           "[database]\nurl = %s\nmigrations_dir = %s\n"
+  static const char *const plugins[] = {RT_QPROBE, NULL};
+  rt_runner_prepare(&runner, "queue", plugins, jobs ? jobs : "");
+  char runner_lines[128], database_lines[1024];
+  snprintf(runner_lines, sizeof runner_lines,
+           "workers = %d\ndrain_timeout = 10s\n", workers);
+  snprintf(database_lines, sizeof database_lines,
            "poll_interval = 500ms\nretry_base = 200ms\n%s",
-           dir, dir, workers, dsn, MIGRATIONS, db_extra ? db_extra : "");
-  rt_write_file(conf, text, 0644);
-  snprintf(path, sizeof path, "%s/conf.d/10-jobs.conf", dir);
-  rt_write_file(path, jobs ? jobs : "", 0644);
-  char *argv[] = {RT_RUNNER, "migrate", "-c", conf, NULL};
-  char *err = NULL;
-  int rc = rt_run(argv, NULL, NULL, NULL, &err);
-  cr_assert_eq(rc, 0, "migrate failed: %s", err);
-  free(err);
-  free(rt_pg_query(dsn, "CREATE TABLE qprobe_run (id bigserial PRIMARY KEY,"
-                        " n int, key text, pid int, started_at timestamptz,"
-                        " finished_at timestamptz)"));
+           db_extra ? db_extra : "");
+  rt_runner_write_conf(&runner, runner_lines, dsn, database_lines);
+  rt_runner_migrate(&runner);
+  rt_qprobe_table(dsn);
 }
 
 static void start_runner(const char *clock_start) {
@@ -71,20 +54,12 @@ static void start_runner(const char *clock_start) {
     env[0] = clock_env[nprocs];
     env[1] = "REGENTRA_CLOCK_SCALE=60";
   }
-  char *argv[] = {RT_RUNNER, "serve", "-c", conf, NULL};
-  rt_proc_start(&procs[nprocs], argv, env, NULL);
+  rt_runner_serve(&runner, &procs[nprocs], env, NULL, 0);
   nprocs++;
 }
 
 static void stop_runner(int i) {
-  rt_proc_kill(&procs[i], SIGTERM);
-  cr_assert(rt_proc_wait(&procs[i], 30000), "runner %d did not stop", i);
-  char *log = rt_read_file(procs[i].err_path);
-  cr_expect_eq(procs[i].status, 0, "runner %d exit %d:\n%s", i,
-               procs[i].status, log);
-  cr_expect(!strstr(log, "handles left open"), "%s", log);
-  cr_expect(!strstr(log, "ERROR: AddressSanitizer"), "%s", log);
-  free(log);
+  free(rt_runner_stop(&procs[i], 30000));
   procs[i].pid = 0;
 }
 
@@ -135,23 +110,10 @@ static void teardown(void) {
       fprintf(stderr, "could not remove %s\n", cluster);
     cluster[0] = private_dsn[0] = '\0';
   }
-  for (int i = 0; i < nprocs; i++) {
-    if (procs[i].pid > 0) {
-      rt_proc_kill(&procs[i], SIGKILL);
-      rt_proc_wait(&procs[i], 5000);
-    }
-  }
+  for (int i = 0; i < nprocs; i++)
+    rt_runner_kill(&procs[i]);
   nprocs = 0;
-  rt_remove_tree(dir);
-}
-
-static bool wait_count(const char *sql, long want, int timeout_ms) {
-  for (int waited = 0; waited <= timeout_ms; waited += 100) {
-    if (rt_pg_count(dsn, sql) >= want)
-      return true;
-    usleep(100 * 1000);
-  }
-  return false;
+  rt_remove_tree(runner.dir);
 }
 
 static char *runner_log(int i) { return rt_read_file(procs[i].err_path); }
@@ -165,8 +127,10 @@ Test(queue, two_runners_run_1000_jobs_each_exactly_once) {
                         "generate_series(1, 1000) g"));
   start_runner(NULL);
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
-                       "'completed'", 1000, 90000),
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state = "
+                             "'completed'",
+                             1000, 90000),
             "only %ld of 1000 completed",
             rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state = "
                              "'completed'"));
@@ -199,7 +163,7 @@ Test(queue, cron_tick_every_minute_runs_once_across_two_runners) {
            "'completed' AND scheduled_at BETWEEN to_timestamp(%lld) AND "
            "to_timestamp(%lld)",
            m / 1000, m / 1000 + 120);
-  cr_assert(wait_count(sql, 3, 20000), "3 ticks did not complete");
+  cr_assert(rt_pg_wait_count(dsn, sql, 3, 20000), "3 ticks did not complete");
   stop_runner(0);
   stop_runner(1);
   cr_expect_eq(rt_pg_count(dsn, sql), 3);
@@ -224,7 +188,7 @@ Test(queue, killed_runner_leases_are_reclaimed_by_its_peer_and_completed_once) {
                         "'qprobe.record', jsonb_build_object('n', g, "
                         "'sleep_ms', 1500) FROM generate_series(1, 12) g"));
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 4, 15000));
+  cr_assert(rt_pg_wait_count(dsn, "SELECT count(*) FROM qprobe_run", 4, 15000));
   rt_proc_kill(&procs[0], SIGKILL);
   rt_proc_wait(&procs[0], 5000);
   procs[0].pid = 0;
@@ -232,8 +196,10 @@ Test(queue, killed_runner_leases_are_reclaimed_by_its_peer_and_completed_once) {
                                "= 'running'");
   cr_assert_gt(held, 0, "the killed runner held no lease");
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
-                       "'completed'", 12, 60000),
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state = "
+                             "'completed'",
+                             12, 60000),
             "the peer did not complete every job");
   stop_runner(1);
   /* Each job finished once; the killed runner's runs never finished. */
@@ -265,8 +231,10 @@ Test(queue, concurrency_key_limit_1_never_overlaps_across_runners) {
                         "generate_series(1, 20) g"));
   start_runner(NULL);
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
-                       "'completed'", 20, 60000));
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state = "
+                             "'completed'",
+                             20, 60000));
   stop_runner(0);
   stop_runner(1);
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run"), 20);
@@ -286,8 +254,10 @@ Test(queue, different_concurrency_keys_run_in_parallel) {
                         "generate_series(1, 20) g"));
   start_runner(NULL);
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
-                       "'completed'", 20, 60000));
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state = "
+                             "'completed'",
+                             20, 60000));
   stop_runner(0);
   stop_runner(1);
   cr_expect_gt(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run a JOIN "
@@ -311,8 +281,10 @@ Test(queue, failing_job_retries_with_backoff_then_dies_with_its_last_error) {
                         " 5), ('qprobe.record', '{\"n\":2,\"fail_until\":100}',"
                         " 3)"));
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state IN "
-                       "('completed', 'dead')", 2, 30000));
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state IN "
+                             "('completed', 'dead')",
+                             2, 30000));
   cr_expect_eq(rt_pg_count(dsn, "SELECT attempt FROM runner.job WHERE "
                                 "payload->>'n' = '1' AND state = 'completed'"),
                3);
@@ -341,32 +313,34 @@ Test(queue, failing_job_retries_with_backoff_then_dies_with_its_last_error) {
 
   /* The operator sees it dead and revives it: three more attempts. */
   char *out = NULL, *err = NULL;
-  char *jobs_argv[] = {RT_RUNNER, "jobs", "--json", "-c", conf, NULL};
+  char *jobs_argv[] = {RT_RUNNER, "jobs", "--json", "-c", runner.conf, NULL};
   cr_expect_eq(rt_run(jobs_argv, NULL, NULL, &out, &err), 0, "%s", err);
   cr_expect(strstr(out, "\"dead\": 1"), "%s", out);
   free(out);
   free(err);
   char *id = rt_pg_query(dsn, "SELECT id FROM runner.job WHERE state = "
                               "'dead'");
-  char *retry_argv[] = {RT_RUNNER, "retry", id, "-c", conf, NULL};
+  char *retry_argv[] = {RT_RUNNER, "retry", id, "-c", runner.conf, NULL};
   cr_expect_eq(rt_run(retry_argv, NULL, NULL, &out, &err), 0, "%s", err);
   free(out);
   free(err);
-  cr_expect(wait_count("SELECT count(*) FROM qprobe_run WHERE n = 2", 6,
-                       20000));
-  cr_expect(wait_count("SELECT count(*) FROM runner.job WHERE state = "
-                       "'dead'", 1, 20000));
+  cr_expect(rt_pg_wait_count(dsn, "SELECT count(*) FROM qprobe_run WHERE n = 2",
+                             6, 20000));
+  cr_expect(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state = "
+                             "'dead'",
+                             1, 20000));
   free(id);
   /* Retrying a job that is not dead is refused. */
   id = rt_pg_query(dsn, "SELECT id FROM runner.job WHERE state = "
                         "'completed'");
-  char *done_argv[] = {RT_RUNNER, "retry", id, "-c", conf, NULL};
+  char *done_argv[] = {RT_RUNNER, "retry", id, "-c", runner.conf, NULL};
   cr_expect_eq(rt_run(done_argv, NULL, NULL, &out, &err), 1);
   cr_expect(strstr(err, "is completed, not dead"), "%s", err);
   free(out);
   free(err);
   free(id);
-  char *bad_argv[] = {RT_RUNNER, "retry", "999999", "-c", conf, NULL};
+  char *bad_argv[] = {RT_RUNNER, "retry", "999999", "-c", runner.conf, NULL};
   cr_expect_eq(rt_run(bad_argv, NULL, NULL, &out, &err), 1);
   cr_expect(strstr(err, "no job 999999"), "%s", err);
   free(out);
@@ -377,8 +351,9 @@ Test(queue, failing_job_retries_with_backoff_then_dies_with_its_last_error) {
 Test(queue, same_idempotency_key_twice_adds_one_job) {
   configure(2, NULL, NULL);
   char *out1 = NULL, *out2 = NULL, *err = NULL;
-  char *argv[] = {RT_RUNNER, "enqueue", "qprobe.record", "{\"n\":7}",
-                  "--idempotency-key", "order-7", "--json", "-c", conf, NULL};
+  char *argv[] = {RT_RUNNER,           "enqueue", "qprobe.record", "{\"n\":7}",
+                  "--idempotency-key", "order-7", "--json",        "-c",
+                  runner.conf,         NULL};
   cr_assert_eq(rt_run(argv, NULL, NULL, &out1, &err), 0, "%s", err);
   free(err);
   cr_assert_eq(rt_run(argv, NULL, NULL, &out2, &err), 0, "%s", err);
@@ -391,8 +366,10 @@ Test(queue, same_idempotency_key_twice_adds_one_job) {
   free(out1);
   free(out2);
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
-                       "'completed'", 1, 15000));
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state = "
+                             "'completed'",
+                             1, 15000));
   /* Still a no-op while the completed row is kept. */
   cr_assert_eq(rt_run(argv, NULL, NULL, &out1, &err), 0, "%s", err);
   cr_expect(strstr(out1, "\"created\": false"), "%s", out1);
@@ -419,8 +396,13 @@ Test(queue, enqueue_rejects_bad_input_with_a_clear_error) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     char *out = NULL, *err = NULL;
-    char *argv[] = {RT_RUNNER, "enqueue", (char *)cases[i].event,
-                    (char *)cases[i].payload, "-c", conf, NULL};
+    char *argv[] = {RT_RUNNER,
+                    "enqueue",
+                    (char *)cases[i].event,
+                    (char *)cases[i].payload,
+                    "-c",
+                    runner.conf,
+                    NULL};
     int rc = rt_run(argv, NULL, NULL, &out, &err);
     cr_expect_eq(rc, cases[i].rc, "case %zu: exit %d", i, rc);
     cr_expect(strstr(err, cases[i].expect), "case %zu: %s", i, err);
@@ -428,12 +410,12 @@ Test(queue, enqueue_rejects_bad_input_with_a_clear_error) {
     free(err);
   }
   char *out = NULL, *err = NULL;
-  char *usage[] = {RT_RUNNER, "enqueue", "-c", conf, NULL};
+  char *usage[] = {RT_RUNNER, "enqueue", "-c", runner.conf, NULL};
   cr_expect_eq(rt_run(usage, NULL, NULL, &out, &err), 2);
   free(out);
   free(err);
-  char *bad_flag[] = {RT_RUNNER, "enqueue", "qprobe.record", "{}",
-                      "--priority", "high", "-c", conf, NULL};
+  char *bad_flag[] = {RT_RUNNER, "enqueue", "qprobe.record", "{}", "--priority",
+                      "high",    "-c",      runner.conf,     NULL};
   cr_expect_eq(rt_run(bad_flag, NULL, NULL, &out, &err), 2);
   free(out);
   free(err);
@@ -452,13 +434,15 @@ Test(queue, a_lower_priority_value_is_claimed_first) {
     snprintf(payload, sizeof payload, "{\"n\":%d,\"key\":\"%s\"}", i, keys[i]);
     char *argv[] = {RT_RUNNER, "enqueue",    "qprobe.record",
                     payload,   "--priority", (char *)priorities[i],
-                    "-c",      conf,         NULL};
+                    "-c",      runner.conf,  NULL};
     char *err = NULL;
     cr_assert_eq(rt_run(argv, NULL, NULL, NULL, &err), 0, "%s", err);
     free(err);
   }
   start_runner(NULL);
-  cr_expect(wait_count("SELECT count(*) FROM qprobe_run WHERE finished_at IS"
+  cr_expect(
+      rt_pg_wait_count(dsn,
+                       "SELECT count(*) FROM qprobe_run WHERE finished_at IS"
                        " NOT NULL",
                        3, 30000));
   stop_runner(0);
@@ -486,8 +470,10 @@ static void missed_runs(const char *policy, long expect_runs) {
   snprintf(start, sizeof start, "%lld", m + 20000);
   start_runner(start);
   if (expect_runs)
-    cr_expect(wait_count("SELECT count(*) FROM runner.job WHERE state = "
-                         "'completed'", expect_runs, 10000));
+    cr_expect(rt_pg_wait_count(dsn,
+                               "SELECT count(*) FROM runner.job WHERE state = "
+                               "'completed'",
+                               expect_runs, 10000));
   else
     cr_expect(rt_wait_for_text(procs[0].err_path, "10 missed tick(s) since",
                                1, 10000),
@@ -526,8 +512,10 @@ Test(queue, emitted_events_become_jobs_only_when_the_run_completes) {
                         " ('qprobe.record', '{\"n\":6,\"emit\":3,"
                         "\"fail_after_emit\":true}', 1)"));
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state IN "
-                       "('completed', 'dead')", 5, 20000));
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state IN "
+                             "('completed', 'dead')",
+                             5, 20000));
   usleep(800 * 1000);
   stop_runner(0);
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job c JOIN "
@@ -545,19 +533,14 @@ Test(queue, emitted_events_become_jobs_only_when_the_run_completes) {
 
 Test(queue, sigterm_returns_unfinished_jobs_to_the_queue) {
   configure(2, NULL, NULL);
-  char text[4096];
-  snprintf(text, sizeof text,
-           "[runner]\nplugin_dir = %s/plugins\nstate_dir = %s/state\n"
-           "workers = 2\ndrain_timeout = 500ms\n"
-           "[database]\nurl = %s\nmigrations_dir = %s\n",
-           dir, dir, dsn, MIGRATIONS);
-  rt_write_file(conf, text, 0644);
+  rt_runner_write_conf(&runner, "workers = 2\ndrain_timeout = 500ms\n", dsn,
+                       NULL);
   free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) VALUES "
                         "('qprobe.record', '{\"n\":1,\"sleep_ms\":60000}'),"
                         " ('qprobe.record', '{\"n\":2,\"sleep_ms\":60000}'),"
                         " ('qprobe.record', '{\"n\":3,\"sleep_ms\":60000}')"));
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 2, 15000));
+  cr_assert(rt_pg_wait_count(dsn, "SELECT count(*) FROM qprobe_run", 2, 15000));
   stop_runner(0);
   /* Nothing is left leased: peers can take all three at once. */
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state "
@@ -575,17 +558,19 @@ Test(queue, reload_keeps_in_flight_jobs_and_stops_claiming_removed_ones) {
   free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) VALUES "
                         "('slow', '{\"n\":1,\"sleep_ms\":1500}')"));
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 1, 15000));
+  cr_assert(rt_pg_wait_count(dsn, "SELECT count(*) FROM qprobe_run", 1, 15000));
   /* Remove the job and reload while its run is in flight. */
   char path[600];
-  snprintf(path, sizeof path, "%s/conf.d/10-jobs.conf", dir);
+  snprintf(path, sizeof path, "%s/conf.d/10-jobs.conf", runner.dir);
   rt_write_file(path, "", 0644);
   rt_proc_kill(&procs[0], SIGHUP);
   cr_assert(rt_wait_for_text(procs[0].err_path, "reload done", 1, 10000));
   free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) VALUES "
                         "('slow', '{\"n\":2}')"));
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
-                       "'completed'", 1, 10000));
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state = "
+                             "'completed'",
+                             1, 10000));
   usleep(1500 * 1000);
   stop_runner(0);
   /* The in-flight run completed once; the new row waits for a runner that
@@ -612,12 +597,16 @@ Test(queue, database_down_at_start_and_restarted_mid_run_loses_and_doubles_nothi
   cr_assert_eq(cluster_ctl("start"), 0);
   cr_assert(rt_wait_for_text(procs[0].err_path, "database reachable again", 1,
                              30000));
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
-                       "'completed'", 60, 30000));
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state = "
+                             "'completed'",
+                             60, 30000));
   /* Restart while jobs are claimed, running and being written back. */
   cr_assert_eq(cluster_ctl("restart"), 0);
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
-                       "'completed'", 300, 90000),
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state = "
+                             "'completed'",
+                             300, 90000),
             "only %ld of 300 completed after the restart",
             rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state = "
                              "'completed'"));
@@ -675,7 +664,7 @@ Test(queue, jobs_outliving_a_database_outage_longer_than_the_lease_run_once,
                         "'sleep_ms', 18000) FROM generate_series(1, 16) g"));
   start_runner(NULL);
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 16, 20000),
+  cr_assert(rt_pg_wait_count(dsn, "SELECT count(*) FROM qprobe_run", 16, 20000),
             "not all 16 jobs started");
   cr_assert_eq(rt_pg_count(dsn, "SELECT count(DISTINCT pid) FROM qprobe_run"),
                2, "both runners should hold leases");
@@ -683,8 +672,10 @@ Test(queue, jobs_outliving_a_database_outage_longer_than_the_lease_run_once,
   /* The outage itself: more than twice the lease. */
   usleep(9000 * 1000);
   cr_assert_eq(cluster_ctl("start"), 0, "cluster did not start again");
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state IN "
-                       "('completed', 'dead')", 16, 60000),
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state IN "
+                             "('completed', 'dead')",
+                             16, 60000),
             "only %ld of 16 finished",
             rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE state IN "
                              "('completed', 'dead')"));
@@ -731,9 +722,11 @@ Test(queue, a_free_key_behind_200_jobs_of_a_saturated_key_is_claimed_at_once) {
                         "concurrency_key, concurrency_limit) VALUES "
                         "('qprobe.record', '{\"n\":1000}', 'free', 1)"));
   start_runner(NULL);
-  bool done = wait_count("SELECT count(*) FROM runner.job WHERE "
-                         "concurrency_key = 'free' AND state = 'completed'",
-                         1, 10000);
+  bool done =
+      rt_pg_wait_count(dsn,
+                       "SELECT count(*) FROM runner.job WHERE "
+                       "concurrency_key = 'free' AND state = 'completed'",
+                       1, 10000);
   stop_runner(0);
   cr_expect(done, "the job of the free key was never claimed");
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
@@ -751,8 +744,10 @@ Test(queue, sqlstate_decides_between_retry_and_dead) {
                         "\"40001\",\"fail_until\":3}', 5), ('qprobe.record',"
                         " '{\"n\":2,\"raise\":\"23505\"}', 5)"));
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state IN "
-                       "('completed', 'dead')", 2, 30000));
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state IN "
+                             "('completed', 'dead')",
+                             2, 30000));
   stop_runner(0);
   cr_expect_eq(rt_pg_count(dsn, "SELECT attempt FROM runner.job WHERE "
                                 "payload->>'n' = '1' AND state = 'completed'"),
@@ -774,14 +769,16 @@ Test(queue, a_success_after_a_lost_lease_is_kept_while_the_row_waits) {
   free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) VALUES "
                         "('qprobe.record', '{\"n\":1,\"sleep_ms\":3000}')"));
   start_runner(NULL);
-  cr_assert(wait_count("SELECT count(*) FROM qprobe_run", 1, 15000));
+  cr_assert(rt_pg_wait_count(dsn, "SELECT count(*) FROM qprobe_run", 1, 15000));
   /* What a peer's reclaim writes. */
   free(rt_pg_query(dsn, "UPDATE runner.job SET state = 'available', "
                         "lease_lost_by = lease_owner, lease_owner = NULL, "
                         "lease_expires_at = NULL, last_error = 'lease "
                         "expired' WHERE state = 'running'"));
-  cr_assert(wait_count("SELECT count(*) FROM runner.job WHERE state = "
-                       "'completed'", 1, 15000),
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state = "
+                             "'completed'",
+                             1, 15000),
             "the successful outcome was dropped");
   stop_runner(0);
   cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run"), 1);

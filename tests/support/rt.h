@@ -16,6 +16,10 @@ const char *rt_pg_fresh_db(void);
  * first row (new, free it) or NULL. Aborts the test on an error. */
 char *rt_pg_query(const char *dsn, const char *sql);
 long rt_pg_count(const char *dsn, const char *sql);
+/* Polls the count of sql (every 100 ms, up to timeout_ms) until it is at
+ * least want; false when it never was. */
+bool rt_pg_wait_count(const char *dsn, const char *sql, long want,
+                      int timeout_ms);
 /* Starts the cluster initdb'd in dir/data (logging to dir/server.log) on a
  * random port, trying other ports when the one picked is taken; returns
  * the port, or -1 after printing server.log to stderr. */
@@ -59,6 +63,10 @@ void rt_write_file(const char *path, const char *text, int mode);
 void rt_copy_file(const char *from, const char *to, int mode);
 /* A fresh directory under /tmp (static buffer per call site is fine). */
 void rt_make_temp_dir(char *buf, size_t len, const char *tag);
+/* In dir: a throwaway CA (ca.pem, ca.key) and a server certificate it
+ * signed for 127.0.0.1 (srv.pem, srv.key), made by the openssl command;
+ * false when that failed. */
+bool rt_make_tls_ca(const char *dir);
 void rt_remove_tree(const char *path);
 
 #endif

@@ -116,6 +116,16 @@ long rt_pg_count(const char *dsn, const char *sql) {
   return n;
 }
 
+bool rt_pg_wait_count(const char *dsn, const char *sql, long want,
+                      int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 100) {
+    if (rt_pg_count(dsn, sql) >= want)
+      return true;
+    usleep(100 * 1000);
+  }
+  return false;
+}
+
 const char *rt_pg_fresh_db(void) {
   static char dsn[600];
   static int seq;

@@ -196,6 +196,21 @@ void rt_make_temp_dir(char *buf, size_t len, const char *tag) {
   chmod(buf, 0755);
 }
 
+bool rt_make_tls_ca(const char *dir) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -keyout "
+           "ca.key -out ca.pem -days 2 -subj /CN=rt-test-ca >/dev/null 2>&1 "
+           "&& openssl req -newkey rsa:2048 -nodes -keyout srv.key -out "
+           "srv.csr -subj /CN=127.0.0.1 >/dev/null 2>&1 && "
+           "printf 'subjectAltName=IP:127.0.0.1\n' > ext.cnf && "
+           "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+           "-CAcreateserial -out srv.pem -days 2 -extfile ext.cnf "
+           ">/dev/null 2>&1",
+           dir);
+  return system(cmd) == 0;
+}
+
 void rt_remove_tree(const char *path) {
   char cmd[512];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);

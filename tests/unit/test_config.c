@@ -13,10 +13,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
-#include "rt.h"
+#include "rt_runner.h"
 
 static char dir[256];
 static char conf_path[512];
@@ -289,7 +290,7 @@ Test(config, every_plugin_of_a_source_reads_its_source_section,
   unload(&l);
 }
 
-Test(config, unreadable_file_is_reported_and_others_still_load, .init = setup,
+Test(config, dangling_link_is_reported_and_others_still_load, .init = setup,
      .fini = teardown, .timeout = 20) {
   char path[600];
   snprintf(path, sizeof path, "%s/40-gone.conf", confd);
@@ -297,10 +298,54 @@ Test(config, unreadable_file_is_reported_and_others_still_load, .init = setup,
   loaded_t l;
   rn__generation_t *gen = load(&l);
   char expected[700];
-  snprintf(expected, sizeof expected, "%s: cannot read: ", path);
+  snprintf(expected, sizeof expected, "%s: not a regular file (a symbolic link",
+           path);
   cr_expect(has_error(gen->config, expected), "%s", all_errors(gen->config));
   cr_expect(rn__generation_job(gen, "good")->valid);
   unload(&l);
+}
+
+Test(config, non_regular_files_in_conf_d_are_refused_and_others_still_load,
+     .init = setup, .fini = teardown, .timeout = 20) {
+  char fifo[600], sock_path[600], subdir[600], link[600], expected[700];
+  /* A FIFO nobody writes to: opening or reading it would wait forever. */
+  snprintf(fifo, sizeof fifo, "%s/10-fifo.conf", confd);
+  cr_assert_eq(mkfifo(fifo, 0644), 0);
+  snprintf(sock_path, sizeof sock_path, "%s/20-socket.conf", confd);
+  int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  cr_assert_lt(strlen(sock_path), sizeof sun.sun_path);
+  strcpy(sun.sun_path, sock_path);
+  cr_assert_eq(bind(sock, (struct sockaddr *)&sun, sizeof sun), 0, "%s",
+               strerror(errno));
+  snprintf(subdir, sizeof subdir, "%s/30-dir.conf", confd);
+  cr_assert_eq(mkdir(subdir, 0755), 0);
+  /* A link to a good file is refused too: what is read is what was opened. */
+  snprintf(link, sizeof link, "%s/40-link.conf", confd);
+  cr_assert_eq(symlink("50-good.conf", link), 0);
+
+  rn__config_t *c = rn__config_load(conf_path, NULL);
+  close(sock);
+  const struct {
+    const char *path, *kind;
+  } refused[] = {{fifo, "a FIFO"},
+                 {sock_path, NULL}, /* refused at open or by its type */
+                 {subdir, "a directory"},
+                 {link, "a symbolic link"}};
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    if (refused[i].kind)
+      snprintf(expected, sizeof expected, "%s: not a regular file (%s",
+               refused[i].path, refused[i].kind);
+    else
+      snprintf(expected, sizeof expected, "%s: not a regular file",
+               refused[i].path);
+    cr_expect(has_error(c, expected), "expected \"%s\" in:\n%s", expected,
+              all_errors(c));
+  }
+  cr_expect_eq(c->nerrors, 4, "%s", all_errors(c));
+  cr_expect_eq(c->njobs, 1);
+  cr_expect_str_eq(c->jobs[0].name, "good");
+  rn__config_free(c);
 }
 
 Test(config, files_load_in_sorted_order_with_defaults_applied, .init = setup,
@@ -568,24 +613,8 @@ Test(config, many_keys_and_sections_load_with_every_duplicate_found,
 static rt_proc_t daemon_proc;
 
 static void reload_teardown(void) {
-  if (daemon_proc.pid > 0) {
-    rt_proc_kill(&daemon_proc, SIGKILL);
-    rt_proc_wait(&daemon_proc, 5000);
-  }
+  rt_runner_kill(&daemon_proc);
   teardown();
-}
-
-/* A loopback port nobody listens on right now. */
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  socklen_t len = sizeof sa;
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-  close(fd);
-  return ntohs(sa.sin_port);
 }
 
 /* GET path over HTTP/1.0; the response (status line first) in buf, or ""
@@ -616,6 +645,67 @@ static void http_get(int port, const char *path, char *buf, size_t len,
   close(fd);
 }
 
+/* Starts `serve` on the hello plugin with an admin port (returned), once it
+ * serves /healthz; reloads wait at gate when it is not NULL. */
+static int start_daemon(const char *gate) {
+  int port = rt_free_port();
+  char path[600], text[1024];
+  snprintf(path, sizeof path, "%s/plugins", dir);
+  mkdir(path, 0755);
+  snprintf(path, sizeof path, "%s/plugins/hello.so", dir);
+  rt_copy_file(RT_PLUGIN_DIR "/hello.so", path, 0755);
+  snprintf(text, sizeof text,
+           "[runner]\nplugin_dir = %s/plugins\nstate_dir = %s/state\n"
+           "log_level = info\nadmin_listen = 127.0.0.1:%d\n",
+           dir, dir, port);
+  rt_write_file(conf_path, text, 0644);
+  static char gate_env[640];
+  snprintf(gate_env, sizeof gate_env, "REGENTRA_RELOAD_GATE=%s",
+           gate ? gate : "");
+  char *env[] = {gate_env, NULL};
+  char *argv[] = {RT_RUNNER, "serve", "-c", conf_path, NULL};
+  rt_proc_start(&daemon_proc, argv, env, NULL);
+  cr_assert(
+      rt_wait_for_text(daemon_proc.err_path, "serving /healthz", 1, 120000),
+      "the daemon did not start:\n%s", rt_read_file(daemon_proc.err_path));
+  return port;
+}
+
+static void stop_daemon(void) {
+  free(rt_runner_stop(&daemon_proc, 60000));
+}
+
+Test(config_reload, a_fifo_in_conf_d_is_refused_and_the_reload_completes,
+     .init = setup, .fini = reload_teardown, .timeout = 120) {
+  start_daemon(NULL);
+  /* Nobody ever writes to it: reading it would wait forever. */
+  char fifo[600];
+  snprintf(fifo, sizeof fifo, "%s/60-fifo.conf", confd);
+  cr_assert_eq(mkfifo(fifo, 0644), 0);
+  char path[600];
+  snprintf(path, sizeof path, "%s/70-more.conf", confd);
+  rt_write_file(path, "[job \"more\"]\nplugin = hello\njob = greet\n", 0644);
+  rt_proc_kill(&daemon_proc, SIGHUP);
+  /* A reload with an error changes nothing, and says so; it does not wait. */
+  cr_assert(rt_wait_for_text(daemon_proc.err_path, "reload halted", 1, 60000),
+            "the reload did not end:\n%s", rt_read_file(daemon_proc.err_path));
+  char *log = rt_read_file(daemon_proc.err_path);
+  char expected[700];
+  snprintf(expected, sizeof expected, "%s: not a regular file (a FIFO)", fifo);
+  cr_expect(strstr(log, expected), "expected \"%s\" in:\n%s", expected, log);
+  cr_expect(strstr(log, "reload halted: 1 error(s) above"), "%s", log);
+  free(log);
+  /* The next reload, without the FIFO, loads the file beside it. */
+  cr_assert_eq(unlink(fifo), 0);
+  rt_proc_kill(&daemon_proc, SIGHUP);
+  cr_assert(rt_wait_for_text(daemon_proc.err_path, "reload done", 1, 60000),
+            "%s", rt_read_file(daemon_proc.err_path));
+  log = rt_read_file(daemon_proc.err_path);
+  cr_expect(strstr(log, "serves 1 plugins and 2 jobs"), "%s", log);
+  free(log);
+  stop_daemon();
+}
+
 Test(config_reload, healthz_answers_while_a_large_conf_d_is_read, .init = setup,
      .fini = reload_teardown, .timeout = 240) {
   /* 20,000 jobs of four keys: 80,000 keys. */
@@ -630,28 +720,14 @@ Test(config_reload, healthz_answers_while_a_large_conf_d_is_read, .init = setup,
             "timeout = 10m\nenabled = %s\n\n",
             i, i % 2 ? "yes" : "no");
   fclose(f);
-  int port = free_port();
-  char text[1024];
-  snprintf(path, sizeof path, "%s/plugins", dir);
-  mkdir(path, 0755);
-  snprintf(path, sizeof path, "%s/plugins/hello.so", dir);
-  rt_copy_file(RT_PLUGIN_DIR "/hello.so", path, 0755);
-  snprintf(text, sizeof text,
-           "[runner]\nplugin_dir = %s/plugins\nstate_dir = %s/state\n"
-           "log_level = info\nadmin_listen = 127.0.0.1:%d\n",
-           dir, dir, port);
-  rt_write_file(conf_path, text, 0644);
-  char *argv[] = {RT_RUNNER, "serve", "-c", conf_path, NULL};
-  rt_proc_start(&daemon_proc, argv, NULL, NULL);
-  cr_assert(
-      rt_wait_for_text(daemon_proc.err_path, "serving /healthz", 1, 120000),
-      "the daemon did not start:\n%s", rt_read_file(daemon_proc.err_path));
-
-  /* The reload reads conf.d in order and then waits on a FIFO, as it would
-   * on a slow disk, for as long as this test keeps its writer away. */
+  /* Each reload waits at this FIFO while it exists (REGENTRA_RELOAD_GATE). */
   char gate[600];
-  snprintf(gate, sizeof gate, "%s/99-gate.conf", confd);
-  cr_assert_eq(mkfifo(gate, 0644), 0);
+  snprintf(gate, sizeof gate, "%s/reload-gate", dir);
+  cr_assert_eq(mkfifo(gate, 0600), 0);
+  int port = start_daemon(gate);
+
+  /* The reload reads conf.d and then waits at the gate, as it would on a
+   * slow disk, for as long as this test keeps its writer away. */
   rt_proc_kill(&daemon_proc, SIGHUP);
   cr_assert(rt_wait_for_text(daemon_proc.err_path,
                              "reloading configuration and plugins", 1, 20000),
@@ -672,10 +748,10 @@ Test(config_reload, healthz_answers_while_a_large_conf_d_is_read, .init = setup,
   http_get(port, "/healthz", response, sizeof response, 10000);
   cr_expect(strstr(response, " 200 "), "\"%s\"", response);
   cr_expect_eq(rt_count_text(daemon_proc.err_path, "reload done"), 0,
-               "the reload finished without reading the gate");
+               "the reload finished without passing the gate");
 
-  /* Open the gate (the reader is there once the large file is read); the
-   * next reload finds a plain file of the same name. */
+  /* Open the gate (the reader is there once the large file is read) and
+   * remove it, so the next reload passes; that one also finds a new file. */
   int fd = -1;
   for (int tries = 0; fd < 0 && tries < 12000; tries++) {
     fd = open(gate, O_WRONLY | O_NONBLOCK);
@@ -684,13 +760,10 @@ Test(config_reload, healthz_answers_while_a_large_conf_d_is_read, .init = setup,
       usleep(10 * 1000); /* until the reader opens its end */
     }
   }
-  cr_assert_geq(fd, 0, "the reload never opened %s", gate);
-  static const char gate_text[] =
-      "[job \"gate\"]\nplugin = hello\njob = greet\n";
+  cr_assert_geq(fd, 0, "the reload never reached %s", gate);
   cr_assert_eq(unlink(gate), 0);
-  rt_write_file(gate, gate_text, 0644);
-  cr_assert_eq(write(fd, gate_text, sizeof gate_text - 1),
-               (ssize_t)sizeof gate_text - 1);
+  snprintf(path, sizeof path, "%s/99-gate.conf", confd);
+  rt_write_file(path, "[job \"gate\"]\nplugin = hello\njob = greet\n", 0644);
   close(fd);
 
   cr_assert(rt_wait_for_text(daemon_proc.err_path, "reload done", 2, 120000),
@@ -702,14 +775,8 @@ Test(config_reload, healthz_answers_while_a_large_conf_d_is_read, .init = setup,
   cr_expect(strstr(log, done), "expected \"%s\" in:\n%s", done, log);
   free(log);
 
-  rt_proc_kill(&daemon_proc, SIGTERM);
-  cr_assert(rt_proc_wait(&daemon_proc, 60000), "daemon did not stop");
-  log = rt_read_file(daemon_proc.err_path);
-  cr_expect_eq(daemon_proc.status, 0, "exit %d; log:\n%s", daemon_proc.status,
-               log);
-  cr_expect(!strstr(log, "ERROR: AddressSanitizer"), "%s", log);
+  stop_daemon();
   cr_expect_eq(rt_count_text(daemon_proc.err_path,
                              "reloading configuration and plugins"),
-               2, "%s", log);
-  free(log);
+               2, "%s", rt_read_file(daemon_proc.err_path));
 }
