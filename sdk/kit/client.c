@@ -101,7 +101,9 @@ static void client_destroy(rk_client_t *c);
 static void follower_remove(rk_client_t *c);
 static void fetch_end(rk_client_t *c, int status, const char *message);
 
-static uint32_t or_default(uint32_t v, uint32_t d) { return v ? v : d; }
+static uint32_t or_default(uint32_t v, uint32_t d) {
+  return v ? v : d;
+}
 
 int rk_client_new(const rn_host_t *host, rn_ctx_t *ctx,
                   const rk_client_opts_t *opts, rk_client_t **out, char *err,
@@ -169,9 +171,9 @@ int rk_client_new(const rn_host_t *host, rn_ctx_t *ctx,
   c->token_url = dup_str(o.token_url);
   c->client_id = dup_str(o.client_id);
   c->secret = malloc(o.client_secret_len + 1);
-  c->refusal_hint = dup_str(o.refusal_hint && *o.refusal_hint
-                                ? o.refusal_hint
-                                : "wrong client id or secret");
+  c->refusal_hint =
+      dup_str(o.refusal_hint && *o.refusal_hint ? o.refusal_hint
+                                                : "wrong client id or secret");
   if (!c->provider || !c->base_url || !c->token_url || !c->client_id ||
       !c->secret || !c->refusal_hint || (o.where && *o.where && !c->where))
     goto nomem;
@@ -274,10 +276,18 @@ void rk_client_free(rk_client_t *c) {
   client_destroy(c);
 }
 
-const char *rk_client_base_url(const rk_client_t *c) { return c->base_url; }
-const char *rk_client_rate_key(const rk_client_t *c) { return c->rate_key; }
-const char *rk_client_token_key(const rk_client_t *c) { return c->cache_key; }
-const char *rk_client_host_name(const rk_client_t *c) { return c->host_name; }
+const char *rk_client_base_url(const rk_client_t *c) {
+  return c->base_url;
+}
+const char *rk_client_rate_key(const rk_client_t *c) {
+  return c->rate_key;
+}
+const char *rk_client_token_key(const rk_client_t *c) {
+  return c->cache_key;
+}
+const char *rk_client_host_name(const rk_client_t *c) {
+  return c->host_name;
+}
 const char *rk_client_token_label(const rk_client_t *c) {
   return c->token_label;
 }
@@ -391,9 +401,8 @@ static bool is_throttle_page(const rk_client_t *c,
 
 static bool throttled_answer(const rk_client_t *c,
                              const rn_http_response_t *resp) {
-  return resp->status == 429 ||
-         (resp->status >= 200 && resp->status < 300 &&
-          is_throttle_page(c, resp));
+  return resp->status == 429 || (resp->status >= 200 && resp->status < 300 &&
+                                 is_throttle_page(c, resp));
 }
 
 static void count_throttle(rk_client_t *c, long http) {
@@ -910,8 +919,8 @@ static void token_fetch(rk_client_t *c) {
   wipe_free(basic, basic ? strlen(basic) : 0);
   if (rc < 0) {
     char msg[RK_ERR_LEN];
-    snprintf(msg, sizeof msg, "%s token request to %s refused: %s",
-             c->provider, c->token_host, c->host->strerror(rc));
+    snprintf(msg, sizeof msg, "%s token request to %s refused: %s", c->provider,
+             c->token_host, c->host->strerror(rc));
     token_failed(c, rc, msg);
   }
 }
@@ -1125,8 +1134,8 @@ static void call_send(rk__call_t *call) {
   char *auth = malloc(tlen);
   char *ctype = NULL;
   if (call->body) {
-    const char *t = call->content_type ? call->content_type
-                                       : "application/json";
+    const char *t =
+        call->content_type ? call->content_type : "application/json";
     size_t n = strlen(t) + 16;
     if ((ctype = malloc(n)))
       snprintf(ctype, n, "Content-Type: %s", t);
@@ -1276,8 +1285,8 @@ static char *request_url(const rk_client_t *c, const char *path) {
   return url;
 }
 
-int rk_request(rk_client_t *c, const rk_request_opts_t *opts,
-               rk_response_cb cb, void *data, rk_request_t **out) {
+int rk_request(rk_client_t *c, const rk_request_opts_t *opts, rk_response_cb cb,
+               void *data, rk_request_t **out) {
   if (!c || !opts || !cb || !opts->path ||
       opts->struct_size < offsetof(rk_request_opts_t, expect_json))
     return RN_EINVAL;
@@ -1291,9 +1300,9 @@ int rk_request(rk_client_t *c, const rk_request_opts_t *opts,
   r->cb = cb;
   r->data = data;
   rk__call_init(&r->call, c, on_request_done, r);
-  r->call.method = o.method && !strcasecmp(o.method, "POST") ? "POST"
-                   : o.method && !strcasecmp(o.method, "PUT") ? "PUT"
-                   : o.method && !strcasecmp(o.method, "PATCH") ? "PATCH"
+  r->call.method = o.method && !strcasecmp(o.method, "POST")     ? "POST"
+                   : o.method && !strcasecmp(o.method, "PUT")    ? "PUT"
+                   : o.method && !strcasecmp(o.method, "PATCH")  ? "PATCH"
                    : o.method && !strcasecmp(o.method, "DELETE") ? "DELETE"
                                                                  : "GET";
   r->call.ep = o.endpoint;
@@ -1313,8 +1322,8 @@ int rk_request(rk_client_t *c, const rk_request_opts_t *opts,
     goto nomem;
   /* From the loop, so the callback never runs inside this call. */
   r->call.state = RK_CALL_BACKOFF;
-  int rc = c->host->timer_start(c->ctx, 0, on_backoff_done, &r->call,
-                                &r->call.req);
+  int rc =
+      c->host->timer_start(c->ctx, 0, on_backoff_done, &r->call, &r->call.req);
   if (rc < 0) {
     rk__call_clear(&r->call);
     free(r);

@@ -223,8 +223,8 @@ static char *next_url(rk_walk_t *w) {
     return strdup(w->next_link);
   uint32_t size = w->opts.page_size;
   if (w->cap && w->opts.paging != RK_PAGING_NEXT_LINK) {
-    uint64_t left = w->cap - w->rows;
-    if (left + 1 < size)
+    uint64_t left = w->cap - w->rows; /* left + 1 may overflow */
+    if (left < size)
       size = (uint32_t)(left + 1);
   }
   if (size < w->opts.min_page_size)
@@ -472,8 +472,8 @@ static void on_page_answer(rk__call_t *call, int status, long http,
   job->body = body;
   job->len = len;
   const rn_host_t *host = w->client->host;
-  int rc = host->work_queue(w->client->ctx, decode_work, decode_done, job,
-                            &w->work);
+  int rc =
+      host->work_queue(w->client->ctx, decode_work, decode_done, job, &w->work);
   if (rc < 0) {
     job_free(job);
     finish(w, rc, "cannot queue the page for decoding", false);

@@ -186,13 +186,13 @@ Test(kit_client, walks_every_page_by_next_link) {
   cr_expect_eq(mine.endpoint_requests[0], 4);
   cr_expect_eq(mine.token_requests, 1);
   json_t *j = rk_stats_json(&mine, labels, 1, rk_client_token_label(c));
-  cr_expect_eq(json_integer_value(json_object_get(
-                   json_object_get(j, "by_endpoint"), DEVICES)),
+  cr_expect_eq(json_integer_value(
+                   json_object_get(json_object_get(j, "by_endpoint"), DEVICES)),
                4);
-  cr_expect_eq(json_integer_value(json_object_get(
-                   json_object_get(j, "by_endpoint"),
-                   "/" CONTOSO "/oauth2/v2.0/token")),
-               1);
+  cr_expect_eq(
+      json_integer_value(json_object_get(json_object_get(j, "by_endpoint"),
+                                         "/" CONTOSO "/oauth2/v2.0/token")),
+      1);
   json_decref(j);
   json_decref(r.ids);
   rk_client_free(c);
@@ -314,8 +314,7 @@ typedef struct req_run_s {
   char message[RK_ERR_LEN];
 } req_run_t;
 
-static void on_response(rk_client_t *c, const rk_response_t *resp,
-                        void *data) {
+static void on_response(rk_client_t *c, const rk_response_t *resp, void *data) {
   (void)c;
   req_run_t *r = data;
   r->done = true;
@@ -324,8 +323,8 @@ static void on_response(rk_client_t *c, const rk_response_t *resp,
   r->requests = resp->requests;
   if (resp->message)
     snprintf(r->message, sizeof r->message, "%s", resp->message);
-  json_t *j = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL)
-                         : NULL;
+  json_t *j =
+      resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
   r->rows = json_array_size(json_object_get(j, "value"));
   json_decref(j);
 }
