@@ -111,8 +111,9 @@ static void setup(void) {
   snprintf(conf, sizeof conf,
            "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
            "master_key_file = %s\nlog_level = warning\n"
-           "\n[plugin \"cardprobe\"]\nlist_url = http://127.0.0.1:%d\n",
-           RT_CARDPROBE_DIR, h.dir, h.key_file, srv.port);
+           "\n[plugin \"cardprobe\"]\nlist_url = http://127.0.0.1:%d\n"
+           "\n[plugin \"cardgiven\"]\nlist_url = http://127.0.0.1:%d\n",
+           RT_CARDPROBE_DIR, h.dir, h.key_file, srv.port, srv.port);
   rt_write_file(h.conf, conf, 0644);
   msp = rt_nj_int(&h, "INSERT INTO organization (name, kind) VALUES"
                       " ('Acme MSP', 'MSP') RETURNING id");
@@ -137,16 +138,13 @@ static void teardown(void) {
 
 TestSuite(kit_card, .init = setup, .fini = teardown, .timeout = 120);
 
-/* `regentra-runner cardprobe ARGS... -c conf --json`: the exit status, the
+/* `regentra-runner GROUP ARGS... -c conf --json`: the exit status, the
  * output parsed (new); the secret is never printed. */
-static int card(json_t **out, ...) {
-  char *argv[32] = {RT_RUNNER, "cardprobe"};
+static int vcard(const char *group, json_t **out, va_list ap) {
+  char *argv[32] = {RT_RUNNER, (char *)group};
   int argc = 2;
-  va_list ap;
-  va_start(ap, out);
   for (const char *a; (a = va_arg(ap, const char *)) && argc < 28;)
     argv[argc++] = (char *)a;
-  va_end(ap);
   argv[argc++] = "-c";
   argv[argc++] = h.conf;
   argv[argc++] = "--json";
@@ -161,6 +159,22 @@ static int card(json_t **out, ...) {
   cr_expect(*out != NULL, "not JSON: %s%s", o, e);
   free(o);
   free(e);
+  return rc;
+}
+
+static int card(json_t **out, ...) {
+  va_list ap;
+  va_start(ap, out);
+  int rc = vcard("cardprobe", out, ap);
+  va_end(ap);
+  return rc;
+}
+
+static int given(json_t **out, ...) {
+  va_list ap;
+  va_start(ap, out);
+  int rc = vcard("cardgiven", out, ap);
+  va_end(ap);
   return rc;
 }
 
@@ -313,4 +327,49 @@ Test(kit_card, the_msp_and_its_customers_are_never_confused) {
                1);
   cr_expect_str_eq(jstr(j, "error"), "not_connected");
   json_decref(j);
+}
+
+static int token_requests(void) {
+  pthread_mutex_lock(&srv.lock);
+  int n = srv.token_requests;
+  pthread_mutex_unlock(&srv.lock);
+  return n;
+}
+
+Test(kit_card, organizations_the_operator_names_are_each_authenticated) {
+  json_t *j;
+  /* A malformed id is refused before any request. */
+  cr_expect_eq(given(&j, "connect", "--msp-org", rt_nj_id(msp), "--client-id",
+                     "probe-client", "--client-secret-file", h.secret_file,
+                     "--orgs", "aa11-22,not a tenant", NULL),
+               1);
+  cr_expect(strstr(jstr(j, "message"), "\"not\" is not a CardGiven "
+                                       "organization id (hex digits and "
+                                       "dashes)"),
+            "%s", jstr(j, "message"));
+  json_decref(j);
+  cr_expect_eq(token_requests(), 0);
+  /* Two tenants: one token each; they become the organizations. */
+  cr_assert_eq(given(&j, "connect", "--msp-org", rt_nj_id(msp), "--client-id",
+                     "probe-client", "--client-secret-file", h.secret_file,
+                     "--orgs", "aa11-22, bb33-44", NULL),
+               0);
+  cr_expect_eq(jint(json_object_get(j, "discovery"), "added"), 2);
+  json_decref(j);
+  cr_expect_eq(token_requests(), 2);
+  cr_expect_eq(rt_nj_int(&h, "SELECT count(*) FROM integration_org_mapping"
+                             " WHERE provider = 'cardgiven' AND region ="
+                             " 'global' AND external_org_id IN ('aa11-22',"
+                             " 'bb33-44')"),
+               2);
+  /* --refresh authenticates in each one again, with the sealed secret. */
+  cr_assert_eq(given(&j, "orgs", "--msp-org", rt_nj_id(msp), "--refresh",
+                     NULL),
+               0);
+  cr_expect_eq(json_array_size(json_object_get(j, "organizations")), 2);
+  json_decref(j);
+  cr_expect_eq(token_requests(), 4);
+  pthread_mutex_lock(&srv.lock);
+  cr_expect_eq(srv.list_requests, 0, "nothing is listed");
+  pthread_mutex_unlock(&srv.lock);
 }

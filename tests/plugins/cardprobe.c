@@ -1,7 +1,12 @@
 /* cardprobe - the smallest device source on the integration card
  * (regentra/kit/card.h): POST list_url/token with the client id and secret
  * (200 = good), then GET list_url/orgs, a JSON array of {"id", "name",
- * "description"}. No regions: every credential is saved under "global". */
+ * "description"}. No regions: every credential is saved under "global".
+ *
+ * Built with CARDPROBE_GIVEN it is "cardgiven": a provider that cannot list
+ * its organizations (as Graph cannot list consented tenants), so the
+ * operator names them (--orgs) and the card authenticates in each one at
+ * list_url/token/<tenant>. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +41,8 @@ static int authenticate(rk_session_t *s) {
   const rk_credential_t *cred = rk_session_credential(s);
   state_t *st = rk_session_state(s);
   char url[512], body[1024];
-  snprintf(url, sizeof url, "%s/token", st->list_url);
+  snprintf(url, sizeof url, "%s/token%s%s", st->list_url,
+           cred->tenant ? "/" : "", cred->tenant ? cred->tenant : "");
   int n = snprintf(body, sizeof body, "client_id=%s&client_secret=%.*s",
                    cred->client_id, (int)cred->secret_len, cred->secret);
   rk_session_set_host(s, st->list_url);
@@ -50,6 +56,7 @@ static int authenticate(rk_session_t *s) {
   return rc;
 }
 
+#ifndef CARDPROBE_GIVEN
 static void orgs_done(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
                       void *data) {
   (void)ctx;
@@ -88,16 +95,38 @@ static int list_orgs(rk_session_t *s) {
   req.url = url;
   return host->http_request(rk_session_ctx(s), &req, orgs_done, s, NULL);
 }
+#endif
+
+#ifdef CARDPROBE_GIVEN
+#define NAME "cardgiven"
+/* A tenant id: hex digits and dashes. */
+static bool tenant_valid(const char *id) {
+  return *id && strspn(id, "0123456789abcdef-") == strlen(id);
+}
 
 static const rk_provider_t provider = {
     .struct_size = sizeof(rk_provider_t),
-    .source = "cardprobe",
+    .source = NAME,
+    .display_name = "CardGiven",
+    .region = "global",
+    .org_id_form = "hex digits and dashes",
+    .org_id_valid = tenant_valid,
+    .orgs_help = "the consented tenant ids, comma separated",
+    .flags = RK_ORGS_GIVEN,
+    .authenticate = authenticate,
+};
+#else
+#define NAME "cardprobe"
+static const rk_provider_t provider = {
+    .struct_size = sizeof(rk_provider_t),
+    .source = NAME,
     .display_name = "CardProbe",
     .region = "global",
     .client_id_help = "the probe's client id",
     .authenticate = authenticate,
     .list_orgs = list_orgs,
 };
+#endif
 
 static const rn_option_t options[] = {
     RN_OPTION(.name = "list_url", .type = RN_OPT_URL,
@@ -124,13 +153,13 @@ static void destroy(rn_ctx_t *ctx, void *state) {
 static rn_plugin_t descriptor = {
     .abi_version = RN_ABI_VERSION,
     .struct_size = sizeof(rn_plugin_t),
-    .name = "cardprobe",
+    .name = NAME,
     .version = "0.1.0",
     .summary = "a second provider on the integration card, for its tests",
     .options = options,
     .create = create,
     .destroy = destroy,
-    .command_group = "cardprobe",
+    .command_group = NAME,
 };
 
 RN_EXPORT const rn_plugin_t *RN_ENTRY(const rn_host_t *h) {
