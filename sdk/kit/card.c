@@ -434,23 +434,16 @@ rn_job_def_t rk__job_connect = {
  * was given; loads the sealed secret into op->sealed when wanted. */
 static int resolve_credential(op_t *op, rn_devsrc_t *ds, bool need_active,
                               bool want_secret) {
-  char id[24];
-  op_msp_text(op, id);
   const char *name = P.display_name, *group = P.source;
   if (!op->has_region) {
-    const char *params[] = {id, P.source};
-    rn_db_result_t *res;
-    int rc = host->db_tx_exec(
-        ds->tx,
+    int rows;
+    int rc = one_region(
+        op, ds,
         "SELECT region FROM integration_credential WHERE msp_org_id = $1"
         " AND provider = $2 ORDER BY is_active DESC, region",
-        2, params, &res);
+        2, NULL, &rows);
     if (rc < 0)
-      return op_db_error(op, ds, rc);
-    int rows = host->db_rows(res);
-    if (rows == 1)
-      snprintf(op->region, sizeof op->region, "%s", host->db_value(res, 0, 0));
-    host->db_result_free(res);
+      return rc;
     if (rows == 0) {
       snprintf(op->error, sizeof op->error,
                "no %s credential is saved for MSP organization %lld: "

@@ -104,6 +104,11 @@ int op_start(rn_ctx_t *ctx, void *state, rn_job_t *job,
              void (*first)(op_t *op));
 void op_check_msp(op_t *op, void (*next)(op_t *op));
 
+/* Runs sql for regions with nparams of: $1 the MSP, $2 the source, $3 org
+ * (NULL = any); *rows is how many came back, the only one becomes
+ * op->region. */
+int one_region(op_t *op, rn_devsrc_t *ds, const char *sql, int nparams,
+               const char *org, int *rows);
 /* The one region of the MSP's discovered organizations (of org, when not
  * NULL), unless --region was given. */
 int resolve_mapping_region(op_t *op, rn_devsrc_t *ds, const char *org);

@@ -424,27 +424,36 @@ int op_start(rn_ctx_t *ctx, void *state, rn_job_t *job,
 
 /* ------------------------------------- the region of what was discovered */
 
-int resolve_mapping_region(op_t *op, rn_devsrc_t *ds, const char *org) {
-  if (op->has_region)
-    return 0;
+int one_region(op_t *op, rn_devsrc_t *ds, const char *sql, int nparams,
+               const char *org, int *rows) {
   char id[24];
   op_msp_text(op, id);
   const char *params[] = {id, P.source, org};
   rn_db_result_t *res;
-  int rc = host->db_tx_exec(
-      ds->tx,
-      "SELECT DISTINCT region FROM integration_org_mapping WHERE msp_org_id"
-      " = $1 AND provider = $2 AND ($3::text IS NULL OR external_org_id = $3)"
-      " ORDER BY region",
-      3, params, &res);
+  int rc = host->db_tx_exec(ds->tx, sql, nparams, params, &res);
   if (rc < 0)
     return op_db_error(op, ds, rc);
-  int rows = host->db_rows(res);
-  if (rows == 1) {
+  *rows = host->db_rows(res);
+  if (*rows == 1) {
     snprintf(op->region, sizeof op->region, "%s", host->db_value(res, 0, 0));
     op->has_region = true;
   }
   host->db_result_free(res);
+  return 0;
+}
+
+int resolve_mapping_region(op_t *op, rn_devsrc_t *ds, const char *org) {
+  if (op->has_region)
+    return 0;
+  int rows;
+  int rc = one_region(
+      op, ds,
+      "SELECT DISTINCT region FROM integration_org_mapping WHERE msp_org_id"
+      " = $1 AND provider = $2 AND ($3::text IS NULL OR external_org_id = $3)"
+      " ORDER BY region",
+      3, org, &rows);
+  if (rc < 0)
+    return rc;
   const char *name = P.display_name;
   const char *group = P.source;
   if (rows == 0 && org) {
