@@ -98,13 +98,16 @@ static int run(const char *group, char **out, char **err, ...) {
     free(e_);                                                                \
   } while (0)
 
-/* Connects the app with Contoso mapped to the company and Northwind left
- * PENDING. */
+/* Connects the app in both tenants, then maps Contoso to the company and
+ * leaves Northwind PENDING. */
 static void intune_connect(long long company) {
-  char tenants[256];
-  snprintf(tenants, sizeof tenants, "%s=%lld,%s", CONTOSO, company, NORTHWIND);
+  char company_id[24];
+  snprintf(company_id, sizeof company_id, "%lld", company);
   RUN_OK("intune", "connect", "--msp-org", rt_nj_id(msp), "--client-id", APP,
-         "--client-secret-file", graph_secret_file, "--tenants", tenants);
+         "--client-secret-file", graph_secret_file, "--orgs",
+         CONTOSO "," NORTHWIND);
+  RUN_OK("intune", "map", "--msp-org", rt_nj_id(msp), "--org", CONTOSO,
+         "--use-existing", company_id);
 }
 
 /* NinjaOne org 1 (Contoso Dental Group) and the Contoso tenant, both
@@ -149,8 +152,11 @@ static void expect_status(const char *intune_id, const char *want) {
 Test(two_sources, ninjaone_wins_intune_fills_in_personal_never) {
   long long company = both_mapped();
   cr_assert_eq(count(company, "ninjaone", "ACTIVE"), 11);
-  /* Graph throttles the second page once: the sync waits and goes on. */
+  /* connect authenticated in both tenants: count the sync's requests. */
   char *out = NULL;
+  cr_assert_eq(rt_sim_post(&graph, "reset-stats", "{}", &out), 0);
+  free(out);
+  /* Graph throttles the second page once: the sync waits and goes on. */
   cr_assert_eq(rt_sim_post(&graph, "faults",
                            "{\"endpoint\": \"managedDevices\", \"status\":"
                            " 429, \"retryAfter\": 1, \"nth\": 2}",
@@ -215,16 +221,33 @@ Test(two_sources, a_wrong_secret_is_reported_and_writes_nothing) {
   long long company = q_int("INSERT INTO portal_company (msp_org_id, name)"
                             " VALUES (%lld, 'Contoso Dental Group')"
                             " RETURNING id", msp);
-  intune_connect(company);
-  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
-                     " provider = 'intune' AND state = 'MAPPED'"), 1);
-  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
-                     " provider = 'intune' AND state = 'PENDING'"), 1);
+  /* connect tests the secret in each tenant before saving anything. */
   char *out, *err;
-  int rc = run("intune", &out, &err, "sync", "--msp-org", rt_nj_id(msp),
-               NULL);
+  int rc = run("intune", &out, &err, "connect", "--msp-org", rt_nj_id(msp),
+               "--client-id", APP, "--client-secret-file", graph_secret_file,
+               "--orgs", CONTOSO "," NORTHWIND, NULL);
   cr_expect_neq(rc, 0);
-  cr_expect(strstr(err, "invalid_client") && strstr(err, "AADSTS7000215"),
+  cr_expect(strstr(out, "invalid_client") && strstr(out, "AADSTS7000215"),
+            "the Entra ID error is named: %s%s", out, err);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " provider = 'intune'"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " provider = 'intune'"), 0);
+
+  /* A saved credential the tenant no longer accepts (the app was deleted):
+   * the sync names the Entra ID error and writes no asset. */
+  rt_write_file(graph_secret_file, GRAPH_SECRET "\n", 0600);
+  intune_connect(company);
+  cr_assert_eq(q_int("UPDATE integration_credential SET client_id ="
+                     " '00000000-0000-4000-8000-000000000000' WHERE"
+                     " provider = 'intune' RETURNING 1"),
+               1);
+  rc = run("intune", &out, &err, "sync", "--msp-org", rt_nj_id(msp), NULL);
+  cr_expect_neq(rc, 0);
+  cr_expect(strstr(out, "unauthorized_client") &&
+                strstr(out, "AADSTS700016"),
             "the Entra ID error is named: %s%s", out, err);
   free(out);
   free(err);
