@@ -525,6 +525,7 @@ static const rk_provider_t provider = {
                  "separated; each becomes an organization to map",
     .org_id_form = "a tenant id: a GUID",
     .org_id_valid = tenant_valid,
+    .refresh_help = "authenticate in each saved tenant again before listing",
     .flags = RK_ORGS_GIVEN,
     .authenticate = authenticate,
     .explain = explain,

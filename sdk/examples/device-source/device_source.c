@@ -15,6 +15,7 @@
  *
  * and the sync: the devices of every mapped organization become the assets
  * of its company, one transaction per company. Only "id" is required. */
+#define _POSIX_C_SOURCE 200809L /* strdup, with -std=c11 */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
