@@ -112,14 +112,13 @@ static bool tenant_valid(const char *id) {
   return id[36] == '\0';
 }
 
+/* The --json error code and fix of a refused token (the card's own checks
+ * name theirs). */
 static const char *explain(int status, const char **hint) {
-  *hint = NULL;
-  if (status != RN_EAUTH)
-    return NULL;
-  *hint = "use the secret's value (not its id), and have an administrator "
-          "of the tenant grant admin consent to the app "
+  *hint = "use the secret's value (not its id), and have an administrator of "
+          "the tenant grant admin consent to the app "
           "(DeviceManagementManagedDevices.Read.All)";
-  return "auth_refused";
+  return status == RN_EAUTH ? "auth_refused" : NULL;
 }
 
 /* --------------------------------------------------------------- the run */
@@ -147,8 +146,9 @@ typedef struct run_s {
   device_t *devices;
   size_t n_devices;
   int64_t personal, seen;
-  bool complete; /* every tenant of the company was read to the end */
-  int status;    /* the first failure */
+  bool complete;    /* every tenant of the company was read to the end */
+  bool msp_refused; /* --msp-org names no MSP */
+  int status;       /* the first failure */
   char error[RK_ERR_LEN + 64];
   json_t *result; /* {"companies": [...]} */
 } run_t;
@@ -171,8 +171,13 @@ RN_PRINTF(3, 4) static void fail(run_t *run, int rc, const char *fmt, ...) {
 static void run_finish(run_t *run) {
   for (size_t i = 0; i < run->n_targets; i++)
     host->free(run->targets[i].sealed);
+  /* The --json error shape of the card's commands; rk_check_msp's too. */
   const char *hint, *code = explain(run->status, &hint);
-  if (code) /* the --json error shape of the card's commands */
+  if (run->msp_refused) {
+    code = run->status == RN_ETENANT ? "not_an_msp" : "unknown_msp_org";
+    hint = "--msp-org takes the id of an MSP organization";
+  }
+  if (code)
     json_object_set_new(run->result, "error", json_string(code));
   if (code && hint)
     json_object_set_new(run->result, "hint", json_string(hint));
@@ -470,6 +475,7 @@ static void planned(rn_ctx_t *ctx, int status, const char *error, void *data) {
   (void)ctx;
   run_t *run = data;
   if (status < 0) {
+    run->msp_refused = status == RN_ETENANT || status == RN_ENOENT;
     fail(run, status, "%s", error);
     return run_finish(run);
   }

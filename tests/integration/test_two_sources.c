@@ -253,3 +253,86 @@ Test(two_sources, a_wrong_secret_is_reported_and_writes_nothing) {
   free(err);
   cr_expect_eq(q_int("SELECT count(*) FROM asset"), 0);
 }
+
+/* The card's command, as JSON (new); asserts the exit status. */
+static json_t *intune(int want, const char *command, ...) {
+  char *argv[16];
+  int argc = 0;
+  va_list ap;
+  va_start(ap, command);
+  for (const char *a; (a = va_arg(ap, const char *)) && argc < 15;)
+    argv[argc++] = (char *)a;
+  va_end(ap);
+  argv[argc] = NULL;
+  char *out, *err;
+  int rc = run("intune", &out, &err, command, argv[0], argv[1], argv[2],
+               argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], NULL);
+  cr_expect_eq(rc, want, "intune %s: exit %d: %s%s", command, rc, out, err);
+  json_t *j = json_loads(out ? out : "", 0, NULL);
+  cr_expect(j, "intune %s: not JSON: %s", command, out);
+  free(out);
+  free(err);
+  return j ? j : json_object();
+}
+
+static long long jint(json_t *o, const char *key) {
+  return (long long)json_integer_value(json_object_get(o, key));
+}
+
+Test(two_sources, intune_runs_every_command_of_the_card) {
+  long long company = q_int("INSERT INTO portal_company (msp_org_id, name)"
+                            " VALUES (%lld, 'Contoso Dental Group')"
+                            " RETURNING id", msp);
+  long long customer = q_int("INSERT INTO organization (name, kind) VALUES"
+                             " ('Contoso compliance', 'CUSTOMER') RETURNING"
+                             " id");
+  /* test: a token in each named tenant; nothing saved */
+  json_t *j = intune(0, "test", "--msp-org", rt_nj_id(msp), "--client-id",
+                     APP, "--client-secret-file", graph_secret_file,
+                     "--orgs", CONTOSO "," NORTHWIND, NULL);
+  cr_expect_eq(jint(j, "organizations"), 2);
+  cr_expect(json_is_false(json_object_get(j, "saved")));
+  json_decref(j);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential"), 0);
+  /* A tenant id that is not a GUID never reaches a URL. */
+  j = intune(1, "connect", "--msp-org", rt_nj_id(msp), "--client-id", APP,
+             "--client-secret-file", graph_secret_file, "--orgs",
+             CONTOSO ",../evil", NULL);
+  const char *message = json_string_value(json_object_get(j, "message"));
+  cr_expect(message && strstr(message, "\"../evil\" is not a Intune"
+                                       " organization id"),
+            "%s", message);
+  json_decref(j);
+
+  /* connect, orgs, map, sync, status */
+  intune_connect(company);
+  j = intune(0, "orgs", "--msp-org", rt_nj_id(msp), NULL);
+  cr_expect_eq(json_array_size(json_object_get(j, "organizations")), 2);
+  json_decref(j);
+  RUN_OK("intune", "sync", "--msp-org", rt_nj_id(msp));
+  cr_expect_eq(count(company, "intune", "ACTIVE"), 5);
+  j = intune(0, "status", "--msp-org", rt_nj_id(msp), NULL);
+  json_t *cred = json_array_get(json_object_get(j, "credentials"), 0);
+  cr_expect(json_is_true(json_object_get(cred, "connected")));
+  cr_expect_eq(jint(json_object_get(cred, "mappings"), "MAPPED"), 1);
+  cr_expect_eq(jint(json_object_get(cred, "mappings"), "PENDING"), 1);
+  json_decref(j);
+  /* A customer's organization id is not an MSP's. */
+  j = intune(1, "sync", "--msp-org", rt_nj_id(customer), NULL);
+  cr_expect_str_eq(json_string_value(json_object_get(j, "error")),
+                   "not_an_msp");
+  json_decref(j);
+
+  /* disconnect: the credential zeroed, the Intune assets retired */
+  j = intune(0, "disconnect", "--msp-org", rt_nj_id(msp), NULL);
+  cr_expect(json_is_false(json_object_get(j, "credential_active")));
+  json_decref(j);
+  cr_expect_eq(count(company, "intune", "ACTIVE"), 0);
+  cr_expect_eq(count(company, "intune", "RETIRED"), 5);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " is_active OR sealed_secret IS NOT NULL"),
+               0);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
+                     " 'INTUNE_DISCONNECTED'"),
+               1, "on the MSP: the company has no compliance organization");
+}
