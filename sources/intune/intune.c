@@ -1,30 +1,35 @@
 /* intune.c - intune-assets: Microsoft Intune as a device source, built
- * against the installed SDK alone (`pkg-config regentra-sdk`). One
- * multi-tenant app registration, consented by many customer tenants; each
- * tenant is an organization mapped to a PSA company. Company-owned managed
- * devices become assets of source "intune"; personal ones never do. */
+ * against the installed SDK alone (`pkg-config regentra-sdk`) on the
+ * device-source kit. One multi-tenant app registration, consented by many
+ * customer tenants; each tenant is an organization mapped to a PSA company.
+ * The kit's card gives the commands (test, connect, orgs, map, disconnect,
+ * status) and its client the token, budget, retries, 429s and paging; this
+ * file is what is Intune's: the token URL per tenant, the device walk, the
+ * normalization, and the sync of company-owned devices (personal ones never
+ * become assets). */
 #define _DEFAULT_SOURCE   /* timegm */
 #define _XOPEN_SOURCE 700 /* strptime */
+#include <ctype.h>
 #include <jansson.h>
-#include <stdbool.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "regentra/devsrc.h"
+#include "regentra/kit.h"
+#include "regentra/kit/card.h"
 #include "regentra/plugin.h"
 
-#define PROVIDER "intune"
+#define SOURCE "intune" /* provider, asset source and command group */
 #define REGION "global" /* one Entra ID cloud: no regions */
-#define ACTOR "regentra-runner"
 #define SCOPE "https://graph.microsoft.com/.default"
+#define DEVICES "/v1.0/deviceManagement/managedDevices"
 #define SELECT                                                                 \
   "id,deviceName,serialNumber,wiFiMacAddress,ethernetMacAddress,"              \
   "operatingSystem,osVersion,manufacturer,model,lastSyncDateTime,"             \
   "complianceState,isEncrypted,managedDeviceOwnerType"
-#define MAX_RETRIES 5
-#define RATE_KEY "intune/graph"
 
 static const rn_host_t *host;
 
@@ -33,53 +38,90 @@ typedef struct state_s {
   int64_t page_size;
 } state_t;
 
-/* ------------------------------------------------------------ helpers */
+/* ---------------------------------------------------------- the client */
 
-/* Appends name=value, form-encoded, to out. */
-static void form_add(char *out, size_t cap, const char *name, const char *s) {
-  size_t n = strlen(out);
-  n += (size_t)snprintf(out + n, cap - n, "%s%s=", n ? "&" : "", name);
-  for (; *s && n + 4 < cap; s++) {
-    unsigned char c = (unsigned char)*s;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-        (c >= '0' && c <= '9') || strchr("-._~", c))
-      out[n++] = (char)c;
-    else
-      n += (size_t)snprintf(out + n, cap - n, "%%%02X", c);
+/* Intune's documented limit: 1,000 requests per 20 s per tenant and app. */
+static const rn_rate_window_t graph_budget[] = {RN_RATE_WINDOW(1000, 20000)};
+
+/* A Graph client of the app in one tenant (the token is per tenant). The
+ * secret is copied; the client wipes its copy when freed. */
+static int graph_client(const state_t *st, rn_ctx_t *ctx, const char *tenant,
+                        const char *client_id, const char *secret,
+                        size_t secret_len, rk_client_t **out, char *err,
+                        size_t errlen) {
+  char token_url[1024], where[80];
+  snprintf(token_url, sizeof token_url, "%s/%s/oauth2/v2.0/token",
+           st->login_url, tenant);
+  snprintf(where, sizeof where, "tenant %s", tenant);
+  rk_client_opts_t o = RK_CLIENT_OPTS_INIT;
+  o.provider = "Intune";
+  o.key_name = SOURCE;
+  o.where = where;
+  o.rate_scope = tenant;
+  o.base_url = st->graph_url;
+  o.token_url = token_url;
+  o.ca_file = st->ca_file;
+  o.client_id = client_id;
+  o.client_secret = secret;
+  o.client_secret_len = secret_len;
+  o.scope = SCOPE;
+  o.refusal_hint = "wrong client id or secret value, or no admin consent in "
+                   "the tenant";
+  o.rate_windows = graph_budget;
+  o.rate_window_count = 1;
+  return rk_client_new(host, ctx, &o, out, err, errlen);
+}
+
+/* ------------------------------------------------- the integration card */
+
+static void client_release(void *client) {
+  rk_client_free(client);
+}
+
+static void authenticated(rk_client_t *client, int status, const char *message,
+                          void *data) {
+  (void)client;
+  rk_session_done(data, status, message);
+}
+
+/* The card calls it once per tenant the operator names (RK_ORGS_GIVEN):
+ * Graph cannot list the tenants that consented to an app-only token. */
+static int authenticate(rk_session_t *s) {
+  const rk_credential_t *cred = rk_session_credential(s);
+  rk_client_t *client;
+  char err[RK_ERR_LEN];
+  int rc = graph_client(rk_session_state(s), rk_session_ctx(s), cred->tenant,
+                        cred->client_id, cred->secret, cred->secret_len,
+                        &client, err, sizeof err);
+  if (rc < 0) {
+    rk_session_set_error(s, err);
+    return rc;
   }
-  out[n] = 0;
+  rk_session_set_data(s, client, client_release); /* frees the previous */
+  rk_session_set_host(s, ((state_t *)rk_session_state(s))->login_url);
+  return rk_client_authenticate(client, authenticated, s);
 }
 
-/* A string member; "" (Graph's unknown) reads as NULL. */
-static const char *str(json_t *obj, const char *key) {
-  const char *s = json_string_value(json_object_get(obj, key));
-  return s && *s ? s : NULL;
+/* A tenant id is a GUID: it becomes part of the token URL. */
+static bool tenant_valid(const char *id) {
+  for (int i = 0; i < 36; i++)
+    if (i == 8 || i == 13 || i == 18 || i == 23
+            ? id[i] != '-'
+            : !isxdigit((unsigned char)id[i]))
+      return false;
+  return id[36] == '\0';
 }
 
-/* "2026-12-01T08:15:00Z" in epoch ms; 0 when unknown (0001-01-01). */
-static int64_t iso_ms(const char *s) {
-  struct tm tm = {0};
-  if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) || tm.tm_year < 71)
-    return 0;
-  return (int64_t)timegm(&tm) * 1000;
+/* The --json error code and fix of a refused token (the card's own checks
+ * name theirs). */
+static const char *explain(int status, const char **hint) {
+  *hint = "use the secret's value (not its id), and have an administrator of "
+          "the tenant grant admin consent to the app "
+          "(DeviceManagementManagedDevices.Read.All)";
+  return status == RN_EAUTH ? "auth_refused" : NULL;
 }
 
-/* Entra ID ({"error": "x", "error_description": ..}) and Graph ({"error":
- * {"code", "message"}}) errors: the code and the first sentence, without
- * the trace ids that follow. */
-static void upstream_error(const rn_http_response_t *resp, char *out,
-                           size_t cap) {
-  json_t *j = json_loads(resp->body, 0, NULL), *e = json_object_get(j, "error");
-  bool aad = json_is_string(e); /* else Graph's {"code", "message"} */
-  const char *code = aad ? json_string_value(e) : str(e, "code");
-  const char *text = aad ? str(j, "error_description") : str(e, "message");
-  int len = text ? (int)strcspn(text, ".\r\n") : 0;
-  snprintf(out, cap, "HTTP %ld %s: %.*s", resp->status, code ? code : "?", len,
-           text ? text : "");
-  json_decref(j);
-}
-
-/* ------------------------------------------------------------ the run */
+/* --------------------------------------------------------------- the run */
 
 typedef struct target_s { /* one MAPPED tenant and its credential */
   int64_t msp, company;
@@ -99,30 +141,23 @@ typedef struct run_s {
   int64_t param_msp;
   target_t *targets; /* ordered by (msp, company): a group is one company */
   size_t n_targets, group, group_end, cur;
-  char token[8192], url[2048];
-  unsigned retries;
-  json_t *held; /* the pages the devices point into */
+  rk_client_t *client; /* of the tenant being read */
+  json_t *held;        /* the pages the devices point into */
   device_t *devices;
   size_t n_devices;
   int64_t personal, seen;
-  bool complete; /* every tenant of the company was read to the end */
-  int status;    /* the first failure */
-  char error[512];
+  bool complete;    /* every tenant of the company was read to the end */
+  bool msp_refused; /* --msp-org names no MSP */
+  int status;       /* the first failure */
+  char error[RK_ERR_LEN + 64];
   json_t *result; /* {"companies": [...]} */
 } run_t;
 
-static int write_tx(rn_db_tx_t *tx, void *data);
-static void write_done(rn_ctx_t *ctx, int status, void *data);
 static void start_target(run_t *run);
-
-static void next_tenant(run_t *run) {
-  run->cur++;
-  start_target(run);
-}
-static void fetch_page(run_t *run);
+static void begin_group(run_t *run);
 
 RN_PRINTF(3, 4) static void fail(run_t *run, int rc, const char *fmt, ...) {
-  run->complete = false;
+  run->complete = false; /* nothing is retired for the company */
   if (run->status)
     return;
   run->status = rc;
@@ -136,11 +171,20 @@ RN_PRINTF(3, 4) static void fail(run_t *run, int rc, const char *fmt, ...) {
 static void run_finish(run_t *run) {
   for (size_t i = 0; i < run->n_targets; i++)
     host->free(run->targets[i].sealed);
-  memset(run->token, 0, sizeof run->token);
-  char *text = json_dumps(run->result, JSON_COMPACT), summary[600];
-  snprintf(summary, sizeof summary, "%zu mapped tenants, %lld devices%s%s",
-           run->n_targets, (long long)run->seen, run->status ? "; " : "",
-           run->status ? run->error : "");
+  /* The --json error shape of the card's commands; rk_check_msp's too. */
+  const char *hint, *code = explain(run->status, &hint);
+  if (run->msp_refused) {
+    code = run->status == RN_ETENANT ? "not_an_msp" : "unknown_msp_org";
+    hint = "--msp-org takes the id of an MSP organization";
+  }
+  if (code)
+    json_object_set_new(run->result, "error", json_string(code));
+  if (code && hint)
+    json_object_set_new(run->result, "hint", json_string(hint));
+  char *text = json_dumps(run->result, JSON_COMPACT), summary[700];
+  snprintf(summary, sizeof summary, "%zu mapped tenant%s, %lld devices%s%s",
+           run->n_targets, run->n_targets == 1 ? "" : "s", (long long)run->seen,
+           run->status ? "; " : "", run->status ? run->error : "");
   host->job_complete(run->job, run->status, text, summary);
   free(text);
   json_decref(run->result);
@@ -150,15 +194,53 @@ static void run_finish(run_t *run) {
   host->free(run);
 }
 
+/* A string member; "" (Graph's unknown) reads as NULL. */
+static const char *str(json_t *obj, const char *key) {
+  const char *s = json_string_value(json_object_get(obj, key));
+  return s && *s ? s : NULL;
+}
+
+/* "2026-12-01T08:15:00Z" in epoch ms; 0 when unknown (0001-01-01). */
+static int64_t iso_ms(const char *s) {
+  struct tm tm = {0};
+  if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) || tm.tm_year < 71)
+    return 0;
+  return (int64_t)timegm(&tm) * 1000;
+}
+
+/* Worker thread: one page of managedDevices, kept whole (the devices point
+ * into it), with its @odata.nextLink. */
+static int decode(const char *body, size_t len, rk_decoded_t *out, char *msg,
+                  size_t msglen, void *data) {
+  (void)data;
+  json_error_t jerr;
+  json_t *page = json_loadb(body, len, 0, &jerr);
+  const char *next = str(page, "@odata.nextLink");
+  out->page = page;
+  out->parse_error = !page;
+  if (!json_is_array(json_object_get(page, "value"))) {
+    snprintf(msg, msglen, "%s: %s", DEVICES,
+             page ? "a page has no \"value\" array" : jerr.text);
+    return RN_EJSON;
+  }
+  if (next && !(out->next_link = strdup(next)))
+    return RN_ENOMEM;
+  out->count = json_array_size(json_object_get(page, "value"));
+  return 0;
+}
+
+static void free_page(void *page, void *data) {
+  (void)data;
+  json_decref(page);
+}
+
 /* Keeps one Graph managedDevice as an asset; personal devices never. */
-static int add_device(run_t *run, json_t *dev, const char *tenant) {
+static void add_device(run_t *run, json_t *dev, const char *tenant) {
   const char *owner = str(dev, "managedDeviceOwnerType");
   if (!owner || strcmp(owner, "company")) {
     run->personal++;
-    return 0;
+    return;
   }
-  if (!str(dev, "id"))
-    return RN_EJSON;
   device_t *d = &run->devices[run->n_devices++];
   memset(d, 0, sizeof *d);
   const char *os = str(dev, "operatingSystem");
@@ -177,144 +259,69 @@ static int add_device(run_t *run, json_t *dev, const char *tenant) {
                           .model = str(dev, "model"),
                           .last_seen_ms = iso_ms(str(dev, "lastSyncDateTime")),
                           .external_org_id = tenant};
+}
+
+/* Loop thread, page by page: the page is held until the company is
+ * written. */
+static int on_page(const rk_page_t *page, void *data) {
+  run_t *run = data;
+  const char *tenant = run->targets[run->cur].tenant;
+  json_t *value = json_object_get(page->page, "value"), *dev;
+  size_t i;
+  json_array_foreach(value, i, dev) {
+    if (!str(dev, "id")) {
+      fail(run, RN_EJSON, "tenant %s: device %zu of page %u has no \"id\"",
+           tenant, i + 1, page->number);
+      return RN_EJSON;
+    }
+  }
+  size_t n = run->n_devices + page->count + 1;
+  device_t *grown = host->realloc(run->devices, n * sizeof *grown);
+  if (!grown || json_array_append(run->held, page->page) < 0) {
+    if (grown)
+      run->devices = grown;
+    fail(run, RN_ENOMEM, "tenant %s: out of memory", tenant);
+    return RN_ENOMEM;
+  }
+  run->devices = grown;
+  json_array_foreach(value, i, dev) {
+    add_device(run, dev, tenant);
+  }
   return 0;
 }
 
-/* Sends a request of the run: NULL body = GET. */
-static void send(run_t *run, const char *url, const char *header,
-                 const char *body, rn_http_cb cb) {
-  const char *headers[] = {header, "Accept: application/json", NULL};
-  rn_http_request_t req = {.struct_size = sizeof req,
-                           .method = body ? "POST" : "GET",
-                           .url = url,
-                           .headers = headers,
-                           .body = body,
-                           .body_len = body ? strlen(body) : 0,
-                           .ca_file = run->st->ca_file,
-                           .rate_key = body ? NULL : RATE_KEY};
-  int rc = host->http_request(run->ctx, &req, cb, run, NULL);
-  if (rc < 0) {
-    fail(run, rc, "tenant %s: %s", run->targets[run->cur].tenant,
-         host->strerror(rc));
-    run_finish(run);
-  }
+static void next_target(run_t *run) {
+  rk_client_free(run->client);
+  run->client = NULL;
+  run->cur++;
+  start_target(run);
 }
 
-/* A transport error, or RN_ECANCELED when the host cancels the job (it
- * has no cancel hook): true when handled. */
-static bool failed(run_t *run, int status, const char *what) {
-  if (status >= 0)
-    return false;
-  fail(run, status, "tenant %s %s: %s", run->targets[run->cur].tenant, what,
-       host->strerror(status));
-  if (status == RN_ECANCELED)
-    run_finish(run);
-  else
-    next_tenant(run);
-  return true;
-}
-
-static void page_done(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
-                      void *data) {
-  (void)ctx;
+static void tenant_read(rk_walk_t *walk, const rk_walk_result_t *result,
+                        void *data) {
+  (void)walk;
   run_t *run = data;
-  if (failed(run, status, "devices"))
-    return;
-  target_t *t = &run->targets[run->cur];
-  if ((resp->status == 429 || resp->status >= 500) &&
-      run->retries++ < MAX_RETRIES) {
-    /* The host paused the bucket for Retry-After on a 429 or 503; pause it
-     * for what it cannot see, then ask again: the request waits there. */
-    const char *ra = host->http_header(resp, "Retry-After");
-    if (RN_HOST_HAS(host, rate_pause))
-      host->rate_pause(run->ctx, RATE_KEY,
-                       ra ? (uint64_t)strtoul(ra, NULL, 10) * 1000 : 1000);
-    host->log(run->ctx, RN_LOG_INFO, "tenant %s: HTTP %ld, asking again",
-              t->tenant, resp->status);
-    return fetch_page(run);
+  const char *tenant = run->targets[run->cur].tenant;
+  if (result->status < 0 && strstr(result->message, tenant))
+    fail(run, result->status, "%s", result->message); /* the kit's */
+  else if (result->status < 0)
+    fail(run, result->status, "tenant %s: %s", tenant, result->message);
+  if (result->status == RN_ECANCELED) { /* the host ends the job */
+    rk_client_free(run->client);
+    return run_finish(run);
   }
-  char why[256];
-  json_t *page = resp->status == 200 ? json_loads(resp->body, 0, NULL) : NULL;
-  json_t *value = json_object_get(page, "value"), *dev;
-  const char *next =
-      json_string_value(json_object_get(page, "@odata.nextLink"));
-  size_t glen = strlen(run->st->graph_url), i;
-  int rc = 0;
-  if (resp->status != 200) {
-    upstream_error(resp, why, sizeof why);
-    rc = resp->status == 401 || resp->status == 403 ? RN_EAUTH
-         : resp->status == 429                      ? RN_ETHROTTLED
-                                                    : RN_EUPSTREAM;
-  } else if (!json_is_array(value)) {
-    snprintf(why, sizeof why, "a page has no \"value\" array");
-    rc = RN_EJSON;
-  } else if (next && (strncmp(next, run->st->graph_url, glen) ||
-                      next[glen] != '/' || strlen(next) >= sizeof run->url)) {
-    /* The token goes to the configured Graph only. */
-    snprintf(why, sizeof why, "@odata.nextLink leaves %s", run->st->graph_url);
-    rc = RN_EUPSTREAM;
-  }
-  size_t n = run->n_devices + json_array_size(value) + 1;
-  device_t *grown = rc ? NULL : host->realloc(run->devices, n * sizeof *grown);
-  if (grown)
-    run->devices = grown;
-  else if (!rc)
-    snprintf(why, sizeof why, "%s", host->strerror(rc = RN_ENOMEM));
-  json_array_foreach(value, i, dev) {
-    if (!rc && (rc = add_device(run, dev, t->tenant)))
-      snprintf(why, sizeof why, "device %zu of a page: %s", i,
-               host->strerror(rc));
-  }
-  if (page)
-    json_array_append_new(run->held, page);
-  if (rc) {
-    fail(run, rc, "tenant %s: %s", t->tenant, why);
-  } else if (next) {
-    snprintf(run->url, sizeof run->url, "%s", next);
-    run->retries = 0;
-    return fetch_page(run);
-  }
-  next_tenant(run);
+  next_target(run);
 }
 
-static void fetch_page(run_t *run) {
-  char auth[sizeof run->token + 32];
-  snprintf(auth, sizeof auth, "Authorization: Bearer %s", run->token);
-  send(run, run->url, auth, NULL, page_done);
-  memset(auth, 0, sizeof auth);
-}
+static void company_written(rn_ctx_t *ctx, int status, const char *error,
+                            void *data);
+static int write_company(rn_devsrc_t *ds, void *data);
 
-static void token_done(rn_ctx_t *ctx, int status,
-                       const rn_http_response_t *resp, void *data) {
-  (void)ctx;
-  run_t *run = data;
-  if (failed(run, status, "token"))
-    return;
-  json_t *j = resp->status == 200 ? json_loads(resp->body, 0, NULL) : NULL;
-  const char *token = json_string_value(json_object_get(j, "access_token"));
-  if (!token || strlen(token) >= sizeof run->token) {
-    char why[256];
-    upstream_error(resp, why, sizeof why);
-    fail(run,
-         resp->status == 429 || resp->status >= 500 ? RN_EUPSTREAM : RN_EAUTH,
-         "tenant %s token: %s", run->targets[run->cur].tenant, why);
-    json_decref(j);
-    return next_tenant(run);
-  }
-  snprintf(run->token, sizeof run->token, "%s", token);
-  json_decref(j);
-  snprintf(run->url, sizeof run->url,
-           "%s/v1.0/deviceManagement/managedDevices?$select=" SELECT
-           "&$top=%lld",
-           run->st->graph_url, (long long)run->st->page_size);
-  run->retries = 0;
-  fetch_page(run);
-}
-
-/* The next tenant of the company, or the write once all were read. */
+/* Reads the company's next tenant, or writes the company once all were. */
 static void start_target(run_t *run) {
-  if (run->cur == run->group_end) { /* every tenant read: write the company */
-    int rc = host->db_transaction(run->ctx, write_tx, write_done, run, NULL);
+  if (run->cur == run->group_end) {
+    int rc = rn_devsrc_transaction(host, run->ctx, write_company,
+                                   company_written, run);
     if (rc < 0) {
       fail(run, rc, "cannot write: %s", host->strerror(rc));
       run_finish(run);
@@ -322,24 +329,35 @@ static void start_target(run_t *run) {
     return;
   }
   target_t *t = &run->targets[run->cur];
-  char url[1024], body[4096] = "", *secret;
+  char err[RK_ERR_LEN], *secret;
   size_t len;
   int rc = host->secret_open(run->ctx, t->sealed, &secret, &len);
   if (rc < 0) {
-    fail(run, rc, "tenant %s: the saved secret cannot be opened: %s", t->tenant,
-         host->strerror(rc));
-    return next_tenant(run);
+    snprintf(err, sizeof err, "the saved secret cannot be opened: %s",
+             host->strerror(rc));
+  } else {
+    rc = graph_client(run->st, run->ctx, t->tenant, t->client_id, secret, len,
+                      &run->client, err, sizeof err);
+    host->secret_free(secret, len); /* wipes it: the client has a copy */
   }
-  snprintf(url, sizeof url, "%s/%s/oauth2/v2.0/token", run->st->login_url,
-           t->tenant);
-  form_add(body, sizeof body, "grant_type", "client_credentials");
-  form_add(body, sizeof body, "client_id", t->client_id);
-  form_add(body, sizeof body, "client_secret", secret);
-  host->secret_free(secret, len);
-  form_add(body, sizeof body, "scope", SCOPE);
-  send(run, url, "Content-Type: application/x-www-form-urlencoded", body,
-       token_done);
-  memset(body, 0, sizeof body);
+  if (rc == 0) {
+    rk_walk_opts_t w = RK_WALK_OPTS_INIT;
+    w.paging = RK_PAGING_NEXT_LINK;
+    w.path = DEVICES;
+    w.query = "$select=" SELECT; /* Graph repeats it in every next link */
+    w.page_param = "$top";
+    w.page_size = (uint32_t)run->st->page_size;
+    w.decode = decode;
+    w.free_page = free_page;
+    rc = rk_walk_start(run->client, &w, on_page, tenant_read, run, NULL);
+    if (rc < 0)
+      snprintf(err, sizeof err, "cannot walk the devices: %s",
+               host->strerror(rc));
+  }
+  if (rc < 0) {
+    fail(run, rc, "tenant %s: %s", t->tenant, err);
+    next_target(run);
+  }
 }
 
 /* Reads the next company's tenants, or ends the run. */
@@ -361,39 +379,38 @@ static void begin_group(run_t *run) {
   start_target(run);
 }
 
-/* ---------------------------------------------------- database side */
+/* ------------------------------------------------------ database side */
 
-static int write_tx(rn_db_tx_t *tx, void *data) {
+/* Worker thread: the company's whole pull, or nothing. */
+static int write_company(rn_devsrc_t *ds, void *data) {
   run_t *run = data;
   target_t *t = &run->targets[run->group];
-  rn_devsrc_t ds;
-  rn_devsrc_init(&ds, host, tx, host->now_ms(run->ctx));
   rn_asset_t *assets = host->calloc(run->n_devices + 1, sizeof *assets);
   if (!assets)
-    return RN_ENOMEM;
+    return rn_devsrc_fail(ds, RN_ENOMEM, "out of memory");
   for (size_t i = 0; i < run->n_devices; i++) {
     assets[i] = run->devices[i].asset;
     assets[i].mac_addresses = run->devices[i].macs; /* no more realloc */
   }
   rn_asset_counts_t c;
   int rc =
-      rn_assets_sync(&ds, RN_MSP_ORG(t->msp), RN_COMPANY(t->company), PROVIDER,
+      rn_assets_sync(ds, RN_MSP_ORG(t->msp), RN_COMPANY(t->company), SOURCE,
                      assets, run->n_devices, run->complete, NULL, &c);
   host->free(assets);
+  if (rc < 0)
+    return rc;
   json_t *d = json_pack(
       "{s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "msp_org", t->msp, "company",
       t->company, "complete", run->complete, "seen", c.seen, "created",
       c.created, "updated", c.updated, "retired", c.retired, "deduped",
       c.deduped, "restored", c.restored, "personal_skipped", run->personal);
-  char *details = json_dumps(d, JSON_COMPACT);
-  if (!rc)
-    rc = rn_credential_record_run(&ds, RN_MSP_ORG(t->msp), PROVIDER, REGION,
-                                  "asset_sync", details);
+  char *details = d ? json_dumps(d, JSON_COMPACT) : NULL;
+  rc = details ? rn_credential_record_run(ds, RN_MSP_ORG(t->msp), SOURCE,
+                                          REGION, "asset_sync", details)
+               : rn_devsrc_fail(ds, RN_ENOMEM, "out of memory");
   free(details);
   if (rc < 0) {
     json_decref(d);
-    snprintf(run->error, sizeof run->error, "company %lld: %s",
-             (long long)t->company, rn_devsrc_error(&ds));
     return rc;
   }
   json_array_append_new(json_object_get(run->result, "companies"), d);
@@ -401,46 +418,46 @@ static int write_tx(rn_db_tx_t *tx, void *data) {
   return 0;
 }
 
-static void write_done(rn_ctx_t *ctx, int status, void *data) {
+static void company_written(rn_ctx_t *ctx, int status, const char *error,
+                            void *data) {
   (void)ctx;
   run_t *run = data;
-  if (status < 0) {
-    char why[sizeof run->error];
-    snprintf(why, sizeof why, "%s", run->error);
-    fail(run, status, "%s", status == RN_ECANCELED ? "canceled" : why);
-  }
+  if (status < 0)
+    fail(run, status, "company %lld: %s",
+         (long long)run->targets[run->group].company, error);
   if (status == RN_ECANCELED)
     return run_finish(run);
   run->group = run->group_end;
   begin_group(run);
 }
 
-/* Loads the active credentials and MAPPED tenants, ordered by company. */
-static int plan_tx(rn_db_tx_t *tx, void *data) {
+/* Worker thread: the MAPPED tenants of active credentials, by company. */
+static int plan(rn_devsrc_t *ds, void *data) {
   run_t *run = data;
   char msp[24];
   snprintf(msp, sizeof msp, "%lld", (long long)run->param_msp);
   const char *params[] = {run->param_msp ? msp : NULL};
+  int rc = run->param_msp ? rk_check_msp(ds, run->param_msp) : 0;
+  if (rc < 0)
+    return rc; /* unknown, or a customer's id */
   rn_db_result_t *res = NULL;
-  int rc = host->db_tx_exec(
-      tx,
+  rc = host->db_tx_exec(
+      ds->tx,
       "SELECT m.msp_org_id, m.portal_company_id, m.external_org_id,"
       " c.client_id, c.sealed_secret FROM integration_org_mapping m"
       " JOIN integration_credential c ON c.msp_org_id = m.msp_org_id"
       " AND c.provider = m.provider AND c.region = m.region AND c.is_active"
       " JOIN organization o ON o.id = m.msp_org_id AND o.kind = 'MSP'"
-      " WHERE m.provider = 'intune' AND m.region = 'global'"
+      " WHERE m.provider = '" SOURCE "' AND m.region = '" REGION "'"
       " AND m.state = 'MAPPED' AND ($1::bigint IS NULL OR m.msp_org_id = $1)"
       " ORDER BY 1, 2, 3",
       1, params, &res);
-  if (rc) {
-    snprintf(run->error, sizeof run->error, "plan: %s", host->db_tx_error(tx));
-    return rc;
-  }
+  if (rc)
+    return rn_devsrc_fail(ds, rc, "plan: %s", host->db_tx_error(ds->tx));
   int rows = host->db_rows(res);
   if (!(run->targets = host->calloc((size_t)rows + 1, sizeof *run->targets)))
-    rc = RN_ENOMEM;
-  for (int i = 0; !rc && i < rows; i++) {
+    rc = rn_devsrc_fail(ds, RN_ENOMEM, "out of memory");
+  for (int i = 0; rc == 0 && i < rows; i++) {
     target_t *t = &run->targets[run->n_targets++];
     t->msp = strtoll(host->db_value(res, i, 0), NULL, 10);
     t->company = strtoll(host->db_value(res, i, 1), NULL, 10);
@@ -448,36 +465,28 @@ static int plan_tx(rn_db_tx_t *tx, void *data) {
     snprintf(t->client_id, sizeof t->client_id, "%s",
              host->db_value(res, i, 3));
     if (!(t->sealed = host->strdup(host->db_value(res, i, 4))))
-      rc = RN_ENOMEM;
+      rc = rn_devsrc_fail(ds, RN_ENOMEM, "out of memory");
   }
   host->db_result_free(res);
   return rc;
 }
 
-static void plan_done(rn_ctx_t *ctx, int status, void *data) {
+static void planned(rn_ctx_t *ctx, int status, const char *error, void *data) {
+  (void)ctx;
   run_t *run = data;
   if (status < 0) {
-    char why[sizeof run->error];
-    snprintf(why, sizeof why, "%s", run->error);
-    fail(run, status, "%s", *why ? why : host->strerror(status));
+    run->msp_refused = status == RN_ETENANT || status == RN_ENOENT;
+    fail(run, status, "%s", error);
     return run_finish(run);
   }
-  static const rn_rate_window_t windows[] = {RN_RATE_WINDOW(1000, 20000)};
-  if (RN_HOST_HAS(host, rate_configure))
-    host->rate_configure(ctx, RATE_KEY, windows, 1);
   begin_group(run);
-}
-
-static json_t *job_params(rn_job_t *job) {
-  json_t *p = json_loads(host->job_params(job), 0, NULL);
-  return p ? p : json_object();
 }
 
 static int sync_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   run_t *run = host->calloc(1, sizeof *run);
   if (!run)
     return RN_ENOMEM;
-  json_t *p = job_params(job);
+  json_t *p = json_loads(host->job_params(job), 0, NULL);
   *run = (run_t){.ctx = ctx,
                  .st = state,
                  .job = job,
@@ -485,7 +494,7 @@ static int sync_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
                  .result = json_pack("{s:[]}", "companies")};
   json_decref(p);
   host->job_set_data(job, run);
-  int rc = host->db_transaction(ctx, plan_tx, plan_done, run, NULL);
+  int rc = rn_devsrc_transaction(host, ctx, plan, planned, run);
   if (rc < 0) {
     json_decref(run->result);
     host->free(run);
@@ -493,128 +502,14 @@ static int sync_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   return rc;
 }
 
-/* ---------------------------------------------------------- connect */
+/* ------------------------------------------------------- descriptor */
 
-typedef struct connect_s {
-  rn_ctx_t *ctx;
-  rn_job_t *job;
-  json_t *params;
-  char *sealed;
-  char error[512];
-} connect_t;
-
-/* Saves the sealed secret; the tenants become organizations, and those
- * given as TENANT=COMPANY are mapped to that company. */
-static int connect_tx(rn_db_tx_t *tx, void *data) {
-  connect_t *op = data;
-  rn_devsrc_t ds;
-  rn_devsrc_init(&ds, host, tx, host->now_ms(op->ctx));
-  rn_msp_org_t msp =
-      RN_MSP_ORG(json_integer_value(json_object_get(op->params, "msp_org")));
-  char list[4096], *company[128];
-  snprintf(list, sizeof list, "%s",
-           json_string_value(json_object_get(op->params, "tenants")));
-  rn_discovered_org_t orgs[128];
-  size_t n = 0;
-  for (char *save, *t = strtok_r(list, ", ", &save); t && n < 128;
-       t = strtok_r(NULL, ", ", &save)) {
-    if ((company[n] = strchr(t, '=')))
-      *company[n]++ = 0;
-    if (!*t || strspn(t, "0123456789abcdefABCDEF-") != strlen(t)) {
-      snprintf(op->error, sizeof op->error,
-               "tenants: \"%s\" is not a tenant id (a GUID)", t);
-      return RN_EINVAL;
-    }
-    orgs[n++] = (rn_discovered_org_t){t, t};
-  }
-  int64_t id;
-  rn_discovery_counts_t counts;
-  int rc = rn_credential_save(
-      &ds, msp, PROVIDER, REGION,
-      json_string_value(json_object_get(op->params, "client_id")), op->sealed,
-      &id);
-  if (!rc)
-    rc = rn_mappings_discovered(&ds, msp, PROVIDER, REGION, orgs, n, true,
-                                &counts);
-  for (size_t i = 0; !rc && i < n; i++)
-    if (company[i])
-      rc = rn_mapping_use_existing(
-          &ds, msp, PROVIDER, REGION, orgs[i].external_id,
-          RN_COMPANY(strtoll(company[i], NULL, 10)), true, ACTOR);
-  if (!rc)
-    rc = rn_audit_msp(&ds, msp, ACTOR, "INTUNE_CONNECTED", "{}");
-  if (rc)
-    snprintf(op->error, sizeof op->error, "%s", rn_devsrc_error(&ds));
-  return rc;
-}
-
-static void connect_done(rn_ctx_t *ctx, int status, void *data) {
-  (void)ctx;
-  connect_t *op = data;
-  host->job_complete(op->job, status, status < 0 ? NULL : "{\"ok\": true}",
-                     status < 0 ? op->error : "connected");
-  json_decref(op->params);
-  host->free(op->sealed);
-  host->free(op);
-}
-
-static int connect_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
-  (void)state;
-  connect_t *op = host->calloc(1, sizeof *op);
-  if (!op)
-    return RN_ENOMEM;
-  op->ctx = ctx;
-  op->job = job;
-  op->params = job_params(job);
-  size_t len = 0;
-  const char *secret = host->job_secret(job, "client_secret_file", &len);
-  while (secret && len && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
-    len--; /* the file's line end is not part of the secret */
-  int rc =
-      secret ? host->secret_seal(ctx, secret, len, &op->sealed) : RN_EINVAL;
-  if (!rc)
-    rc = host->db_transaction(ctx, connect_tx, connect_done, op, NULL);
-  if (rc < 0) {
-    json_decref(op->params);
-    host->free(op->sealed);
-    host->free(op);
-  }
-  return rc;
-}
-
-/* ------------------------------------------------------ descriptor */
-
-static const rn_option_t connect_params[] = {
-    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .flags = RN_OPT_REQUIRED,
-              .min = 1, .max = INT64_MAX, .help = "the MSP organization id"),
-    RN_OPTION(
-            .name = "client_id", .type = RN_OPT_STRING,
-            .flags = RN_OPT_REQUIRED,
-            .help =
-                "application (client) id of the multi-tenant app registration"),
-    RN_OPTION(.name = "client_secret_file", .type = RN_OPT_SECRET_FILE,
-              .flags = RN_OPT_REQUIRED,
-              .help = "file holding the client secret value (mode 0600), or -"),
-    RN_OPTION(.name = "tenants", .type = RN_OPT_STRING,
-              .flags = RN_OPT_REQUIRED,
-              .help =
-                  "consented tenant ids, comma separated; TENANT=COMPANY also "
-                  "maps the tenant to that PSA company"),
-    {0},
-};
 static const rn_option_t sync_params[] = {
     RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
               .help = "only this MSP organization (default: every one)"),
     {0},
 };
 
-static const rn_job_def_t job_connect = {
-    .struct_size = sizeof(rn_job_def_t),
-    .name = "connect",
-    .summary = "save the app's sealed secret, its tenants and their companies",
-    .params = connect_params,
-    .run = connect_run,
-    .command = "connect"};
 static const rn_job_def_t job_sync = {
     .struct_size = sizeof(rn_job_def_t),
     .name = "sync",
@@ -623,13 +518,33 @@ static const rn_job_def_t job_sync = {
     .run = sync_run,
     .command = "sync"};
 
+static const rn_job_def_t *const own_jobs[] = {&job_sync, NULL};
+
+static const rk_provider_t provider = {
+    .struct_size = sizeof(rk_provider_t),
+    .source = SOURCE,
+    .display_name = "Intune",
+    .region = REGION,
+    .client_id_help = "the application (client) id of the multi-tenant app "
+                      "registration (Entra ID > App registrations)",
+    .orgs_help = "the tenant ids that granted the app admin consent, comma "
+                 "separated; each becomes an organization to map",
+    .org_id_form = "a tenant id: a GUID",
+    .org_id_valid = tenant_valid,
+    .refresh_help = "authenticate in each saved tenant again before listing",
+    .flags = RK_ORGS_GIVEN,
+    .authenticate = authenticate,
+    .explain = explain,
+    .jobs = own_jobs,
+};
+
 static const rn_option_t plugin_options[] = {
     RN_OPTION(.name = "login_url", .type = RN_OPT_URL,
               .default_value = "https://login.microsoftonline.com",
               .help = "Entra ID token authority"),
     RN_OPTION(.name = "graph_url", .type = RN_OPT_URL,
               .default_value = "https://graph.microsoft.com",
-              .help = "Microsoft Graph; @odata.nextLink must stay under it"),
+              .help = "Microsoft Graph; @odata.nextLink must stay on it"),
     RN_OPTION(.name = "ca_file", .type = RN_OPT_PATH,
               .help = "extra trust anchor"),
     RN_OPTION(.name = "page_size", .type = RN_OPT_INT, .default_value = "500",
@@ -656,22 +571,20 @@ static void intune_destroy(rn_ctx_t *ctx, void *state) {
   host->free(state);
 }
 
-static const rn_job_def_t *const jobs[] = {&job_connect, &job_sync, NULL};
-
-static const rn_plugin_t descriptor = {
+static rn_plugin_t descriptor = {
     .abi_version = RN_ABI_VERSION,
     .struct_size = sizeof(rn_plugin_t),
     .name = "intune-assets",
-    .version = "0.1.0",
-    .summary = "Microsoft Intune asset sync: company-owned managed devices of "
-               "mapped tenants become company assets",
+    .version = "0.2.0",
+    .summary = "Microsoft Intune: tenants of a multi-tenant app mapped to "
+               "companies; their company-owned managed devices become assets",
     .options = plugin_options,
     .create = intune_create,
     .destroy = intune_destroy,
-    .jobs = jobs,
-    .command_group = "intune"};
+    .command_group = SOURCE};
 
 RN_EXPORT const rn_plugin_t *RN_ENTRY(const rn_host_t *h) {
   host = h;
-  return &descriptor;
+  descriptor.jobs = rk_card_jobs(h, &provider); /* the card's, then sync */
+  return descriptor.jobs ? &descriptor : NULL;
 }

@@ -98,13 +98,16 @@ static int run(const char *group, char **out, char **err, ...) {
     free(e_);                                                                \
   } while (0)
 
-/* Connects the app with Contoso mapped to the company and Northwind left
- * PENDING. */
+/* Connects the app in both tenants, then maps Contoso to the company and
+ * leaves Northwind PENDING. */
 static void intune_connect(long long company) {
-  char tenants[256];
-  snprintf(tenants, sizeof tenants, "%s=%lld,%s", CONTOSO, company, NORTHWIND);
+  char company_id[24];
+  snprintf(company_id, sizeof company_id, "%lld", company);
   RUN_OK("intune", "connect", "--msp-org", rt_nj_id(msp), "--client-id", APP,
-         "--client-secret-file", graph_secret_file, "--tenants", tenants);
+         "--client-secret-file", graph_secret_file, "--orgs",
+         CONTOSO "," NORTHWIND);
+  RUN_OK("intune", "map", "--msp-org", rt_nj_id(msp), "--org", CONTOSO,
+         "--use-existing", company_id);
 }
 
 /* NinjaOne org 1 (Contoso Dental Group) and the Contoso tenant, both
@@ -149,8 +152,11 @@ static void expect_status(const char *intune_id, const char *want) {
 Test(two_sources, ninjaone_wins_intune_fills_in_personal_never) {
   long long company = both_mapped();
   cr_assert_eq(count(company, "ninjaone", "ACTIVE"), 11);
-  /* Graph throttles the second page once: the sync waits and goes on. */
+  /* connect authenticated in both tenants: count the sync's requests. */
   char *out = NULL;
+  cr_assert_eq(rt_sim_post(&graph, "reset-stats", "{}", &out), 0);
+  free(out);
+  /* Graph throttles the second page once: the sync waits and goes on. */
   cr_assert_eq(rt_sim_post(&graph, "faults",
                            "{\"endpoint\": \"managedDevices\", \"status\":"
                            " 429, \"retryAfter\": 1, \"nth\": 2}",
@@ -215,18 +221,118 @@ Test(two_sources, a_wrong_secret_is_reported_and_writes_nothing) {
   long long company = q_int("INSERT INTO portal_company (msp_org_id, name)"
                             " VALUES (%lld, 'Contoso Dental Group')"
                             " RETURNING id", msp);
-  intune_connect(company);
-  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
-                     " provider = 'intune' AND state = 'MAPPED'"), 1);
-  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
-                     " provider = 'intune' AND state = 'PENDING'"), 1);
+  /* connect tests the secret in each tenant before saving anything. */
   char *out, *err;
-  int rc = run("intune", &out, &err, "sync", "--msp-org", rt_nj_id(msp),
-               NULL);
+  int rc = run("intune", &out, &err, "connect", "--msp-org", rt_nj_id(msp),
+               "--client-id", APP, "--client-secret-file", graph_secret_file,
+               "--orgs", CONTOSO "," NORTHWIND, NULL);
   cr_expect_neq(rc, 0);
-  cr_expect(strstr(err, "invalid_client") && strstr(err, "AADSTS7000215"),
+  cr_expect(strstr(out, "invalid_client") && strstr(out, "AADSTS7000215"),
+            "the Entra ID error is named: %s%s", out, err);
+  free(out);
+  free(err);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " provider = 'intune'"), 0);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
+                     " provider = 'intune'"), 0);
+
+  /* A saved credential the tenant no longer accepts (the app was deleted):
+   * the sync names the Entra ID error and writes no asset. */
+  rt_write_file(graph_secret_file, GRAPH_SECRET "\n", 0600);
+  intune_connect(company);
+  cr_assert_eq(q_int("UPDATE integration_credential SET client_id ="
+                     " '00000000-0000-4000-8000-000000000000' WHERE"
+                     " provider = 'intune' RETURNING 1"),
+               1);
+  rc = run("intune", &out, &err, "sync", "--msp-org", rt_nj_id(msp), NULL);
+  cr_expect_neq(rc, 0);
+  cr_expect(strstr(out, "unauthorized_client") &&
+                strstr(out, "AADSTS700016"),
             "the Entra ID error is named: %s%s", out, err);
   free(out);
   free(err);
   cr_expect_eq(q_int("SELECT count(*) FROM asset"), 0);
+}
+
+/* The card's command, as JSON (new); asserts the exit status. */
+static json_t *intune(int want, const char *command, ...) {
+  char *argv[16];
+  int argc = 0;
+  va_list ap;
+  va_start(ap, command);
+  for (const char *a; (a = va_arg(ap, const char *)) && argc < 15;)
+    argv[argc++] = (char *)a;
+  va_end(ap);
+  argv[argc] = NULL;
+  char *out, *err;
+  int rc = run("intune", &out, &err, command, argv[0], argv[1], argv[2],
+               argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], NULL);
+  cr_expect_eq(rc, want, "intune %s: exit %d: %s%s", command, rc, out, err);
+  json_t *j = json_loads(out ? out : "", 0, NULL);
+  cr_expect(j, "intune %s: not JSON: %s", command, out);
+  free(out);
+  free(err);
+  return j ? j : json_object();
+}
+
+static long long jint(json_t *o, const char *key) {
+  return (long long)json_integer_value(json_object_get(o, key));
+}
+
+Test(two_sources, intune_runs_every_command_of_the_card) {
+  long long company = q_int("INSERT INTO portal_company (msp_org_id, name)"
+                            " VALUES (%lld, 'Contoso Dental Group')"
+                            " RETURNING id", msp);
+  long long customer = q_int("INSERT INTO organization (name, kind) VALUES"
+                             " ('Contoso compliance', 'CUSTOMER') RETURNING"
+                             " id");
+  /* test: a token in each named tenant; nothing saved */
+  json_t *j = intune(0, "test", "--msp-org", rt_nj_id(msp), "--client-id",
+                     APP, "--client-secret-file", graph_secret_file,
+                     "--orgs", CONTOSO "," NORTHWIND, NULL);
+  cr_expect_eq(jint(j, "organizations"), 2);
+  cr_expect(json_is_false(json_object_get(j, "saved")));
+  json_decref(j);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential"), 0);
+  /* A tenant id that is not a GUID never reaches a URL. */
+  j = intune(1, "connect", "--msp-org", rt_nj_id(msp), "--client-id", APP,
+             "--client-secret-file", graph_secret_file, "--orgs",
+             CONTOSO ",../evil", NULL);
+  const char *message = json_string_value(json_object_get(j, "message"));
+  cr_expect(message && strstr(message, "\"../evil\" is not a Intune"
+                                       " organization id"),
+            "%s", message);
+  json_decref(j);
+
+  /* connect, orgs, map, sync, status */
+  intune_connect(company);
+  j = intune(0, "orgs", "--msp-org", rt_nj_id(msp), NULL);
+  cr_expect_eq(json_array_size(json_object_get(j, "organizations")), 2);
+  json_decref(j);
+  RUN_OK("intune", "sync", "--msp-org", rt_nj_id(msp));
+  cr_expect_eq(count(company, "intune", "ACTIVE"), 5);
+  j = intune(0, "status", "--msp-org", rt_nj_id(msp), NULL);
+  json_t *cred = json_array_get(json_object_get(j, "credentials"), 0);
+  cr_expect(json_is_true(json_object_get(cred, "connected")));
+  cr_expect_eq(jint(json_object_get(cred, "mappings"), "MAPPED"), 1);
+  cr_expect_eq(jint(json_object_get(cred, "mappings"), "PENDING"), 1);
+  json_decref(j);
+  /* A customer's organization id is not an MSP's. */
+  j = intune(1, "sync", "--msp-org", rt_nj_id(customer), NULL);
+  cr_expect_str_eq(json_string_value(json_object_get(j, "error")),
+                   "not_an_msp");
+  json_decref(j);
+
+  /* disconnect: the credential zeroed, the Intune assets retired */
+  j = intune(0, "disconnect", "--msp-org", rt_nj_id(msp), NULL);
+  cr_expect(json_is_false(json_object_get(j, "credential_active")));
+  json_decref(j);
+  cr_expect_eq(count(company, "intune", "ACTIVE"), 0);
+  cr_expect_eq(count(company, "intune", "RETIRED"), 5);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " is_active OR sealed_secret IS NOT NULL"),
+               0);
+  cr_expect_eq(q_int("SELECT count(*) FROM audit_log WHERE event ="
+                     " 'INTUNE_DISCONNECTED'"),
+               1, "on the MSP: the company has no compliance organization");
 }

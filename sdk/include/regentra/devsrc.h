@@ -60,6 +60,27 @@ typedef struct rn_devsrc_s {
 void rn_devsrc_init(rn_devsrc_t *ds, const rn_host_t *host, rn_db_tx_t *tx,
                     int64_t now_ms);
 const char *rn_devsrc_error(const rn_devsrc_t *ds); /* borrowed */
+/* Records what went wrong (for rn_devsrc_error) and returns err: a caller's
+ * own check fails the same way the library's do. */
+int rn_devsrc_fail(rn_devsrc_t *ds, int err, const char *fmt, ...)
+    RN_PRINTF(3, 4);
+
+/* The body of rn_devsrc_transaction: on a worker thread inside BEGIN, with
+ * ds bound to the transaction (db_tx_* services only). 0 commits; a
+ * negative error rolls everything back. */
+typedef int (*rn_devsrc_tx_fn)(rn_devsrc_t *ds, void *data);
+/* On the loop: status 0 (committed) or the error; error (borrowed, NULL on
+ * success) says what failed: the body's rn_devsrc_error, or "database: ..."
+ * when the transaction itself failed. */
+typedef void (*rn_devsrc_done_cb)(rn_ctx_t *ctx, int status, const char *error,
+                                  void *data);
+/* Runs body in one transaction through host->db_transaction with an
+ * rn_devsrc_t whose clock is host->now_ms(ctx) at this call. Fails at once
+ * (RN_ENOSYS: the host has no database; RN_ENOMEM) without calling done,
+ * or calls done exactly once. */
+int rn_devsrc_transaction(const rn_host_t *host, rn_ctx_t *ctx,
+                          rn_devsrc_tx_fn body, rn_devsrc_done_cb done,
+                          void *data);
 
 /* --------------------------------------------------------- credentials */
 

@@ -115,28 +115,20 @@ int plan_query(rn_db_tx_t *tx, int64_t msp_org_id, cred_plan_t **creds,
   return 0;
 }
 
-static int plan_tx(rn_db_tx_t *tx, void *data) {
+static int plan_tx(rn_devsrc_t *ds, void *data) {
   plan_t *p = data;
-  char id[24];
-  snprintf(id, sizeof id, "%lld", (long long)p->msp_org_id);
-  const char *params[] = {id};
-  rn_db_result_t *res = NULL;
-  int rc = host->db_tx_exec(tx, "SELECT kind FROM organization WHERE id = $1",
-                            1, params, &res);
-  if (rc < 0)
-    return fail(p, "database", rc, "database: %s", host->db_tx_error(tx));
-  if (host->db_rows(res) == 0) {
-    host->db_result_free(res);
+  /* The card's MSP check, in this command's words. */
+  int rc = rk_check_msp(ds, p->msp_org_id);
+  if (rc == RN_ENOENT)
     return fail(p, "not_found", RN_ENOENT, "no organization %lld",
                 (long long)p->msp_org_id);
-  }
-  bool msp = strcmp(host->db_value(res, 0, 0), "MSP") == 0;
-  host->db_result_free(res);
-  if (!msp)
+  if (rc == RN_ETENANT)
     return fail(p, "not_an_msp", RN_EINVAL,
                 "organization %lld is not an MSP organization",
                 (long long)p->msp_org_id);
-  rc = plan_query(tx, p->msp_org_id, &p->creds, &p->ncreds, p->message,
+  if (rc < 0)
+    return fail(p, "database", rc, "%s", rn_devsrc_error(ds));
+  rc = plan_query(ds->tx, p->msp_org_id, &p->creds, &p->ncreds, p->message,
                   sizeof p->message);
   if (rc < 0)
     return fail(p, "database", rc, "%s", p->message);
@@ -335,8 +327,10 @@ json_t *plan_fit_json(const mapping_state_t *state, const cred_plan_t *c,
                    "peak_hour_limit", (json_int_t)per_hour);
 }
 
-static void plan_done(rn_ctx_t *ctx, int status, void *data) {
+static void plan_done(rn_ctx_t *ctx, int status, const char *error,
+                      void *data) {
   (void)ctx;
+  (void)error; /* p->message says it in this command's words */
   plan_t *p = data;
   json_t *result;
   char summary[8192];
@@ -400,7 +394,7 @@ static int run_plan(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   json_t *params = json_loads(host->job_params(job), 0, NULL);
   p->msp_org_id = json_integer_value(json_object_get(params, "msp_org"));
   json_decref(params);
-  int rc = host->db_transaction(ctx, plan_tx, plan_done, p, NULL);
+  int rc = rn_devsrc_transaction(host, ctx, plan_tx, plan_done, p);
   if (rc < 0)
     host->free(p);
   return rc;

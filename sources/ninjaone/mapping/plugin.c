@@ -1,6 +1,6 @@
 /* plugin.c - ninjaone-mapping: the NinjaOne credential lifecycle and the
  * organization mapping review, as jobs and `regentra-runner ninjaone ...`
- * commands. */
+ * commands, on the integration card of the source kit. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,13 +35,9 @@ static void mapping_destroy(rn_ctx_t *ctx, void *state) {
   host->free(state);
 }
 
-extern const rn_job_def_t job_plan, job_check_config; /* plan.c */
-
-static const rn_job_def_t *const jobs[] = {
-    &job_test,   &job_connect, &job_orgs,         &job_map, &job_disconnect,
-    &job_status, &job_plan,    &job_check_config, NULL};
-
-static const rn_plugin_t descriptor = {
+/* The jobs come from the integration card: test, connect, orgs, map,
+ * disconnect and status, then plan and check_config. */
+static rn_plugin_t descriptor = {
     .abi_version = RN_ABI_VERSION,
     .struct_size = sizeof(rn_plugin_t),
     .name = "ninjaone-mapping",
@@ -50,7 +46,6 @@ static const rn_plugin_t descriptor = {
     .options = plugin_options,
     .create = mapping_create,
     .destroy = mapping_destroy,
-    .jobs = jobs,
     .command_group = "ninjaone",
     .source = NJ_SOURCE,
     .source_options = source_options,
@@ -58,5 +53,6 @@ static const rn_plugin_t descriptor = {
 
 RN_EXPORT const rn_plugin_t *RN_ENTRY(const rn_host_t *h) {
   host = h;
-  return &descriptor;
+  descriptor.jobs = rk_card_jobs(h, &nj_card_provider);
+  return descriptor.jobs ? &descriptor : NULL;
 }

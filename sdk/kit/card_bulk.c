@@ -1,5 +1,5 @@
-/* bulk.c - many mapping decisions at once, for MSPs with hundreds of
- * NinjaOne organizations: `map --accept-suggestions` takes every PENDING
+/* card_bulk.c - many mapping decisions at once, for MSPs with hundreds of
+ * organizations: `map --accept-suggestions` takes every PENDING
  * organization's unique suggestion, `map --from-file F` takes
  * org,action[,company] rows. Both run the single-map actions row by row in
  * one transaction, each row audited like a single map. Without --apply the
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mapping.h"
+#include "card_internal.h"
 
 #define MAX_FILE_BYTES (4 << 20)
 #define MAX_ERRORS_SHOWN 50
@@ -22,7 +22,7 @@ static const char *const action_names[] = {"use-existing", "create-new",
 
 typedef struct row_s {
   int line; /* in the file; 0 for suggestions */
-  char org[24];
+  char org[128];
   action_t action;
   int64_t company_id; /* use-existing */
 } row_t;
@@ -38,10 +38,6 @@ typedef struct bulk_s {
   json_t *changes; /* one object per row */
   size_t changed, unchanged;
 } bulk_t;
-
-static const char *str_param(op_t *op, const char *name) {
-  return json_string_value(json_object_get(op->params, name));
-}
 
 static void row_error(bulk_t *b, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -100,9 +96,12 @@ static int parse_line(bulk_t *b, int line, char *text) {
     return 0;
   }
   row_t row = {.line = line};
-  if (!all_digits(fields[0], 18)) {
-    row_error(b, line, "\"%s\" is not a NinjaOne organization id (digits)",
-              fields[0]);
+  bool id_ok = *fields[0] && strlen(fields[0]) < sizeof row.org &&
+               (!P.org_id_valid || P.org_id_valid(fields[0]));
+  if (!id_ok) {
+    row_error(b, line, "\"%s\" is not a %s organization id%s%s%s", fields[0],
+              P.display_name, P.org_id_form ? " (" : "",
+              P.org_id_form ? P.org_id_form : "", P.org_id_form ? ")" : "");
     return 0;
   }
   snprintf(row.org, sizeof row.org, "%s", fields[0]);
@@ -196,8 +195,8 @@ static int read_file(op_t *op, bulk_t *b) {
 static int read_suggestions(op_t *op, rn_devsrc_t *ds, bulk_t *b,
                             size_t *ambiguous, size_t *without) {
   char id[24];
-  snprintf(id, sizeof id, "%lld", (long long)op->msp_org_id);
-  const char *params[] = {id, nj_region_name(op->region)};
+  op_msp_text(op, id);
+  const char *params[] = {id, op->region, P.source};
   rn_db_result_t *res;
   int rc = host->db_tx_exec(
       ds->tx,
@@ -205,10 +204,10 @@ static int read_suggestions(op_t *op, rn_devsrc_t *ds, bulk_t *b,
       " m CROSS JOIN LATERAL (SELECT count(*) AS n, min(pc.id) AS first_id"
       "  FROM portal_company pc WHERE pc.msp_org_id = m.msp_org_id AND "
       FOLDED_NAME("pc.name") " = " FOLDED_NAME("m.external_name") ") c"
-      " WHERE m.msp_org_id = $1 AND m.provider = 'ninjaone' AND m.region = $2"
+      " WHERE m.msp_org_id = $1 AND m.provider = $3 AND m.region = $2"
       " AND m.state = 'PENDING' AND m.vanished_at IS NULL"
       " ORDER BY lower(m.external_name), m.external_org_id",
-      2, params, &res);
+      3, params, &res);
   if (rc < 0) {
     snprintf(op->error, sizeof op->error, "database: %s",
              host->db_tx_error(ds->tx));
@@ -231,58 +230,14 @@ static int read_suggestions(op_t *op, rn_devsrc_t *ds, bulk_t *b,
 
 /* ------------------------------------------------------------ applying */
 
-/* The one region of the MSP's discovered organizations, unless given. */
-static int resolve_region(op_t *op, rn_devsrc_t *ds) {
-  if (op->has_region)
-    return 0;
-  char id[24];
-  snprintf(id, sizeof id, "%lld", (long long)op->msp_org_id);
-  const char *params[] = {id};
-  rn_db_result_t *res;
-  int rc = host->db_tx_exec(
-      ds->tx,
-      "SELECT DISTINCT region FROM integration_org_mapping WHERE msp_org_id"
-      " = $1 AND provider = 'ninjaone' ORDER BY region",
-      1, params, &res);
-  if (rc < 0) {
-    snprintf(op->error, sizeof op->error, "database: %s",
-             host->db_tx_error(ds->tx));
-    return rc;
-  }
-  int rows = host->db_rows(res);
-  if (rows == 1)
-    nj_region_parse(host->db_value(res, 0, 0), &op->region);
-  host->db_result_free(res);
-  if (rows == 0) {
-    snprintf(op->error, sizeof op->error,
-             "no NinjaOne organization has been discovered for MSP "
-             "organization %lld: run 'regentra-runner ninjaone connect' or "
-             "'orgs --refresh' first",
-             (long long)op->msp_org_id);
-    op_explain(op, "org_not_discovered",
-               "connect first; discovery lists the organizations to map");
-    return RN_ENOENT;
-  }
-  if (rows > 1) {
-    snprintf(op->error, sizeof op->error,
-             "MSP organization %lld has NinjaOne organizations in several "
-             "regions: pass --region",
-             (long long)op->msp_org_id);
-    op_explain(op, "region_required", "pass --region");
-    return RN_EINVAL;
-  }
-  op->has_region = true;
-  return 0;
-}
-
 /* The row's organization as it is now; false (error noted) when unknown. */
 static int current_state(op_t *op, rn_devsrc_t *ds, bulk_t *b,
                          const row_t *row, char *state, size_t state_len,
                          int64_t *company_id, char *name, size_t name_len,
                          bool *same_name, bool *found) {
   char id[24];
-  snprintf(id, sizeof id, "%lld", (long long)op->msp_org_id);
-  const char *params[] = {id, nj_region_name(op->region), row->org};
+  op_msp_text(op, id);
+  const char *params[] = {id, op->region, row->org, P.source};
   rn_db_result_t *res;
   int rc = host->db_tx_exec(
       ds->tx,
@@ -290,8 +245,8 @@ static int current_state(op_t *op, rn_devsrc_t *ds, bulk_t *b,
       " " FOLDED_NAME("pc.name") " = " FOLDED_NAME("m.external_name")
       " FROM integration_org_mapping m LEFT JOIN portal_company pc"
       " ON pc.id = m.portal_company_id WHERE m.msp_org_id = $1 AND"
-      " m.provider = 'ninjaone' AND m.region = $2 AND m.external_org_id = $3",
-      3, params, &res);
+      " m.provider = $4 AND m.region = $2 AND m.external_org_id = $3",
+      4, params, &res);
   if (rc < 0) {
     snprintf(op->error, sizeof op->error, "database: %s",
              host->db_tx_error(ds->tx));
@@ -307,9 +262,9 @@ static int current_state(op_t *op, rn_devsrc_t *ds, bulk_t *b,
     *same_name = same && strcmp(same, "t") == 0;
   } else {
     row_error(b, row->line,
-              "NinjaOne organization %s has not been discovered in region %s "
+              "%s organization %s has not been discovered in region %s "
               "for MSP organization %lld",
-              row->org, nj_region_name(op->region), (long long)op->msp_org_id);
+              P.display_name, row->org, op->region, (long long)op->msp_org_id);
   }
   host->db_result_free(res);
   return 0;
@@ -335,19 +290,19 @@ static int apply_row(op_t *op, rn_devsrc_t *ds, bulk_t *b, const row_t *row) {
       (row->action == ACT_CREATE_NEW && strcmp(state, "MAPPED") == 0 &&
        same_name);
   rn_msp_org_t msp = RN_MSP_ORG(op->msp_org_id);
-  const char *region = nj_region_name(op->region);
+  const char *region = op->region;
   rn_company_t company = {.id = row->company_id ? row->company_id
                                                 : company_id};
   if (unchanged) {
     b->unchanged++;
   } else if (row->action == ACT_USE_EXISTING) {
-    rc = rn_mapping_use_existing(ds, msp, PROVIDER, region, row->org, company,
+    rc = rn_mapping_use_existing(ds, msp, P.source, region, row->org, company,
                                  b->from_ignored, b->actor);
   } else if (row->action == ACT_CREATE_NEW) {
-    rc = rn_mapping_create_new(ds, msp, PROVIDER, region, row->org,
+    rc = rn_mapping_create_new(ds, msp, P.source, region, row->org,
                                b->from_ignored, b->actor, &company);
   } else {
-    rc = rn_mapping_ignore(ds, msp, PROVIDER, region, row->org, b->actor);
+    rc = rn_mapping_ignore(ds, msp, P.source, region, row->org, b->actor);
   }
   /* Refusals leave the transaction usable: note them and go on, so one
    * run names every bad row. A database error ends the run. */
@@ -378,7 +333,7 @@ static int apply_row(op_t *op, rn_devsrc_t *ds, bulk_t *b, const row_t *row) {
 
 static int bulk_body(op_t *op, rn_devsrc_t *ds) {
   bulk_t *b = host->job_data(op->job);
-  int rc = resolve_region(op, ds);
+  int rc = resolve_mapping_region(op, ds, NULL);
   if (rc < 0)
     return rc;
   size_t ambiguous = 0, without = 0;
@@ -400,7 +355,7 @@ static int bulk_body(op_t *op, rn_devsrc_t *ds) {
     return rc;
   if (json_array_size(b->errors) == 0 && b->changed > 0) {
     json_t *details = json_pack(
-        "{s:s, s:s, s:I, s:I}", "region", nj_region_name(op->region),
+        "{s:s, s:s, s:I, s:I}", "region", op->region,
         "source", b->file ? b->file : "accept-suggestions", "changed",
         (json_int_t)b->changed, "unchanged", (json_int_t)b->unchanged);
     char *text = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS);
@@ -442,7 +397,7 @@ static void bulk_done(op_t *op) {
   json_object_set_new(op->result, "source",
                       json_string(b->file ? b->file : "accept-suggestions"));
   json_object_set_new(op->result, "region",
-                      json_string(nj_region_name(op->region)));
+                      json_string(op->region));
   json_object_set_new(op->result, "changes", json_incref(b->changes));
   json_object_set_new(op->result, "changed",
                       json_integer(b->apply && op->status == 0
@@ -478,7 +433,7 @@ static void bulk_done(op_t *op) {
       "%zu unchanged\n%-6s %-10s %-28s %-13s %-9s %s",
       b->apply ? "bulk mapping applied, each row audited"
                : "bulk mapping PREVIEW, nothing changed",
-      b->file ? b->file : "accept-suggestions", nj_region_name(op->region),
+      b->file ? b->file : "accept-suggestions", op->region,
       b->changed, b->unchanged, "LINE", "ORG", "NAME", "ACTION", "WAS",
       "COMPANY");
   size_t i;
@@ -524,10 +479,10 @@ void bulk_map_start(op_t *op) {
     op_fail(op, RN_ENOMEM, "out of memory");
     return;
   }
-  b->file = str_param(op, "from_file");
+  b->file = op_str(op, "from_file");
   b->apply = json_is_true(json_object_get(op->params, "apply"));
   b->from_ignored = json_is_true(json_object_get(op->params, "from_ignored"));
-  b->actor = str_param(op, "actor");
+  b->actor = op_str(op, "actor");
   b->errors = json_array();
   b->changes = json_array();
   host->job_set_data(op->job, b);

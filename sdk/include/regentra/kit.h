@@ -1,0 +1,31 @@
+/*
+ * regentra/kit.h - the device-source kit: what a source of the common RMM,
+ * MDM and PSA shape needs around <regentra/plugin.h> and
+ * <regentra/devsrc.h>, written once. Plugins link it statically
+ * (libregentra_kit.a, `pkg-config --libs regentra-sdk`); it uses only the
+ * host services handed to the plugin.
+ *
+ *   <regentra/kit/client.h>  the API client: OAuth2 client credentials with
+ *                            a per-credential token shared by the process,
+ *                            rate budget, retries, throttling, and walkers
+ *                            for after-id, cursor and next-link paging.
+ *
+ * Compatibility: the kit is versioned like the plugin ABI. A minor release
+ * only appends: new functions, new fields at the end of a struct (below its
+ * "append below this line" comment) and new hooks. Every struct a plugin
+ * fills in starts with struct_size and is written with its *_INIT macro or
+ * a designated initializer that sets struct_size, so that a field the
+ * plugin's headers did not know reads as zero (NULL, the default). A field
+ * is never removed, reordered or given another meaning within a major; that
+ * is a new major. A plugin may test RK_KIT_VERSION_MINOR at build time for
+ * a feature it needs.
+ */
+#ifndef REGENTRA_KIT_H
+#define REGENTRA_KIT_H
+
+#define RK_KIT_VERSION_MAJOR 1
+#define RK_KIT_VERSION_MINOR 0
+
+#include "regentra/kit/client.h"
+
+#endif

@@ -1,0 +1,412 @@
+/* The kit's API client against graph-sim over real sockets, as a Microsoft
+ * Graph source would use it: client-credentials tokens shared by every
+ * client of a credential, @odata.nextLink paging kept on the API's origin,
+ * 429s absorbed, a revoked token renewed once, refused credentials named. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "regentra/kit.h"
+#include "rt_host.h"
+#include "sim_client.h"
+
+#define APP "6d1f0c2a-4b7e-4f3a-9a51-0c8e2d7b1f90"
+#define SECRET "demo-graph-secret"
+#define CONTOSO "3f2a9c4e-7b1d-4e8a-9c2f-5d6e7f8a9b01"
+#define CONTOSO_DEVICES 7
+#define DEVICES "/v1.0/deviceManagement/managedDevices"
+
+static rt_host_t h;
+static sim_proc_t sim;
+
+static void start(void) {
+  const char *args[] = {"--fleet", GRAPH_FIXTURES "/demo.json", NULL};
+  cr_assert_eq(simc_start(&sim, args), 0, "graph-sim did not start");
+  rt_host_open(&h, NULL);
+}
+
+static void stop(void) {
+  rt_host_close(&h);
+  cr_expect_eq(simc_stop(&sim), 0);
+}
+
+TestSuite(kit_client, .init = start, .fini = stop, .timeout = 60);
+
+static const char *const labels[] = {DEVICES};
+
+/* A client of the demo app for a tenant; api_host names the Graph host
+ * ("127.0.0.1", or "localhost" for another origin than the one graph-sim
+ * writes into its next links). */
+static rk_client_t *client_for(const char *api_host, const char *secret) {
+  char base[128], token_url[256];
+  snprintf(base, sizeof base, "http://%s:%d", api_host, sim.port);
+  snprintf(token_url, sizeof token_url,
+           "http://127.0.0.1:%d/" CONTOSO "/oauth2/v2.0/token", sim.port);
+  rk_client_opts_t o = RK_CLIENT_OPTS_INIT;
+  o.provider = "Microsoft Graph";
+  o.key_name = "kit-test";
+  o.where = "tenant " CONTOSO;
+  o.rate_scope = CONTOSO;
+  o.base_url = base;
+  o.token_url = token_url;
+  o.client_id = APP;
+  o.client_secret = secret;
+  o.client_secret_len = strlen(secret);
+  o.scope = "https://graph.microsoft.com/.default";
+  o.refusal_hint = "wrong client id, secret or tenant";
+  o.backoff_base_ms = 20;
+  o.backoff_max_ms = 200;
+  o.endpoint_labels = labels;
+  o.endpoint_count = 1;
+  rk_client_t *c;
+  char err[256];
+  cr_assert_eq(rk_client_new(h.api, h.ctx, &o, &c, err, sizeof err), 0, "%s",
+               err);
+  return c;
+}
+
+static json_t *sim_stats(void) {
+  simc_resp_t r = simc_get(&sim, "/_sim/stats", NULL);
+  cr_assert_not_null(r.json);
+  json_t *j = json_incref(r.json);
+  simc_resp_free(&r);
+  return j;
+}
+
+static long stat_at(json_t *stats, const char *a, const char *b,
+                    const char *c) {
+  json_t *v = json_object_get(stats, a);
+  if (b)
+    v = json_object_get(v, b);
+  if (c)
+    v = json_object_get(v, c);
+  return v ? (long)json_integer_value(v) : 0;
+}
+
+/* ------------------------------------------------ Graph page decoding */
+
+/* The page: the parsed answer, rows in its "value" array. */
+static int decode_graph(const char *body, size_t len, rk_decoded_t *out,
+                        char *msg, size_t msglen, void *data) {
+  (void)data;
+  json_error_t jerr;
+  json_t *root = json_loadb(body, len, 0, &jerr);
+  if (!root) {
+    out->parse_error = true;
+    snprintf(msg, msglen, DEVICES ": the answer is not valid JSON");
+    return RN_EJSON;
+  }
+  out->page = root;
+  json_t *value = json_object_get(root, "value");
+  json_t *next = json_object_get(root, "@odata.nextLink");
+  if (!json_is_array(value) || (next && !json_is_string(next))) {
+    snprintf(msg, msglen, DEVICES ": a page without a \"value\" array");
+    return RN_EJSON;
+  }
+  out->count = json_array_size(value);
+  if (next && !(out->next_link = strdup(json_string_value(next)))) {
+    snprintf(msg, msglen, "out of memory");
+    return RN_ENOMEM;
+  }
+  return 0;
+}
+
+static void free_graph(void *page, void *data) {
+  (void)data;
+  json_decref(page);
+}
+
+typedef struct walk_run_s {
+  bool done;
+  rk_walk_result_t res;
+  char message[RK_ERR_LEN];
+  json_t *ids; /* every row's id, in order */
+} walk_run_t;
+
+static int on_page(const rk_page_t *page, void *data) {
+  walk_run_t *r = data;
+  json_t *value = json_object_get(page->page, "value");
+  for (size_t i = 0; i < page->count; i++)
+    json_array_append(r->ids, json_object_get(json_array_get(value, i), "id"));
+  return 0;
+}
+
+static void on_walk_done(rk_walk_t *w, const rk_walk_result_t *res,
+                         void *data) {
+  (void)w;
+  walk_run_t *r = data;
+  cr_assert_not(r->done, "walk finished twice");
+  r->done = true;
+  r->res = *res;
+  if (res->message)
+    snprintf(r->message, sizeof r->message, "%s", res->message);
+  r->res.message = NULL;
+}
+
+static void run_walk(rk_client_t *c, uint32_t top, walk_run_t *r) {
+  memset(r, 0, sizeof *r);
+  r->ids = json_array();
+  rk_walk_opts_t o = RK_WALK_OPTS_INIT;
+  o.paging = RK_PAGING_NEXT_LINK;
+  o.path = DEVICES;
+  o.query = "$select=id,deviceName,serialNumber";
+  o.page_param = "$top";
+  o.page_size = top;
+  o.endpoint = 0;
+  o.decode = decode_graph;
+  o.free_page = free_graph;
+  cr_assert_eq(rk_walk_start(c, &o, on_page, on_walk_done, r, NULL), 0);
+  cr_assert(rt_host_run_until(&h, &r->done, 30000), "walk did not finish");
+}
+
+/* ---------------------------------------------------------------- tests */
+
+Test(kit_client, walks_every_page_by_next_link) {
+  rk_client_t *c = client_for("127.0.0.1", SECRET);
+  walk_run_t r;
+  run_walk(c, 2, &r);
+  cr_expect_eq(r.res.status, 0, "%s", r.message);
+  cr_expect_not(r.res.truncated);
+  cr_expect_eq(json_array_size(r.ids), CONTOSO_DEVICES);
+  cr_expect_eq(r.res.rows, CONTOSO_DEVICES);
+  cr_expect_eq(r.res.pages, 4, "7 devices at $top=2");
+  for (size_t i = 0; i < json_array_size(r.ids); i++)
+    for (size_t k = 0; k < i; k++)
+      cr_expect_str_neq(json_string_value(json_array_get(r.ids, i)),
+                        json_string_value(json_array_get(r.ids, k)),
+                        "a device twice");
+  json_t *st = sim_stats();
+  cr_expect_eq(stat_at(st, "paths", DEVICES, NULL), 4);
+  cr_expect_eq(stat_at(st, "tenants", CONTOSO, "tokenRequests"), 1);
+  json_decref(st);
+  rk_stats_t mine;
+  rk_client_get_stats(c, &mine);
+  cr_expect_eq(mine.requests, 4);
+  cr_expect_eq(mine.endpoint_requests[0], 4);
+  cr_expect_eq(mine.token_requests, 1);
+  json_t *j = rk_stats_json(&mine, labels, 1, rk_client_token_label(c));
+  cr_expect_eq(json_integer_value(
+                   json_object_get(json_object_get(j, "by_endpoint"), DEVICES)),
+               4);
+  cr_expect_eq(
+      json_integer_value(json_object_get(json_object_get(j, "by_endpoint"),
+                                         "/" CONTOSO "/oauth2/v2.0/token")),
+      1);
+  json_decref(j);
+  json_decref(r.ids);
+  rk_client_free(c);
+}
+
+typedef struct auth_run_s {
+  bool done;
+  int status;
+  char message[RK_ERR_LEN];
+  int *finished;
+} auth_run_t;
+
+static void on_authenticated(rk_client_t *c, int status, const char *message,
+                             void *data) {
+  (void)c;
+  auth_run_t *a = data;
+  a->done = true;
+  a->status = status;
+  if (message)
+    snprintf(a->message, sizeof a->message, "%s", message);
+  if (a->finished)
+    (*a->finished)++;
+}
+
+Test(kit_client, clients_of_one_credential_share_one_token_request) {
+  enum { N = 5 };
+  rk_client_t *clients[N];
+  auth_run_t runs[N] = {0};
+  int finished = 0;
+  for (int i = 0; i < N; i++) {
+    clients[i] = client_for("127.0.0.1", SECRET);
+    runs[i].finished = &finished;
+    cr_assert_eq(rk_client_authenticate(clients[i], on_authenticated, &runs[i]),
+                 0);
+  }
+  for (int i = 0; i < 600 && finished < N; i++) {
+    bool never = false;
+    rt_host_run_until(&h, &never, 50);
+  }
+  cr_assert_eq(finished, N);
+  uint64_t token_requests = 0;
+  for (int i = 0; i < N; i++) {
+    cr_expect_eq(runs[i].status, 0, "%s", runs[i].message);
+    rk_stats_t st;
+    rk_client_get_stats(clients[i], &st);
+    token_requests += st.token_requests;
+  }
+  cr_expect_eq(token_requests, 1, "the clients' own figures");
+  /* A client made later takes the token from the process's cache. */
+  rk_client_t *late = client_for("127.0.0.1", SECRET);
+  walk_run_t r;
+  run_walk(late, 1000, &r);
+  cr_expect_eq(r.res.status, 0, "%s", r.message);
+  rk_stats_t st;
+  rk_client_get_stats(late, &st);
+  cr_expect_eq(st.token_requests, 0);
+  cr_expect_eq(st.token_cache_hits, 1);
+  json_t *sims = sim_stats();
+  cr_expect_eq(stat_at(sims, "tenants", CONTOSO, "tokenRequests"), 1,
+               "graph-sim saw one token request for the credential");
+  cr_expect_eq(stat_at(sims, "tokenRequests", NULL, NULL), 1);
+  json_decref(sims);
+  json_decref(r.ids);
+  rk_client_free(late);
+  for (int i = 0; i < N; i++)
+    rk_client_free(clients[i]);
+}
+
+Test(kit_client, absorbs_429s_with_retry_after) {
+  cr_assert_eq(simc_control(&sim, "faults",
+                            "{\"endpoint\":\"managedDevices\",\"status\":429,"
+                            "\"retryAfter\":1,\"nth\":2,\"count\":2}"),
+               200);
+  rk_client_t *c = client_for("127.0.0.1", SECRET);
+  walk_run_t r;
+  run_walk(c, 3, &r);
+  cr_expect_eq(r.res.status, 0, "%s", r.message);
+  cr_expect_not(r.res.truncated);
+  cr_expect_eq(json_array_size(r.ids), CONTOSO_DEVICES,
+               "every device once, none twice");
+  cr_expect_eq(r.res.requests, 3 + 2, "three pages and two throttled asks");
+  rk_stats_t st;
+  rk_client_get_stats(c, &st);
+  cr_expect_eq(st.throttled_429, 2);
+  cr_expect_eq(st.throttled, 2);
+  cr_expect_eq(st.retries, 0, "a throttle is not a failure");
+  json_t *sims = sim_stats();
+  cr_expect_eq(stat_at(sims, "throttled", NULL, NULL), 2);
+  json_decref(sims);
+  json_decref(r.ids);
+  rk_client_free(c);
+}
+
+Test(kit_client, refuses_a_next_link_on_another_origin) {
+  /* graph-sim writes its links for 127.0.0.1: to a client of localhost
+   * they lead elsewhere, and the token must not follow them. */
+  rk_client_t *c = client_for("localhost", SECRET);
+  walk_run_t r;
+  run_walk(c, 2, &r);
+  cr_expect_eq(r.res.status, RN_EUPSTREAM, "%s", r.message);
+  cr_expect(r.res.truncated);
+  cr_expect_eq(r.res.rows, 2, "the first page was delivered");
+  cr_expect(strstr(r.message, "origin") && strstr(r.message, DEVICES), "%s",
+            r.message);
+  json_t *sims = sim_stats();
+  cr_expect_eq(stat_at(sims, "paths", DEVICES, NULL), 1,
+               "the foreign link was never asked for");
+  json_decref(sims);
+  json_decref(r.ids);
+  rk_client_free(c);
+}
+
+typedef struct req_run_s {
+  bool done;
+  int status;
+  long http;
+  unsigned requests;
+  size_t rows;
+  char message[RK_ERR_LEN];
+} req_run_t;
+
+static void on_response(rk_client_t *c, const rk_response_t *resp, void *data) {
+  (void)c;
+  req_run_t *r = data;
+  r->done = true;
+  r->status = resp->status;
+  r->http = resp->http_status;
+  r->requests = resp->requests;
+  if (resp->message)
+    snprintf(r->message, sizeof r->message, "%s", resp->message);
+  json_t *j =
+      resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+  r->rows = json_array_size(json_object_get(j, "value"));
+  json_decref(j);
+}
+
+static void run_request(rk_client_t *c, const char *path, req_run_t *r) {
+  memset(r, 0, sizeof *r);
+  rk_request_opts_t o = RK_REQUEST_OPTS_INIT;
+  o.path = path;
+  o.endpoint = 0;
+  cr_assert_eq(rk_request(c, &o, on_response, r, NULL), 0);
+  cr_assert(rt_host_run_until(&h, &r->done, 30000), "request did not end");
+}
+
+Test(kit_client, renews_a_revoked_token_once) {
+  rk_client_t *c = client_for("127.0.0.1", SECRET);
+  req_run_t r;
+  run_request(c, DEVICES "?$top=5", &r);
+  cr_assert_eq(r.status, 0, "%s", r.message);
+  cr_expect_eq(r.rows, 5);
+  cr_assert_eq(simc_control(&sim, "revoke-tokens", "{}"), 200);
+  run_request(c, DEVICES "?$top=5", &r);
+  cr_expect_eq(r.status, 0, "%s", r.message);
+  cr_expect_eq(r.http, 200);
+  cr_expect_eq(r.requests, 2, "the 401 and the retry with the new token");
+  rk_stats_t st;
+  rk_client_get_stats(c, &st);
+  cr_expect_eq(st.renewals_401, 1);
+  cr_expect_eq(st.token_requests, 2);
+  json_t *sims = sim_stats();
+  cr_expect_eq(stat_at(sims, "tenants", CONTOSO, "tokenRequests"), 2);
+  json_decref(sims);
+  rk_client_free(c);
+}
+
+Test(kit_client, refused_credentials_are_one_clear_error) {
+  rk_client_t *c = client_for("127.0.0.1", "not-the-secret");
+  req_run_t r;
+  run_request(c, DEVICES, &r);
+  cr_expect_eq(r.status, RN_EAUTH, "%s", r.message);
+  cr_expect(strstr(r.message, "Microsoft Graph refused the client "
+                              "credentials at tenant " CONTOSO),
+            "%s", r.message);
+  cr_expect(strstr(r.message, "wrong client id, secret or tenant"), "%s",
+            r.message);
+  cr_expect(strstr(r.message, "invalid_client"), "%s", r.message);
+  cr_expect_null(strstr(r.message, "not-the-secret"), "secret in a message");
+  json_t *sims = sim_stats();
+  cr_expect_eq(stat_at(sims, "paths", DEVICES, NULL), 0,
+               "no API request without a token");
+  json_decref(sims);
+  rk_client_free(c);
+}
+
+Test(kit_client, retries_server_errors_then_names_the_request) {
+  cr_assert_eq(simc_control(&sim, "faults",
+                            "{\"endpoint\":\"managedDevices\",\"status\":503,"
+                            "\"count\":2}"),
+               200);
+  rk_client_t *c = client_for("127.0.0.1", SECRET);
+  req_run_t r;
+  run_request(c, DEVICES, &r);
+  cr_expect_eq(r.status, 0, "%s", r.message);
+  cr_expect_eq(r.requests, 3);
+  cr_assert_eq(simc_control(&sim, "faults",
+                            "{\"endpoint\":\"managedDevices\",\"status\":500,"
+                            "\"count\":100}"),
+               200);
+  run_request(c, DEVICES, &r);
+  cr_expect_eq(r.status, RN_EUPSTREAM);
+  cr_expect_eq(r.requests, 5, "the first try and four retries");
+  cr_expect(strstr(r.message, "GET " DEVICES " at tenant " CONTOSO) &&
+                strstr(r.message, "failed after 5 attempts"),
+            "%s", r.message);
+  rk_client_free(c);
+}
+
+Test(kit_client, a_foreign_absolute_url_is_refused_before_sending) {
+  rk_client_t *c = client_for("127.0.0.1", SECRET);
+  rk_request_opts_t o = RK_REQUEST_OPTS_INIT;
+  o.path = "http://localhost:1/v1.0/me";
+  req_run_t r = {0};
+  cr_expect_eq(rk_request(c, &o, on_response, &r, NULL), RN_EACCES);
+  cr_expect_not(r.done);
+  rk_client_free(c);
+}
