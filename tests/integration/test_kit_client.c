@@ -414,6 +414,30 @@ Test(kit_client, a_foreign_absolute_url_is_refused_before_sending) {
   rk_client_free(c);
 }
 
+/* Where a token may go: the base URL's scheme, host and port exactly. */
+Test(kit_origin, a_next_link_keeps_scheme_host_and_port) {
+  static const struct {
+    const char *url;
+    bool same;
+  } cases[] = {
+      {"https://graph.microsoft.com/v1.0/x?$skiptoken=1", true},
+      {"HTTPS://Graph.Microsoft.com/v1.0/x", true},
+      {"https://graph.microsoft.com", true},
+      {"https://graph.microsoft.com?$top=1", true},
+      {"http://graph.microsoft.com/v1.0/x", false},
+      {"https://graph.microsoft.com:8443/v1.0/x", false},
+      {"https://graph.microsoft.com.evil.example/v1.0/x", false},
+      {"https://graph.microsoft.com@evil.example/v1.0/x", false},
+      {"https://evil.example/https://graph.microsoft.com/", false},
+      {"/v1.0/x", false},
+      {"graph.microsoft.com/v1.0/x", false},
+      {"", false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    cr_expect_eq(rk_same_origin(cases[i].url, "https://graph.microsoft.com"),
+                 cases[i].same, "%s", cases[i].url);
+}
+
 /* ----------------------------------- id and cursor paging, on ninjaone-sim */
 #ifdef NJ_SIM_BINARY
 
