@@ -74,7 +74,11 @@ static void *serve(void *data) {
     pthread_mutex_lock(&s->lock);
     if (strncmp(req, "POST /token", 11) == 0) {
       s->token_requests++;
-      bool good = end && strstr(end, "client_secret=" SECRET) &&
+      /* The secret is the body's last field, to the byte. */
+      const char *field = "client_secret=" SECRET;
+      size_t body_len = end ? strlen(end) : 0;
+      bool good = end && body_len >= strlen(field) &&
+                  strcmp(end + body_len - strlen(field), field) == 0 &&
                   strstr(end, "client_id=probe-client");
       reply(c, good ? 200 : 401,
             good ? "{\"access_token\": \"t\"}"
@@ -339,6 +343,9 @@ static int token_requests(void) {
 
 Test(kit_card, organizations_the_operator_names_are_each_authenticated) {
   json_t *j;
+  /* A secret file's line end is not part of the secret (the host reads
+   * it so): neither sent nor sealed. */
+  rt_write_file(h.secret_file, SECRET "\r\n", 0600);
   /* A malformed id is refused before any request. */
   cr_expect_eq(given(&j, "connect", "--msp-org", rt_nj_id(msp), "--client-id",
                      "probe-client", "--client-secret-file", h.secret_file,
@@ -363,7 +370,8 @@ Test(kit_card, organizations_the_operator_names_are_each_authenticated) {
                              " 'global' AND external_org_id IN ('aa11-22',"
                              " 'bb33-44')"),
                2);
-  /* --refresh authenticates in each one again, with the sealed secret. */
+  /* --refresh authenticates in each one again, with the sealed secret:
+   * sealed without the line end too. */
   cr_assert_eq(given(&j, "orgs", "--msp-org", rt_nj_id(msp), "--refresh", NULL),
                0);
   cr_expect_eq(json_array_size(json_object_get(j, "organizations")), 2);
