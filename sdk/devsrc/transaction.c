@@ -12,8 +12,8 @@ typedef struct tx_s {
   rn_devsrc_tx_fn body;
   rn_devsrc_done_cb done;
   void *data;
-  int status;        /* the body's */
-  char error[1024];  /* the body's reason, copied out of its rn_devsrc_t */
+  int status;       /* the body's */
+  char error[1024]; /* the body's reason, copied out of its rn_devsrc_t */
 } tx_t;
 
 int rn_devsrc_fail(rn_devsrc_t *ds, int err, const char *fmt, ...) {

@@ -1,4 +1,4 @@
-/* card_internal.h - shared by the integration card's files (sdk/kit/card*.c). */
+/* card_internal.h - shared by the files of the integration card. */
 #ifndef RK_CARD_INTERNAL_H
 #define RK_CARD_INTERNAL_H
 
@@ -47,9 +47,9 @@ struct rk_session_s {
   char *sealed;            /* a saved sealed secret (host memory) */
   char *secret;            /* opened (host memory); wiped by wipe_secret */
   size_t secret_len;
-  const char *job_secret;  /* the job's own, the host wipes it */
+  const char *job_secret; /* the job's own, the host wipes it */
   size_t job_secret_len;
-  rk_credential_t cred;    /* what the hooks see */
+  rk_credential_t cred; /* what the hooks see */
   /* the provider's */
   void *data;
   void (*release)(void *data);
@@ -57,8 +57,8 @@ struct rk_session_s {
   char *granted_scope;
   bool scope_wider;
   /* discovery */
-  json_t *orgs;     /* [{"id":"12","name":"Contoso"}] */
-  json_t *given;    /* RK_ORGS_GIVEN: the ids the operator named */
+  json_t *orgs;  /* [{"id":"12","name":"Contoso"}] */
+  json_t *given; /* RK_ORGS_GIVEN: the ids the operator named */
   size_t given_next;
   bool truncated;
   uint64_t pages;
@@ -115,7 +115,7 @@ int resolve_mapping_region(op_t *op, rn_devsrc_t *ds, const char *org);
 
 /* A company name as names are compared: trimmed, case folded, runs of white
  * space as one space. The suggestion (sdk/devsrc/mappings.c) folds alike. */
-#define FOLDED_NAME(column) \
+#define FOLDED_NAME(column)                                                    \
   "lower(regexp_replace(btrim(" column "), '\\s+', ' ', 'g'))"
 
 /* Bulk mapping (card_bulk.c): `map --accept-suggestions` and `map

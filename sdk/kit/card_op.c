@@ -207,8 +207,7 @@ void rk_session_done(rk_session_t *s, int status, const char *message) {
 
 /* Calls a hook; a synchronous failure reaches then() with what the hook
  * said, else with `what: <error>`. */
-static void call_hook(op_t *op, int (*hook)(rk_session_t *),
-                      const char *what,
+static void call_hook(op_t *op, int (*hook)(rk_session_t *), const char *what,
                       void (*then)(op_t *, int, const char *)) {
   op->hook_error[0] = '\0';
   op->hook_then = then;
@@ -288,14 +287,13 @@ void op_discover(op_t *op, void (*next)(op_t *op)) {
   op->orgs = json_array();
   op->truncated = false;
   op->pages = 0;
-  op->cred = (rk_credential_t){.struct_size = sizeof op->cred,
-                               .msp_org_id = op->msp_org_id,
-                               .region = op->region,
-                               .client_id = op->client_id,
-                               .secret = op->secret ? op->secret
-                                                    : op->job_secret,
-                               .secret_len = op->secret ? op->secret_len
-                                                        : op->job_secret_len};
+  op->cred = (rk_credential_t){
+      .struct_size = sizeof op->cred,
+      .msp_org_id = op->msp_org_id,
+      .region = op->region,
+      .client_id = op->client_id,
+      .secret = op->secret ? op->secret : op->job_secret,
+      .secret_len = op->secret ? op->secret_len : op->job_secret_len};
   if (!op->orgs) {
     discovery_end(op, RN_ENOMEM, NULL);
     return;
@@ -493,8 +491,8 @@ rk_words_t rk__words;
 static const rn_job_def_t *card_jobs[32];
 
 static bool word_ok(const char *s) {
-  return s && *s && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") ==
-                        strlen(s);
+  return s && *s &&
+         strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(s);
 }
 
 const rn_job_def_t *const *rk_card_jobs(const rn_host_t *h,
@@ -519,8 +517,8 @@ const rn_job_def_t *const *rk_card_jobs(const rn_host_t *h,
   if (!problem) {
     rk__host = h;
     rk__card_words();
-    const rn_job_def_t *own[] = {&rk__job_test, &rk__job_connect,
-                                 &rk__job_orgs, &rk__job_map,
+    const rn_job_def_t *own[] = {&rk__job_test,       &rk__job_connect,
+                                 &rk__job_orgs,       &rk__job_map,
                                  &rk__job_disconnect, &rk__job_status};
     for (size_t i = 0; i < sizeof own / sizeof *own; i++)
       card_jobs[n++] = own[i];

@@ -74,10 +74,15 @@ static void *serve(void *data) {
     pthread_mutex_lock(&s->lock);
     if (strncmp(req, "POST /token", 11) == 0) {
       s->token_requests++;
-      bool good = end && strstr(end, "client_secret=" SECRET) &&
+      /* The secret is the body's last field, to the byte. */
+      const char *field = "client_secret=" SECRET;
+      size_t body_len = end ? strlen(end) : 0;
+      bool good = end && body_len >= strlen(field) &&
+                  strcmp(end + body_len - strlen(field), field) == 0 &&
                   strstr(end, "client_id=probe-client");
-      reply(c, good ? 200 : 401, good ? "{\"access_token\": \"t\"}"
-                                      : "{\"error\": \"invalid_client\"}");
+      reply(c, good ? 200 : 401,
+            good ? "{\"access_token\": \"t\"}"
+                 : "{\"error\": \"invalid_client\"}");
     } else {
       s->list_requests++;
       reply(c, 200, orgs_json);
@@ -121,11 +126,13 @@ static void setup(void) {
                             " ('Rival MSP', 'MSP') RETURNING id");
   customer = rt_nj_int(&h, "INSERT INTO organization (name, kind) VALUES"
                            " ('Dental', 'CUSTOMER') RETURNING id");
-  contoso = rt_nj_int(&h, "INSERT INTO portal_company (msp_org_id, name)"
-                          " VALUES (%lld, 'Contoso') RETURNING id",
+  contoso = rt_nj_int(&h,
+                      "INSERT INTO portal_company (msp_org_id, name)"
+                      " VALUES (%lld, 'Contoso') RETURNING id",
                       msp);
-  rival_company = rt_nj_int(&h, "INSERT INTO portal_company (msp_org_id,"
-                                " name) VALUES (%lld, 'Fabrikam') RETURNING id",
+  rival_company = rt_nj_int(&h,
+                            "INSERT INTO portal_company (msp_org_id,"
+                            " name) VALUES (%lld, 'Fabrikam') RETURNING id",
                             other_msp);
 }
 
@@ -205,8 +212,7 @@ Test(kit_card, a_second_provider_runs_every_command_of_the_card) {
   cr_expect_null(json_object_get(j, "granted_scope"),
                  "the probe reports no scope");
   json_decref(j);
-  cr_expect_eq(rt_nj_int(&h, "SELECT count(*) FROM integration_credential"),
-               0);
+  cr_expect_eq(rt_nj_int(&h, "SELECT count(*) FROM integration_credential"), 0);
   cr_expect_eq(rt_nj_int(&h, "SELECT count(*) FROM audit_log"), 0);
 
   /* connect: sealed, saved, discovered, audited on the MSP */
@@ -214,16 +220,18 @@ Test(kit_card, a_second_provider_runs_every_command_of_the_card) {
   cr_expect(json_is_true(json_object_get(j, "saved")));
   cr_expect_eq(jint(json_object_get(j, "discovery"), "added"), 2);
   json_decref(j);
-  char *sealed = rt_nj_text(&h, "SELECT sealed_secret FROM"
-                                " integration_credential WHERE provider ="
-                                " 'cardprobe' AND region = 'global' AND"
-                                " is_active AND msp_org_id = %lld",
+  char *sealed = rt_nj_text(&h,
+                            "SELECT sealed_secret FROM"
+                            " integration_credential WHERE provider ="
+                            " 'cardprobe' AND region = 'global' AND"
+                            " is_active AND msp_org_id = %lld",
                             msp);
   cr_assert_not_null(sealed);
   cr_expect(!strstr(sealed, SECRET), "stored sealed, never in clear");
   free(sealed);
-  char *events = rt_nj_text(&h, "SELECT string_agg(event, ',' ORDER BY id)"
-                                " FROM audit_log WHERE organization_id = %lld",
+  char *events = rt_nj_text(&h,
+                            "SELECT string_agg(event, ',' ORDER BY id)"
+                            " FROM audit_log WHERE organization_id = %lld",
                             msp);
   cr_expect_str_eq(events, "CARDPROBE_CONNECTED,CARDPROBE_DISCOVERY");
   free(events);
@@ -243,8 +251,7 @@ Test(kit_card, a_second_provider_runs_every_command_of_the_card) {
   pthread_mutex_lock(&srv.lock);
   int lists = srv.list_requests;
   pthread_mutex_unlock(&srv.lock);
-  cr_assert_eq(card(&j, "orgs", "--msp-org", rt_nj_id(msp), "--refresh",
-                    NULL),
+  cr_assert_eq(card(&j, "orgs", "--msp-org", rt_nj_id(msp), "--refresh", NULL),
                0);
   json_decref(j);
   pthread_mutex_lock(&srv.lock);
@@ -292,8 +299,7 @@ Test(kit_card, a_bad_secret_is_refused_and_nothing_is_saved) {
   cr_expect(strstr(jstr(j, "message"), "wrong client id or secret"), "%s",
             jstr(j, "message"));
   json_decref(j);
-  cr_expect_eq(rt_nj_int(&h, "SELECT count(*) FROM integration_credential"),
-               0);
+  cr_expect_eq(rt_nj_int(&h, "SELECT count(*) FROM integration_credential"), 0);
   cr_expect_eq(rt_nj_int(&h, "SELECT count(*) FROM integration_org_mapping"),
                0);
   cr_expect_eq(rt_nj_int(&h, "SELECT count(*) FROM audit_log"), 0);
@@ -322,9 +328,8 @@ Test(kit_card, the_msp_and_its_customers_are_never_confused) {
                              " 'PENDING' AND portal_company_id IS NULL"),
                1);
   /* The other MSP sees no credential of this one. */
-  cr_expect_eq(card(&j, "orgs", "--msp-org", rt_nj_id(other_msp), "--refresh",
-                    NULL),
-               1);
+  cr_expect_eq(
+      card(&j, "orgs", "--msp-org", rt_nj_id(other_msp), "--refresh", NULL), 1);
   cr_expect_str_eq(jstr(j, "error"), "not_connected");
   json_decref(j);
 }
@@ -338,6 +343,9 @@ static int token_requests(void) {
 
 Test(kit_card, organizations_the_operator_names_are_each_authenticated) {
   json_t *j;
+  /* A secret file's line end is not part of the secret (the host reads
+   * it so): neither sent nor sealed. */
+  rt_write_file(h.secret_file, SECRET "\r\n", 0600);
   /* A malformed id is refused before any request. */
   cr_expect_eq(given(&j, "connect", "--msp-org", rt_nj_id(msp), "--client-id",
                      "probe-client", "--client-secret-file", h.secret_file,
@@ -362,9 +370,9 @@ Test(kit_card, organizations_the_operator_names_are_each_authenticated) {
                              " 'global' AND external_org_id IN ('aa11-22',"
                              " 'bb33-44')"),
                2);
-  /* --refresh authenticates in each one again, with the sealed secret. */
-  cr_assert_eq(given(&j, "orgs", "--msp-org", rt_nj_id(msp), "--refresh",
-                     NULL),
+  /* --refresh authenticates in each one again, with the sealed secret:
+   * sealed without the line end too. */
+  cr_assert_eq(given(&j, "orgs", "--msp-org", rt_nj_id(msp), "--refresh", NULL),
                0);
   cr_expect_eq(json_array_size(json_object_get(j, "organizations")), 2);
   json_decref(j);

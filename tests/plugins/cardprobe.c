@@ -68,8 +68,9 @@ static void orgs_done(rn_ctx_t *ctx, int status, const rn_http_response_t *resp,
   json_t *list = json_loads(resp->body, 0, NULL);
   if (resp->status != 200 || !json_is_array(list)) {
     json_decref(list);
-    rk_session_done(s, RN_EUPSTREAM, "the organization list is not a JSON "
-                                     "array");
+    rk_session_done(s, RN_EUPSTREAM,
+                    "the organization list is not a JSON "
+                    "array");
     return;
   }
   size_t i;
@@ -129,8 +130,7 @@ static const rk_provider_t provider = {
 #endif
 
 static const rn_option_t options[] = {
-    RN_OPTION(.name = "list_url", .type = RN_OPT_URL,
-              .flags = RN_OPT_REQUIRED,
+    RN_OPTION(.name = "list_url", .type = RN_OPT_URL, .flags = RN_OPT_REQUIRED,
               .help = "where /token and /orgs are served"),
     {0},
 };

@@ -12,15 +12,15 @@ static void client_release(void *client) {
   nj_client_free(client);
 }
 
-static void authenticated(nj_client_t *client, int status,
-                          const char *message, void *data) {
+static void authenticated(nj_client_t *client, int status, const char *message,
+                          void *data) {
   rk_session_t *s = data;
   if (status >= 0) {
     /* We ask for monitoring only; report anything wider NinjaOne grants. */
     const char *scope = nj_client_granted_scope(client);
-    rk_session_set_scope(s, scope,
-                         scope && (strstr(scope, "management") ||
-                                   strstr(scope, "control")));
+    rk_session_set_scope(
+        s, scope,
+        scope && (strstr(scope, "management") || strstr(scope, "control")));
   }
   rk_session_done(s, status, message);
 }
@@ -91,8 +91,7 @@ static int status_budget(void *state, rn_devsrc_t *ds, int64_t msp_org_id,
   cred_plan_t *creds;
   size_t ncreds;
   char error[512];
-  int rc = plan_query(ds->tx, msp_org_id, &creds, &ncreds, error,
-                      sizeof error);
+  int rc = plan_query(ds->tx, msp_org_id, &creds, &ncreds, error, sizeof error);
   if (rc < 0)
     return rn_devsrc_fail(ds, rc, "%s", error);
   for (size_t k = 0; k < ncreds && rc == 0; k++) {

@@ -70,8 +70,8 @@ enum rk_provider_flags {
 
 /* What a command adds to one credential's `status` (see status_extra). */
 typedef struct rk_status_extra_s {
-  char *json;     /* new (host memory) JSON object merged into the
-                     credential's status object; NULL = nothing */
+  char *json;      /* new (host memory) JSON object merged into the
+                      credential's status object; NULL = nothing */
   char line[1024]; /* appended to the text, after a newline and indent;
                       "" = nothing */
 } rk_status_extra_t;
@@ -87,7 +87,7 @@ typedef struct rk_provider_s {
   /* '|'-separated region words ("us|us2|eu|ca|oc"), or NULL: every
    * credential is saved under the one `region`. */
   const char *regions;
-  const char *region; /* with regions NULL, e.g. "global" */
+  const char *region;         /* with regions NULL, e.g. "global" */
   const char *region_help;    /* "the NinjaOne region you sign in to" */
   const char *client_id_help; /* where the operator finds the client id */
   /* --refresh's help; NULL: "list the organizations again before listing" */
