@@ -28,6 +28,10 @@ void rt_proc_start(rt_proc_t *p, char *const argv[], char *const env[],
            (long)getpid(), ++seq);
   snprintf(p->err_path, sizeof p->err_path, "/tmp/rt-%ld-%d.err",
            (long)getpid(), seq);
+  /* A file an earlier process of the same pid left behind would read as
+   * this child's output until the child truncates it. */
+  unlink(p->out_path);
+  unlink(p->err_path);
   int in_pipe[2] = {-1, -1};
   if (stdin_text && pipe(in_pipe) < 0)
     abort();
