@@ -58,13 +58,17 @@ void rk__card_words(void) {
            "ID%s --client-id ID --client-secret-file FILE%s'%s",
            group, P.regions ? " --region R" : "", given ? " --orgs ID,..." : "",
            P.regions ? "; the region is then read from it" : "");
-  snprintf(W.org_not_discovered_hint, sizeof W.org_not_discovered_hint,
-           given ? "connect again naming it in --orgs; the organizations of "
-                   "a %s%s credential are the ones its operator names"
-                 : "run 'regentra-runner %s orgs --refresh'; if the "
-                   "organization still does not appear, confirm in %s that "
-                   "it exists and that the API client can see it",
-           given ? "" : group, name);
+  if (given)
+    snprintf(W.org_not_discovered_hint, sizeof W.org_not_discovered_hint,
+             "connect again naming it in --orgs: the organizations of a %s "
+             "credential are the ones its operator names",
+             name);
+  else
+    snprintf(W.org_not_discovered_hint, sizeof W.org_not_discovered_hint,
+             "run 'regentra-runner %s orgs --refresh'; if the organization "
+             "still does not appear, confirm in %s that it exists and that "
+             "the API client can see it",
+             group, name);
   snprintf(W.map_usage_hint, sizeof W.map_usage_hint,
            "see 'regentra-runner %s map --help'", group);
   snprintf(W.no_orgs_hint, sizeof W.no_orgs_hint, "%s",
@@ -247,7 +251,7 @@ static int read_given(op_t *op) {
                  (int)(n < 100 ? n : 100), p, P.display_name,
                  P.org_id_form ? " (" : "", P.org_id_form ? P.org_id_form : "",
                  P.org_id_form ? ")" : "");
-        op_explain(op, "invalid_argument", W.map_usage_hint);
+        op_explain(op, "invalid_argument", NULL);
         return RN_EINVAL;
       }
       json_array_append_new(op->given, json_string(id));
