@@ -112,13 +112,18 @@ static bool tenant_valid(const char *id) {
   return id[36] == '\0';
 }
 
-/* The --json error code and fix of a refused token (the card's own checks
- * name theirs). */
+/* The --json error code and fix of a refused token or a 403 (the card's
+ * own checks name theirs). */
 static const char *explain(int status, const char **hint) {
-  *hint = "use the secret's value (not its id), and have an administrator of "
-          "the tenant grant admin consent to the app "
-          "(DeviceManagementManagedDevices.Read.All)";
-  return status == RN_EAUTH ? "auth_refused" : NULL;
+  bool auth = status == RN_EAUTH;
+  *hint = auth ? "use the secret's value (not its id), and have the tenant "
+                 "grant the app admin consent"
+               : "an administrator of the tenant grants the app the "
+                 "application permission "
+                 "DeviceManagementManagedDevices.Read.All (admin consent)";
+  return auth                  ? "auth_refused"
+         : status == RN_EACCES ? "permission_denied"
+                               : NULL;
 }
 
 /* --------------------------------------------------------------- the run */
@@ -235,12 +240,14 @@ static void free_page(void *page, void *data) {
 }
 
 /* Keeps one Graph managedDevice as an asset; personal devices never. */
-static void add_device(run_t *run, json_t *dev, const char *tenant) {
+static int add_device(run_t *run, json_t *dev, const char *tenant) {
   const char *owner = str(dev, "managedDeviceOwnerType");
   if (!owner || strcmp(owner, "company")) {
     run->personal++;
-    return;
+    return 0;
   }
+  if (!str(dev, "id"))
+    return RN_EJSON;
   device_t *d = &run->devices[run->n_devices++];
   memset(d, 0, sizeof *d);
   const char *os = str(dev, "operatingSystem");
@@ -259,6 +266,7 @@ static void add_device(run_t *run, json_t *dev, const char *tenant) {
                           .model = str(dev, "model"),
                           .last_seen_ms = iso_ms(str(dev, "lastSyncDateTime")),
                           .external_org_id = tenant};
+  return 0;
 }
 
 /* Loop thread, page by page: the page is held until the company is
@@ -266,27 +274,21 @@ static void add_device(run_t *run, json_t *dev, const char *tenant) {
 static int on_page(const rk_page_t *page, void *data) {
   run_t *run = data;
   const char *tenant = run->targets[run->cur].tenant;
-  json_t *value = json_object_get(page->page, "value"), *dev;
-  size_t i;
-  json_array_foreach(value, i, dev) {
-    if (!str(dev, "id")) {
+  size_t n = run->n_devices + page->count + 1;
+  device_t *grown = host->realloc(run->devices, n * sizeof *grown);
+  if (grown)
+    run->devices = grown;
+  if (!grown || json_array_append(run->held, page->page) < 0) {
+    fail(run, RN_ENOMEM, "tenant %s: out of memory", tenant);
+    return RN_ENOMEM;
+  }
+  for (size_t i = 0; i < page->count; i++)
+    if (add_device(run, json_array_get(json_object_get(page->page, "value"), i),
+                   tenant) < 0) {
       fail(run, RN_EJSON, "tenant %s: device %zu of page %u has no \"id\"",
            tenant, i + 1, page->number);
       return RN_EJSON;
     }
-  }
-  size_t n = run->n_devices + page->count + 1;
-  device_t *grown = host->realloc(run->devices, n * sizeof *grown);
-  if (!grown || json_array_append(run->held, page->page) < 0) {
-    if (grown)
-      run->devices = grown;
-    fail(run, RN_ENOMEM, "tenant %s: out of memory", tenant);
-    return RN_ENOMEM;
-  }
-  run->devices = grown;
-  json_array_foreach(value, i, dev) {
-    add_device(run, dev, tenant);
-  }
   return 0;
 }
 
