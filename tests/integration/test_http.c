@@ -480,8 +480,8 @@ static int mute_start(void) {
   cr_assert_eq(uv_tcp_bind(&mute_server, (struct sockaddr *)&addr, 0), 0);
   cr_assert_eq(uv_listen((uv_stream_t *)&mute_server, 16, mute_accept), 0);
   int len = sizeof addr;
-  cr_assert_eq(
-      uv_tcp_getsockname(&mute_server, (struct sockaddr *)&addr, &len), 0);
+  cr_assert_eq(uv_tcp_getsockname(&mute_server, (struct sockaddr *)&addr, &len),
+               0);
   return ntohs(addr.sin_port);
 }
 
@@ -512,8 +512,7 @@ Test(http_failure, a_refused_connection_is_named_with_curls_error) {
   int port;
   int fd = refusing_port(&port);
   char url[128], why[RN__HTTP_FAILURE_LEN], where[64];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/v2/devices?key=hidden",
-           port);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/v2/devices?key=hidden", port);
   int status = fail_once("GET", url, NULL, why, sizeof why);
   close(fd);
   cr_expect_eq(status, RN_EHTTP, "%s: %s", rn__err_name(status), why);
@@ -575,8 +574,8 @@ Test(http_failure, a_command_failing_on_a_transfer_quotes_curls_error) {
   cr_assert_not_null(message, "%s", out);
   char where[64];
   snprintf(where, sizeof where, "GET to 127.0.0.1:%d: ", port);
-  cr_expect(strstr(message, "HTTP transfer failed") &&
-                strstr(message, where) && strstr(message, "curl error 7") &&
+  cr_expect(strstr(message, "HTTP transfer failed") && strstr(message, where) &&
+                strstr(message, "curl error 7") &&
                 strstr(message, "Connection refused"),
             "%s", message);
   cr_expect(strstr(err, "Connection refused"), "%s", err);
