@@ -92,6 +92,20 @@ static int runner_cli(char **out, ...) {
   return rc;
 }
 
+/* A process's resident set now, in KiB (0 when it cannot be read). */
+static long rss_kib(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  long kib = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0)
+      kib = strtol(line + 6, NULL, 10);
+  if (f)
+    fclose(f);
+  return kib;
+}
+
 static long long tenant_stat(json_t *stats, const char *key) {
   json_t *eu = json_object_get(json_object_get(stats, "tenants"), "eu");
   return (long long)json_integer_value(json_object_get(eu, key));
@@ -256,8 +270,19 @@ int main(int argc, char **argv) {
   /* Polled once a second: the figures are minutes long. */
   bool done = false;
   double sync_done_s = 0;
+  /* Sampled each second: the most resident memory of each runner while a
+   * sync runs, and while only customer sweeps do. */
+  long rss_sync[MAX_RUNNERS] = {0}, rss_sweep[MAX_RUNNERS] = {0};
   while (!done && now_s() - t0 < (double)timeout_min * 60) {
     sleep(1);
+    bool syncing = q_int("SELECT count(*) FROM runner.job WHERE name ="
+                         " 'ninjaone-asset-sync' AND state = 'running'") > 0;
+    for (int i = 0; i < runners; i++) {
+      long kib = rss_kib(pids[i]);
+      long *peak = syncing ? &rss_sync[i] : &rss_sweep[i];
+      if (kib > *peak)
+        *peak = kib;
+    }
     if (!sync_done_s &&
         q_int("SELECT count(*) FROM runner.job WHERE name ="
               " 'ninjaone-asset-sync' AND state = 'completed'") > 0)
@@ -382,8 +407,10 @@ int main(int argc, char **argv) {
                    (double)(sync_planned + sweep_planned)
              : 0.0);
   for (int i = 0; i < runners; i++)
-    printf("  runner %d: peak RSS %.1f MiB, CPU %.1f s\n", i,
-           (double)ru[i].ru_maxrss / 1024.0,
+    printf("  runner %d: peak RSS %.1f MiB (sampled: %.1f MiB while a sync"
+           " ran, %.1f MiB otherwise), CPU %.1f s\n",
+           i, (double)ru[i].ru_maxrss / 1024.0, (double)rss_sync[i] / 1024.0,
+           (double)rss_sweep[i] / 1024.0,
            (double)ru[i].ru_utime.tv_sec + (double)ru[i].ru_stime.tv_sec +
                (double)(ru[i].ru_utime.tv_usec + ru[i].ru_stime.tv_usec) /
                    1e6);
