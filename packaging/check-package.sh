@@ -22,6 +22,8 @@ for f in ./usr/bin/regentra-runner \
          ./usr/lib/regentra-runner/plugins/ninjaone-assets.so \
          ./usr/lib/regentra-runner/plugins/ninjaone-evidence.so \
          ./usr/include/regentra/plugin.h ./usr/include/regentra/devsrc.h \
+         ./usr/include/regentra/kit.h ./usr/include/regentra/kit/client.h \
+         ./usr/include/regentra/kit/card.h \
          ./usr/share/regentra-runner/migrations/0001_runner_queue.sql \
          ./etc/regentra-runner/runner.conf \
          ./etc/regentra-runner/conf.d/20-ninjaone-assets.conf.example \
@@ -31,7 +33,9 @@ for f in ./usr/bin/regentra-runner \
          ./usr/share/man/man8/regentra-runner.8; do
   grep -qx "$f" <<<"$contents" || fail "$f is missing from the package"
 done
-grep -q 'regentra-sdk.pc$' <<<"$contents" || fail "regentra-sdk.pc is missing"
+for f in regentra-sdk.pc libregentra_kit.a libregentra_devsrc.a; do
+  grep -q "/$f\$" <<<"$contents" || fail "$f is missing from the package"
+done
 ctrl=$(mktemp -d)
 trap 'rm -rf "$ctrl"' EXIT
 dpkg-deb -e "$deb" "$ctrl/DEBIAN"

@@ -40,15 +40,19 @@ static size_t add_region(rn_option_t *o, int flags, const char *help) {
 static void upper(char *out, size_t cap, const char *word, const char *event) {
   size_t n = 0;
   for (; word[n] && n + 1 < cap; n++)
-    out[n] = word[n] == '-' ? '_'
-                            : (char)(word[n] >= 'a' && word[n] <= 'z'
-                                         ? word[n] - 'a' + 'A'
-                                         : word[n]);
+    out[n] = word[n] == '-'
+                 ? '_'
+                 : (char)(word[n] >= 'a' && word[n] <= 'z' ? word[n] - 'a' + 'A'
+                                                           : word[n]);
   snprintf(out + n, cap - n, "_%s", event);
 }
 
+const char *rk__article(const char *word) {
+  return strchr("AEIOUaeiou", word[0]) && word[0] ? "an" : "a";
+}
+
 void rk__card_words(void) {
-  const char *name = P.display_name, *group = P.source;
+  const char *name = P.display_name, *group = P.source, *a = rk__article(name);
   bool given = P.flags & RK_ORGS_GIVEN;
   upper(W.connected, sizeof W.connected, group, "CONNECTED");
   upper(W.discovery, sizeof W.discovery, group, "DISCOVERY");
@@ -60,9 +64,9 @@ void rk__card_words(void) {
            P.regions ? "; the region is then read from it" : "");
   if (given)
     snprintf(W.org_not_discovered_hint, sizeof W.org_not_discovered_hint,
-             "connect again naming it in --orgs: the organizations of a %s "
+             "connect again naming it in --orgs: the organizations of %s %s "
              "credential are the ones its operator names",
-             name);
+             a, name);
   else
     snprintf(W.org_not_discovered_hint, sizeof W.org_not_discovered_hint,
              "run 'regentra-runner %s orgs --refresh'; if the organization "
@@ -84,22 +88,28 @@ void rk__card_words(void) {
            name);
 
   snprintf(test_summary, sizeof test_summary,
-           "test a %s API client: token, %sorganizations visible; saves "
+           "test %s %s API client: token, %sorganizations visible; saves "
            "nothing",
-           name, P.flags & RK_REPORTS_SCOPE ? "scope, " : "");
+           a, name, P.flags & RK_REPORTS_SCOPE ? "scope, " : "");
   snprintf(connect_summary, sizeof connect_summary,
-           "test, then seal and save a %s credential and discover its "
+           "test, then seal and save %s %s credential and discover its "
            "organizations",
-           name);
-  snprintf(orgs_summary, sizeof orgs_summary,
-           "list %s organizations with their mapping state (--refresh walks "
-           "%s again)",
-           name, name);
+           a, name);
+  if (given)
+    snprintf(orgs_summary, sizeof orgs_summary,
+             "list the %s organizations named at connect with their mapping "
+             "state (--refresh authenticates in each again)",
+             name);
+  else
+    snprintf(orgs_summary, sizeof orgs_summary,
+             "list %s organizations with their mapping state (--refresh walks "
+             "%s again)",
+             name, name);
   snprintf(map_summary, sizeof map_summary,
-           "bind a %s organization to a company, create one, or ignore it; "
+           "bind %s %s organization to a company, create one, or ignore it; "
            "or many at once (--accept-suggestions, --from-file), previewed "
            "until --apply",
-           name);
+           a, name);
   snprintf(map_org_help, sizeof map_org_help,
            "the %s organization id (one map, applied at once)", name);
   snprintf(refresh_help, sizeof refresh_help, "%s",
@@ -108,63 +118,73 @@ void rk__card_words(void) {
 
   size_t n = add_msp(credential_params);
   n += add_region(credential_params + n, RN_OPT_REQUIRED, P.region_help);
-  credential_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "client_id", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
-      .help = P.client_id_help ? P.client_id_help : "the API client's id");
-  credential_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "client_secret_file", .type = RN_OPT_SECRET_FILE,
-      .flags = RN_OPT_REQUIRED, .help = secret_help);
+  credential_params[n++] =
+      (rn_option_t)RN_OPTION(.name = "client_id", .type = RN_OPT_STRING,
+                             .flags = RN_OPT_REQUIRED,
+                             .help = P.client_id_help ? P.client_id_help
+                                                      : "the API client's id");
+  credential_params[n++] =
+      (rn_option_t)RN_OPTION(.name = "client_secret_file",
+                             .type = RN_OPT_SECRET_FILE,
+                             .flags = RN_OPT_REQUIRED, .help = secret_help);
   if (given)
-    credential_params[n++] = (rn_option_t)RN_OPTION(
-        .name = "orgs", .type = RN_OPT_STRING, .flags = RN_OPT_REQUIRED,
-        .help = P.orgs_help ? P.orgs_help
-                            : "the organization ids the credential reaches, "
-                              "comma separated");
+    credential_params[n++] = (rn_option_t)
+        RN_OPTION(.name = "orgs", .type = RN_OPT_STRING,
+                  .flags = RN_OPT_REQUIRED,
+                  .help = P.orgs_help
+                              ? P.orgs_help
+                              : "the organization ids the credential reaches, "
+                                "comma separated");
   credential_params[n] = (rn_option_t){0};
 
   n = add_msp(orgs_params);
   n += add_region(orgs_params + n, 0,
                   "default: the region of the saved credential");
-  orgs_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "refresh", .type = RN_OPT_BOOL, .default_value = "false",
-      .help = refresh_help);
+  orgs_params[n++] =
+      (rn_option_t)RN_OPTION(.name = "refresh", .type = RN_OPT_BOOL,
+                             .default_value = "false", .help = refresh_help);
   orgs_params[n] = (rn_option_t){0};
 
   n = add_msp(map_params);
-  map_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "org", .type = RN_OPT_STRING, .help = map_org_help);
+  map_params[n++] = (rn_option_t)RN_OPTION(.name = "org", .type = RN_OPT_STRING,
+                                           .help = map_org_help);
   n += add_region(map_params + n, 0,
                   "default: the one region the organization was discovered "
                   "in");
+  map_params[n++] =
+      (rn_option_t)RN_OPTION(.name = "use_existing", .type = RN_OPT_INT,
+                             .min = 1, .max = INT64_MAX,
+                             .help = "bind to this PortalCompany id");
   map_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "use_existing", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
-      .help = "bind to this PortalCompany id");
+          .name = "create_new", .type = RN_OPT_BOOL,
+          .help = "bind to a company named like the organization (reused if it "
+                  "exists)");
+  map_params[n++] = (rn_option_t)
+      RN_OPTION(.name = "ignore", .type = RN_OPT_BOOL,
+                .help = "don't sync: keep it out of PSA and compliance");
+  map_params[n++] = (rn_option_t)
+      RN_OPTION(.name = "from_ignored", .type = RN_OPT_BOOL,
+                .help = "allow mapping an organization that is IGNORED");
   map_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "create_new", .type = RN_OPT_BOOL,
-      .help = "bind to a company named like the organization (reused if it "
-              "exists)");
-  map_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "ignore", .type = RN_OPT_BOOL,
-      .help = "don't sync: keep it out of PSA and compliance");
-  map_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "from_ignored", .type = RN_OPT_BOOL,
-      .help = "allow mapping an organization that is IGNORED");
-  map_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "accept_suggestions", .type = RN_OPT_BOOL,
-      .help = "bulk: map every PENDING organization to its unique suggested "
+          .name = "accept_suggestions", .type = RN_OPT_BOOL,
+          .help =
+              "bulk: map every PENDING organization to its unique suggested "
               "company (a preview unless --apply)");
   map_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "from_file", .type = RN_OPT_PATH,
-      .help = "bulk: CSV rows org,action[,company] with action use-existing "
+          .name = "from_file", .type = RN_OPT_PATH,
+          .help =
+              "bulk: CSV rows org,action[,company] with action use-existing "
               "(company id), create-new or ignore (a preview unless "
               "--apply)");
-  map_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "apply", .type = RN_OPT_BOOL,
-      .help = "bulk: make the previewed changes, all or none, each row "
-              "audited");
-  map_params[n++] = (rn_option_t)RN_OPTION(
-      .name = "actor", .type = RN_OPT_STRING, .default_value = "operator",
-      .help = "who acts, for the audit log");
+  map_params[n++] = (rn_option_t)
+      RN_OPTION(.name = "apply", .type = RN_OPT_BOOL,
+                .help =
+                    "bulk: make the previewed changes, all or none, each row "
+                    "audited");
+  map_params[n++] =
+      (rn_option_t)RN_OPTION(.name = "actor", .type = RN_OPT_STRING,
+                             .default_value = "operator",
+                             .help = "who acts, for the audit log");
   map_params[n] = (rn_option_t){0};
 
   n = add_msp(msp_region_params);
@@ -206,9 +226,9 @@ static bool discovery_usable(op_t *op) {
                       json_integer((json_int_t)json_array_size(op->orgs)));
   json_object_set_new(op->result, "truncated", json_boolean(op->truncated));
   if (P.flags & RK_REPORTS_SCOPE) {
-    json_object_set_new(op->result, "granted_scope",
-                        json_string(op->granted_scope ? op->granted_scope
-                                                      : ""));
+    json_object_set_new(
+        op->result, "granted_scope",
+        json_string(op->granted_scope ? op->granted_scope : ""));
     json_object_set_new(op->result, "scope_wider_than_requested",
                         json_boolean(op->scope_wider));
   }
@@ -243,14 +263,13 @@ static int read_given(op_t *op) {
     size_t n = strcspn(p, ", ");
     if (n) {
       char id[128];
-      if (n >= sizeof id ||
-          (snprintf(id, sizeof id, "%.*s", (int)n, p),
-           P.org_id_valid && !P.org_id_valid(id))) {
+      if (n >= sizeof id || (snprintf(id, sizeof id, "%.*s", (int)n, p),
+                             P.org_id_valid && !P.org_id_valid(id))) {
         snprintf(op->error, sizeof op->error,
-                 "--orgs: \"%.*s\" is not a %s organization id%s%s%s",
-                 (int)(n < 100 ? n : 100), p, P.display_name,
-                 P.org_id_form ? " (" : "", P.org_id_form ? P.org_id_form : "",
-                 P.org_id_form ? ")" : "");
+                 "--orgs: \"%.*s\" is not %s %s organization id%s%s%s",
+                 (int)(n < 100 ? n : 100), p, rk__article(P.display_name),
+                 P.display_name, P.org_id_form ? " (" : "",
+                 P.org_id_form ? P.org_id_form : "", P.org_id_form ? ")" : "");
         op_explain(op, "invalid_argument", NULL);
         return RN_EINVAL;
       }
@@ -365,9 +384,9 @@ static int connect_body(op_t *op, rn_devsrc_t *ds) {
       json_pack("{s:s, s:s, s:I}", "region", op->region, "host", host_of(op),
                 "organizations_visible", (json_int_t)json_array_size(op->orgs));
   if (P.flags & RK_REPORTS_SCOPE)
-    json_object_set_new(details, "granted_scope",
-                        json_string(op->granted_scope ? op->granted_scope
-                                                      : ""));
+    json_object_set_new(
+        details, "granted_scope",
+        json_string(op->granted_scope ? op->granted_scope : ""));
   char *text = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(details);
   rc = rn_audit_msp(ds, msp, ACTOR, W.connected, text);
@@ -507,23 +526,38 @@ static int list_body(op_t *op, rn_devsrc_t *ds) {
   op_msp_text(op, id);
   const char *params[] = {id, op->region, P.source};
   rn_db_result_t *res;
-  int rc = host->db_tx_exec(
-      ds->tx,
-      "SELECT m.external_org_id, m.external_name, m.state,"
-      " m.portal_company_id, pc.name, m.suggested_company_id, sc.name,"
-      " m.vanished_at IS NOT NULL,"
-      /* Every company whose name matches, as of now: more than one is an
-       * ambiguity the operator resolves, never a guess. */
-      " CASE WHEN m.state = 'PENDING' THEN (SELECT json_agg(json_build_object("
-      "  'id', c.id, 'name', c.name) ORDER BY c.id) FROM portal_company c"
-      "  WHERE c.msp_org_id = m.msp_org_id AND " FOLDED_NAME("c.name")
-      " = " FOLDED_NAME("m.external_name") ") END"
-      " FROM integration_org_mapping m"
-      " LEFT JOIN portal_company pc ON pc.id = m.portal_company_id"
-      " LEFT JOIN portal_company sc ON sc.id = m.suggested_company_id"
-      " WHERE m.msp_org_id = $1 AND m.provider = $3 AND m.region = $2"
-      " ORDER BY lower(m.external_name), m.external_org_id",
-      3, params, &res);
+  int
+      rc =
+          host->db_tx_exec(ds->tx,
+                           "SELECT m.external_org_id, m.external_name, m.state,"
+                           " m.portal_company_id, pc.name, "
+                           "m.suggested_company_id, sc.name,"
+                           " m.vanished_at IS NOT NULL,"
+                           /* Every company whose name matches, as of now: more
+                            * than one is an ambiguity the operator resolves,
+                            * never a guess. */
+                           " CASE WHEN m.state = 'PENDING' THEN (SELECT "
+                           "json_agg(json_build_object("
+                           "  'id', c.id, 'name', c.name) ORDER BY c.id) FROM "
+                           "portal_company c"
+                           "  WHERE c.msp_org_id = m.msp_org_id "
+                           "AND " FOLDED_NAME("c.name") " = " FOLDED_NAME(
+                               "m.external_name") ") END"
+                                                  " FROM "
+                                                  "integration_org_mapping m"
+                                                  " LEFT JOIN portal_company "
+                                                  "pc ON pc.id = "
+                                                  "m.portal_company_id"
+                                                  " LEFT JOIN portal_company "
+                                                  "sc ON sc.id = "
+                                                  "m.suggested_company_id"
+                                                  " WHERE m.msp_org_id = $1 "
+                                                  "AND m.provider = $3 AND "
+                                                  "m.region = $2"
+                                                  " ORDER BY "
+                                                  "lower(m.external_name), "
+                                                  "m.external_org_id",
+                           3, params, &res);
   if (rc < 0)
     return op_db_error(op, ds, rc);
   json_t *list = json_array();
@@ -724,8 +758,8 @@ static int map_body(op_t *op, rn_devsrc_t *ds) {
                                  from_ignored, actor);
     action = "use-existing";
   } else if (op_bool(op, "create_new")) {
-    rc = rn_mapping_create_new(ds, msp, P.source, op->region, org,
-                               from_ignored, actor, &company);
+    rc = rn_mapping_create_new(ds, msp, P.source, op->region, org, from_ignored,
+                               actor, &company);
     action = "create-new";
   } else {
     rc = rn_mapping_ignore(ds, msp, P.source, op->region, org, actor);
@@ -983,9 +1017,9 @@ static int status_body(op_t *op, rn_devsrc_t *ds) {
   json_t *c;
   json_array_foreach(json_object_get(op->result, "credentials"), i, c) {
     rk_status_extra_t extra = {0};
-    rc = P.status_extra(op->state, ds, op->msp_org_id,
-                        json_string_value(json_object_get(c, "region")),
-                        &extra);
+    rc =
+        P.status_extra(op->state, ds, op->msp_org_id,
+                       json_string_value(json_object_get(c, "region")), &extra);
     json_t *more = extra.json ? json_loads(extra.json, 0, NULL) : NULL;
     host->free(extra.json);
     if (rc < 0) {

@@ -99,9 +99,10 @@ static int parse_line(bulk_t *b, int line, char *text) {
   bool id_ok = *fields[0] && strlen(fields[0]) < sizeof row.org &&
                (!P.org_id_valid || P.org_id_valid(fields[0]));
   if (!id_ok) {
-    row_error(b, line, "\"%s\" is not a %s organization id%s%s%s", fields[0],
-              P.display_name, P.org_id_form ? " (" : "",
-              P.org_id_form ? P.org_id_form : "", P.org_id_form ? ")" : "");
+    row_error(b, line, "\"%s\" is not %s %s organization id%s%s%s", fields[0],
+              rk__article(P.display_name), P.display_name,
+              P.org_id_form ? " (" : "", P.org_id_form ? P.org_id_form : "",
+              P.org_id_form ? ")" : "");
     return 0;
   }
   snprintf(row.org, sizeof row.org, "%s", fields[0]);
@@ -120,8 +121,7 @@ static int parse_line(bulk_t *b, int line, char *text) {
     if (!all_digits(company, 18)) {
       row_error(b, line,
                 "use-existing needs a company id in the third field%s%s%s",
-                *company ? " (found \"" : "", company,
-                *company ? "\")" : "");
+                *company ? " (found \"" : "", company, *company ? "\")" : "");
       return 0;
     }
     row.company_id = strtoll(company, NULL, 10);
@@ -144,7 +144,8 @@ static int read_file(op_t *op, bulk_t *b) {
   if (!f) {
     snprintf(op->error, sizeof op->error, "cannot read %s: %s", b->file,
              strerror(errno));
-    op_explain(op, "file_unreadable", "give a readable CSV file of "
+    op_explain(op, "file_unreadable",
+               "give a readable CSV file of "
                "org,action[,company] rows");
     return RN_EIO;
   }
@@ -183,8 +184,7 @@ static int read_file(op_t *op, bulk_t *b) {
   }
   free(text);
   if (rc == 0 && b->nrows == 0 && json_array_size(b->errors) == 0)
-    row_error(b, 0, "%s has no rows (expected org,action[,company])",
-              b->file);
+    row_error(b, 0, "%s has no rows (expected org,action[,company])", b->file);
   return rc;
 }
 
@@ -202,11 +202,15 @@ static int read_suggestions(op_t *op, rn_devsrc_t *ds, bulk_t *b,
       ds->tx,
       "SELECT m.external_org_id, c.n, c.first_id FROM integration_org_mapping"
       " m CROSS JOIN LATERAL (SELECT count(*) AS n, min(pc.id) AS first_id"
-      "  FROM portal_company pc WHERE pc.msp_org_id = m.msp_org_id AND "
-      FOLDED_NAME("pc.name") " = " FOLDED_NAME("m.external_name") ") c"
-      " WHERE m.msp_org_id = $1 AND m.provider = $3 AND m.region = $2"
-      " AND m.state = 'PENDING' AND m.vanished_at IS NULL"
-      " ORDER BY lower(m.external_name), m.external_org_id",
+      "  FROM portal_company pc WHERE pc.msp_org_id = m.msp_org_id "
+      "AND " FOLDED_NAME("pc.name") " = " FOLDED_NAME(
+          "m.external_name") ") c"
+                             " WHERE m.msp_org_id = $1 AND m.provider = $3 AND "
+                             "m.region = $2"
+                             " AND m.state = 'PENDING' AND m.vanished_at IS "
+                             "NULL"
+                             " ORDER BY lower(m.external_name), "
+                             "m.external_org_id",
       3, params, &res);
   if (rc < 0) {
     snprintf(op->error, sizeof op->error, "database: %s",
@@ -231,22 +235,25 @@ static int read_suggestions(op_t *op, rn_devsrc_t *ds, bulk_t *b,
 /* ------------------------------------------------------------ applying */
 
 /* The row's organization as it is now; false (error noted) when unknown. */
-static int current_state(op_t *op, rn_devsrc_t *ds, bulk_t *b,
-                         const row_t *row, char *state, size_t state_len,
-                         int64_t *company_id, char *name, size_t name_len,
-                         bool *same_name, bool *found) {
+static int current_state(op_t *op, rn_devsrc_t *ds, bulk_t *b, const row_t *row,
+                         char *state, size_t state_len, int64_t *company_id,
+                         char *name, size_t name_len, bool *same_name,
+                         bool *found) {
   char id[24];
   op_msp_text(op, id);
   const char *params[] = {id, op->region, row->org, P.source};
   rn_db_result_t *res;
-  int rc = host->db_tx_exec(
-      ds->tx,
-      "SELECT m.state, m.portal_company_id, m.external_name,"
-      " " FOLDED_NAME("pc.name") " = " FOLDED_NAME("m.external_name")
-      " FROM integration_org_mapping m LEFT JOIN portal_company pc"
-      " ON pc.id = m.portal_company_id WHERE m.msp_org_id = $1 AND"
-      " m.provider = $4 AND m.region = $2 AND m.external_org_id = $3",
-      4, params, &res);
+  int rc =
+      host->db_tx_exec(ds->tx,
+                       "SELECT m.state, m.portal_company_id, m.external_name,"
+                       " " FOLDED_NAME("pc.name") " = " FOLDED_NAME(
+                           "m.external_name") " FROM integration_org_mapping m "
+                                              "LEFT JOIN portal_company pc"
+                                              " ON pc.id = m.portal_company_id "
+                                              "WHERE m.msp_org_id = $1 AND"
+                                              " m.provider = $4 AND m.region = "
+                                              "$2 AND m.external_org_id = $3",
+                       4, params, &res);
   if (rc < 0) {
     snprintf(op->error, sizeof op->error, "database: %s",
              host->db_tx_error(ds->tx));
@@ -274,13 +281,13 @@ static int apply_row(op_t *op, rn_devsrc_t *ds, bulk_t *b, const row_t *row) {
   char state[16] = "", name[256] = "";
   int64_t company_id = 0;
   bool found, same_name = false;
-  int rc = current_state(op, ds, b, row, state, sizeof state, &company_id,
-                         name, sizeof name, &same_name, &found);
+  int rc = current_state(op, ds, b, row, state, sizeof state, &company_id, name,
+                         sizeof name, &same_name, &found);
   if (rc < 0 || !found)
     return rc;
-  json_t *change = json_pack("{s:s, s:s, s:s, s:s}", "org", row->org, "name",
-                             name, "action", action_names[row->action],
-                             "previous_state", state);
+  json_t *change =
+      json_pack("{s:s, s:s, s:s, s:s}", "org", row->org, "name", name, "action",
+                action_names[row->action], "previous_state", state);
   if (row->line)
     json_object_set_new(change, "line", json_integer(row->line));
   bool unchanged =
@@ -291,8 +298,7 @@ static int apply_row(op_t *op, rn_devsrc_t *ds, bulk_t *b, const row_t *row) {
        same_name);
   rn_msp_org_t msp = RN_MSP_ORG(op->msp_org_id);
   const char *region = op->region;
-  rn_company_t company = {.id = row->company_id ? row->company_id
-                                                : company_id};
+  rn_company_t company = {.id = row->company_id ? row->company_id : company_id};
   if (unchanged) {
     b->unchanged++;
   } else if (row->action == ACT_USE_EXISTING) {
@@ -318,9 +324,9 @@ static int apply_row(op_t *op, rn_devsrc_t *ds, bulk_t *b, const row_t *row) {
   }
   if (!unchanged)
     b->changed++;
-  json_object_set_new(change, "state",
-                      json_string(row->action == ACT_IGNORE ? "IGNORED"
-                                                            : "MAPPED"));
+  json_object_set_new(
+      change, "state",
+      json_string(row->action == ACT_IGNORE ? "IGNORED" : "MAPPED"));
   /* A company created by a preview is rolled back with it: no id to show. */
   bool show_company = row->action != ACT_IGNORE &&
                       (b->apply || row->action == ACT_USE_EXISTING);
@@ -355,8 +361,8 @@ static int bulk_body(op_t *op, rn_devsrc_t *ds) {
     return rc;
   if (json_array_size(b->errors) == 0 && b->changed > 0) {
     json_t *details = json_pack(
-        "{s:s, s:s, s:I, s:I}", "region", op->region,
-        "source", b->file ? b->file : "accept-suggestions", "changed",
+        "{s:s, s:s, s:I, s:I}", "region", op->region, "source",
+        b->file ? b->file : "accept-suggestions", "changed",
         (json_int_t)b->changed, "unchanged", (json_int_t)b->unchanged);
     char *text = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(details);
@@ -391,18 +397,16 @@ static void bulk_done(op_t *op) {
     op->status = 0;
     op->error[0] = '\0';
   }
-  json_object_set_new(op->result, "mode",
-                      json_string(b->apply && op->status == 0 ? "applied"
-                                                              : "preview"));
+  json_object_set_new(
+      op->result, "mode",
+      json_string(b->apply && op->status == 0 ? "applied" : "preview"));
   json_object_set_new(op->result, "source",
                       json_string(b->file ? b->file : "accept-suggestions"));
-  json_object_set_new(op->result, "region",
-                      json_string(op->region));
+  json_object_set_new(op->result, "region", json_string(op->region));
   json_object_set_new(op->result, "changes", json_incref(b->changes));
-  json_object_set_new(op->result, "changed",
-                      json_integer(b->apply && op->status == 0
-                                       ? (json_int_t)b->changed
-                                       : 0));
+  json_object_set_new(
+      op->result, "changed",
+      json_integer(b->apply && op->status == 0 ? (json_int_t)b->changed : 0));
   json_object_set_new(op->result, "would_change",
                       json_integer((json_int_t)b->changed));
   json_object_set_new(op->result, "unchanged",
@@ -429,13 +433,13 @@ static void bulk_done(op_t *op) {
     return;
   }
   size_t used = (size_t)snprintf(
-      op->summary, sizeof op->summary, "%s (%s, region %s): %zu change(s), "
+      op->summary, sizeof op->summary,
+      "%s (%s, region %s): %zu change(s), "
       "%zu unchanged\n%-6s %-10s %-28s %-13s %-9s %s",
       b->apply ? "bulk mapping applied, each row audited"
                : "bulk mapping PREVIEW, nothing changed",
-      b->file ? b->file : "accept-suggestions", op->region,
-      b->changed, b->unchanged, "LINE", "ORG", "NAME", "ACTION", "WAS",
-      "COMPANY");
+      b->file ? b->file : "accept-suggestions", op->region, b->changed,
+      b->unchanged, "LINE", "ORG", "NAME", "ACTION", "WAS", "COMPANY");
   size_t i;
   json_t *c;
   json_array_foreach(b->changes, i, c) {

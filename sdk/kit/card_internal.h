@@ -127,5 +127,7 @@ extern rn_job_def_t rk__job_test, rk__job_connect, rk__job_orgs, rk__job_map,
     rk__job_disconnect, rk__job_status;
 /* Fills the jobs' parameters and summaries from the provider's words. */
 void rk__card_words(void);
+/* "an" before a vowel: "an Intune credential", "a NinjaOne credential". */
+const char *rk__article(const char *word);
 
 #endif

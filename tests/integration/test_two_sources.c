@@ -299,7 +299,7 @@ Test(two_sources, intune_runs_every_command_of_the_card) {
              "--client-secret-file", graph_secret_file, "--orgs",
              CONTOSO ",../evil", NULL);
   const char *message = json_string_value(json_object_get(j, "message"));
-  cr_expect(message && strstr(message, "\"../evil\" is not a Intune"
+  cr_expect(message && strstr(message, "\"../evil\" is not an Intune"
                                        " organization id"),
             "%s", message);
   json_decref(j);
