@@ -9,6 +9,9 @@
  *                            a per-credential token shared by the process,
  *                            rate budget, retries, throttling, and walkers
  *                            for after-id, cursor and next-link paging.
+ *   <regentra/kit/card.h>    the integration card: a provider table that
+ *                            drives `GROUP test|connect|orgs|map|disconnect|
+ *                            status` with their audit, sealing and --json.
  *
  * Compatibility: the kit is versioned like the plugin ABI. A minor release
  * only appends: new functions, new fields at the end of a struct (below its
@@ -26,6 +29,7 @@
 #define RK_KIT_VERSION_MAJOR 1
 #define RK_KIT_VERSION_MINOR 0
 
+#include "regentra/kit/card.h"
 #include "regentra/kit/client.h"
 
 #endif
