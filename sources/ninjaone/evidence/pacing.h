@@ -15,14 +15,25 @@
 /* The share of the budget the runner spends (runner/ratelimit.h). */
 #define NJ_BUDGET_MARGIN_PCT 95
 
-/* SQL: the devices of mapping m of credential c, as the last asset sync
- * saw them: the "seen" of its record for m in c.last_asset_sync, else the
- * mapping's company's active NinjaOne assets, else 0. */
+/* SQL: a derived table (alias it `seen`, LEFT JOIN it ON seen.mapping_id =
+ * m.id) of the devices each mapping had at its credential's last asset
+ * sync: the "seen" of its record in the active credential's
+ * last_asset_sync. Each credential's records are read once, not once per
+ * mapping. */
+#define NJ_SQL_SEEN_DEVICES                                                    \
+  "(SELECT (d->>'mapping_id')::bigint AS mapping_id,"                          \
+  "  max((d->>'seen')::bigint) AS devices"                                     \
+  "  FROM integration_credential sc, jsonb_array_elements(CASE WHEN"           \
+  "  jsonb_typeof(sc.last_asset_sync->'details') = 'array' THEN"               \
+  "  sc.last_asset_sync->'details' ELSE '[]'::jsonb END) d"                    \
+  "  WHERE sc.provider = 'ninjaone' AND sc.is_active"                          \
+  "  AND d->>'mapping_id' ~ '^[0-9]{1,18}$' GROUP BY 1)"
+
+/* SQL: the devices of mapping m, with `seen` (NJ_SQL_SEEN_DEVICES) joined:
+ * as the last asset sync saw them, else the mapping's company's active
+ * NinjaOne assets, else 0. */
 #define NJ_SQL_MAPPING_DEVICES                                                 \
-  "coalesce((SELECT max((d->>'seen')::bigint) FROM"                            \
-  "  jsonb_array_elements(CASE WHEN jsonb_typeof(c.last_asset_sync->"          \
-  "  'details') = 'array' THEN c.last_asset_sync->'details' ELSE"              \
-  "  '[]'::jsonb END) d WHERE d->>'mapping_id' = m.id::text),"                 \
+  "coalesce(seen.devices,"                                                     \
   "  (SELECT count(*) FROM asset a WHERE a.msp_org_id = m.msp_org_id AND"      \
   "  a.portal_company_id = m.portal_company_id AND a.external_source ="        \
   "  'ninjaone' AND a.status = 'ACTIVE'), 0)"

@@ -542,7 +542,8 @@ static int sync_estimate(sweep_t *s, rn_devsrc_t *ds, char *err,
       "  AND x.vanished_at IS NULL),"
       " (SELECT coalesce(sum(" NJ_SQL_PAGES(NJ_SQL_MAPPING_DEVICES) "), 0)"
       "  FROM integration_org_mapping m JOIN portal_company pc ON pc.id ="
-      "  m.portal_company_id WHERE m.msp_org_id = c.msp_org_id AND"
+      "  m.portal_company_id LEFT JOIN " NJ_SQL_SEEN_DEVICES " seen ON"
+      "  seen.mapping_id = m.id WHERE m.msp_org_id = c.msp_org_id AND"
       "  m.provider = c.provider AND m.region = c.region AND"
       "  m.state = 'MAPPED')"
       " FROM integration_credential c"
@@ -595,6 +596,15 @@ static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
     if (rc < 0)
       return rc;
   }
+  /* The estimates' per-mapping asset count fallback makes the planner's
+   * cost high enough to JIT-compile these few-millisecond queries, which
+   * takes seconds. */
+  rc = host->db_tx_exec(ds->tx, "SET LOCAL jit = off", 0, NULL, &res);
+  if (rc < 0) {
+    snprintf(err, errlen, "database: %s", host->db_tx_error(ds->tx));
+    return rc;
+  }
+  host->db_result_free(res);
   const char *params[] = {s->msp_filter ? msp_org_id : NULL};
   rc = host->db_tx_exec(
       ds->tx,
@@ -608,6 +618,7 @@ static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
       "  AND m.state = 'MAPPED'"
       " JOIN portal_company pc ON pc.id = m.portal_company_id"
       "  AND pc.msp_org_id = m.msp_org_id"
+      " LEFT JOIN " NJ_SQL_SEEN_DEVICES " seen ON seen.mapping_id = m.id"
       " WHERE c.provider = 'ninjaone' AND c.is_active"
       " AND pc.converted_to_organization_id IS NOT NULL"
       " AND ($1::bigint IS NULL OR c.msp_org_id = $1::bigint)"
