@@ -47,7 +47,9 @@ static void setup(void) {
               " 'MSP') RETURNING id");
 }
 
-static void teardown(void) { rt_nj_teardown(&h); }
+static void teardown(void) {
+  rt_nj_teardown(&h);
+}
 
 TestSuite(ninjaone_budget, .init = setup, .fini = teardown, .timeout = 900);
 
@@ -89,16 +91,16 @@ static long long tenant_stat(json_t *stats, const char *key) {
 /* Every organization mapped to a company promoted to a customer, in one
  * bulk map. */
 static void map_all(void) {
-  char *rows = q_text(
-      "WITH m AS (SELECT external_org_id FROM integration_org_mapping"
-      " WHERE msp_org_id = %lld), o AS (INSERT INTO organization (name,"
-      " kind) SELECT 'Customer ' || external_org_id, 'CUSTOMER' FROM m"
-      " RETURNING id, name), c AS (INSERT INTO portal_company"
-      " (msp_org_id, name, converted_to_organization_id) SELECT %lld,"
-      " o.name, o.id FROM o RETURNING id, name)"
-      " SELECT string_agg(substr(name, 10) || ',use-existing,' || id,"
-      " E'\\n') FROM c",
-      msp, msp);
+  char *rows =
+      q_text("WITH m AS (SELECT external_org_id FROM integration_org_mapping"
+             " WHERE msp_org_id = %lld), o AS (INSERT INTO organization (name,"
+             " kind) SELECT 'Customer ' || external_org_id, 'CUSTOMER' FROM m"
+             " RETURNING id, name), c AS (INSERT INTO portal_company"
+             " (msp_org_id, name, converted_to_organization_id) SELECT %lld,"
+             " o.name, o.id FROM o RETURNING id, name)"
+             " SELECT string_agg(substr(name, 10) || ',use-existing,' || id,"
+             " E'\\n') FROM c",
+             msp, msp);
   cr_assert_not_null(rows);
   char path[400];
   snprintf(path, sizeof path, "%s/map.csv", h.dir);
@@ -197,9 +199,9 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
                           " y.name = 'ninjaone-asset-sync' AND y.finished_at"
                           " < s.started_at") > 0;
   char *out = NULL;
-  cr_assert_eq(rt_nj_run(&h, &out, NULL, NULL, "plan", "--msp-org",
-                         rt_nj_id(msp), NULL),
-               0, "%s", out);
+  cr_assert_eq(
+      rt_nj_run(&h, &out, NULL, NULL, "plan", "--msp-org", rt_nj_id(msp), NULL),
+      0, "%s", out);
   json_t *plan = json_loads(out ? out : "", 0, NULL);
   free(out);
   json_t *cred = json_array_get(json_object_get(plan, "credentials"), 0);

@@ -39,8 +39,7 @@
   "  'ninjaone' AND a.status = 'ACTIVE'), 0)"
 
 /* SQL: the pages of a list of `devices` rows (one when empty). */
-#define NJ_SQL_PAGES(devices)                                                  \
-  "greatest(1, ceil((" devices ") / 1000.0))"
+#define NJ_SQL_PAGES(devices) "greatest(1, ceil((" devices ") / 1000.0))"
 
 /* SQL: one customer's evidence sweep, in requests: every endpoint walks
  * the customer's devices once. */
@@ -52,13 +51,13 @@ static inline int64_t nj_pages_of(int64_t rows) {
 
 /* How one credential's sweep spreads its customers. */
 typedef struct nj_sweep_pacing_s {
-  int64_t usable_hour;  /* the hour's budget less the margin */
-  int64_t reserved;     /* held each hour for the asset sync and a token */
-  int64_t sweep_hour;   /* what the sweep may spend in an hour */
-  int64_t requests;     /* the sweep's estimate */
-  int64_t needed_ms;    /* the spread at sweep_hour an hour; 0: at once */
-  int64_t spread_ms;    /* the spread chosen: needed_ms, capped */
-  bool fits;            /* the spread ends well before the next tick */
+  int64_t usable_hour; /* the hour's budget less the margin */
+  int64_t reserved;    /* held each hour for the asset sync and a token */
+  int64_t sweep_hour;  /* what the sweep may spend in an hour */
+  int64_t requests;    /* the sweep's estimate */
+  int64_t needed_ms;   /* the spread at sweep_hour an hour; 0: at once */
+  int64_t spread_ms;   /* the spread chosen: needed_ms, capped */
+  bool fits;           /* the spread ends well before the next tick */
 } nj_sweep_pacing_t;
 
 /* The part of the window a sweep may spread over: the rest (a sixth) is
@@ -99,8 +98,7 @@ static inline int64_t nj_sweep_offset_ms(const nj_sweep_pacing_t *p,
                                          int64_t before) {
   if (p->spread_ms <= 0 || p->requests <= 0)
     return 0;
-  return (int64_t)((double)before * (double)p->spread_ms /
-                   (double)p->requests);
+  return (int64_t)((double)before * (double)p->spread_ms / (double)p->requests);
 }
 
 #endif
