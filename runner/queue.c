@@ -264,19 +264,12 @@ int rn__queue_job_emit(rn_job_t *job, const char *event, const char *payload,
                                                   : sizeof o);
   json_t *body = payload && *payload ? json_loads(payload, 0, NULL)
                                      : json_object();
-  json_t *e = json_pack("{s:s, s:o, s:I, s:I, s:i, s:I}", "name", event,
-                        "payload", body ? body : json_object(),
-                        "concurrency_limit",
-                        (json_int_t)(o.concurrency_limit ? o.concurrency_limit
-                                                         : 1),
-                        "delay_ms",
-                        (json_int_t)(o.run_at_ms
-                                         ? rn__real_delay_ms(runner,
-                                                             o.run_at_ms)
-                                         : 0),
-                        "priority",
-                        (int)o.priority, "max_attempts",
-                        (json_int_t)o.max_attempts);
+  json_t *e = json_pack(
+      "{s:s, s:o, s:I, s:I, s:i, s:I}", "name", event, "payload",
+      body ? body : json_object(), "concurrency_limit",
+      (json_int_t)(o.concurrency_limit ? o.concurrency_limit : 1), "delay_ms",
+      (json_int_t)(o.run_at_ms ? rn__real_delay_ms(runner, o.run_at_ms) : 0),
+      "priority", (int)o.priority, "max_attempts", (json_int_t)o.max_attempts);
   if (!e)
     return RN_ENOMEM;
   if (o.idempotency_key)

@@ -176,11 +176,13 @@ int main(int argc, char **argv) {
   snprintf(minute_s, sizeof minute_s, "%ld", per_minute);
   snprintf(hour_s, sizeof hour_s, "%ld", per_hour);
   snprintf(scale_s, sizeof scale_s, "%g", scale);
-  const char *sim_args[] = {"--generate",          "--seed",       "7",
-                            "--orgs",              orgs_s,         "--devices-per-org",
-                            devices,               "--rate-limit-minute", minute_s,
-                            "--rate-limit-hour",   hour_s,
-                            "--clock-scale",       scale_s,        NULL};
+  const char *sim_args[] = {"--generate", "--seed",
+                            "7",          "--orgs",
+                            orgs_s,       "--devices-per-org",
+                            devices,      "--rate-limit-minute",
+                            minute_s,     "--rate-limit-hour",
+                            hour_s,       "--clock-scale",
+                            scale_s,      NULL};
   sim_proc_t sim;
   if (simc_start(&sim, sim_args) != 0)
     die("the simulator did not start", NULL);
@@ -395,8 +397,7 @@ int main(int argc, char **argv) {
   sync_planned *= syncs > 0 ? syncs : 1;
   printf("  asset sync(s): %lld requests (simulator less sweep), %.2f per"
          " customer; plan %lld (%+.1f%%)\n",
-         api - sweep_seen, (double)(api - sweep_seen) / customers,
-         sync_planned,
+         api - sweep_seen, (double)(api - sweep_seen) / customers, sync_planned,
          sync_planned ? 100.0 * (double)(api - sweep_seen - sync_planned) /
                             (double)sync_planned
                       : 0.0);
@@ -412,8 +413,7 @@ int main(int argc, char **argv) {
            i, (double)ru[i].ru_maxrss / 1024.0, (double)rss_sync[i] / 1024.0,
            (double)rss_sweep[i] / 1024.0,
            (double)ru[i].ru_utime.tv_sec + (double)ru[i].ru_stime.tv_sec +
-               (double)(ru[i].ru_utime.tv_usec + ru[i].ru_stime.tv_usec) /
-                   1e6);
+               (double)(ru[i].ru_utime.tv_usec + ru[i].ru_stime.tv_usec) / 1e6);
   json_decref(plan);
   json_decref(pacing);
   free(sync_minutes);

@@ -47,7 +47,9 @@ static void setup(void) {
               " 'MSP') RETURNING id");
 }
 
-static void teardown(void) { rt_nj_teardown(&h); }
+static void teardown(void) {
+  rt_nj_teardown(&h);
+}
 
 TestSuite(ninjaone_budget, .init = setup, .fini = teardown, .timeout = 900);
 
@@ -89,16 +91,16 @@ static long long tenant_stat(json_t *stats, const char *key) {
 /* Every organization mapped to a company promoted to a customer, in one
  * bulk map. */
 static void map_all(void) {
-  char *rows = q_text(
-      "WITH m AS (SELECT external_org_id FROM integration_org_mapping"
-      " WHERE msp_org_id = %lld), o AS (INSERT INTO organization (name,"
-      " kind) SELECT 'Customer ' || external_org_id, 'CUSTOMER' FROM m"
-      " RETURNING id, name), c AS (INSERT INTO portal_company"
-      " (msp_org_id, name, converted_to_organization_id) SELECT %lld,"
-      " o.name, o.id FROM o RETURNING id, name)"
-      " SELECT string_agg(substr(name, 10) || ',use-existing,' || id,"
-      " E'\\n') FROM c",
-      msp, msp);
+  char *rows =
+      q_text("WITH m AS (SELECT external_org_id FROM integration_org_mapping"
+             " WHERE msp_org_id = %lld), o AS (INSERT INTO organization (name,"
+             " kind) SELECT 'Customer ' || external_org_id, 'CUSTOMER' FROM m"
+             " RETURNING id, name), c AS (INSERT INTO portal_company"
+             " (msp_org_id, name, converted_to_organization_id) SELECT %lld,"
+             " o.name, o.id FROM o RETURNING id, name)"
+             " SELECT string_agg(substr(name, 10) || ',use-existing,' || id,"
+             " E'\\n') FROM c",
+             msp, msp);
   cr_assert_not_null(rows);
   char path[400];
   snprintf(path, sizeof path, "%s/map.csv", h.dir);
@@ -188,6 +190,34 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
       json_object_get(pacing, "estimated_requests_per_hour"));
   long long last_offset_ms =
       json_integer_value(json_object_get(pacing, "last_start_offset_ms"));
+  /* The same estimate as `ninjaone plan`, from the sync's device counts
+   * (when the sync was done before the sweep listed its customers: a
+   * machine too busy to finish it in 15 minutes of the sped-up clock leaves
+   * the sweep the assets' counts). */
+  bool sync_first = q_int("SELECT count(*) FROM runner.job s, runner.job y"
+                          " WHERE s.name = 'ninjaone-evidence-sweep' AND"
+                          " y.name = 'ninjaone-asset-sync' AND y.finished_at"
+                          " < s.started_at") > 0;
+  char *out = NULL;
+  cr_assert_eq(
+      rt_nj_run(&h, &out, NULL, NULL, "plan", "--msp-org", rt_nj_id(msp), NULL),
+      0, "%s", out);
+  json_t *plan = json_loads(out ? out : "", 0, NULL);
+  free(out);
+  json_t *cred = json_array_get(json_object_get(plan, "credentials"), 0);
+  json_t *cadences = json_object_get(cred, "cadences");
+  if (sync_first) {
+    cr_expect_eq(json_integer_value(json_object_get(
+                     json_object_get(cadences, "evidence_sweep"), "requests")),
+                 estimated);
+    cr_expect_eq(json_integer_value(json_object_get(
+                     json_object_get(cadences, "asset_sync"), "requests")),
+                 sync_requests);
+  } else {
+    fprintf(stderr, "pacing: the sync finished after the sweep started; the"
+                    " estimate is not compared with plan's\n");
+  }
+  json_decref(plan);
   /* More than an hour beside the sync, so more than an hour of spread. */
   cr_expect_gt(estimated + sync_requests + 1, PER_HOUR * 95 / 100);
   cr_expect_gt(spread_min, 60.0);

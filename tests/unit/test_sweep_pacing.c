@@ -20,8 +20,7 @@ ParameterizedTestParameters(sweep_pacing, boundaries) {
   static pacing_case_t cases[] = {
       /* 1,425 usable, 100 + 1 kept: 1,324 an hour for the sweep. */
       {1500, 100, 1324, WINDOW_MS, 1324, 0, true},
-      {1500, 100, 1325, WINDOW_MS, 1324, (1325 * HOUR_MS + 1323) / 1324,
-       true},
+      {1500, 100, 1325, WINDOW_MS, 1324, (1325 * HOUR_MS + 1323) / 1324, true},
       /* 500 customers under 1,000 devices: 3.25 hours. */
       {1500, 501, 3000, WINDOW_MS, 923, (3000 * HOUR_MS + 922) / 923, true},
       /* 1,000 customers: 14 hours needed, capped at 5, does not fit. */
@@ -41,9 +40,9 @@ ParameterizedTest(pacing_case_t *c, sweep_pacing, boundaries) {
   cr_expect_eq(p.usable_hour, c->per_hour * 95 / 100);
   cr_expect_eq(p.reserved, c->sync + 1);
   cr_expect_eq(p.sweep_hour, c->sweep_hour);
-  cr_expect_eq(p.spread_ms, c->spread_ms, "requests %lld: spread %lld, want %lld",
-               (long long)c->requests, (long long)p.spread_ms,
-               (long long)c->spread_ms);
+  cr_expect_eq(p.spread_ms, c->spread_ms,
+               "requests %lld: spread %lld, want %lld", (long long)c->requests,
+               (long long)p.spread_ms, (long long)c->spread_ms);
   cr_expect_eq(p.fits, c->fits);
 }
 

@@ -15,21 +15,31 @@
 /* The share of the budget the runner spends (runner/ratelimit.h). */
 #define NJ_BUDGET_MARGIN_PCT 95
 
-/* SQL: the devices of mapping m of credential c, as the last asset sync
- * saw them: the "seen" of its record for m in c.last_asset_sync, else the
- * mapping's company's active NinjaOne assets, else 0. */
+/* SQL: a derived table (alias it `seen`, LEFT JOIN it ON seen.mapping_id =
+ * m.id) of the devices each mapping had at its credential's last asset
+ * sync: the "seen" of its record in the active credential's
+ * last_asset_sync. Each credential's records are read once, not once per
+ * mapping. */
+#define NJ_SQL_SEEN_DEVICES                                                    \
+  "(SELECT (d->>'mapping_id')::bigint AS mapping_id,"                          \
+  "  max((d->>'seen')::bigint) AS devices"                                     \
+  "  FROM integration_credential sc, jsonb_array_elements(CASE WHEN"           \
+  "  jsonb_typeof(sc.last_asset_sync->'details') = 'array' THEN"               \
+  "  sc.last_asset_sync->'details' ELSE '[]'::jsonb END) d"                    \
+  "  WHERE sc.provider = 'ninjaone' AND sc.is_active"                          \
+  "  AND d->>'mapping_id' ~ '^[0-9]{1,18}$' GROUP BY 1)"
+
+/* SQL: the devices of mapping m, with `seen` (NJ_SQL_SEEN_DEVICES) joined:
+ * as the last asset sync saw them, else the mapping's company's active
+ * NinjaOne assets, else 0. */
 #define NJ_SQL_MAPPING_DEVICES                                                 \
-  "coalesce((SELECT max((d->>'seen')::bigint) FROM"                            \
-  "  jsonb_array_elements(CASE WHEN jsonb_typeof(c.last_asset_sync->"          \
-  "  'details') = 'array' THEN c.last_asset_sync->'details' ELSE"              \
-  "  '[]'::jsonb END) d WHERE d->>'mapping_id' = m.id::text),"                 \
+  "coalesce(seen.devices,"                                                     \
   "  (SELECT count(*) FROM asset a WHERE a.msp_org_id = m.msp_org_id AND"      \
   "  a.portal_company_id = m.portal_company_id AND a.external_source ="        \
   "  'ninjaone' AND a.status = 'ACTIVE'), 0)"
 
 /* SQL: the pages of a list of `devices` rows (one when empty). */
-#define NJ_SQL_PAGES(devices)                                                  \
-  "greatest(1, ceil((" devices ") / 1000.0))"
+#define NJ_SQL_PAGES(devices) "greatest(1, ceil((" devices ") / 1000.0))"
 
 /* SQL: one customer's evidence sweep, in requests: every endpoint walks
  * the customer's devices once. */
@@ -41,13 +51,13 @@ static inline int64_t nj_pages_of(int64_t rows) {
 
 /* How one credential's sweep spreads its customers. */
 typedef struct nj_sweep_pacing_s {
-  int64_t usable_hour;  /* the hour's budget less the margin */
-  int64_t reserved;     /* held each hour for the asset sync and a token */
-  int64_t sweep_hour;   /* what the sweep may spend in an hour */
-  int64_t requests;     /* the sweep's estimate */
-  int64_t needed_ms;    /* the spread at sweep_hour an hour; 0: at once */
-  int64_t spread_ms;    /* the spread chosen: needed_ms, capped */
-  bool fits;            /* the spread ends well before the next tick */
+  int64_t usable_hour; /* the hour's budget less the margin */
+  int64_t reserved;    /* held each hour for the asset sync and a token */
+  int64_t sweep_hour;  /* what the sweep may spend in an hour */
+  int64_t requests;    /* the sweep's estimate */
+  int64_t needed_ms;   /* the spread at sweep_hour an hour; 0: at once */
+  int64_t spread_ms;   /* the spread chosen: needed_ms, capped */
+  bool fits;           /* the spread ends well before the next tick */
 } nj_sweep_pacing_t;
 
 /* The part of the window a sweep may spread over: the rest (a sixth) is
@@ -88,8 +98,7 @@ static inline int64_t nj_sweep_offset_ms(const nj_sweep_pacing_t *p,
                                          int64_t before) {
   if (p->spread_ms <= 0 || p->requests <= 0)
     return 0;
-  return (int64_t)((double)before * (double)p->spread_ms /
-                   (double)p->requests);
+  return (int64_t)((double)before * (double)p->spread_ms / (double)p->requests);
 }
 
 #endif

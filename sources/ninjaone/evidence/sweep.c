@@ -211,7 +211,7 @@ typedef struct pace_group_s {
   int64_t requests;      /* sum of the customers' planned_requests */
   int64_t sync_requests; /* the credential's asset sync, as plan counts it */
   nj_sweep_pacing_t pacing;
-  int64_t placed;        /* requests of the customers emitted so far */
+  int64_t placed; /* requests of the customers emitted so far */
   int64_t last_offset_ms;
 } pace_group_t;
 
@@ -263,21 +263,20 @@ static json_t *pacing_json(const sweep_t *s) {
     const pace_group_t *g = &s->groups[i];
     const nj_sweep_pacing_t *p = &g->pacing;
     json_array_append_new(
-        a, json_pack("{s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:I,"
-                     " s:I, s:b}",
-                     "msp_org_id", (json_int_t)g->msp_org_id, "region",
-                     nj_region_name(g->region), "customers",
-                     (json_int_t)g->customers, "mode",
-                     p->spread_ms > 0 ? "spread" : "at_once",
-                     "estimated_requests", (json_int_t)p->requests,
-                     "asset_sync_requests", (json_int_t)g->sync_requests,
-                     "usable_per_hour", (json_int_t)p->usable_hour,
-                     "reserved_per_hour", (json_int_t)p->reserved,
-                     "sweep_per_hour", (json_int_t)p->sweep_hour,
-                     "spread_minutes", (double)p->spread_ms / 60000.0,
-                     "estimated_requests_per_hour",
-                     (json_int_t)group_per_hour(g), "last_start_offset_ms",
-                     (json_int_t)g->last_offset_ms, "fits", p->fits));
+        a, json_pack(
+               "{s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:I,"
+               " s:I, s:b}",
+               "msp_org_id", (json_int_t)g->msp_org_id, "region",
+               nj_region_name(g->region), "customers", (json_int_t)g->customers,
+               "mode", p->spread_ms > 0 ? "spread" : "at_once",
+               "estimated_requests", (json_int_t)p->requests,
+               "asset_sync_requests", (json_int_t)g->sync_requests,
+               "usable_per_hour", (json_int_t)p->usable_hour,
+               "reserved_per_hour", (json_int_t)p->reserved, "sweep_per_hour",
+               (json_int_t)p->sweep_hour, "spread_minutes",
+               (double)p->spread_ms / 60000.0, "estimated_requests_per_hour",
+               (json_int_t)group_per_hour(g), "last_start_offset_ms",
+               (json_int_t)g->last_offset_ms, "fits", p->fits));
   }
   return a;
 }
@@ -465,8 +464,7 @@ static int emit_one(sweep_t *s, const ev_target_t *t, int64_t tick,
 static pace_group_t *group_of(sweep_t *s, int64_t msp_org_id,
                               nj_region_t region, bool create) {
   for (size_t i = 0; i < s->ngroups; i++)
-    if (s->groups[i].msp_org_id == msp_org_id &&
-        s->groups[i].region == region)
+    if (s->groups[i].msp_org_id == msp_org_id && s->groups[i].region == region)
       return &s->groups[i];
   if (!create)
     return NULL;
@@ -491,8 +489,8 @@ static void listed(void *data, int status, const char *error) {
                          ? s->state->connection.rate_per_hour
                          : 1500;
   for (size_t g = 0; g < s->ngroups; g++)
-    nj_sweep_pacing(per_hour, s->groups[g].sync_requests,
-                    s->groups[g].requests, window_ms, &s->groups[g].pacing);
+    nj_sweep_pacing(per_hour, s->groups[g].sync_requests, s->groups[g].requests,
+                    window_ms, &s->groups[g].pacing);
   for (size_t i = 0; i < s->n; i++) {
     const ev_target_t *t = &s->targets[i];
     pace_group_t *g = group_of(s, t->msp_org_id, t->region, false);
@@ -542,7 +540,8 @@ static int sync_estimate(sweep_t *s, rn_devsrc_t *ds, char *err,
       "  AND x.vanished_at IS NULL),"
       " (SELECT coalesce(sum(" NJ_SQL_PAGES(NJ_SQL_MAPPING_DEVICES) "), 0)"
       "  FROM integration_org_mapping m JOIN portal_company pc ON pc.id ="
-      "  m.portal_company_id WHERE m.msp_org_id = c.msp_org_id AND"
+      "  m.portal_company_id LEFT JOIN " NJ_SQL_SEEN_DEVICES " seen ON"
+      "  seen.mapping_id = m.id WHERE m.msp_org_id = c.msp_org_id AND"
       "  m.provider = c.provider AND m.region = c.region AND"
       "  m.state = 'MAPPED')"
       " FROM integration_credential c"
@@ -557,9 +556,8 @@ static int sync_estimate(sweep_t *s, rn_devsrc_t *ds, char *err,
     nj_region_t region;
     if (nj_region_parse(host->db_value(res, r, 1), &region) < 0)
       continue;
-    pace_group_t *g =
-        group_of(s, strtoll(host->db_value(res, r, 0), NULL, 10), region,
-                 false);
+    pace_group_t *g = group_of(s, strtoll(host->db_value(res, r, 0), NULL, 10),
+                               region, false);
     if (g)
       g->sync_requests =
           nj_pages_of(strtoll(host->db_value(res, r, 2), NULL, 10)) +
@@ -595,6 +593,15 @@ static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
     if (rc < 0)
       return rc;
   }
+  /* The estimates' per-mapping asset count fallback makes the planner's
+   * cost high enough to JIT-compile these few-millisecond queries, which
+   * takes seconds. */
+  rc = host->db_tx_exec(ds->tx, "SET LOCAL jit = off", 0, NULL, &res);
+  if (rc < 0) {
+    snprintf(err, errlen, "database: %s", host->db_tx_error(ds->tx));
+    return rc;
+  }
+  host->db_result_free(res);
   const char *params[] = {s->msp_filter ? msp_org_id : NULL};
   rc = host->db_tx_exec(
       ds->tx,
@@ -608,6 +615,7 @@ static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
       "  AND m.state = 'MAPPED'"
       " JOIN portal_company pc ON pc.id = m.portal_company_id"
       "  AND pc.msp_org_id = m.msp_org_id"
+      " LEFT JOIN " NJ_SQL_SEEN_DEVICES " seen ON seen.mapping_id = m.id"
       " WHERE c.provider = 'ninjaone' AND c.is_active"
       " AND pc.converted_to_organization_id IS NOT NULL"
       " AND ($1::bigint IS NULL OR c.msp_org_id = $1::bigint)"

@@ -65,6 +65,7 @@ static const char plan_sql[] =
     " JOIN integration_org_mapping m ON m.msp_org_id = c.msp_org_id AND"
     "  m.provider = c.provider AND m.region = c.region AND m.state = 'MAPPED'"
     " JOIN portal_company pc ON pc.id = m.portal_company_id"
+    " LEFT JOIN " NJ_SQL_SEEN_DEVICES " seen ON seen.mapping_id = m.id"
     " WHERE c.msp_org_id = $1 AND c.provider = 'ninjaone' AND c.is_active)"
     "SELECT c.region,"
     " (SELECT count(*) FROM integration_org_mapping x WHERE x.msp_org_id ="
