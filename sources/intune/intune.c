@@ -239,6 +239,7 @@ static int walk_devices(rk_session_t *s, const char *tenant) {
 }
 
 /* ------------------------------------------------------- descriptor */
+
 static const rk_provider_t provider = {
     .struct_size = sizeof(rk_provider_t),
     .source = SOURCE,
