@@ -74,6 +74,7 @@ struct rk_session_s {
   const char *hint; /* what fixes it, when known, or NULL */
   int status;
   void (*then)(op_t *op); /* continuation after op_check_msp */
+  struct sync_s *sync;    /* sync's run (card_sync.c), or NULL */
 };
 
 op_t *op_new(rn_ctx_t *ctx, void *state, rn_job_t *job);
@@ -95,6 +96,10 @@ bool region_known(const char *word);
  * caller) and collects op->orgs; calls next with op->status set. */
 void op_discover(op_t *op, void (*next)(op_t *op));
 void wipe_secret(op_t *op);
+/* Calls a hook; a synchronous failure reaches then() with what the hook
+ * said, else with `what: <error>`. */
+void op_call_hook(op_t *op, int (*hook)(rk_session_t *), const char *what,
+                  void (*then)(op_t *, int, const char *));
 
 typedef int (*op_tx_fn)(op_t *op, rn_devsrc_t *ds);
 /* Runs body in a transaction; next gets op->status. */
@@ -125,6 +130,11 @@ void bulk_map_start(op_t *op);
 /* The card's jobs (card.c), finished by rk_card_jobs. */
 extern rn_job_def_t rk__job_test, rk__job_connect, rk__job_orgs, rk__job_map,
     rk__job_disconnect, rk__job_status;
+/* sync (card_sync.c): only with the provider's device hooks. */
+extern rn_job_def_t rk__job_sync;
+void rk__sync_words(void);
+/* rk_session_progress of a sync. */
+void sync_progress(op_t *op, uint64_t pages);
 /* Fills the jobs' parameters and summaries from the provider's words. */
 void rk__card_words(void);
 /* "an" before a vowel: "an Intune credential", "a NinjaOne credential". */

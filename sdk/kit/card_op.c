@@ -184,6 +184,10 @@ void rk_session_set_walk(rk_session_t *s, bool truncated, uint64_t pages) {
 void rk_session_progress(rk_session_t *s, uint64_t pages) {
   if (!RN_HOST_HAS(host, progress))
     return;
+  if (s->sync) {
+    sync_progress(s, pages);
+    return;
+  }
   rn_progress_t p = RN_PROGRESS_INIT;
   p.stage = W.listing_stage;
   p.pages = pages;
@@ -205,10 +209,8 @@ void rk_session_done(rk_session_t *s, int status, const char *message) {
   then(s, status, message);
 }
 
-/* Calls a hook; a synchronous failure reaches then() with what the hook
- * said, else with `what: <error>`. */
-static void call_hook(op_t *op, int (*hook)(rk_session_t *), const char *what,
-                      void (*then)(op_t *, int, const char *)) {
+void op_call_hook(op_t *op, int (*hook)(rk_session_t *), const char *what,
+                  void (*then)(op_t *, int, const char *)) {
   op->hook_error[0] = '\0';
   op->hook_then = then;
   op->in_hook = true;
@@ -267,7 +269,7 @@ static void authenticated(op_t *op, int status, const char *message) {
     authenticate_next_given(op);
     return;
   }
-  call_hook(op, P.list_orgs, "cannot list organizations", listed);
+  op_call_hook(op, P.list_orgs, "cannot list organizations", listed);
 }
 
 static void authenticate_next_given(op_t *op) {
@@ -278,7 +280,7 @@ static void authenticate_next_given(op_t *op) {
   }
   op->cred.tenant =
       json_string_value(json_array_get(op->given, op->given_next++));
-  call_hook(op, P.authenticate, "cannot authenticate", authenticated);
+  op_call_hook(op, P.authenticate, "cannot authenticate", authenticated);
 }
 
 void op_discover(op_t *op, void (*next)(op_t *op)) {
@@ -303,7 +305,7 @@ void op_discover(op_t *op, void (*next)(op_t *op)) {
     authenticate_next_given(op);
     return;
   }
-  call_hook(op, P.authenticate, "cannot authenticate", authenticated);
+  op_call_hook(op, P.authenticate, "cannot authenticate", authenticated);
 }
 
 /* ------------------------------------------------------- transactions */
@@ -513,6 +515,8 @@ const rn_job_def_t *const *rk_card_jobs(const rn_host_t *h,
     problem = "without regions, region names the one region";
   else if (!P.authenticate || (!given && !P.list_orgs))
     problem = "authenticate and list_orgs (or RK_ORGS_GIVEN) are required";
+  else if (!P.walk_devices != !P.normalize)
+    problem = "walk_devices and normalize go together";
   size_t n = 0;
   if (!problem) {
     rk__host = h;
@@ -522,9 +526,18 @@ const rn_job_def_t *const *rk_card_jobs(const rn_host_t *h,
                                  &rk__job_disconnect, &rk__job_status};
     for (size_t i = 0; i < sizeof own / sizeof *own; i++)
       card_jobs[n++] = own[i];
+    if (P.walk_devices) {
+      rk__sync_words();
+      card_jobs[n++] = &rk__job_sync;
+    }
     for (size_t i = 0; P.jobs && P.jobs[i]; i++) {
       if (n == sizeof card_jobs / sizeof *card_jobs - 1) {
-        problem = "more than 25 jobs of its own";
+        problem = "more than 24 jobs of its own";
+        break;
+      }
+      if (P.walk_devices && P.jobs[i]->name &&
+          strcmp(P.jobs[i]->name, rk__job_sync.name) == 0) {
+        problem = "a job of its own is named sync, and the card runs sync";
         break;
       }
       card_jobs[n++] = P.jobs[i];

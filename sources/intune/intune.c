@@ -2,16 +2,15 @@
  * against the installed SDK alone (`pkg-config regentra-sdk`) on the
  * device-source kit. One multi-tenant app registration, consented by many
  * customer tenants; each tenant is an organization mapped to a PSA company.
- * The kit's card gives the commands (test, connect, orgs, map, disconnect,
- * status) and its client the token, budget, retries, 429s and paging; this
- * file is what is Intune's: the token URL per tenant, the device walk, the
- * normalization, and the sync of company-owned devices (personal ones never
- * become assets). */
+ * The kit's card gives the commands (test, connect, orgs, map, sync,
+ * disconnect, status) and its client the token, budget, retries, 429s and
+ * paging; this file is what is Intune's: the token URL per tenant, the
+ * device walk and the normalization (personal devices never become
+ * assets). */
 #define _DEFAULT_SOURCE   /* timegm */
 #define _XOPEN_SOURCE 700 /* strptime */
 #include <ctype.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,78 +125,7 @@ static const char *explain(int status, const char **hint) {
                                : NULL;
 }
 
-/* --------------------------------------------------------------- the run */
-
-typedef struct target_s { /* one MAPPED tenant and its credential */
-  int64_t msp, company;
-  char tenant[64], client_id[256];
-  char *sealed; /* host memory */
-} target_t;
-
-typedef struct device_s {
-  rn_asset_t asset;
-  const char *macs[3];
-} device_t;
-
-typedef struct run_s {
-  rn_ctx_t *ctx;
-  state_t *st;
-  rn_job_t *job;
-  int64_t param_msp;
-  target_t *targets; /* ordered by (msp, company): a group is one company */
-  size_t n_targets, group, group_end, cur;
-  rk_client_t *client; /* of the tenant being read */
-  json_t *held;        /* the pages the devices point into */
-  device_t *devices;
-  size_t n_devices;
-  int64_t personal, seen;
-  bool complete;    /* every tenant of the company was read to the end */
-  bool msp_refused; /* --msp-org names no MSP */
-  int status;       /* the first failure */
-  char error[RK_ERR_LEN + 64];
-  json_t *result; /* {"companies": [...]} */
-} run_t;
-
-static void start_target(run_t *run);
-static void begin_group(run_t *run);
-
-RN_PRINTF(3, 4) static void fail(run_t *run, int rc, const char *fmt, ...) {
-  run->complete = false; /* nothing is retired for the company */
-  if (run->status)
-    return;
-  run->status = rc;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(run->error, sizeof run->error, fmt, ap);
-  va_end(ap);
-  host->log(run->ctx, RN_LOG_WARNING, "%s", run->error);
-}
-
-static void run_finish(run_t *run) {
-  for (size_t i = 0; i < run->n_targets; i++)
-    host->free(run->targets[i].sealed);
-  /* The --json error shape of the card's commands; rk_check_msp's too. */
-  const char *hint, *code = explain(run->status, &hint);
-  if (run->msp_refused) {
-    code = run->status == RN_ETENANT ? "not_an_msp" : "unknown_msp_org";
-    hint = "--msp-org takes the id of an MSP organization";
-  }
-  if (code)
-    json_object_set_new(run->result, "error", json_string(code));
-  if (code && hint)
-    json_object_set_new(run->result, "hint", json_string(hint));
-  char *text = json_dumps(run->result, JSON_COMPACT), summary[700];
-  snprintf(summary, sizeof summary, "%zu mapped tenant%s, %lld devices%s%s",
-           run->n_targets, run->n_targets == 1 ? "" : "s", (long long)run->seen,
-           run->status ? "; " : "", run->status ? run->error : "");
-  host->job_complete(run->job, run->status, text, summary);
-  free(text);
-  json_decref(run->result);
-  json_decref(run->held);
-  host->free(run->devices);
-  host->free(run->targets);
-  host->free(run);
-}
+/* ------------------------------------------------------- the device walk */
 
 /* A string member; "" (Graph's unknown) reads as NULL. */
 static const char *str(json_t *obj, const char *key) {
@@ -213,8 +141,7 @@ static int64_t iso_ms(const char *s) {
   return (int64_t)timegm(&tm) * 1000;
 }
 
-/* Worker thread: one page of managedDevices, kept whole (the devices point
- * into it), with its @odata.nextLink. */
+/* Worker thread: one page of managedDevices, with its @odata.nextLink. */
 static int decode(const char *body, size_t len, rk_decoded_t *out, char *msg,
                   size_t msglen, void *data) {
   (void)data;
@@ -239,288 +166,79 @@ static void free_page(void *page, void *data) {
   json_decref(page);
 }
 
-/* Keeps one Graph managedDevice as an asset; personal devices never. */
-static int add_device(run_t *run, json_t *dev, const char *tenant) {
+/* One Graph managedDevice as an asset; personal devices never are. The
+ * card copies the asset at once, so the MAC list may be static (loop
+ * thread only). */
+static int normalize(const void *device, rn_asset_t *out) {
+  static const char *macs[3];
+  json_t *dev = (json_t *)device;
   const char *owner = str(dev, "managedDeviceOwnerType");
-  if (!owner || strcmp(owner, "company")) {
-    run->personal++;
+  if (!owner || strcmp(owner, "company"))
     return 0;
-  }
-  if (!str(dev, "id"))
-    return RN_EJSON;
-  device_t *d = &run->devices[run->n_devices++];
-  memset(d, 0, sizeof *d);
   const char *os = str(dev, "operatingSystem");
   size_t k = 0;
-  if ((d->macs[k] = str(dev, "wiFiMacAddress")))
+  if ((macs[k] = str(dev, "wiFiMacAddress")))
     k++;
-  d->macs[k] = str(dev, "ethernetMacAddress");
+  macs[k++] = str(dev, "ethernetMacAddress");
+  macs[k] = NULL;
   bool mobile = os && (!strcmp(os, "iOS") || !strcmp(os, "Android"));
-  d->asset = (rn_asset_t){.external_id = str(dev, "id"),
-                          .name = str(dev, "deviceName"),
-                          .hostname = str(dev, "deviceName"),
-                          .os_name = os,
-                          .serial_number = str(dev, "serialNumber"),
-                          .device_class = mobile ? "MOBILE" : "COMPUTER",
-                          .manufacturer = str(dev, "manufacturer"),
-                          .model = str(dev, "model"),
-                          .last_seen_ms = iso_ms(str(dev, "lastSyncDateTime")),
-                          .external_org_id = tenant};
-  return 0;
+  *out = (rn_asset_t){.external_id = str(dev, "id"),
+                      .name = str(dev, "deviceName"),
+                      .hostname = str(dev, "deviceName"),
+                      .os_name = os,
+                      .serial_number = str(dev, "serialNumber"),
+                      .mac_addresses = macs,
+                      .device_class = mobile ? "MOBILE" : "COMPUTER",
+                      .manufacturer = str(dev, "manufacturer"),
+                      .model = str(dev, "model"),
+                      .last_seen_ms = iso_ms(str(dev, "lastSyncDateTime"))};
+  return 1;
 }
 
-/* Loop thread, page by page: the page is held until the company is
- * written. */
-static int on_page(const rk_page_t *page, void *data) {
-  run_t *run = data;
-  const char *tenant = run->targets[run->cur].tenant;
-  size_t n = run->n_devices + page->count + 1;
-  device_t *grown = host->realloc(run->devices, n * sizeof *grown);
-  if (grown)
-    run->devices = grown;
-  if (!grown || json_array_append(run->held, page->page) < 0) {
-    fail(run, RN_ENOMEM, "tenant %s: out of memory", tenant);
-    return RN_ENOMEM;
-  }
-  for (size_t i = 0; i < page->count; i++)
-    if (add_device(run, json_array_get(json_object_get(page->page, "value"), i),
-                   tenant) < 0) {
-      fail(run, RN_EJSON, "tenant %s: device %zu of page %u has no \"id\"",
-           tenant, i + 1, page->number);
-      return RN_EJSON;
-    }
-  return 0;
-}
-
-static void next_target(run_t *run) {
-  rk_client_free(run->client);
-  run->client = NULL;
-  run->cur++;
-  start_target(run);
-}
-
-static void tenant_read(rk_walk_t *walk, const rk_walk_result_t *result,
-                        void *data) {
-  (void)walk;
-  run_t *run = data;
-  const char *tenant = run->targets[run->cur].tenant;
-  if (result->status < 0 && strstr(result->message, tenant))
-    fail(run, result->status, "%s", result->message); /* the kit's */
-  else if (result->status < 0)
-    fail(run, result->status, "tenant %s: %s", tenant, result->message);
-  if (result->status == RN_ECANCELED) { /* the host ends the job */
-    rk_client_free(run->client);
-    return run_finish(run);
-  }
-  next_target(run);
-}
-
-static void company_written(rn_ctx_t *ctx, int status, const char *error,
-                            void *data);
-static int write_company(rn_devsrc_t *ds, void *data);
-
-/* Reads the company's next tenant, or writes the company once all were. */
-static void start_target(run_t *run) {
-  if (run->cur == run->group_end) {
-    int rc = rn_devsrc_transaction(host, run->ctx, write_company,
-                                   company_written, run);
-    if (rc < 0) {
-      fail(run, rc, "cannot write: %s", host->strerror(rc));
-      run_finish(run);
-    }
-    return;
-  }
-  target_t *t = &run->targets[run->cur];
-  char err[RK_ERR_LEN], *secret;
-  size_t len;
-  int rc = host->secret_open(run->ctx, t->sealed, &secret, &len);
-  if (rc < 0) {
-    snprintf(err, sizeof err, "the saved secret cannot be opened: %s",
-             host->strerror(rc));
-  } else {
-    rc = graph_client(run->st, run->ctx, t->tenant, t->client_id, secret, len,
-                      &run->client, err, sizeof err);
-    host->secret_free(secret, len); /* wipes it: the client has a copy */
-  }
-  if (rc == 0) {
-    rk_walk_opts_t w = RK_WALK_OPTS_INIT;
-    w.paging = RK_PAGING_NEXT_LINK;
-    w.path = DEVICES;
-    w.query = "$select=" SELECT; /* Graph repeats it in every next link */
-    w.page_param = "$top";
-    w.page_size = (uint32_t)run->st->page_size;
-    w.decode = decode;
-    w.free_page = free_page;
-    rc = rk_walk_start(run->client, &w, on_page, tenant_read, run, NULL);
+/* Loop thread, page by page: every row to the card. */
+static int device_page(const rk_page_t *page, void *data) {
+  json_t *rows = json_object_get(page->page, "value");
+  rk_session_progress(data, page->number);
+  for (size_t i = 0; i < page->count; i++) {
+    int rc = rk_session_add_device(data, json_array_get(rows, i));
     if (rc < 0)
-      snprintf(err, sizeof err, "cannot walk the devices: %s",
-               host->strerror(rc));
+      return rc;
   }
-  if (rc < 0) {
-    fail(run, rc, "tenant %s: %s", t->tenant, err);
-    next_target(run);
-  }
-}
-
-/* Reads the next company's tenants, or ends the run. */
-static void begin_group(run_t *run) {
-  if (run->group == run->n_targets)
-    return run_finish(run);
-  json_decref(run->held);
-  run->held = json_array();
-  run->n_devices = 0;
-  run->personal = 0;
-  run->complete = true;
-  size_t end = run->group;
-  while (end < run->n_targets &&
-         run->targets[end].msp == run->targets[run->group].msp &&
-         run->targets[end].company == run->targets[run->group].company)
-    end++;
-  run->cur = run->group;
-  run->group_end = end;
-  start_target(run);
-}
-
-/* ------------------------------------------------------ database side */
-
-/* Worker thread: the company's whole pull, or nothing. */
-static int write_company(rn_devsrc_t *ds, void *data) {
-  run_t *run = data;
-  target_t *t = &run->targets[run->group];
-  rn_asset_t *assets = host->calloc(run->n_devices + 1, sizeof *assets);
-  if (!assets)
-    return rn_devsrc_fail(ds, RN_ENOMEM, "out of memory");
-  for (size_t i = 0; i < run->n_devices; i++) {
-    assets[i] = run->devices[i].asset;
-    assets[i].mac_addresses = run->devices[i].macs; /* no more realloc */
-  }
-  rn_asset_counts_t c;
-  int rc =
-      rn_assets_sync(ds, RN_MSP_ORG(t->msp), RN_COMPANY(t->company), SOURCE,
-                     assets, run->n_devices, run->complete, NULL, &c);
-  host->free(assets);
-  if (rc < 0)
-    return rc;
-  json_t *d = json_pack(
-      "{s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "msp_org", t->msp, "company",
-      t->company, "complete", run->complete, "seen", c.seen, "created",
-      c.created, "updated", c.updated, "retired", c.retired, "deduped",
-      c.deduped, "restored", c.restored, "personal_skipped", run->personal);
-  char *details = d ? json_dumps(d, JSON_COMPACT) : NULL;
-  rc = details ? rn_credential_record_run(ds, RN_MSP_ORG(t->msp), SOURCE,
-                                          REGION, "asset_sync", details)
-               : rn_devsrc_fail(ds, RN_ENOMEM, "out of memory");
-  free(details);
-  if (rc < 0) {
-    json_decref(d);
-    return rc;
-  }
-  json_array_append_new(json_object_get(run->result, "companies"), d);
-  run->seen += c.seen;
   return 0;
 }
 
-static void company_written(rn_ctx_t *ctx, int status, const char *error,
-                            void *data) {
-  (void)ctx;
-  run_t *run = data;
-  if (status < 0)
-    fail(run, status, "company %lld: %s",
-         (long long)run->targets[run->group].company, error);
-  if (status == RN_ECANCELED)
-    return run_finish(run);
-  run->group = run->group_end;
-  begin_group(run);
+static void devices_walked(rk_walk_t *walk, const rk_walk_result_t *result,
+                           void *data) {
+  (void)walk;
+  rk_session_done(data, result->status, result->message);
 }
 
-/* Worker thread: the MAPPED tenants of active credentials, by company. */
-static int plan(rn_devsrc_t *ds, void *data) {
-  run_t *run = data;
-  char msp[24];
-  snprintf(msp, sizeof msp, "%lld", (long long)run->param_msp);
-  const char *params[] = {run->param_msp ? msp : NULL};
-  int rc = run->param_msp ? rk_check_msp(ds, run->param_msp) : 0;
-  if (rc < 0)
-    return rc; /* unknown, or a customer's id */
-  rn_db_result_t *res = NULL;
-  rc = host->db_tx_exec(
-      ds->tx,
-      "SELECT m.msp_org_id, m.portal_company_id, m.external_org_id,"
-      " c.client_id, c.sealed_secret FROM integration_org_mapping m"
-      " JOIN integration_credential c ON c.msp_org_id = m.msp_org_id"
-      " AND c.provider = m.provider AND c.region = m.region AND c.is_active"
-      " JOIN organization o ON o.id = m.msp_org_id AND o.kind = 'MSP'"
-      " WHERE m.provider = '" SOURCE "' AND m.region = '" REGION "'"
-      " AND m.state = 'MAPPED' AND ($1::bigint IS NULL OR m.msp_org_id = $1)"
-      " ORDER BY 1, 2, 3",
-      1, params, &res);
-  if (rc)
-    return rn_devsrc_fail(ds, rc, "plan: %s", host->db_tx_error(ds->tx));
-  int rows = host->db_rows(res);
-  if (!(run->targets = host->calloc((size_t)rows + 1, sizeof *run->targets)))
-    rc = rn_devsrc_fail(ds, RN_ENOMEM, "out of memory");
-  for (int i = 0; rc == 0 && i < rows; i++) {
-    target_t *t = &run->targets[run->n_targets++];
-    t->msp = strtoll(host->db_value(res, i, 0), NULL, 10);
-    t->company = strtoll(host->db_value(res, i, 1), NULL, 10);
-    snprintf(t->tenant, sizeof t->tenant, "%s", host->db_value(res, i, 2));
-    snprintf(t->client_id, sizeof t->client_id, "%s",
-             host->db_value(res, i, 3));
-    if (!(t->sealed = host->strdup(host->db_value(res, i, 4))))
-      rc = rn_devsrc_fail(ds, RN_ENOMEM, "out of memory");
-  }
-  host->db_result_free(res);
-  return rc;
-}
-
-static void planned(rn_ctx_t *ctx, int status, const char *error, void *data) {
-  (void)ctx;
-  run_t *run = data;
-  if (status < 0) {
-    run->msp_refused = status == RN_ETENANT || status == RN_ENOENT;
-    fail(run, status, "%s", error);
-    return run_finish(run);
-  }
-  begin_group(run);
-}
-
-static int sync_run(rn_ctx_t *ctx, void *state, rn_job_t *job) {
-  run_t *run = host->calloc(1, sizeof *run);
-  if (!run)
-    return RN_ENOMEM;
-  json_t *p = json_loads(host->job_params(job), 0, NULL);
-  *run = (run_t){.ctx = ctx,
-                 .st = state,
-                 .job = job,
-                 .param_msp = json_integer_value(json_object_get(p, "msp_org")),
-                 .result = json_pack("{s:[]}", "companies")};
-  json_decref(p);
-  host->job_set_data(job, run);
-  int rc = rn_devsrc_transaction(host, ctx, plan, planned, run);
+/* The card calls it once per MAPPED tenant, with that tenant's token. */
+static int walk_devices(rk_session_t *s, const char *tenant) {
+  const rk_credential_t *cred = rk_session_credential(s);
+  const state_t *st = rk_session_state(s);
+  rk_client_t *client;
+  char err[RK_ERR_LEN];
+  int rc =
+      graph_client(st, rk_session_ctx(s), tenant, cred->client_id, cred->secret,
+                   cred->secret_len, &client, err, sizeof err);
   if (rc < 0) {
-    json_decref(run->result);
-    host->free(run);
+    rk_session_set_error(s, err);
+    return rc;
   }
-  return rc;
+  rk_session_set_data(s, client, client_release);
+  rk_walk_opts_t w = RK_WALK_OPTS_INIT;
+  w.paging = RK_PAGING_NEXT_LINK;
+  w.path = DEVICES;
+  w.query = "$select=" SELECT; /* Graph repeats it in every next link */
+  w.page_param = "$top";
+  w.page_size = (uint32_t)st->page_size;
+  w.decode = decode;
+  w.free_page = free_page;
+  return rk_walk_start(client, &w, device_page, devices_walked, s, NULL);
 }
 
 /* ------------------------------------------------------- descriptor */
-
-static const rn_option_t sync_params[] = {
-    RN_OPTION(.name = "msp_org", .type = RN_OPT_INT, .min = 1, .max = INT64_MAX,
-              .help = "only this MSP organization (default: every one)"),
-    {0},
-};
-
-static const rn_job_def_t job_sync = {
-    .struct_size = sizeof(rn_job_def_t),
-    .name = "sync",
-    .summary = "company-owned Intune devices of mapped tenants become assets",
-    .params = sync_params,
-    .run = sync_run,
-    .command = "sync"};
-
-static const rn_job_def_t *const own_jobs[] = {&job_sync, NULL};
 
 static const rk_provider_t provider = {
     .struct_size = sizeof(rk_provider_t),
@@ -537,7 +255,12 @@ static const rk_provider_t provider = {
     .flags = RK_ORGS_GIVEN,
     .authenticate = authenticate,
     .explain = explain,
-    .jobs = own_jobs,
+    .walk_devices = walk_devices,
+    .normalize = normalize,
+    .sync_help = "company-owned Intune devices of mapped tenants become "
+                 "assets",
+    .org_noun = "tenant",
+    .skipped_name = "personal_skipped",
 };
 
 static const rn_option_t plugin_options[] = {
@@ -587,6 +310,6 @@ static rn_plugin_t descriptor = {
 
 RN_EXPORT const rn_plugin_t *RN_ENTRY(const rn_host_t *h) {
   host = h;
-  descriptor.jobs = rk_card_jobs(h, &provider); /* the card's, then sync */
+  descriptor.jobs = rk_card_jobs(h, &provider); /* sync included */
   return descriptor.jobs ? &descriptor : NULL;
 }

@@ -22,18 +22,25 @@ static rt_nj_t h;
 static long long msp, other_msp, customer, contoso, rival_company;
 static char bad_secret_file[320];
 
-/* POST /token: 200 for SECRET, else 401. GET /orgs: the list. */
+/* POST /token: 200 for SECRET, else 401. GET /orgs: the list. GET
+ * /orgs/c-1/devices: three devices, one personal; any other organization's
+ * devices: 500. */
 typedef struct server_s {
   int fd, port;
   pthread_t thread;
   pthread_mutex_t lock;
-  int token_requests, list_requests;
+  int token_requests, list_requests, device_requests;
 } server_t;
 static server_t srv;
 
 static const char orgs_json[] =
     "[{\"id\": \"c-1\", \"name\": \"Contoso\", \"description\": \"HQ\"},"
     " {\"id\": \"f-2\", \"name\": \"Fabrikam\"}]";
+
+static const char devices_json[] =
+    "[{\"id\": \"p1\", \"name\": \"FS01\", \"serial\": \"7XK2QH3\"},"
+    " {\"id\": \"p2\", \"name\": \"PHONE\", \"personal\": true},"
+    " {\"id\": \"p3\", \"name\": \"WS02\"}]";
 
 static void reply(int c, int status, const char *body) {
   char resp[2048];
@@ -83,6 +90,12 @@ static void *serve(void *data) {
       reply(c, good ? 200 : 401,
             good ? "{\"access_token\": \"t\"}"
                  : "{\"error\": \"invalid_client\"}");
+    } else if (strncmp(req, "GET /orgs/c-1/devices ", 22) == 0) {
+      s->device_requests++;
+      reply(c, 200, devices_json);
+    } else if (strncmp(req, "GET /orgs/", 10) == 0) {
+      s->device_requests++;
+      reply(c, 500, "{\"error\": \"down\"}");
     } else {
       s->list_requests++;
       reply(c, 200, orgs_json);
@@ -380,4 +393,72 @@ Test(kit_card, organizations_the_operator_names_are_each_authenticated) {
   pthread_mutex_lock(&srv.lock);
   cr_expect_eq(srv.list_requests, 0, "nothing is listed");
   pthread_mutex_unlock(&srv.lock);
+}
+
+/* The card's sync through the provider's two hooks: each mapped
+ * organization walked with the saved credential, personal rows skipped,
+ * one transaction per company; the organization whose walk fails is named
+ * and spoils no other company. */
+Test(kit_card, sync_walks_each_mapped_organization_into_its_company) {
+  json_t *j;
+  long long fabrikam = rt_nj_int(&h,
+                                 "INSERT INTO portal_company (msp_org_id,"
+                                 " name) VALUES (%lld, 'Fabrikam') RETURNING"
+                                 " id",
+                                 msp);
+  cr_assert_eq(connect_with(h.secret_file, &j), 0);
+  json_decref(j);
+  cr_assert_eq(card(&j, "map", "--msp-org", rt_nj_id(msp), "--org", "c-1",
+                    "--use-existing", rt_nj_id(contoso), NULL),
+               0);
+  json_decref(j);
+
+  /* Only c-1 is mapped: a clean run. */
+  cr_assert_eq(card(&j, "sync", "--msp-org", rt_nj_id(msp), NULL), 0);
+  json_t *companies = json_object_get(j, "companies");
+  cr_assert_eq(json_array_size(companies), 1);
+  json_t *c = json_array_get(companies, 0);
+  cr_expect_eq(jint(c, "company"), contoso);
+  cr_expect_eq(jint(c, "msp_org"), msp);
+  cr_expect_eq(jint(c, "created"), 2);
+  cr_expect_eq(jint(c, "skipped"), 1);
+  cr_expect(json_is_true(json_object_get(c, "complete")));
+  json_decref(j);
+  char *rows = rt_nj_text(&h,
+                          "SELECT string_agg(external_id || ':' ||"
+                          " external_org_id || ':' || status, ' ' ORDER BY"
+                          " external_id) FROM asset WHERE external_source ="
+                          " 'cardprobe' AND portal_company_id = %lld",
+                          contoso);
+  cr_expect_str_eq(rows, "p1:c-1:ACTIVE p3:c-1:ACTIVE");
+  free(rows);
+
+  /* f-2's walk fails: the job fails naming it; Contoso is still written. */
+  cr_assert_eq(card(&j, "map", "--msp-org", rt_nj_id(msp), "--org", "f-2",
+                    "--use-existing", rt_nj_id(fabrikam), NULL),
+               0);
+  json_decref(j);
+  cr_expect_neq(card(&j, "sync", NULL), 0);
+  cr_expect(strstr(jstr(j, "message"), "organization f-2:") &&
+                strstr(jstr(j, "message"), "HTTP 500"),
+            "%s", jstr(j, "message"));
+  companies = json_object_get(j, "companies");
+  cr_assert_eq(json_array_size(companies), 2);
+  c = json_array_get(companies, 0);
+  cr_expect_eq(jint(c, "company"), contoso);
+  cr_expect_eq(jint(c, "seen"), 2);
+  c = json_array_get(companies, 1);
+  cr_expect_eq(jint(c, "company"), fabrikam);
+  cr_expect(json_is_false(json_object_get(c, "complete")),
+            "a failed walk retires nothing");
+  json_decref(j);
+  cr_expect_eq(rt_nj_int(&h, "SELECT count(*) FROM asset WHERE"
+                             " external_source = 'cardprobe' AND status ="
+                             " 'ACTIVE'"),
+               2);
+
+  /* A customer's id is not an MSP's. */
+  cr_expect_neq(card(&j, "sync", "--msp-org", rt_nj_id(customer), NULL), 0);
+  cr_expect_str_eq(jstr(j, "error"), "not_an_msp");
+  json_decref(j);
 }

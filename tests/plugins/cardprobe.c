@@ -2,6 +2,8 @@
  * (regentra/kit/card.h): POST list_url/token with the client id and secret
  * (200 = good), then GET list_url/orgs, a JSON array of {"id", "name",
  * "description"}. No regions: every credential is saved under "global".
+ * Its sync (the card's) reads GET list_url/orgs/<org>/devices, a JSON array
+ * of {"id", "name", "serial", "personal"}; personal devices are no assets.
  *
  * Built with CARDPROBE_GIVEN it is "cardgiven": a provider that cannot list
  * its organizations (as Graph cannot list consented tenants), so the
@@ -96,6 +98,59 @@ static int list_orgs(rk_session_t *s) {
   req.url = url;
   return host->http_request(rk_session_ctx(s), &req, orgs_done, s, NULL);
 }
+
+/* The whole list in one answer: every row to the card. */
+static void devices_done(rn_ctx_t *ctx, int status,
+                         const rn_http_response_t *resp, void *data) {
+  (void)ctx;
+  rk_session_t *s = data;
+  if (status < 0) {
+    rk_session_done(s, status, NULL);
+    return;
+  }
+  json_t *list = json_loads(resp->body, 0, NULL);
+  if (resp->status != 200 || !json_is_array(list)) {
+    char message[128];
+    snprintf(message, sizeof message,
+             "the device list answered HTTP %ld, not a JSON array",
+             resp->status);
+    json_decref(list);
+    rk_session_done(s, RN_EUPSTREAM, message);
+    return;
+  }
+  size_t i;
+  json_t *d;
+  int rc = 0;
+  json_array_foreach(list, i, d) {
+    if (rc == 0)
+      rc = rk_session_add_device(s, d);
+  }
+  json_decref(list);
+  rk_session_progress(s, 1);
+  rk_session_done(s, rc, NULL);
+}
+
+static int walk_devices(rk_session_t *s, const char *org) {
+  state_t *st = rk_session_state(s);
+  char url[512];
+  snprintf(url, sizeof url, "%s/orgs/%s/devices", st->list_url, org);
+  rn_http_request_t req = RN_HTTP_REQUEST_INIT;
+  req.url = url;
+  return host->http_request(rk_session_ctx(s), &req, devices_done, s, NULL);
+}
+
+static int normalize(const void *device, rn_asset_t *out) {
+  json_t *d = (json_t *)device;
+  if (json_is_true(json_object_get(d, "personal")))
+    return 0;
+  *out = (rn_asset_t){
+      .external_id = json_string_value(json_object_get(d, "id")),
+      .name = json_string_value(json_object_get(d, "name")),
+      .hostname = json_string_value(json_object_get(d, "name")),
+      .serial_number = json_string_value(json_object_get(d, "serial")),
+      .device_class = "COMPUTER"};
+  return 1;
+}
 #endif
 
 #ifdef CARDPROBE_GIVEN
@@ -126,6 +181,8 @@ static const rk_provider_t provider = {
     .client_id_help = "the probe's client id",
     .authenticate = authenticate,
     .list_orgs = list_orgs,
+    .walk_devices = walk_devices,
+    .normalize = normalize,
 };
 #endif
 

@@ -10,8 +10,9 @@
  *                            rate budget, retries, throttling, and walkers
  *                            for after-id, cursor and next-link paging.
  *   <regentra/kit/card.h>    the integration card: a provider table that
- *                            drives `GROUP test|connect|orgs|map|disconnect|
- *                            status` with their audit, sealing and --json.
+ *                            drives `GROUP test|connect|orgs|map|sync|
+ *                            disconnect|status` with their audit, sealing
+ *                            and --json.
  *
  * Compatibility: the kit is versioned like the plugin ABI. A minor release
  * only appends: new functions, new fields at the end of a struct (below its
@@ -27,7 +28,9 @@
 #define REGENTRA_KIT_H
 
 #define RK_KIT_VERSION_MAJOR 1
-#define RK_KIT_VERSION_MINOR 0
+/* 1.1: the card's sync (rk_provider_t walk_devices, normalize and their
+ * words; rk_session_add_device). */
+#define RK_KIT_VERSION_MINOR 1
 
 #include "regentra/kit/card.h"
 #include "regentra/kit/client.h"

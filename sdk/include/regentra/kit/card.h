@@ -1,6 +1,6 @@
 /*
  * regentra/kit/card.h - the integration card of a device source, as
- * operator commands: `GROUP test|connect|orgs|map|disconnect|status`.
+ * operator commands: `GROUP test|connect|orgs|map|sync|disconnect|status`.
  *
  * A source fills one rk_provider_t: its words (source name, display name,
  * regions, help texts, error hints) and two asynchronous hooks,
@@ -13,7 +13,11 @@
  * zeroed, assets retired, every affected customer's audit trail told),
  * status, the audit rows (SOURCE_CONNECTED, SOURCE_DISCOVERY,
  * SOURCE_DISCONNECTED, ORG_MAPPING_*) and the --json shapes, where a failure
- * is {"error": code, "message", "hint"}.
+ * is {"error": code, "message", "hint"}. With the two device hooks (kit 1.1)
+ * it also runs `sync`: every MAPPED organization of an active credential is
+ * walked with that credential, its rows normalized into assets, and each
+ * company's pull written in one transaction (rn_assets_sync) and recorded as
+ * the credential's "asset_sync" run; one failed company spoils no other.
  *
  * Link: -lregentra_kit -lregentra_devsrc (pkg-config regentra-sdk). The card
  * runs on host services only; the provider table is read by its struct_size,
@@ -124,6 +128,28 @@ typedef struct rk_provider_s {
   /* The plugin's own jobs (sync, plan, ...), listed after the card's;
    * NULL-terminated, or NULL. */
   const rn_job_def_t *const *jobs;
+
+  /* ---- kit 1.1: the card's `sync`. Both hooks, or neither: a source
+   * whose walk is its own (one walk over every organization) leaves them
+   * NULL and keeps its sync among its jobs. */
+  /* Starts the device walk of one MAPPED organization, org (its external
+   * id), with rk_session_credential(s) (RK_ORGS_GIVEN: authenticating in
+   * tenant org). Every device row goes to rk_session_add_device, each page
+   * may be shown with rk_session_progress; ends with rk_session_done. */
+  int (*walk_devices)(rk_session_t *s, const char *org);
+  /* Inside rk_session_add_device: the row as an asset, strings borrowed
+   * from the row (the card copies them; external_org_id NULL = org). 1: an
+   * asset; 0: not one (counted, never written); negative: the row is
+   * unusable. A row without external_id is unusable. */
+  int (*normalize)(const void *device, rn_asset_t *out);
+  /* sync's words: its help line (NULL: "the devices of mapped
+   * organizations become company assets"); what an organization is called
+   * in its messages ("tenant"; NULL = "organization"); the --json key of
+   * the per-company count of rows normalize skipped ("personal_skipped";
+   * NULL = "skipped"). */
+  const char *sync_help;
+  const char *org_noun;
+  const char *skipped_name;
   /* Append below this line only. */
 } rk_provider_t;
 
@@ -158,9 +184,15 @@ int rk_session_add_org(rk_session_t *s, const char *external_id,
                        const char *name, const char *description);
 /* How the organization walk went: stopped at a cap, pages read. */
 void rk_session_set_walk(rk_session_t *s, bool truncated, uint64_t pages);
-/* Shows "listing <display> organizations" with the pages so far to a
- * person watching the command. */
+/* Shows "listing <display> organizations" (in sync: "walking <display>
+ * devices", with the organizations done and the devices so far) with the
+ * pages so far to a person watching the command. */
 void rk_session_progress(rk_session_t *s, uint64_t pages);
+/* sync, from walk_devices: one raw device row, borrowed for the call. The
+ * card normalizes it at once and keeps a copy of the asset. 0, or a
+ * negative error (the walk stops: return it from the page callback); the
+ * card has then recorded the failure, naming the organization. */
+int rk_session_add_device(rk_session_t *s, const void *device);
 /* Why a hook failed at once (before it returns its negative error);
  * copied. */
 void rk_session_set_error(rk_session_t *s, const char *message);
