@@ -2,7 +2,8 @@
  * under `serve`, through the durable queue, against the simulator with its
  * rate limit counted on a sped-up clock (--clock-scale) and the runner's
  * clock and budget windows sped up alike (REGENTRA_CLOCK_SCALE with
- * REGENTRA_CLOCK_SCALE_BUDGET=1), so that hours of budget pass in minutes. */
+ * REGENTRA_CLOCK_SCALE_BUDGET=1), so that hours of budget pass in minutes;
+ * and three `serve` processes sharing one minute's budget. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <jansson.h>
@@ -33,18 +34,24 @@ static long long msp;
 #define q_int(...) rt_nj_int(&h, __VA_ARGS__)
 #define q_text(...) rt_nj_text(&h, __VA_ARGS__)
 
+/* The world of one test: the simulator started with sim_args, and the
+ * MSP. */
+static void setup_with(const char *sim_args) {
+  rt_nj_setup(&h, "njbudget", SECRET,
+              "1 8f1e2d3c4b5a69788796a5b4c3d2e1f0"
+              "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+              sim_args);
+  msp = q_int("INSERT INTO organization (name, kind) VALUES ('Acme MSP',"
+              " 'MSP') RETURNING id");
+}
+
 static void setup(void) {
   char args[256];
   snprintf(args, sizeof args,
            "--generate --seed 7 --orgs %d --devices-per-org 5-1500"
            " --rate-limit-minute %d --rate-limit-hour %d --clock-scale %d",
            CUSTOMERS, PER_MINUTE, PER_HOUR, SCALE);
-  rt_nj_setup(&h, "njbudget", SECRET,
-              "1 8f1e2d3c4b5a69788796a5b4c3d2e1f0"
-              "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
-              args);
-  msp = q_int("INSERT INTO organization (name, kind) VALUES ('Acme MSP',"
-              " 'MSP') RETURNING id");
+  setup_with(args);
 }
 
 static void teardown(void) {
@@ -53,8 +60,9 @@ static void teardown(void) {
 
 TestSuite(ninjaone_budget, .init = setup, .fini = teardown, .timeout = 900);
 
-/* runner.conf: the connection profile with the budget, and the queue. */
-static void write_conf(void) {
+/* runner.conf: the connection profile with the budget (per_hour an hour),
+ * and the queue. */
+static void write_conf(int per_hour) {
   char text[4096];
   int n = snprintf(text, sizeof text,
                    "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
@@ -64,7 +72,7 @@ static void write_conf(void) {
                 "\n[source \"ninjaone\"]\nbase_url_eu = "
                 "http://127.0.0.1:%d/eu\nrate_per_minute = %d\n"
                 "rate_per_hour = %d\n",
-                h.sim.port, PER_MINUTE, PER_HOUR);
+                h.sim.port, PER_MINUTE, per_hour);
   n += snprintf(text + n, sizeof text - (size_t)n,
                 "\n[database]\nurl = %s\nmigrations_dir = %s\n"
                 "poll_interval = 200ms\n",
@@ -88,9 +96,9 @@ static long long tenant_stat(json_t *stats, const char *key) {
   return (long long)json_integer_value(json_object_get(eu, key));
 }
 
-/* Every organization mapped to a company promoted to a customer, in one
- * bulk map. */
-static void map_all(void) {
+/* Every organization (the simulator's `customers`) mapped to a company
+ * promoted to a customer, in one bulk map. */
+static void map_all(int customers) {
   char *rows =
       q_text("WITH m AS (SELECT external_org_id FROM integration_org_mapping"
              " WHERE msp_org_id = %lld), o AS (INSERT INTO organization (name,"
@@ -114,7 +122,7 @@ static void map_all(void) {
   free(err);
   cr_assert_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
                      " state = 'MAPPED'"),
-               CUSTOMERS);
+               customers);
 }
 
 /* The sweep of a fleet too big for one hour beside the asset sync: its
@@ -123,13 +131,13 @@ static void map_all(void) {
  * sees no minute or hour over the budget and no 429, and the sync
  * completes. */
 Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
-  write_conf();
+  write_conf(PER_HOUR);
   char *migrate[] = {RT_RUNNER, "migrate", "-c", h.conf, NULL};
   char *err = NULL;
   cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
   free(err);
   rt_nj_connect(&h, msp, "sim-eu-client");
-  map_all();
+  map_all(CUSTOMERS);
   cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
 
   char confd[320], path[400];
@@ -270,4 +278,182 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
   cr_expect_eq(throttled, 0);
   cr_expect_leq(peak_minute, PER_MINUTE);
   cr_expect_leq(peak_hour, PER_HOUR);
+}
+
+/* Three runners, one budget: a sweep of many small customers that fits in
+ * an hour, so its customers are all due at once and only the minute's
+ * budget, shared through the database, paces them. The simulator counts
+ * its minute of 60 on the same sped-up clock. */
+#define SHARED_CUSTOMERS 300
+#define SHARED_RUNNERS 3
+#define SHARED_PER_HOUR 100000 /* the sweep's 1,800 requests fit in it */
+/* 1,800 requests at 57 a minute: about 32 minutes of the sped-up clock,
+ * a minute of real time. */
+#define SHARED_SCALE 30
+/* 2026-01-01T00:29:00Z: the :30 sweep ticks a minute (2 s real) later. */
+#define SHARED_CLOCK_START_MS 1767227340000LL
+
+static rt_proc_t runners[SHARED_RUNNERS];
+
+static void setup_shared(void) {
+  char args[256];
+  snprintf(args, sizeof args,
+           "--generate --seed 11 --orgs %d --devices-per-org 1-3"
+           " --rate-limit-minute %d --rate-limit-hour 0 --clock-scale %d",
+           SHARED_CUSTOMERS, PER_MINUTE, SHARED_SCALE);
+  setup_with(args);
+}
+
+static void teardown_shared(void) {
+  for (int i = 0; i < SHARED_RUNNERS; i++)
+    if (runners[i].pid > 0) {
+      rt_proc_kill(&runners[i], SIGKILL);
+      rt_proc_wait(&runners[i], 10000);
+    }
+  teardown();
+}
+
+TestSuite(ninjaone_budget_shared, .init = setup_shared, .fini = teardown_shared,
+          .timeout = 600);
+
+static double real_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Three `serve` processes on one database and one credential sweep 300
+ * customers of one tenant, enqueued once by the :30 tick, under a budget
+ * of 60 a minute: every customer is swept once, the runners share the
+ * customers between them, and the simulator, counting by its per-request
+ * timestamps, sees no minute over 60 and no 429. */
+Test(ninjaone_budget_shared,
+     three_runners_sweep_300_customers_within_60_a_minute) {
+  write_conf(SHARED_PER_HOUR);
+  char *migrate[] = {RT_RUNNER, "migrate", "-c", h.conf, NULL};
+  char *err = NULL;
+  cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
+  free(err);
+  rt_nj_connect(&h, msp, "sim-eu-client");
+  map_all(SHARED_CUSTOMERS);
+  /* Who claimed each job: the lease owner is cleared when the outcome is
+   * written, so a trigger keeps it. */
+  free(q_text("CREATE TABLE job_claim (job_id bigint, owner text);"
+              " CREATE FUNCTION keep_job_claim() RETURNS trigger LANGUAGE"
+              " plpgsql AS $$ BEGIN INSERT INTO job_claim VALUES (NEW.id,"
+              " NEW.lease_owner); RETURN NULL; END $$;"
+              " CREATE TRIGGER keep_job_claim AFTER UPDATE OF state ON"
+              " runner.job FOR EACH ROW WHEN (NEW.state = 'running')"
+              " EXECUTE FUNCTION keep_job_claim()"));
+  cr_assert_eq(q_int("SELECT count(*) FROM pg_trigger WHERE tgname ="
+                     " 'keep_job_claim'"),
+               1);
+  cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
+
+  char confd[320], path[400];
+  snprintf(confd, sizeof confd, "%s/conf.d", h.dir);
+  cr_assert(mkdir(confd, 0755) == 0 || errno == EEXIST);
+  snprintf(path, sizeof path, "%s/30-evidence.conf", confd);
+  rt_write_file(path,
+                "[job \"ninjaone-evidence-sweep\"]\nplugin ="
+                " ninjaone-evidence\njob = sweep\nschedule = 30 */6 * * *\n",
+                0644);
+  char clock_start[64], clock_scale[64];
+  snprintf(clock_start, sizeof clock_start, "REGENTRA_CLOCK_START_MS=%lld",
+           SHARED_CLOCK_START_MS);
+  snprintf(clock_scale, sizeof clock_scale, "REGENTRA_CLOCK_SCALE=%d",
+           SHARED_SCALE);
+  char *env[] = {h.db_env, clock_start, clock_scale,
+                 "REGENTRA_CLOCK_SCALE_BUDGET=1", NULL};
+  char *serve[] = {RT_RUNNER, "serve", "-c", h.conf, "-d", confd, NULL};
+  double t0 = real_s();
+  for (int i = 0; i < SHARED_RUNNERS; i++)
+    rt_proc_start(&runners[i], serve, env, NULL);
+  /* A minute of real time on an idle machine; ten allowed. */
+  bool swept = wait_count("SELECT count(*) FROM runner.job WHERE name ="
+                          " 'ninjaone-evidence.customer' AND state IN"
+                          " ('completed', 'dead')",
+                          SHARED_CUSTOMERS, 540000);
+  double wall_s = real_s() - t0;
+  pid_t pids[SHARED_RUNNERS];
+  for (int i = 0; i < SHARED_RUNNERS; i++) {
+    pids[i] = runners[i].pid;
+    rt_proc_kill(&runners[i], SIGTERM);
+  }
+  for (int i = 0; i < SHARED_RUNNERS; i++) {
+    cr_expect(rt_proc_wait(&runners[i], 30000), "runner %d did not stop", i);
+    char *log = rt_read_file(runners[i].err_path);
+    cr_expect(!strstr(log ? log : "", "Sanitizer"), "runner %d:\n%s", i, log);
+    if (!swept)
+      fprintf(stderr, "runner %d:\n%s\n", i, log ? log : "");
+    free(log);
+  }
+  cr_assert(swept, "the sweep did not complete: %lld of %d customers done",
+            q_int("SELECT count(*) FROM runner.job WHERE name ="
+                  " 'ninjaone-evidence.customer' AND state IN ('completed',"
+                  " 'dead')"),
+            SHARED_CUSTOMERS);
+
+  /* One sweep, at once (the hour does not bind), each customer once. */
+  cr_expect_eq(q_int("SELECT count(*) FROM runner.job WHERE name ="
+                     " 'ninjaone-evidence-sweep' AND state = 'completed'"),
+               1);
+  char *text = q_text("SELECT result FROM runner.job WHERE name ="
+                      " 'ninjaone-evidence-sweep'");
+  json_t *result = json_loads(text ? text : "", 0, NULL);
+  cr_assert_not_null(result, "sweep result: %s", text);
+  free(text);
+  json_t *pacing = json_array_get(json_object_get(result, "pacing"), 0);
+  cr_expect_str_eq(json_string_value(json_object_get(pacing, "mode")),
+                   "at_once");
+  json_decref(result);
+  cr_expect_eq(q_int("SELECT count(*) FROM runner.job WHERE name ="
+                     " 'ninjaone-evidence.customer' AND state ="
+                     " 'completed'"),
+               SHARED_CUSTOMERS);
+  cr_expect_eq(q_int("SELECT count(DISTINCT idempotency_key) FROM runner.job"
+                     " WHERE name = 'ninjaone-evidence.customer'"),
+               SHARED_CUSTOMERS);
+  /* Swept once: one claim of each, none retried. */
+  cr_expect_eq(q_int("SELECT count(*) FROM runner.job WHERE name ="
+                     " 'ninjaone-evidence.customer' AND attempt <> 1"),
+               0);
+  cr_expect_eq(q_int("SELECT count(*) FROM job_claim c JOIN runner.job j ON"
+                     " j.id = c.job_id WHERE j.name ="
+                     " 'ninjaone-evidence.customer'"),
+               SHARED_CUSTOMERS);
+
+  /* Each runner ran some of the customers: the owner is host:pid:nonce. */
+  long long per_runner[SHARED_RUNNERS];
+  for (int i = 0; i < SHARED_RUNNERS; i++) {
+    per_runner[i] = q_int("SELECT count(*) FROM job_claim c JOIN runner.job j"
+                          " ON j.id = c.job_id WHERE j.name ="
+                          " 'ninjaone-evidence.customer' AND"
+                          " split_part(c.owner, ':', 2) = '%ld'",
+                          (long)pids[i]);
+    cr_expect_gt(per_runner[i], 0, "runner %d (pid %ld) ran no customer", i,
+                 (long)pids[i]);
+  }
+
+  /* What the simulator saw, on its sped-up clock. */
+  text = rt_sim_stats(&h.sim);
+  json_t *stats = json_loads(text ? text : "", 0, NULL);
+  free(text);
+  cr_assert_not_null(stats);
+  long long requests = tenant_stat(stats, "requests");
+  long long throttled = tenant_stat(stats, "throttled");
+  long long peak_minute = tenant_stat(stats, "peakPerMinute");
+  json_decref(stats);
+  fprintf(stderr,
+          "shared sweep: %d customers, %d runners, clock x%d; simulator: %lld"
+          " requests, %lld throttled, busiest minute %lld of %d; %.1f s"
+          " real; customers per runner %lld / %lld / %lld\n",
+          SHARED_CUSTOMERS, SHARED_RUNNERS, SHARED_SCALE, requests, throttled,
+          peak_minute, PER_MINUTE, wall_s, per_runner[0], per_runner[1],
+          per_runner[2]);
+  cr_expect_eq(throttled, 0);
+  cr_expect_leq(peak_minute, PER_MINUTE);
+  /* Six requests a customer, at most a token more per runner. */
+  cr_expect_geq(requests, 6LL * SHARED_CUSTOMERS);
+  cr_expect_leq(requests, 6LL * SHARED_CUSTOMERS + SHARED_RUNNERS);
 }
