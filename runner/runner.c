@@ -311,6 +311,7 @@ void rn__runner_close(rn__runner_t *runner) {
   rn__secrets_close(runner->secrets);
   runner->secrets = NULL;
   rn__tokens_close(runner);
+  rn__slots_close(runner);
   free(runner->config_path);
   free(runner->confd);
 }
