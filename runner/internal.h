@@ -553,6 +553,10 @@ int64_t rn__real_now_ms(void);
 /* Real milliseconds until the runner's clock reads `when_ms`. */
 uint64_t rn__real_delay_ms(const rn__runner_t *runner, int64_t when_ms);
 
+/* Process-wide malloc settings that bound memory (arenas); call first thing
+ * in main, before any thread starts. */
+#define RN__MALLOC_ARENAS 2
+void rn__malloc_tune(void);
 int rn__runner_init(rn__runner_t *runner, uv_loop_t *loop,
                     const char *config_path, const char *confd);
 /* Loads config and plugins into a first generation. Returns the number of
@@ -568,7 +572,7 @@ void rn__tokens_close(rn__runner_t *runner);
 /* ----------------------------------------------------------- slots.c */
 
 /* Defaults of [runner] max_pages_held and max_pages_per_key. */
-#define RN__MAX_PAGES_HELD 8u
+#define RN__MAX_PAGES_HELD 4u
 #define RN__MAX_PAGES_PER_KEY 4u
 
 typedef struct rn__slots_s rn__slots_t;

@@ -102,11 +102,9 @@ static void key_unref(rn__slots_t *s, slot_key_t *key) {
 static bool fits(const rn_slot_t *slot) {
   uint32_t process, per_key;
   caps(slot->runner, &process, &per_key);
-  uint32_t key_cap = slot->key_limit && slot->key_limit < per_key
-                         ? slot->key_limit
-                         : per_key;
-  return slot->runner->slots->held_total < process &&
-         slot->key->held < key_cap;
+  uint32_t key_cap =
+      slot->key_limit && slot->key_limit < per_key ? slot->key_limit : per_key;
+  return slot->runner->slots->held_total < process && slot->key->held < key_cap;
 }
 
 static void take(rn_slot_t *slot) {

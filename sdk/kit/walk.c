@@ -342,9 +342,9 @@ static int park(rk_walk_t *w) {
 static int request_page(rk_walk_t *w) {
   slot_release(w);
   if (host_slots(w))
-    return w->client->host->slot_acquire(
-        w->client->ctx, w->client->rate_key, w->client->opts.max_pages_in_flight,
-        on_host_slot, w, &w->slot_req);
+    return w->client->host->slot_acquire(w->client->ctx, w->client->rate_key,
+                                         w->client->opts.max_pages_in_flight,
+                                         on_host_slot, w, &w->slot_req);
   if (draining)
     return RN_ECANCELED;
   if (slot_take(w))
