@@ -157,6 +157,10 @@ static void slot_free(rn_slot_t *slot) {
 static void deliver(uv_timer_t *timer) {
   rn_slot_t *slot = rn__container_of(timer, rn_slot_t, deliver);
   int status = slot->status;
+  /* A run that has ended no longer gives its slots back when it ends; the
+   * handle must not keep its address either (it may be freed after this). */
+  if (slot->job && slot->job->completed)
+    slot->job = NULL;
   if (status == 0) {
     slot->state = SLOT_HELD;
     rn__list_push(&slot->runner->slots->held, &slot->link);
