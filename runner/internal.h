@@ -556,6 +556,8 @@ uint64_t rn__real_delay_ms(const rn__runner_t *runner, int64_t when_ms);
 /* Process-wide malloc settings that bound memory (arenas); call first thing
  * in main, before any thread starts. */
 #define RN__MALLOC_ARENAS 2
+#define RN__MALLOC_MMAP_THRESHOLD (256 * 1024)
+#define RN__MALLOC_TRIM_THRESHOLD (1024 * 1024)
 void rn__malloc_tune(void);
 int rn__runner_init(rn__runner_t *runner, uv_loop_t *loop,
                     const char *config_path, const char *confd);
