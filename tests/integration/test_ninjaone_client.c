@@ -935,6 +935,7 @@ Test(ninjaone_client, walks_of_two_credentials_share_the_process_page_cap,
   enum { N = 10 };
   start_sim(NULL);
   h.gen->config->max_pages_held = 3;
+  h.gen->config->max_pages_per_key = 3;
   char url[160];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/eu", sim.port);
   /* The same sim credential under two regions: two rate keys. */
