@@ -321,6 +321,14 @@ static void write_metrics(rn__admin_t *a, text_t *t) {
   family(t, "regentra_jobs_running", "gauge",
          "Job runs in progress in this process.");
   text_add(t, "regentra_jobs_running %u\n", runner->running_jobs);
+  unsigned slots_waiting = 0;
+  unsigned slots_held = rn__slots_held(runner, &slots_waiting);
+  family(t, "regentra_pages_held", "gauge",
+         "Page slots plugins hold in this process (max_pages_held caps it).");
+  text_add(t, "regentra_pages_held %u\n", slots_held);
+  family(t, "regentra_pages_waiting", "gauge",
+         "Page requests waiting for a free page slot in this process.");
+  text_add(t, "regentra_pages_waiting %u\n", slots_waiting);
   family(t, "regentra_job_runs_total", "counter",
          "Job runs finished by this process, by job and outcome.");
   for (size_t i = 0; i < a->njobs; i++) {

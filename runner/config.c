@@ -675,6 +675,18 @@ static void runner_key(parse_state_t *st, const char *key, const char *value) {
                        "workers = \"%s\": expected 1..1024", value);
     else
       c->workers = (uint32_t)n;
+  } else if (strcmp(key, "max_pages_held") == 0) {
+    if (parse_int(value, &n) < 0 || n < 1 || n > 4096)
+      rn__config_error(c, st->file, st->line,
+                       "max_pages_held = \"%s\": expected 1..4096", value);
+    else
+      c->max_pages_held = (uint32_t)n;
+  } else if (strcmp(key, "max_pages_per_key") == 0) {
+    if (parse_int(value, &n) < 0 || n < 1 || n > 4096)
+      rn__config_error(c, st->file, st->line,
+                       "max_pages_per_key = \"%s\": expected 1..4096", value);
+    else
+      c->max_pages_per_key = (uint32_t)n;
   } else if (strcmp(key, "admin_listen") == 0) {
     struct sockaddr_storage addr;
     char why[160];

@@ -374,6 +374,7 @@ static void destroy(rn__generation_t *gen) {
     rn__plugin_t *plugin = &gen->plugins[i];
     if (plugin->created)
       plugin->desc->destroy(&plugin->ctx, plugin->state);
+    rn__slots_ctx_gone(&plugin->ctx);
     rn__plugin_unload(plugin);
   }
   for (size_t i = 0; i < gen->njobs; i++)

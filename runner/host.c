@@ -380,6 +380,7 @@ const rn_host_t *rn__host(void) {
       .progress = rn__progress_report,
   };
   rn__http_fill_host(&host_table);
+  rn__slots_fill_host(&host_table);
   rn__db_fill_host(&host_table);
   return &host_table;
 }

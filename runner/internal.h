@@ -150,6 +150,8 @@ typedef struct rn__config_s {
   /* How long a cancelled job may take to end before the host ends it. */
   uint64_t cancel_grace_ms;
   uint32_t workers;     /* jobs running at once in this process */
+  uint32_t max_pages_held;    /* page slots in this process; 0 = default */
+  uint32_t max_pages_per_key; /* page slots per key (credential); 0 = default */
   char *admin_listen;   /* "address:port" of the admin endpoint; NULL = off */
   /* [database] */
   char *database_url;   /* REGENTRA_DATABASE_URL overrides */
@@ -543,6 +545,7 @@ struct rn__runner_s {
   struct rn__queue_s *queue; /* the durable queue, when serving with a db */
   struct rn__admin_s *admin; /* /healthz and /metrics, when configured */
   struct rn__tokens_s *tokens; /* host token cache (host.c); NULL = empty */
+  struct rn__slots_s *slots;   /* page slots (slots.c); NULL = none yet */
 };
 
 int64_t rn__now_ms(const rn__runner_t *runner);
@@ -550,6 +553,12 @@ int64_t rn__real_now_ms(void);
 /* Real milliseconds until the runner's clock reads `when_ms`. */
 uint64_t rn__real_delay_ms(const rn__runner_t *runner, int64_t when_ms);
 
+/* Process-wide malloc settings that bound memory (arenas); call first thing
+ * in main, before any thread starts. */
+#define RN__MALLOC_ARENAS 2
+#define RN__MALLOC_MMAP_THRESHOLD (256 * 1024)
+#define RN__MALLOC_TRIM_THRESHOLD (1024 * 1024)
+void rn__malloc_tune(void);
 int rn__runner_init(rn__runner_t *runner, uv_loop_t *loop,
                     const char *config_path, const char *confd);
 /* Loads config and plugins into a first generation. Returns the number of
@@ -561,6 +570,22 @@ int rn__runner_serve(rn__runner_t *runner);
 void rn__runner_close(rn__runner_t *runner);
 /* Wipes and frees the host token cache (host.c). */
 void rn__tokens_close(rn__runner_t *runner);
+
+/* ----------------------------------------------------------- slots.c */
+
+/* Defaults of [runner] max_pages_held and max_pages_per_key. */
+#define RN__MAX_PAGES_HELD 4u
+#define RN__MAX_PAGES_PER_KEY 4u
+
+typedef struct rn__slots_s rn__slots_t;
+void rn__slots_fill_host(rn_host_t *host);
+/* Gives back the slots job still holds (at its end). */
+void rn__slots_job_ended(rn__runner_t *runner, rn_job_t *job);
+/* Frees the slot handles of a plugin being unloaded. */
+void rn__slots_ctx_gone(rn_ctx_t *ctx);
+/* Slots held now; *waiting (optional): acquires waiting for one. */
+unsigned rn__slots_held(const rn__runner_t *runner, unsigned *waiting);
+void rn__slots_close(rn__runner_t *runner);
 
 /* ------------------------------------------------------------ http.c */
 

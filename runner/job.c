@@ -421,6 +421,7 @@ static void deliver(uv_timer_t *timer) {
           "finished in %llu ms: %s", (unsigned long long)took,
           c->status < 0 ? rn__strerror(c->status) : "ok");
   free_secrets(job);
+  rn__slots_job_ended(runner, job);
   rn__admin_job_finished(runner, job->conf ? job->conf->name
                                            : job->qualified_name,
                          c->status);

@@ -47,6 +47,8 @@ struct rk_walk_s {
   bool waiting_slot; /* parked: kick is a long timer the grant cancels */
   bool slot_granted;
   rk_walk_t *next_slot_waiter;
+  rn_slot_t *host_slot; /* the host's slot this page holds (ABI 1.6) */
+  rn_req_t *slot_req;   /* asking the host for one */
 };
 
 struct page_job_s {
@@ -64,7 +66,9 @@ struct page_job_s {
 /* ------------------------------------------------------- page slots */
 
 /* Pages in flight or held (request sent, answer buffered, decoding or being
- * delivered) in this plugin image, and per rate key. */
+ * delivered) in this plugin image, and per rate key. A host with page slots
+ * (ABI 1.6) caps them across every image of the process; these counters
+ * then only count, and cap only under an older host. */
 static unsigned slots_in_use;
 static struct tenant_slots_s {
   char key[160];
@@ -89,15 +93,25 @@ static struct tenant_slots_s *tenant_of(const rk_walk_t *w, bool create) {
   return create ? free_slot : NULL;
 }
 
+static bool host_slots(const rk_walk_t *w) {
+  return RN_HOST_HAS(w->client->host, slot_acquire) &&
+         RN_HOST_HAS(w->client->host, slot_release);
+}
+
+static void count_take(rk_walk_t *w, struct tenant_slots_s *t) {
+  if (t)
+    t->in_use++;
+  slots_in_use++;
+  w->has_slot = true;
+}
+
 static bool slot_take(rk_walk_t *w) {
   if (slots_in_use >= RK_MAX_PAGES_IN_FLIGHT)
     return false;
   struct tenant_slots_s *t = tenant_of(w, true);
   if (!t || t->in_use >= w->client->opts.max_pages_in_flight)
     return false;
-  t->in_use++;
-  slots_in_use++;
-  w->has_slot = true;
+  count_take(w, t);
   return true;
 }
 
@@ -110,6 +124,11 @@ static void slot_release(rk_walk_t *w) {
   struct tenant_slots_s *t = tenant_of(w, false);
   if (t)
     t->in_use--;
+  if (w->host_slot) {
+    w->client->host->slot_release(w->host_slot); /* the host hands it on */
+    w->host_slot = NULL;
+    return;
+  }
   if (draining && !slots_in_use && !slot_waiters)
     draining = false;
   /* The first waiter that now fits goes next (FIFO across walks). */
@@ -210,7 +229,7 @@ static void finish(rk_walk_t *w, int status, const char *message,
     w->client->host->log(w->client->ctx, RN_LOG_DEBUG,
                          "walk of %s stopped after %u pages: %s", w->path,
                          w->pages, message);
-  if (status == RN_ECANCELED && !w->cancelled && w->has_slot)
+  if (status == RN_ECANCELED && !w->cancelled && w->has_slot && !w->host_slot)
     draining = true;
   slot_release(w);
   w->done(w, &res, w->data);
@@ -297,6 +316,22 @@ static void on_park(rn_ctx_t *ctx, int status, void *data) {
   finish(w, RN_ECANCELED, "cancelled", false); /* gives back a granted slot */
 }
 
+static void on_host_slot(rn_ctx_t *ctx, int status, rn_slot_t *slot,
+                         void *data) {
+  rk_walk_t *w = data;
+  (void)ctx;
+  w->slot_req = NULL;
+  if (status == 0 && !w->cancelled) {
+    w->host_slot = slot;
+    count_take(w, tenant_of(w, true));
+    send_page(w);
+    return;
+  }
+  if (slot)
+    w->client->host->slot_release(slot);
+  finish(w, RN_ECANCELED, "cancelled", false);
+}
+
 static int park(rk_walk_t *w) {
   return w->client->host->timer_start(w->client->ctx, PARK_MS, on_park, w,
                                       &w->kick);
@@ -306,6 +341,10 @@ static int park(rk_walk_t *w) {
  * just delivered is given back first, so walks take turns. */
 static int request_page(rk_walk_t *w) {
   slot_release(w);
+  if (host_slots(w))
+    return w->client->host->slot_acquire(w->client->ctx, w->client->rate_key,
+                                         w->client->opts.max_pages_in_flight,
+                                         on_host_slot, w, &w->slot_req);
   if (draining)
     return RN_ECANCELED;
   if (slot_take(w))
@@ -550,6 +589,8 @@ void rk_walk_cancel(rk_walk_t *w) {
   w->cancelled = true;
   if (w->kick)
     w->client->host->cancel(w->kick);
+  else if (w->slot_req)
+    w->client->host->cancel(w->slot_req);
   else if (w->work)
     w->client->host->cancel(w->work); /* or it runs out; done sees it */
   else

@@ -17,10 +17,10 @@
  *
  *   bench_cadence [--customers N] [--devices MIN-MAX] [--runners R]
  *                 [--per-minute N] [--per-hour N] [--scale F]
- *                 [--timeout-min N]
+ *                 [--timeout-min N] [--max-pages-held N]
  *
  * Defaults: 500 customers of 5-2000 devices, 1 runner, 200 a minute and
- * 1,500 an hour, clock x20. Uses REGENTRA_TEST_DSN's server (or a
+ * 1,500 an hour, clock x20, the runners' default max_pages_held. Uses REGENTRA_TEST_DSN's server (or a
  * throwaway cluster) and a fresh database. No asserts: figures only. */
 #include <errno.h>
 #include <jansson.h>
@@ -124,6 +124,7 @@ static long long json_at(json_t *o, const char *a, const char *b,
 int main(int argc, char **argv) {
   int customers = 500, runners = 1;
   long per_minute = 200, per_hour = 1500, timeout_min = 300;
+  long max_pages_held = 0; /* 0 = the runner's default */
   double scale = 20;
   const char *devices = "5-2000";
   for (int i = 1; i < argc; i++) {
@@ -145,14 +146,17 @@ int main(int argc, char **argv) {
       scale = atof(v);
     else if (strcmp(a, "--timeout-min") == 0)
       timeout_min = atol(v);
+    else if (strcmp(a, "--max-pages-held") == 0)
+      max_pages_held = atol(v);
     else
       die("unknown option", a);
     i++;
   }
   if (customers < 1 || runners < 1 || runners > MAX_RUNNERS ||
-      per_minute < 1 || per_hour < 0 || scale <= 0)
+      per_minute < 1 || per_hour < 0 || scale <= 0 || max_pages_held < 0 ||
+      max_pages_held > 4096)
     die("out of range: --customers >= 1, --runners 1-16, --per-minute >= 1,"
-        " --per-hour >= 0, --scale > 0",
+        " --per-hour >= 0, --scale > 0, --max-pages-held 0-4096",
         NULL);
 
   rt_make_temp_dir(dir, sizeof dir, "bench-cadence");
@@ -194,6 +198,9 @@ int main(int argc, char **argv) {
                    "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
                    "master_key_file = %s\nlog_level = warning\n",
                    RT_PLUGIN_DIR, dir, path);
+  if (max_pages_held > 0)
+    n += snprintf(text + n, sizeof text - (size_t)n, "max_pages_held = %ld\n",
+                  max_pages_held);
   /* One connection profile that every NinjaOne plugin reads. */
   n += snprintf(text + n, sizeof text - (size_t)n,
                 "\n[source \"ninjaone\"]\nbase_url_eu = http://127.0.0.1:%d/eu\n"

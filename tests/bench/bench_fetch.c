@@ -17,6 +17,7 @@
  *   bench_fetch [ORGS [DEVICES_PER_ORG [PAGE_SIZE [LATENCY_MS]]]]
  *   defaults      100   1000              1000      50
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,19 @@ static double bare_parse_us(sim_proc_t *sim, uint32_t page) {
   free(token);
   double best = -1;
   size_t devices = json_array_size(r.json);
+  if (devices) {
+    /* What one page costs while held: its text, then its tree. */
+    struct mallinfo2 m0 = mallinfo2();
+    json_error_t jerr;
+    json_t *root = json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, &jerr);
+    struct mallinfo2 m1 = mallinfo2();
+    json_decref(root);
+    printf("  one page of %zu devices: body %.2f MiB, jansson tree %.2f MiB "
+           "(%.1fx the body)\n",
+           devices, (double)r.len / 1048576.0,
+           (double)(m1.uordblks - m0.uordblks) / 1048576.0,
+           (double)(m1.uordblks - m0.uordblks) / (double)r.len);
+  }
   for (int round = 0; round < 5 && devices; round++) {
     double c0 = cpu_s();
     for (int i = 0; i < 10; i++) {
@@ -211,6 +225,11 @@ int main(int argc, char **argv) {
   int per_org = argc > 2 ? atoi(argv[2]) : 1000;
   uint32_t page = argc > 3 ? (uint32_t)atoi(argv[3]) : 1000;
   int latency = argc > 4 ? atoi(argv[4]) : 50;
+  /* As the runner's main does (BENCH_MALLOC_DEFAULT=1: glibc's defaults,
+   * for the before figure). */
+  const char *untuned = getenv("BENCH_MALLOC_DEFAULT");
+  if (!untuned || strcmp(untuned, "1") != 0)
+    rn__malloc_tune();
   if (orgs <= 0 || per_org <= 0 || page == 0 || latency < 0) {
     fprintf(stderr,
             "usage: bench_fetch [ORGS [DEVICES_PER_ORG [PAGE [LATENCY_MS]]]]\n");

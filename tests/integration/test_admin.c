@@ -241,6 +241,8 @@ Test(admin, serves_health_and_job_counters_that_grow) {
   cr_expect_eq(sample(text, "regentra_generation"), 1, "%s", text);
   cr_expect_geq(sample(text, "regentra_jobs_running"), 0, "%s", text);
   cr_expect_eq(sample(text, "regentra_http_requests_in_flight"), 0, "%s", text);
+  cr_expect_eq(sample(text, "regentra_pages_held"), 0, "%s", text);
+  cr_expect_eq(sample(text, "regentra_pages_waiting"), 0, "%s", text);
   cr_expect_eq(sample(text, "regentra_job_runs_total{job=\"greet\","
                             "outcome=\"failed\"}"),
                0, "%s", text);

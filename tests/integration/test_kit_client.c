@@ -655,3 +655,119 @@ Test(kit_walkers, cursor_pages_by_the_cursor_the_page_names) {
   rk_client_free(c);
 }
 #endif
+
+/* ------------------------------------------------ the host's page slots */
+
+/* The process-wide page slots (ABI 1.6) that the walkers of every plugin
+ * image take turns on. */
+
+typedef struct slot_probe_s {
+  int calls;
+  int status;
+  rn_slot_t *slot;
+  rn_req_t *req;
+  bool done;
+} slot_probe_t;
+
+static void on_slot(rn_ctx_t *ctx, int status, rn_slot_t *slot, void *data) {
+  slot_probe_t *p = data;
+  (void)ctx;
+  p->calls++;
+  p->status = status;
+  p->slot = slot;
+  p->done = true;
+}
+
+static void acquire(slot_probe_t *p, const char *key, uint32_t key_limit) {
+  cr_assert_eq(h.api->slot_acquire(h.ctx, key, key_limit, on_slot, p, &p->req),
+               0);
+  cr_expect_eq(p->calls, 0, "never calls back from inside the call");
+}
+
+static void settle(slot_probe_t *p) {
+  cr_assert(rt_host_run_until(&h, &p->done, 5000), "no callback");
+}
+
+static unsigned held(unsigned *waiting) {
+  return rn__slots_held(&h.runner, waiting);
+}
+
+static void open_host(void) {
+  rt_host_open(&h, NULL);
+  h.gen->config->max_pages_held = 2;
+}
+
+static void close_host(void) {
+  cr_expect_eq(held(NULL), 0, "every slot given back");
+  rt_host_close(&h);
+}
+
+TestSuite(host_slots, .init = open_host, .fini = close_host, .timeout = 30);
+
+Test(host_slots, grants_first_come_first_served_within_both_caps) {
+  unsigned waiting;
+  slot_probe_t a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0};
+  acquire(&a1, "a", 1);
+  acquire(&a2, "a", 1); /* key a is full */
+  acquire(&b1, "b", 0);
+  acquire(&b2, "b", 0); /* the process is full */
+  settle(&a1);
+  settle(&b1);
+  cr_expect_eq(a1.status, 0);
+  cr_expect_not_null(a1.slot);
+  cr_expect_eq(b1.status, 0);
+  cr_expect_eq(held(&waiting), 2);
+  cr_expect_eq(waiting, 2);
+  cr_expect_eq(a2.calls + b2.calls, 0);
+
+  h.api->slot_release(b1.slot); /* b2 came later than a2, but a2 cannot go */
+  settle(&b2);
+  cr_expect_eq(b2.status, 0);
+  cr_expect_eq(a2.calls, 0, "key a still holds its one slot");
+  h.api->slot_release(a1.slot);
+  settle(&a2);
+  cr_expect_eq(a2.status, 0);
+  cr_expect_eq(held(&waiting), 2);
+  cr_expect_eq(waiting, 0);
+  h.api->slot_release(a2.slot);
+  h.api->slot_release(b2.slot);
+  cr_expect_eq(held(NULL), 0);
+  h.api->slot_release(NULL); /* nothing */
+  bool never = false;
+  rt_host_run_until(&h, &never, 20);
+  cr_expect_eq(a1.calls + a2.calls + b1.calls + b2.calls, 4, "once each");
+}
+
+Test(host_slots, a_cancelled_waiter_is_called_once_with_ecanceled) {
+  slot_probe_t g1 = {0}, g2 = {0}, w = {0};
+  acquire(&g1, "k", 0);
+  acquire(&g2, "k", 0);
+  acquire(&w, "k", 0);
+  settle(&g1);
+  settle(&g2);
+  cr_expect_eq(h.api->cancel(w.req), 0);
+  settle(&w);
+  cr_expect_eq(w.status, RN_ECANCELED);
+  cr_expect_null(w.slot);
+  h.api->slot_release(g1.slot);
+  h.api->slot_release(g2.slot);
+  bool never = false;
+  rt_host_run_until(&h, &never, 20);
+  cr_expect_eq(w.calls, 1);
+  cr_expect_eq(held(NULL), 0);
+}
+
+Test(host_slots, a_grant_cancelled_before_delivery_goes_to_the_next_waiter) {
+  slot_probe_t g1 = {0}, g2 = {0}, w = {0};
+  acquire(&g1, "k", 0);
+  acquire(&g2, "k", 0);
+  cr_expect_eq(h.api->cancel(g2.req), 0); /* granted, not yet told */
+  acquire(&w, "k", 0);                    /* fits in what g2 gave back */
+  settle(&g1);
+  settle(&g2);
+  settle(&w);
+  cr_expect_eq(g2.status, RN_ECANCELED);
+  cr_expect_eq(w.status, 0);
+  h.api->slot_release(g1.slot);
+  h.api->slot_release(w.slot);
+}

@@ -898,6 +898,86 @@ Test(ninjaone_client, many_walks_hold_no_more_pages_than_the_caps,
   stop_sim();
 }
 
+typedef struct process_capped_s {
+  const char *key_a, *key_b;
+  unsigned max_held, max_a, max_b;
+  uint64_t devices_a, devices_b;
+  int finished;
+  int failed;
+} process_capped_t;
+
+static int on_process_capped_page(const nj_page_t *p, void *data) {
+  process_capped_t *c = data;
+  unsigned n = rn__slots_held(&h.runner, NULL);
+  unsigned a = nj__pages_in_flight(c->key_a), b = nj__pages_in_flight(c->key_b);
+  if (n > c->max_held)
+    c->max_held = n;
+  if (a > c->max_a)
+    c->max_a = a;
+  if (b > c->max_b)
+    c->max_b = b;
+  (void)p;
+  return 0;
+}
+
+static void on_process_capped_done(nj_walk_t *w, const nj_walk_result_t *res,
+                                   void *data) {
+  (void)w;
+  process_capped_t *c = data;
+  c->finished++;
+  c->failed += res->status != 0;
+}
+
+/* Two credentials, each allowed 3 pages, share the process's max_pages_held
+ * of 3: the host's page slots cap every walk of the process together. */
+Test(ninjaone_client, walks_of_two_credentials_share_the_process_page_cap,
+     .timeout = 120) {
+  enum { N = 10 };
+  start_sim(NULL);
+  h.gen->config->max_pages_held = 3;
+  h.gen->config->max_pages_per_key = 3;
+  char url[160];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/eu", sim.port);
+  /* The same sim credential under two regions: two rate keys. */
+  nj_client_opts_t o = {.region = NJ_REGION_EU,
+                        .base_url = url,
+                        .client_id = "sim-eu-client",
+                        .client_secret = "sim-eu-secret",
+                        .client_secret_len = strlen("sim-eu-secret"),
+                        .rate_limit_off = true,
+                        .max_pages_in_flight = 3};
+  nj_client_t *ca, *cb;
+  char err[256];
+  cr_assert_eq(nj_client_new(h.api, h.ctx, &o, &ca, err, sizeof err), 0, "%s",
+               err);
+  o.region = NJ_REGION_US;
+  cr_assert_eq(nj_client_new(h.api, h.ctx, &o, &cb, err, sizeof err), 0, "%s",
+               err);
+  process_capped_t cap = {.key_a = nj_client_rate_key(ca),
+                          .key_b = nj_client_rate_key(cb)};
+  cr_assert_str_neq(cap.key_a, cap.key_b);
+  for (int i = 0; i < N; i++) {
+    nj_walk_opts_t wo = {.endpoint = NJ_EP_DEVICES_DETAILED, .page_size = 4};
+    cr_assert_eq(nj_walk_start(i % 2 ? cb : ca, &wo, on_process_capped_page,
+                               on_process_capped_done, &cap, NULL),
+                 0);
+  }
+  for (int i = 0; i < 2400 && cap.finished < N; i++) {
+    bool never = false;
+    rt_host_run_until(&h, &never, 50);
+  }
+  cr_assert_eq(cap.finished, N);
+  cr_expect_eq(cap.failed, 0);
+  cr_expect_leq(cap.max_held, 3, "held %u pages at once", cap.max_held);
+  cr_expect_geq(cap.max_held, 2, "the walks did overlap");
+  cr_expect_geq(cap.max_a, 1);
+  cr_expect_geq(cap.max_b, 1);
+  cr_expect_eq(rn__slots_held(&h.runner, NULL), 0, "every slot given back");
+  nj_client_free(ca);
+  nj_client_free(cb);
+  stop_sim();
+}
+
 /* ------------------------------------------ the host's upstream counts */
 
 typedef struct upstream_seen_s {

@@ -60,7 +60,7 @@ Test(plugins, refuses_each_bad_plugin_by_name_and_keeps_the_good_one) {
   cr_expect(!strstr(out, "badmajor") && !strstr(out, "createfail"),
             "a refused plugin is listed:\n%s", out);
   const char *expected[] = {
-      "badmajor.so was built for ABI 2.0, this host provides ABI 1.5",
+      "badmajor.so was built for ABI 2.0, this host provides ABI 1.6",
       "small.so: descriptor of 16 bytes is smaller than ABI 1.0 requires",
       "noentry.so exports no rn_plugin_entry_v1",
       "createfail.so (createfail 1): create() failed",

@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define RN_ABI_MAJOR 1
-#define RN_ABI_MINOR 5
+#define RN_ABI_MINOR 6
 #define RN_ABI_VERSION (((uint32_t)RN_ABI_MAJOR << 16) | (uint32_t)RN_ABI_MINOR)
 #define RN_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define RN_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -99,6 +99,7 @@ typedef struct rn_req_s rn_req_t;         /* one cancellable request */
 typedef struct rn_config_s rn_config_t;   /* validated options of a section */
 typedef struct rn_db_result_s rn_db_result_t;
 typedef struct rn_db_tx_s rn_db_tx_t;
+typedef struct rn_slot_s rn_slot_t;     /* ABI 1.6: one page slot held */
 
 /* Syslog-numbered levels. */
 enum rn_log_level {
@@ -219,6 +220,10 @@ typedef struct rn_plugin_s {
 typedef void (*rn_timer_cb)(rn_ctx_t *ctx, int status, void *data);
 typedef void (*rn_work_fn)(void *data); /* runs on a worker thread */
 typedef void (*rn_status_cb)(rn_ctx_t *ctx, int status, void *data);
+/* ABI 1.6. status 0 with slot (held until slot_release), or RN_ECANCELED
+ * with slot NULL. */
+typedef void (*rn_slot_cb)(rn_ctx_t *ctx, int status, rn_slot_t *slot,
+                           void *data);
 
 /* HTTP. Headers are "Name: value" strings. */
 typedef struct rn_http_request_s {
@@ -433,7 +438,22 @@ typedef struct rn_host_s {
   void (*progress)(rn_job_t *job, const rn_progress_t *progress);
   /* ABI 1.4: no new slots; rn_option_t and rn_rate_window_t elements start
    * with struct_size. ABI 1.5: no new slots; rn_plugin_t gains source and
-   * source_options. ABI 1.6+: append below this line only. */
+   * source_options. */
+  /* ABI 1.6. Process-wide page slots, so that the pages every plugin image
+   * holds at once (request sent, answer buffered, decoding, delivering) are
+   * bounded per process ([runner] max_pages_held) and per key ([runner]
+   * max_pages_per_key, and key_limit when smaller; 0 = the host's), not per
+   * image. key (copied): the caller's, e.g. its rate key (one credential).
+   * slot_acquire calls cb once: with a slot when one is free, in FIFO order
+   * among waiters that fit, or with RN_ECANCELED (host->cancel on *req, the
+   * job's cancellation, an unload). Never calls back from inside the call.
+   * slot_release gives the slot back (NULL: nothing); a slot still held
+   * when its job ends is given back by the host, and releasing it later is
+   * harmless. Loop thread. */
+  int (*slot_acquire)(rn_ctx_t *ctx, const char *key, uint32_t key_limit,
+                      rn_slot_cb cb, void *data, rn_req_t **req);
+  void (*slot_release)(rn_slot_t *slot);
+  /* ABI 1.6+: append below this line only. */
 } rn_host_t;
 
 /* True when `host` is new enough to have slot `fn` and provides it. */
