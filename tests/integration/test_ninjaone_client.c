@@ -706,6 +706,104 @@ Test(ninjaone_decode, names_endpoint_row_and_field_of_a_wrong_type) {
   nj__decoded_free(&d);
 }
 
+/* A page is read row by row around jansson: the text between the rows
+ * (white space, commas, the enclosing object's other members) must be read
+ * exactly as a whole-text parser would. */
+Test(ninjaone_decode, reads_the_text_around_the_rows_as_json_does) {
+  static const struct {
+    nj_endpoint_t ep;
+    const char *body;
+    int rc;        /* 0, or RN_EJSON */
+    bool parse;    /* refused as not JSON (worth a retry) */
+    size_t count;  /* rows, when decoded */
+    const char *needle;
+  } cases[] = {
+      {NJ_EP_DEVICES_DETAILED, " [ ] ", 0, false, 0, NULL},
+      {NJ_EP_DEVICES_DETAILED, "\n[\n{\"id\":1} ,\r\n\t{\"id\":2}\n]\n", 0,
+       false, 2, NULL},
+      {NJ_EP_ACTIVITIES,
+       "{\"lastActivityId\":9,\"activities\":[{\"id\":9},{\"id\":8}],"
+       "\"more\":{\"a\":[1,{\"b\":\"]}\"}]}}",
+       0, false, 2, NULL},
+      {NJ_EP_VOLUMES, "{\"results\":null,\"cursor\":null}", 0, false, 0,
+       NULL},
+      {NJ_EP_VOLUMES, "{}", 0, false, 0, NULL},
+      {NJ_EP_DEVICES_DETAILED, "", RN_EJSON, true, 0, "not valid JSON"},
+      {NJ_EP_DEVICES_DETAILED, "[{\"id\":1}] x", RN_EJSON, true, 0,
+       "end of text expected at byte 11"},
+      {NJ_EP_DEVICES_DETAILED, "[{\"id\":1} {\"id\":2}]", RN_EJSON, true, 0,
+       "',' or ']' expected"},
+      {NJ_EP_DEVICES_DETAILED, "[{\"id\":1},]", RN_EJSON, true, 0,
+       "not valid JSON"},
+      {NJ_EP_DEVICES_DETAILED, "[{\"id\":1,\"id\":2}]", RN_EJSON, true, 0,
+       "duplicate"},
+      {NJ_EP_VOLUMES, "{\"results\":[],\"results\":[]}", RN_EJSON, true, 0,
+       "duplicate key"},
+      {NJ_EP_VOLUMES, "{\"results\":[] \"cursor\":{}}", RN_EJSON, true, 0,
+       "',' or '}' expected"},
+      {NJ_EP_VOLUMES, "{\"results\" []}", RN_EJSON, true, 0,
+       "a key and ':' expected"},
+      {NJ_EP_VOLUMES, "{\"results\":{}}", RN_EJSON, false, 0,
+       "'results' is an object, expected an array"},
+      {NJ_EP_VOLUMES, "{\"cursor\":[]}", RN_EJSON, false, 0,
+       "'cursor' is an array, expected an object"},
+      {NJ_EP_DEVICES_DETAILED, "{\"id\":1}", RN_EJSON, false, 0,
+       "is an object, expected an array"},
+      {NJ_EP_ACTIVITIES, "[]", RN_EJSON, false, 0,
+       "is an array, expected an object"},
+      {NJ_EP_DEVICES_DETAILED, "[{\"id\":1},7]", RN_EJSON, false, 0,
+       "row 2 is a number, expected an object"},
+  };
+  for (size_t i = 0; i < RN_ARRAY_SIZE(cases); i++) {
+    nj_decoded_t d;
+    bool parse;
+    char msg[NJ_ERR_LEN] = "";
+    int rc = decode(cases[i].ep, cases[i].body, &d, &parse, msg);
+    cr_expect_eq(rc, cases[i].rc, "case %zu: %s", i, msg);
+    cr_expect_eq(parse, cases[i].parse, "case %zu: %s", i, msg);
+    if (rc == 0)
+      cr_expect_eq(d.count, cases[i].count, "case %zu", i);
+    if (cases[i].needle)
+      cr_expect(strstr(msg, cases[i].needle), "case %zu: \"%s\"", i, msg);
+    nj__decoded_free(&d);
+  }
+}
+
+/* Strings are copied out of each row's tree, which is freed before the
+ * next row: they must outlive it, escapes decoded, on a page long enough
+ * to grow the rows more than once. */
+Test(ninjaone_decode, rows_own_their_strings_on_a_long_page) {
+  enum { ROWS = 700 };
+  char *body = malloc(ROWS * 128 + 16);
+  cr_assert_not_null(body);
+  size_t n = (size_t)sprintf(body, "[");
+  for (int i = 0; i < ROWS; i++)
+    n += (size_t)sprintf(body + n,
+                         "%s{\"id\":%d,\"systemName\":\"host-%d\\u00e9\\\"\","
+                         "\"ipAddresses\":[\"10.0.%d.%d\"]}",
+                         i ? "," : "", 1000 - i, i, i / 256, i % 256);
+  strcpy(body + n, "]");
+  nj_decoded_t d;
+  bool parse;
+  char msg[NJ_ERR_LEN];
+  cr_assert_eq(decode(NJ_EP_DEVICES_DETAILED, body, &d, &parse, msg), 0, "%s",
+               msg);
+  free(body);
+  cr_assert_eq(d.count, ROWS);
+  const nj_device_t *dev = d.rows;
+  char want[64];
+  for (int i = 0; i < ROWS; i++) {
+    snprintf(want, sizeof want, "host-%d\xc3\xa9\"", i);
+    cr_expect_str_eq(dev[i].system_name, want);
+    snprintf(want, sizeof want, "10.0.%d.%d", i / 256, i % 256);
+    cr_expect_eq(dev[i].n_ip_addresses, 1);
+    cr_expect_str_eq(dev[i].ip_addresses[0], want);
+  }
+  cr_expect_eq(d.last_id, 1000 - ROWS + 1);
+  cr_expect_eq(d.min_id, 1000 - ROWS + 1);
+  nj__decoded_free(&d);
+}
+
 Test(ninjaone_regions, know_the_five_hosts) {
   nj_region_t r;
   cr_expect_eq(nj_region_parse("US", &r), 0);

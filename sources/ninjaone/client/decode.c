@@ -6,10 +6,15 @@
  * other way round) is an error naming the endpoint, row and field, since a
  * silently dropped value would turn into a wrong compliance signal.
  *
- * Strings are borrowed from the parsed tree, which lives as long as the
- * page. Runs on a worker thread: touches nothing shared.
+ * The rows' strings are copied out of the parsed tree into the page's own
+ * chunks, and the tree is freed before the page leaves the decoding thread:
+ * a page waiting for delivery holds about its text's size, and the thousands
+ * of nodes of the tree are allocated and freed by one thread (a tree freed
+ * on the loop's thread contended for the allocator with the decoders).
+ * Runs on a worker thread: touches nothing shared.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +26,13 @@ typedef struct dec_s {
   size_t row;       /* 0-based row within the page */
   const char *parent; /* enclosing object key, or NULL */
   nj_decoded_t *out;
+  size_t chunk_size; /* of the next chunk */
   char *msg;
   size_t msglen;
   int err;
 } dec_t;
+
+#define CHUNK_SIZE (64u * 1024u)
 
 static const char *type_name(const json_t *v) {
   switch (json_typeof(v)) {
@@ -55,24 +63,45 @@ static void wrong(dec_t *d, const char *key, const json_t *v,
            d->parent ? "." : "", key, type_name(v), expected);
 }
 
-static void *block(dec_t *d, size_t size) {
-  nj_decoded_t *o = d->out;
-  if (o->nblocks == o->capblocks) {
-    size_t cap = o->capblocks ? o->capblocks * 2 : 16;
-    void **b = realloc(o->blocks, cap * sizeof *b);
-    if (!b)
+static void *arena(dec_t *d, size_t size, size_t align) {
+  nj_chunk_t *c = d->out->chunks;
+  size_t at = c ? (c->used + align - 1) & ~(align - 1) : 0;
+  if (!c || at + size > c->cap) {
+    size_t cap = size > d->chunk_size ? size : d->chunk_size;
+    c = malloc(offsetof(nj_chunk_t, data) + cap);
+    if (!c) {
+      if (!d->err) {
+        d->err = RN_ENOMEM;
+        snprintf(d->msg, d->msglen, "out of memory");
+      }
       return NULL;
-    o->blocks = b;
-    o->capblocks = cap;
+    }
+    c->next = d->out->chunks;
+    c->used = 0;
+    c->cap = cap;
+    d->out->chunks = c;
+    d->chunk_size = CHUNK_SIZE;
+    at = 0;
   }
-  void *p = calloc(1, size ? size : 1);
+  c->used = at + size;
+  return (char *)c->data + at;
+}
+
+static void *block(dec_t *d, size_t size) {
+  void *p = arena(d, size, _Alignof(max_align_t));
   if (p)
-    o->blocks[o->nblocks++] = p;
-  else if (!d->err) {
-    d->err = RN_ENOMEM;
-    snprintf(d->msg, d->msglen, "out of memory");
-  }
+    memset(p, 0, size);
   return p;
+}
+
+static const char *copy(dec_t *d, const json_t *v) {
+  size_t n = json_string_length(v);
+  char *s = arena(d, n + 1, 1);
+  if (!s)
+    return NULL;
+  memcpy(s, json_string_value(v), n);
+  s[n] = '\0';
+  return s;
 }
 
 static const char *s_(dec_t *d, const json_t *obj, const char *key) {
@@ -83,7 +112,7 @@ static const char *s_(dec_t *d, const json_t *obj, const char *key) {
     wrong(d, key, v, "a string");
     return NULL;
   }
-  return json_string_value(v);
+  return copy(d, v);
 }
 
 static int64_t i_(dec_t *d, const json_t *obj, const char *key) {
@@ -121,27 +150,25 @@ static int b_(dec_t *d, const json_t *obj, const char *key) {
   return -1;
 }
 
-/* An optional nested object: NULL when absent or null. */
-static const json_t *o_(dec_t *d, const json_t *obj, const char *key) {
-  const json_t *v = json_object_get(obj, key);
+/* v, or NULL when absent or null; NULL with an error when not of `type`. */
+static const json_t *of_type(dec_t *d, const char *key, const json_t *v,
+                             json_type type, const char *expected) {
   if (!v || json_is_null(v))
     return NULL;
-  if (!json_is_object(v)) {
-    wrong(d, key, v, "an object");
+  if (json_typeof(v) != type) {
+    wrong(d, key, v, expected);
     return NULL;
   }
   return v;
 }
 
+/* An optional nested object. */
+static const json_t *o_(dec_t *d, const json_t *obj, const char *key) {
+  return of_type(d, key, json_object_get(obj, key), JSON_OBJECT, "an object");
+}
+
 static const json_t *a_(dec_t *d, const json_t *obj, const char *key) {
-  const json_t *v = json_object_get(obj, key);
-  if (!v || json_is_null(v))
-    return NULL;
-  if (!json_is_array(v)) {
-    wrong(d, key, v, "an array");
-    return NULL;
-  }
-  return v;
+  return of_type(d, key, json_object_get(obj, key), JSON_ARRAY, "an array");
 }
 
 static const char *const *strings(dec_t *d, const json_t *obj, const char *key,
@@ -162,7 +189,7 @@ static const char *const *strings(dec_t *d, const json_t *obj, const char *key,
       wrong(d, key, v, "an array of strings");
       return NULL;
     }
-    out[(*n)++] = json_string_value(v);
+    out[(*n)++] = copy(d, v);
   }
   return out;
 }
@@ -376,6 +403,198 @@ static int64_t row_id(nj_endpoint_t ep, const void *rows, size_t i) {
   }
 }
 
+/* ------------------------------------------------------------ the text */
+
+/* A page is read a row at a time: jansson parses one row, which is decoded
+ * and freed before the next (JSON_DISABLE_EOF_CHECK makes jansson stop at
+ * the row's end and say where that is). Only the brackets, commas and
+ * colons around the rows are read here. So a page never exists as one
+ * tree: decoding 1,000 devices holds one device's nodes at a time, not
+ * 8x the page's text, and the nodes are reused from the thread's cache. */
+typedef struct text_s {
+  const char *start, *p, *end;
+  bool *parse_error;
+} text_t;
+
+static void skip_space(text_t *t) {
+  while (t->p < t->end &&
+         (*t->p == ' ' || *t->p == '\t' || *t->p == '\n' || *t->p == '\r'))
+    t->p++;
+}
+
+static bool at(text_t *t, char c) {
+  skip_space(t);
+  return t->p < t->end && *t->p == c;
+}
+
+static bool eat(text_t *t, char c) {
+  if (!at(t, c))
+    return false;
+  t->p++;
+  return true;
+}
+
+static int not_json(dec_t *d, text_t *t, const char *what, size_t offset) {
+  *t->parse_error = true;
+  snprintf(d->msg, d->msglen,
+           "%s: the answer is not valid JSON (%s at byte %zu)", d->ep, what,
+           offset);
+  return RN_EJSON;
+}
+
+/* The next value, or NULL with the page refused as not JSON. */
+static json_t *next_value(dec_t *d, text_t *t) {
+  skip_space(t);
+  json_error_t jerr;
+  json_t *v = json_loadb(t->p, (size_t)(t->end - t->p),
+                         JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK |
+                             JSON_REJECT_DUPLICATES,
+                         &jerr);
+  if (!v) {
+    not_json(d, t, jerr.text,
+             (size_t)(t->p - t->start) + (size_t)jerr.position);
+    return NULL;
+  }
+  t->p += jerr.position;
+  return v;
+}
+
+static void *next_row(dec_t *d, nj_endpoint_t ep, size_t *cap) {
+  nj_decoded_t *o = d->out;
+  size_t size = row_types[ep].size;
+  if (o->count == *cap) {
+    size_t n = *cap ? *cap * 2 : 64;
+    void *rows = realloc(o->rows, n * size);
+    if (!rows) {
+      d->err = RN_ENOMEM;
+      snprintf(d->msg, d->msglen, "out of memory");
+      return NULL;
+    }
+    o->rows = rows;
+    *cap = n;
+  }
+  return memset((char *)o->rows + o->count * size, 0, size);
+}
+
+/* The rows of an array whose '[' has been read. */
+static int read_rows(dec_t *d, text_t *t, nj_endpoint_t ep) {
+  size_t cap = 0;
+  if (eat(t, ']'))
+    return 0;
+  for (;;) {
+    json_t *o = next_value(d, t);
+    if (!o)
+      return RN_EJSON;
+    d->row = d->out->count;
+    if (!json_is_object(o)) {
+      snprintf(d->msg, d->msglen, "%s: row %zu is %s, expected an object",
+               d->ep, d->row + 1, type_name(o));
+      json_decref(o);
+      return RN_EJSON;
+    }
+    void *row = next_row(d, ep, &cap);
+    if (row)
+      row_types[ep].fn(d, o, row);
+    json_decref(o);
+    if (d->err)
+      return d->err;
+    d->out->count++;
+    if (eat(t, ','))
+      continue;
+    if (eat(t, ']'))
+      return 0;
+    return not_json(d, t, "',' or ']' expected", (size_t)(t->p - t->start));
+  }
+}
+
+/* An object answer: `rows_key` holds the rows; a query report's cursor
+ * names its next page. Other members are read and dropped. */
+static int read_object(dec_t *d, text_t *t, nj_endpoint_t ep,
+                       const char *rows_key) {
+  bool seen_rows = false, seen_cursor = false;
+  if (eat(t, '}'))
+    return 0;
+  for (;;) {
+    size_t key_at = (size_t)(t->p - t->start);
+    json_t *k = next_value(d, t);
+    if (!k)
+      return RN_EJSON;
+    if (!json_is_string(k) || !eat(t, ':')) {
+      json_decref(k);
+      return not_json(d, t, "a key and ':' expected", key_at);
+    }
+    const char *key = json_string_value(k);
+    bool is_rows = strcmp(key, rows_key) == 0;
+    bool is_cursor = ep != NJ_EP_ACTIVITIES && strcmp(key, "cursor") == 0;
+    if ((is_rows && seen_rows) || (is_cursor && seen_cursor)) {
+      json_decref(k);
+      return not_json(d, t, "duplicate key", key_at);
+    }
+    int rc = 0;
+    if (is_rows && eat(t, '[')) {
+      seen_rows = true;
+      rc = read_rows(d, t, ep);
+    } else {
+      json_t *v = next_value(d, t);
+      if (!v) {
+        json_decref(k);
+        return RN_EJSON;
+      }
+      if (is_rows) { /* not an array: null (no rows) or an error */
+        seen_rows = true;
+        of_type(d, key, v, JSON_ARRAY, "an array");
+      } else if (is_cursor) {
+        seen_cursor = true;
+        const json_t *cur = of_type(d, key, v, JSON_OBJECT, "an object");
+        if (cur) {
+          d->parent = "cursor";
+          const char *name = s_(d, cur, "name");
+          d->parent = NULL;
+          if (name && !(d->out->cursor_name = strdup(name)) && !d->err) {
+            d->err = RN_ENOMEM;
+            snprintf(d->msg, d->msglen, "out of memory");
+          }
+        }
+      }
+      json_decref(v);
+      rc = d->err;
+    }
+    json_decref(k);
+    if (rc)
+      return rc;
+    if (eat(t, ','))
+      continue;
+    if (eat(t, '}'))
+      return 0;
+    return not_json(d, t, "',' or '}' expected", (size_t)(t->p - t->start));
+  }
+}
+
+static int read_page(dec_t *d, text_t *t, nj_endpoint_t ep) {
+  bool want_array = ep == NJ_EP_ORGANIZATIONS || ep == NJ_EP_DEVICES_DETAILED;
+  int rc;
+  if (want_array && eat(t, '[')) {
+    rc = read_rows(d, t, ep);
+  } else if (!want_array && eat(t, '{')) {
+    rc = read_object(d, t, ep,
+                     ep == NJ_EP_ACTIVITIES ? "activities" : "results");
+  } else {
+    json_t *v = next_value(d, t);
+    if (!v)
+      return RN_EJSON;
+    snprintf(d->msg, d->msglen, "%s: the answer is %s, expected %s", d->ep,
+             type_name(v), want_array ? "an array" : "an object");
+    json_decref(v);
+    return RN_EJSON;
+  }
+  if (rc)
+    return rc;
+  skip_space(t);
+  if (t->p != t->end)
+    return not_json(d, t, "end of text expected", (size_t)(t->p - t->start));
+  return 0;
+}
+
 int nj__decode_page(nj_endpoint_t ep, const char *body, size_t len,
                     nj_decoded_t *out, bool *parse_error, char *msg,
                     size_t msglen) {
@@ -384,75 +603,15 @@ int nj__decode_page(nj_endpoint_t ep, const char *body, size_t len,
   out->last_id = out->min_id = NJ_ABSENT;
   *parse_error = false;
   const char *path = nj_endpoint_path(ep);
-  json_error_t jerr;
-  out->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-  if (!out->root) {
-    *parse_error = true;
-    snprintf(msg, msglen, "%s: the answer is not valid JSON (%s at line %d)",
-             path, jerr.text, jerr.line);
-    return RN_EJSON;
-  }
-  dec_t d = {.ep = path, .out = out, .msg = msg, .msglen = msglen};
-  const json_t *rows;
-  switch (ep) {
-  case NJ_EP_ORGANIZATIONS:
-  case NJ_EP_DEVICES_DETAILED:
-    rows = out->root;
-    if (!json_is_array(rows)) {
-      snprintf(msg, msglen, "%s: the answer is %s, expected an array", path,
-               type_name(rows));
-      return RN_EJSON;
-    }
-    break;
-  case NJ_EP_ACTIVITIES:
-    if (!json_is_object(out->root)) {
-      snprintf(msg, msglen, "%s: the answer is %s, expected an object", path,
-               type_name(out->root));
-      return RN_EJSON;
-    }
-    rows = a_(&d, out->root, "activities");
-    break;
-  default: {
-    if (!json_is_object(out->root)) {
-      snprintf(msg, msglen, "%s: the answer is %s, expected an object", path,
-               type_name(out->root));
-      return RN_EJSON;
-    }
-    rows = a_(&d, out->root, "results");
-    const json_t *cur = o_(&d, out->root, "cursor");
-    if (cur) {
-      d.parent = "cursor";
-      const char *name = s_(&d, cur, "name");
-      d.parent = NULL;
-      if (name && !(out->cursor_name = strdup(name))) {
-        snprintf(msg, msglen, "out of memory");
-        return RN_ENOMEM;
-      }
-    }
-    break;
-  }
-  }
-  if (d.err)
-    return d.err;
-  size_t n = rows ? json_array_size(rows) : 0;
-  out->rows = calloc(n ? n : 1, row_types[ep].size);
-  if (!out->rows) {
-    snprintf(msg, msglen, "out of memory");
-    return RN_ENOMEM;
-  }
-  for (size_t i = 0; i < n && !d.err; i++) {
-    const json_t *o = json_array_get(rows, i);
-    d.row = i;
-    if (!json_is_object(o)) {
-      snprintf(msg, msglen, "%s: row %zu is %s, expected an object", path,
-               i + 1, type_name(o));
-      return RN_EJSON;
-    }
-    row_types[ep].fn(&d, o, (char *)out->rows + i * row_types[ep].size);
-    out->count = i + 1;
-  }
-  if (d.err)
-    return d.err;
+  /* The first chunk holds every string: none is longer than its JSON. */
+  dec_t d = {.ep = path, .out = out, .chunk_size = len + 1, .msg = msg,
+             .msglen = msglen};
+  text_t t = {.start = body, .p = body, .end = body + len,
+              .parse_error = parse_error};
+  int rc = read_page(&d, &t, ep);
+  if (rc)
+    return rc;
+  size_t n = out->count;
   if (ep == NJ_EP_ORGANIZATIONS || ep == NJ_EP_DEVICES_DETAILED ||
       ep == NJ_EP_ACTIVITIES) {
     for (size_t i = 0; i < n; i++) {
@@ -470,12 +629,13 @@ int nj__decode_page(nj_endpoint_t ep, const char *body, size_t len,
 }
 
 void nj__decoded_free(nj_decoded_t *d) {
-  for (size_t i = 0; i < d->nblocks; i++)
-    free(d->blocks[i]);
-  free(d->blocks);
+  while (d->chunks) {
+    nj_chunk_t *next = d->chunks->next;
+    free(d->chunks);
+    d->chunks = next;
+  }
   free(d->rows);
   free(d->cursor_name);
-  json_decref(d->root);
   memset(d, 0, sizeof *d);
 }
 

@@ -31,13 +31,21 @@ unsigned nj__pages_in_flight(const char *rate_key);
 
 /* ------------------------------------------------------------ decode */
 
+/* A decoded page's strings and arrays, bump-allocated in a few chunks: the
+ * parsed tree is freed on the decoding thread, and a page held for delivery
+ * is a handful of blocks about the size of its text, not a tree of
+ * thousands of nodes at 8x the text freed on the loop's thread. */
+typedef struct nj_chunk_s {
+  struct nj_chunk_s *next;
+  size_t used, cap;
+  max_align_t data[];
+} nj_chunk_t;
+
 typedef struct nj_decoded_s {
   nj_endpoint_t endpoint;
-  json_t *root;    /* keeps the strings alive */
   void *rows;      /* array of the endpoint's row type */
   size_t count;
-  void **blocks;   /* extra allocations (string arrays, disks) */
-  size_t nblocks, capblocks;
+  nj_chunk_t *chunks; /* the rows' strings, string arrays and disks */
   /* paging */
   int64_t last_id;     /* after-id lists: id of the last row */
   int64_t min_id;      /* activities: smallest id */
