@@ -12,7 +12,9 @@
  * The client holds at most a few pages at once (its page slots), so peak
  * RSS of the concurrent phase should stay near the one-at-a-time figure.
  * Last, the CPU per device of the concurrent phase is set against a bare
- * jansson parse (json_loadb + json_decref) of the same first page.
+ * jansson parse (json_loadb + json_decref) of the same first page, and
+ * that page's size is printed as text, as a jansson tree and as the client
+ * holds it decoded.
  *
  *   bench_fetch [ORGS [DEVICES_PER_ORG [PAGE_SIZE [LATENCY_MS]]]]
  *   defaults      100   1000              1000      50
@@ -28,7 +30,7 @@
 
 #include <jansson.h>
 
-#include "ninjaone/client.h"
+#include "nj_internal.h"
 #include "rt_host.h"
 #include "sim_client.h"
 
@@ -199,11 +201,24 @@ static double bare_parse_us(sim_proc_t *sim, uint32_t page) {
     json_t *root = json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, &jerr);
     struct mallinfo2 m1 = mallinfo2();
     json_decref(root);
+    /* What the client holds of it once decoded (hblkhd: its chunks may be
+     * mappings of their own). */
+    nj_decoded_t d;
+    bool parse_error;
+    char msg[NJ_ERR_LEN];
+    struct mallinfo2 m2 = mallinfo2();
+    int rc = nj__decode_page(NJ_EP_DEVICES_DETAILED, r.body, r.len, &d,
+                             &parse_error, msg, sizeof msg);
+    struct mallinfo2 m3 = mallinfo2();
+    nj__decoded_free(&d);
+    double tree = (double)(m1.uordblks - m0.uordblks);
+    double held = (double)((m3.uordblks + m3.hblkhd) -
+                           (m2.uordblks + m2.hblkhd));
     printf("  one page of %zu devices: body %.2f MiB, jansson tree %.2f MiB "
-           "(%.1fx the body)\n",
-           devices, (double)r.len / 1048576.0,
-           (double)(m1.uordblks - m0.uordblks) / 1048576.0,
-           (double)(m1.uordblks - m0.uordblks) / (double)r.len);
+           "(%.1fx the body), decoded page %.2f MiB (%.1fx)%s%s\n",
+           devices, (double)r.len / 1048576.0, tree / 1048576.0,
+           tree / (double)r.len, held / 1048576.0, held / (double)r.len,
+           rc ? ": " : "", rc ? msg : "");
   }
   for (int round = 0; round < 5 && devices; round++) {
     double c0 = cpu_s();

@@ -415,6 +415,107 @@ Test(kit_client, a_foreign_absolute_url_is_refused_before_sending) {
 }
 
 /* Where a token may go: the base URL's scheme, host and port exactly. */
+/* ----------------------------------------------- a page row by row */
+
+typedef struct rows_seen_s {
+  json_t *kept;     /* rows kept with json_incref */
+  char members[128];
+  int stop_at;      /* 1-based row whose callback fails; 0 = none */
+} rows_seen_t;
+
+static int keep_row(json_t *row, size_t index, void *data, char *msg,
+                    size_t msglen) {
+  rows_seen_t *s = data;
+  if (s->stop_at && (int)index + 1 == s->stop_at) {
+    snprintf(msg, msglen, "row %zu refused by its decoder", index + 1);
+    return RN_EINVAL;
+  }
+  cr_assert_eq(json_array_size(s->kept), index, "rows out of order");
+  json_array_append(s->kept, row); /* the reader frees its reference */
+  return 0;
+}
+
+static int note_member(const char *key, json_t *value, void *data, char *msg,
+                       size_t msglen) {
+  (void)msg;
+  (void)msglen;
+  rows_seen_t *s = data;
+  size_t n = strlen(s->members);
+  snprintf(s->members + n, sizeof s->members - n, "%s%s=%s", n ? "," : "",
+           key, rk_json_type_name(value));
+  return 0;
+}
+
+static int read_rows(const char *body, const char *rows_key, rows_seen_t *s,
+                     bool *not_json, char *msg) {
+  memset(s->members, 0, sizeof s->members);
+  json_decref(s->kept);
+  s->kept = json_array();
+  rk_rows_reader_t r = RK_ROWS_READER_INIT;
+  r.what = "/devices";
+  r.rows_key = rows_key;
+  r.row = keep_row;
+  r.member = note_member;
+  r.data = s;
+  return rk_read_rows(body, strlen(body), &r, not_json, msg, 256);
+}
+
+Test(kit_rows, reads_rows_members_and_refusals_as_a_whole_parse_would) {
+  rows_seen_t s = {0};
+  bool not_json;
+  char msg[256];
+  cr_assert_eq(read_rows(" {\"@odata.count\":2, \"value\" : [ {\"id\":\"a\","
+                         "\"x\":[1,{\"y\":\"]}\"}]} ,{\"id\":\"b\"} ],"
+                         "\"@odata.nextLink\":\"https://h/n\"}\n",
+                         "value", &s, &not_json, msg),
+               0, "%s", msg);
+  cr_expect_eq(json_array_size(s.kept), 2);
+  cr_expect_str_eq(
+      json_string_value(json_object_get(json_array_get(s.kept, 1), "id")),
+      "b");
+  cr_expect_str_eq(s.members, "@odata.count=a number,"
+                              "@odata.nextLink=a string");
+  /* An array page; a row the decoder refuses stops the read with its
+   * status and sentence. */
+  s.stop_at = 2;
+  cr_expect_eq(read_rows("[{\"id\":1},{\"id\":2},{\"id\":3}]", NULL, &s,
+                         &not_json, msg),
+               RN_EINVAL);
+  cr_expect_not(not_json);
+  cr_expect_str_eq(msg, "row 2 refused by its decoder");
+  cr_expect_eq(json_array_size(s.kept), 1);
+  s.stop_at = 0;
+  static const struct {
+    const char *body, *rows_key;
+    bool not_json;
+    const char *msg;
+  } refused[] = {
+      {"[{\"id\":1}", NULL, true, "/devices: the answer is not valid JSON ("},
+      {"[{\"id\":1}]]", NULL, true, "(end of text expected at byte 10)"},
+      {"{\"value\":[],\"value\":[]}", "value", true,
+       "(duplicate key at byte 12)"},
+      {"{\"a\":1,\"a\":2}", "value", true, "duplicate key"},
+      {"{\"value\":7}", "value", false,
+       "/devices: 'value' is a number, expected an array"},
+      {"[\"x\"]", NULL, false, "/devices: row 1 is a string, expected an object"},
+      {"{}", NULL, false, "/devices: the answer is an object, expected an array"},
+      {"[]", "value", false, "/devices: the answer is an array, expected an object"},
+  };
+  for (size_t i = 0; i < RN_ARRAY_SIZE(refused); i++) {
+    cr_expect_eq(read_rows(refused[i].body, refused[i].rows_key, &s,
+                           &not_json, msg),
+                 RN_EJSON, "%s", refused[i].body);
+    cr_expect_eq(not_json, refused[i].not_json, "%s: %s", refused[i].body, msg);
+    cr_expect(strstr(msg, refused[i].msg), "%s: \"%s\"", refused[i].body, msg);
+  }
+  /* No rows at all is fine: absent, null or empty. */
+  const char *empty[] = {"{}", "{\"value\":null}", "{\"value\":[]}"};
+  for (size_t i = 0; i < RN_ARRAY_SIZE(empty); i++)
+    cr_expect_eq(read_rows(empty[i], "value", &s, &not_json, msg), 0, "%s: %s",
+                 empty[i], msg);
+  json_decref(s.kept);
+}
+
 Test(kit_origin, a_next_link_keeps_scheme_host_and_port) {
   static const struct {
     const char *url;

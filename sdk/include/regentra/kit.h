@@ -30,7 +30,8 @@
 #define RK_KIT_VERSION_MAJOR 1
 /* 1.1: the card's sync (rk_provider_t walk_devices, normalize and their
  * words; rk_session_add_device). */
-#define RK_KIT_VERSION_MINOR 1
+/* 1.2: rk_read_rows, a JSON page read a row at a time. */
+#define RK_KIT_VERSION_MINOR 2
 
 #include "regentra/kit/card.h"
 #include "regentra/kit/client.h"

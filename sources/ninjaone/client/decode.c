@@ -6,11 +6,12 @@
  * other way round) is an error naming the endpoint, row and field, since a
  * silently dropped value would turn into a wrong compliance signal.
  *
- * The rows' strings are copied out of the parsed tree into the page's own
- * chunks, and the tree is freed before the page leaves the decoding thread:
- * a page waiting for delivery holds about its text's size, and the thousands
- * of nodes of the tree are allocated and freed by one thread (a tree freed
- * on the loop's thread contended for the allocator with the decoders).
+ * The page is read a row at a time (rk_read_rows): each row's strings are
+ * copied into the page's own chunks and its tree is freed before the next.
+ * A page never exists as one tree (about 8x its text), a page waiting for
+ * delivery holds about its text's size, and every node is allocated and
+ * freed by the decoding thread (a tree freed on the loop's thread contended
+ * for the allocator with the decoders).
  * Runs on a worker thread: touches nothing shared.
  */
 #include <math.h>
@@ -34,25 +35,6 @@ typedef struct dec_s {
 
 #define CHUNK_SIZE (64u * 1024u)
 
-static const char *type_name(const json_t *v) {
-  switch (json_typeof(v)) {
-  case JSON_OBJECT:
-    return "an object";
-  case JSON_ARRAY:
-    return "an array";
-  case JSON_STRING:
-    return "a string";
-  case JSON_INTEGER:
-  case JSON_REAL:
-    return "a number";
-  case JSON_TRUE:
-  case JSON_FALSE:
-    return "a boolean";
-  default:
-    return "null";
-  }
-}
-
 static void wrong(dec_t *d, const char *key, const json_t *v,
                   const char *expected) {
   if (d->err)
@@ -60,7 +42,7 @@ static void wrong(dec_t *d, const char *key, const json_t *v,
   d->err = RN_EJSON;
   snprintf(d->msg, d->msglen, "%s: row %zu: field '%s%s%s' is %s, expected %s",
            d->ep, d->row + 1, d->parent ? d->parent : "",
-           d->parent ? "." : "", key, type_name(v), expected);
+           d->parent ? "." : "", key, rk_json_type_name(v), expected);
 }
 
 static void *arena(dec_t *d, size_t size, size_t align) {
@@ -403,196 +385,61 @@ static int64_t row_id(nj_endpoint_t ep, const void *rows, size_t i) {
   }
 }
 
-/* ------------------------------------------------------------ the text */
+/* ------------------------------------------------------------ the page */
 
-/* A page is read a row at a time: jansson parses one row, which is decoded
- * and freed before the next (JSON_DISABLE_EOF_CHECK makes jansson stop at
- * the row's end and say where that is). Only the brackets, commas and
- * colons around the rows are read here. So a page never exists as one
- * tree: decoding 1,000 devices holds one device's nodes at a time, not
- * 8x the page's text, and the nodes are reused from the thread's cache. */
-typedef struct text_s {
-  const char *start, *p, *end;
-  bool *parse_error;
-} text_t;
+typedef struct page_read_s {
+  dec_t *d;
+  nj_endpoint_t ep;
+  size_t cap; /* rows allocated */
+} page_read_t;
 
-static void skip_space(text_t *t) {
-  while (t->p < t->end &&
-         (*t->p == ' ' || *t->p == '\t' || *t->p == '\n' || *t->p == '\r'))
-    t->p++;
-}
-
-static bool at(text_t *t, char c) {
-  skip_space(t);
-  return t->p < t->end && *t->p == c;
-}
-
-static bool eat(text_t *t, char c) {
-  if (!at(t, c))
-    return false;
-  t->p++;
-  return true;
-}
-
-static int not_json(dec_t *d, text_t *t, const char *what, size_t offset) {
-  *t->parse_error = true;
-  snprintf(d->msg, d->msglen,
-           "%s: the answer is not valid JSON (%s at byte %zu)", d->ep, what,
-           offset);
-  return RN_EJSON;
-}
-
-/* The next value, or NULL with the page refused as not JSON. */
-static json_t *next_value(dec_t *d, text_t *t) {
-  skip_space(t);
-  json_error_t jerr;
-  json_t *v = json_loadb(t->p, (size_t)(t->end - t->p),
-                         JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK |
-                             JSON_REJECT_DUPLICATES,
-                         &jerr);
-  if (!v) {
-    not_json(d, t, jerr.text,
-             (size_t)(t->p - t->start) + (size_t)jerr.position);
-    return NULL;
-  }
-  t->p += jerr.position;
-  return v;
-}
-
-static void *next_row(dec_t *d, nj_endpoint_t ep, size_t *cap) {
-  nj_decoded_t *o = d->out;
-  size_t size = row_types[ep].size;
-  if (o->count == *cap) {
-    size_t n = *cap ? *cap * 2 : 64;
-    void *rows = realloc(o->rows, n * size);
+static int on_row(json_t *o, size_t index, void *data, char *msg,
+                  size_t msglen) {
+  (void)msg;
+  (void)msglen;
+  page_read_t *pr = data;
+  dec_t *d = pr->d;
+  nj_decoded_t *out = d->out;
+  size_t size = row_types[pr->ep].size;
+  if (out->count == pr->cap) {
+    size_t n = pr->cap ? pr->cap * 2 : 64;
+    void *rows = realloc(out->rows, n * size);
     if (!rows) {
+      snprintf(d->msg, d->msglen, "out of memory");
+      return RN_ENOMEM;
+    }
+    out->rows = rows;
+    pr->cap = n;
+  }
+  void *row = memset((char *)out->rows + out->count * size, 0, size);
+  d->row = index;
+  row_types[pr->ep].fn(d, o, row);
+  if (d->err)
+    return d->err;
+  out->count++;
+  return 0;
+}
+
+/* A query report's cursor names its next page; other members are dropped. */
+static int on_member(const char *key, json_t *v, void *data, char *msg,
+                     size_t msglen) {
+  (void)msg;
+  (void)msglen;
+  page_read_t *pr = data;
+  dec_t *d = pr->d;
+  if (pr->ep == NJ_EP_ACTIVITIES || strcmp(key, "cursor") != 0)
+    return 0;
+  const json_t *cur = of_type(d, key, v, JSON_OBJECT, "an object");
+  if (cur) {
+    d->parent = "cursor";
+    const char *name = s_(d, cur, "name");
+    d->parent = NULL;
+    if (name && !(d->out->cursor_name = strdup(name)) && !d->err) {
       d->err = RN_ENOMEM;
       snprintf(d->msg, d->msglen, "out of memory");
-      return NULL;
     }
-    o->rows = rows;
-    *cap = n;
   }
-  return memset((char *)o->rows + o->count * size, 0, size);
-}
-
-/* The rows of an array whose '[' has been read. */
-static int read_rows(dec_t *d, text_t *t, nj_endpoint_t ep) {
-  size_t cap = 0;
-  if (eat(t, ']'))
-    return 0;
-  for (;;) {
-    json_t *o = next_value(d, t);
-    if (!o)
-      return RN_EJSON;
-    d->row = d->out->count;
-    if (!json_is_object(o)) {
-      snprintf(d->msg, d->msglen, "%s: row %zu is %s, expected an object",
-               d->ep, d->row + 1, type_name(o));
-      json_decref(o);
-      return RN_EJSON;
-    }
-    void *row = next_row(d, ep, &cap);
-    if (row)
-      row_types[ep].fn(d, o, row);
-    json_decref(o);
-    if (d->err)
-      return d->err;
-    d->out->count++;
-    if (eat(t, ','))
-      continue;
-    if (eat(t, ']'))
-      return 0;
-    return not_json(d, t, "',' or ']' expected", (size_t)(t->p - t->start));
-  }
-}
-
-/* An object answer: `rows_key` holds the rows; a query report's cursor
- * names its next page. Other members are read and dropped. */
-static int read_object(dec_t *d, text_t *t, nj_endpoint_t ep,
-                       const char *rows_key) {
-  bool seen_rows = false, seen_cursor = false;
-  if (eat(t, '}'))
-    return 0;
-  for (;;) {
-    size_t key_at = (size_t)(t->p - t->start);
-    json_t *k = next_value(d, t);
-    if (!k)
-      return RN_EJSON;
-    if (!json_is_string(k) || !eat(t, ':')) {
-      json_decref(k);
-      return not_json(d, t, "a key and ':' expected", key_at);
-    }
-    const char *key = json_string_value(k);
-    bool is_rows = strcmp(key, rows_key) == 0;
-    bool is_cursor = ep != NJ_EP_ACTIVITIES && strcmp(key, "cursor") == 0;
-    if ((is_rows && seen_rows) || (is_cursor && seen_cursor)) {
-      json_decref(k);
-      return not_json(d, t, "duplicate key", key_at);
-    }
-    int rc = 0;
-    if (is_rows && eat(t, '[')) {
-      seen_rows = true;
-      rc = read_rows(d, t, ep);
-    } else {
-      json_t *v = next_value(d, t);
-      if (!v) {
-        json_decref(k);
-        return RN_EJSON;
-      }
-      if (is_rows) { /* not an array: null (no rows) or an error */
-        seen_rows = true;
-        of_type(d, key, v, JSON_ARRAY, "an array");
-      } else if (is_cursor) {
-        seen_cursor = true;
-        const json_t *cur = of_type(d, key, v, JSON_OBJECT, "an object");
-        if (cur) {
-          d->parent = "cursor";
-          const char *name = s_(d, cur, "name");
-          d->parent = NULL;
-          if (name && !(d->out->cursor_name = strdup(name)) && !d->err) {
-            d->err = RN_ENOMEM;
-            snprintf(d->msg, d->msglen, "out of memory");
-          }
-        }
-      }
-      json_decref(v);
-      rc = d->err;
-    }
-    json_decref(k);
-    if (rc)
-      return rc;
-    if (eat(t, ','))
-      continue;
-    if (eat(t, '}'))
-      return 0;
-    return not_json(d, t, "',' or '}' expected", (size_t)(t->p - t->start));
-  }
-}
-
-static int read_page(dec_t *d, text_t *t, nj_endpoint_t ep) {
-  bool want_array = ep == NJ_EP_ORGANIZATIONS || ep == NJ_EP_DEVICES_DETAILED;
-  int rc;
-  if (want_array && eat(t, '[')) {
-    rc = read_rows(d, t, ep);
-  } else if (!want_array && eat(t, '{')) {
-    rc = read_object(d, t, ep,
-                     ep == NJ_EP_ACTIVITIES ? "activities" : "results");
-  } else {
-    json_t *v = next_value(d, t);
-    if (!v)
-      return RN_EJSON;
-    snprintf(d->msg, d->msglen, "%s: the answer is %s, expected %s", d->ep,
-             type_name(v), want_array ? "an array" : "an object");
-    json_decref(v);
-    return RN_EJSON;
-  }
-  if (rc)
-    return rc;
-  skip_space(t);
-  if (t->p != t->end)
-    return not_json(d, t, "end of text expected", (size_t)(t->p - t->start));
-  return 0;
+  return d->err;
 }
 
 int nj__decode_page(nj_endpoint_t ep, const char *body, size_t len,
@@ -601,14 +448,21 @@ int nj__decode_page(nj_endpoint_t ep, const char *body, size_t len,
   memset(out, 0, sizeof *out);
   out->endpoint = ep;
   out->last_id = out->min_id = NJ_ABSENT;
-  *parse_error = false;
   const char *path = nj_endpoint_path(ep);
   /* The first chunk holds every string: none is longer than its JSON. */
   dec_t d = {.ep = path, .out = out, .chunk_size = len + 1, .msg = msg,
              .msglen = msglen};
-  text_t t = {.start = body, .p = body, .end = body + len,
-              .parse_error = parse_error};
-  int rc = read_page(&d, &t, ep);
+  page_read_t pr = {.d = &d, .ep = ep};
+  rk_rows_reader_t r = RK_ROWS_READER_INIT;
+  r.what = path;
+  if (ep == NJ_EP_ACTIVITIES)
+    r.rows_key = "activities";
+  else if (ep != NJ_EP_ORGANIZATIONS && ep != NJ_EP_DEVICES_DETAILED)
+    r.rows_key = "results";
+  r.row = on_row;
+  r.member = on_member;
+  r.data = &pr;
+  int rc = rk_read_rows(body, len, &r, parse_error, msg, msglen);
   if (rc)
     return rc;
   size_t n = out->count;

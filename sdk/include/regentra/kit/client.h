@@ -275,6 +275,41 @@ typedef int (*rk_decode_fn)(const char *body, size_t len, rk_decoded_t *out,
                             char *msg, size_t msglen, void *data);
 typedef void (*rk_free_page_fn)(void *page, void *data);
 
+/* Reading a page a row at a time (kit 1.2), for decode hooks: jansson
+ * parses one row, `row` decodes it, and its tree is freed before the next,
+ * so a page is never held as one tree (about 8x its text) and a decoder's
+ * memory is its own rows. The kit reads only the text around the rows. */
+typedef struct rk_rows_reader_s {
+  uint32_t struct_size; /* set by RK_ROWS_READER_INIT */
+  const char *what;     /* names the page in messages: "/v2/devices" */
+  /* NULL: the page is an array of rows. Otherwise it is an object whose
+   * member of this name holds them; absent or null means no rows. */
+  const char *rows_key;
+  /* Each row, in order; rows that are not objects are refused before.
+   * The row is freed on return (json_incref what is kept). Nonzero stops
+   * the read with that status and its sentence in msg. */
+  int (*row)(json_t *row, size_t index, void *data, char *msg,
+             size_t msglen);
+  /* Each other member of an object page, or NULL to drop them. */
+  int (*member)(const char *key, json_t *value, void *data, char *msg,
+                size_t msglen);
+  void *data;
+  /* Kit 1.2: append below this line only. */
+} rk_rows_reader_t;
+
+#define RK_ROWS_READER_INIT {.struct_size = sizeof(rk_rows_reader_t)}
+
+/* Reads body with r. Returns 0; RN_EJSON with *not_json set when the text
+ * is not JSON (worth a retry) or a key is given twice; RN_EJSON when the
+ * page or a row has the wrong shape; or what a callback returned. msg
+ * names r->what, and the byte or row. Any thread. */
+int rk_read_rows(const char *body, size_t len, const rk_rows_reader_t *r,
+                 bool *not_json, char *msg, size_t msglen);
+
+/* "an object", "an array", "a string", "a number", "a boolean", "null":
+ * for messages that say what a value is. */
+const char *rk_json_type_name(const json_t *v);
+
 typedef struct rk_page_s {
   unsigned number;  /* 1-based */
   size_t count;     /* rows to take: the page's, or fewer at the row cap */
