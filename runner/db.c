@@ -1349,6 +1349,7 @@ static int db_transaction(rn_ctx_t *ctx, rn_db_tx_fn fn, rn_status_cb done,
     return rn__from_uv(rc);
   }
   rn__req_start(ctx, &t->req, rn__db_tx_req_cancel);
+  rn__req_on_pool(&t->req);
   if (req)
     *req = &t->req;
   return 0;

@@ -186,6 +186,7 @@ static int work_queue(rn_ctx_t *ctx, rn_work_fn fn, rn_status_cb done,
     return rn__from_uv(rc);
   }
   rn__req_start(ctx, &r->req, work_cancel);
+  rn__req_on_pool(&r->req);
   if (req)
     *req = &r->req;
   return 0;

@@ -456,6 +456,7 @@ struct rn_req_s {
    * callback runs with that run current again. */
   rn_job_t *job;
   rn__list_t job_link;
+  rn__list_t pool_link; /* in runner->pool_reqs while on the thread pool */
   rn_job_t *outer_job; /* current before rn__req_enter, restored after */
   bool entered;
 };
@@ -465,6 +466,9 @@ struct rn_req_s {
  * retries cannot keep an ended run alive. */
 int rn__req_admit(rn_ctx_t *ctx);
 void rn__req_start(rn_ctx_t *ctx, rn_req_t *req, void (*cancel)(rn_req_t *));
+/* The request is work queued to the thread pool: nothing can stop it once
+ * a worker runs it, so a stopping runner waits for it only so long. */
+void rn__req_on_pool(rn_req_t *req);
 /* Just before the request's callback: makes its run current. */
 void rn__req_enter(rn_req_t *req);
 /* After the request's callback has run. */
@@ -535,6 +539,9 @@ struct rn__runner_s {
   uv_timer_t drain_timer;
   uint64_t drain_deadline; /* loop time */
   bool drain_cancelled;
+  rn__list_t pool_reqs;   /* rn_req_t queued or running on the thread pool */
+  uv_timer_t exit_timer;  /* stopped: waits for pool_reqs, so long */
+  uint64_t exit_deadline; /* loop time */
   int exit_code;
   struct rn__http_s *http;
   struct rn__db_s *db;

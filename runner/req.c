@@ -24,6 +24,7 @@ void rn__req_start(rn_ctx_t *ctx, rn_req_t *req, void (*cancel)(rn_req_t *)) {
   req->outer_job = NULL;
   req->entered = false;
   rn__list_init(&req->job_link);
+  rn__list_init(&req->pool_link);
   rn__list_push(&ctx->reqs, &req->link);
   rn__generation_ref(ctx->plugin->gen);
   rn_job_t *job = ctx->runner->current_job;
@@ -37,10 +38,15 @@ void rn__req_enter(rn_req_t *req) {
   req->entered = true;
 }
 
+void rn__req_on_pool(rn_req_t *req) {
+  rn__list_push(&req->ctx->runner->pool_reqs, &req->pool_link);
+}
+
 void rn__req_finish(rn_req_t *req) {
   rn__generation_t *gen = req->ctx->plugin->gen;
   rn__runner_t *runner = req->ctx->runner;
   rn__list_remove(&req->link);
+  rn__list_remove(&req->pool_link);
   if (req->entered) {
     req->entered = false;
     rn__job_leave(runner, req->outer_job);

@@ -42,6 +42,7 @@ int rn__runner_init(rn__runner_t *runner, uv_loop_t *loop,
   if (!runner->config_path || (confd && !runner->confd))
     return RN_ENOMEM;
   rn__list_init(&runner->jobs);
+  rn__list_init(&runner->pool_reqs);
   const char *start = getenv("REGENTRA_CLOCK_START_MS");
   if (start && *start) {
     runner->clock_real_start_ms = rn__real_now_ms();
@@ -218,6 +219,33 @@ static void close_walk(uv_handle_t *handle, void *arg) {
     uv_close(handle, NULL);
 }
 
+/* Work on the thread pool cannot be stopped once a worker runs it, and
+ * libuv joins its workers at exit: work that never returns would keep a
+ * stopped runner alive for ever. It gets cancel_grace more; then the runner
+ * leaves without it. Its jobs are already recorded as ended, and a
+ * transaction it holds rolls back with its connection. */
+static void exit_poll(uv_timer_t *timer) {
+  rn__runner_t *runner = timer->data;
+  if (rn__list_empty(&runner->pool_reqs)) {
+    uv_close((uv_handle_t *)timer, NULL);
+    return;
+  }
+  if (uv_now(runner->loop) < runner->exit_deadline)
+    return;
+  unsigned n = 0;
+  for (rn__list_t *l = runner->pool_reqs.next; l != &runner->pool_reqs;
+       l = l->next, n++) {
+    rn_req_t *req = rn__container_of(l, rn_req_t, pool_link);
+    rn__log(RN_LOG_WARNING, req->ctx->plugin->name,
+            "%s%swork on a worker thread is still running; not waiting for "
+            "it",
+            req->job ? req->job->qualified_name : "", req->job ? ": " : "");
+  }
+  rn__log(RN_LOG_WARNING, NULL,
+          "exiting with %u work item(s) still on worker threads", n);
+  _exit(runner->exit_code);
+}
+
 static void finish(rn__runner_t *runner) {
   /* The db first: it fails what is still in flight to the queue, which
    * then frees what it holds. */
@@ -234,6 +262,10 @@ static void finish(rn__runner_t *runner) {
   uv_close((uv_handle_t *)&runner->sigint, NULL);
   uv_close((uv_handle_t *)&runner->reload_timer, NULL);
   uv_close((uv_handle_t *)&runner->drain_timer, NULL);
+  runner->exit_deadline =
+      uv_now(runner->loop) +
+      (runner->gen ? runner->gen->config->cancel_grace_ms : 0);
+  uv_timer_start(&runner->exit_timer, exit_poll, 0, 50);
 }
 
 
@@ -291,6 +323,8 @@ int rn__runner_serve(rn__runner_t *runner) {
   uv_signal_init(loop, &runner->sigint);
   uv_timer_init(loop, &runner->reload_timer);
   uv_timer_init(loop, &runner->drain_timer);
+  uv_timer_init(loop, &runner->exit_timer);
+  runner->exit_timer.data = runner;
   runner->sighup.data = runner->sigterm.data = runner->sigint.data = runner;
   runner->reload_timer.data = runner->drain_timer.data = runner;
   uv_signal_start(&runner->sighup, on_sighup, SIGHUP);

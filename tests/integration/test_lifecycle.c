@@ -377,6 +377,37 @@ Test(lifecycle, sigterm_with_a_job_without_cancel_hook_exits_after_the_grace) {
   free(log);
 }
 
+/* Work on a worker thread cannot be stopped, and libuv joins its workers
+ * at exit: a stopping runner waits cancel_grace for it, then leaves it. */
+Test(lifecycle, sigterm_leaves_work_that_never_returns_after_the_grace) {
+  configure_stubborn("drain_timeout = 500ms\ncancel_grace = 1s",
+                     "[job \"w\"]\nplugin = stubborn\njob = work\n"
+                     "schedule = * * * * *\nduration = 10m\n");
+  start_daemon();
+  cr_assert(log_has("stubborn.work waiting", 1, WAIT_MS), "never started");
+  long long t0 = mono_ms();
+  rt_proc_kill(&daemon_proc, SIGTERM);
+  cr_assert(rt_proc_wait(&daemon_proc, 20000),
+            "SIGTERM never ended the daemon");
+  long long took = mono_ms() - t0;
+  fprintf(stderr,
+          "SIGTERM with 10 min of work on a worker thread: drain_timeout "
+          "500 ms, cancel_grace 1000 ms: exit after %lld ms\n",
+          took);
+  char *log = rt_read_file(daemon_proc.err_path);
+  cr_expect_eq(daemon_proc.status, 0, "%s", log);
+  cr_expect(strstr(log, "stubborn.work: still running 1000 ms after it was "
+                        "cancelled; the host ends it"),
+            "%s", log);
+  cr_expect(strstr(log, "stubborn: stubborn.work: work on a worker thread is "
+                        "still running; not waiting for it"),
+            "%s", log);
+  cr_expect(strstr(log, "exiting with 1 work item(s) still on worker threads"),
+            "%s", log);
+  cr_expect(!strstr(log, "work of stubborn.work returned"), "%s", log);
+  free(log);
+}
+
 Test(lifecycle, reload_unloads_the_old_image_of_a_job_without_cancel_hook) {
   configure_stubborn("drain_timeout = 1s\ncancel_grace = 1s",
                      stubborn_cron_job);
