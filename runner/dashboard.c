@@ -237,12 +237,9 @@ static size_t mac_at(const char *start, const char *p) {
 /* curl's messages name the host bare, not in a URL; the phrases that come
  * right before it (libcurl 7.x and 8.x: hostip.c, connect.c, vtls). */
 static const char *const host_phrases[] = {
-    "Could not resolve host: ",
-    "Could not resolve proxy: ",
-    "Couldn't resolve host '",
-    "Couldn't resolve proxy '",
-    "Failed to connect to ",
-    "target host name '",
+    "Could not resolve host: ", "Could not resolve proxy: ",
+    "Couldn't resolve host '",  "Couldn't resolve proxy '",
+    "Failed to connect to ",    "target host name '",
     "subject name '",
 };
 
@@ -263,8 +260,7 @@ static size_t host_name_at(const char *p) {
   size_t n = strncmp(p, "*.", 2) == 0 ? 2 : 0;
   for (;;) {
     size_t label = 0;
-    while (is_alnum(p[n + label]) || p[n + label] == '-' ||
-           p[n + label] == '_')
+    while (is_alnum(p[n + label]) || p[n + label] == '-' || p[n + label] == '_')
       label++;
     if (label == 0)
       return n && p[n - 1] == '.' ? n - 1 : n;
@@ -392,10 +388,25 @@ char *rn__dashboard_redact(const char *text) {
   return out;
 }
 
-/* An error text as html_text does, with addresses and URL hosts replaced:
- * an error may quote the peer a connection failed to reach. */
-static void html_error(html_t *h, const char *s) {
-  char *redacted = rn__dashboard_redact(s);
+char *rn__dashboard_redact_cut(const char *text) {
+  /* The cut may have split an address (IPv4 or IPv6, bracketed or not, or
+   * a MAC address): drop a trailing part of one. */
+  size_t len = strlen(text);
+  while (len && (is_hex(text[len - 1]) || text[len - 1] == '.' ||
+                 text[len - 1] == ':' || text[len - 1] == '-' ||
+                 text[len - 1] == '['))
+    len--;
+  char *kept = strndup(text, len);
+  char *redacted = kept ? rn__dashboard_redact(kept) : NULL;
+  free(kept);
+  return redacted;
+}
+
+/* An error text as html_text does, with addresses and hosts replaced: an
+ * error may quote the peer a connection failed to reach, or a device.
+ * cut: the text was cut short. */
+static void html_error(html_t *h, const char *s, bool cut) {
+  char *redacted = cut ? rn__dashboard_redact_cut(s) : rn__dashboard_redact(s);
   if (!redacted) {
     h->failed = true;
     return;
@@ -722,21 +733,7 @@ static void render_dead(html_t *h, PGresult *res) {
     html_add(h, "</td><td>");
     html_duration(h, num(res, row, 5));
     html_add(h, " ago</td><td><div class=\"err\">");
-    char *error = strdup(str(res, row, 6));
-    if (!error) {
-      h->failed = true;
-      return;
-    }
-    if (num(res, row, 7) > ERROR_CHARS) {
-      /* The cut may have split an address (IPv4 or IPv6, bracketed or
-       * not): drop a trailing part of one. */
-      size_t len = strlen(error);
-      while (len && (is_hex(error[len - 1]) || error[len - 1] == '.' ||
-                     error[len - 1] == ':' || error[len - 1] == '['))
-        error[--len] = '\0';
-    }
-    html_error(h, error);
-    free(error);
+    html_error(h, str(res, row, 6), num(res, row, 7) > ERROR_CHARS);
     if (num(res, row, 7) > ERROR_CHARS)
       html_add(h, "\xE2\x80\xA6"); /* … */
     html_add(h, "</div></td></tr>");

@@ -69,8 +69,8 @@ int rn_devsrc_transaction_with(const rn_host_t *host, rn_ctx_t *ctx,
   rn_devsrc_tx_opts_t o = {0};
   if (opts && opts->struct_size < sizeof opts->struct_size)
     return RN_EINVAL;
-  if (opts && opts->struct_size >= offsetof(rn_devsrc_tx_opts_t, now_ms) +
-                                        sizeof opts->now_ms)
+  if (opts && opts->struct_size >=
+                  offsetof(rn_devsrc_tx_opts_t, now_ms) + sizeof opts->now_ms)
     o.now_ms = opts->now_ms;
   if (!RN_HOST_HAS(host, db_transaction))
     return RN_ENOSYS;

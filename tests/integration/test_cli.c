@@ -192,9 +192,8 @@ Test(cli, a_sweep_of_a_customer_or_of_no_organization_is_refused_by_code) {
   snprintf(cases[0].message, sizeof cases[0].message,
            "organization %s is a CUSTOMER organization, not an MSP", customer);
   for (size_t i = 0; i < 2; i++) {
-    char *argv[] = {RT_RUNNER, "ninjaone", "sweep",   "-c",
-                    conf,      "--msp-org", (char *)cases[i].msp_org,
-                    "--json",  NULL};
+    char *argv[] = {RT_RUNNER, "ninjaone", "sweep", "-c", conf, "--msp-org",
+                    (char *)cases[i].msp_org, "--json", NULL};
     char *out, *err;
     int rc = rt_run(argv, env, NULL, &out, &err);
     cr_expect_eq(rc, 1, "%s%s", out, err);

@@ -60,13 +60,15 @@ ParameterizedTestParameters(redact, replaces_addresses_and_url_hosts) {
       {"00:aa:bb:cc:dd:ee:ff", "00:aa:bb:cc:dd:ee:ff"},
       {"aa:bb:cc-dd-ee-ff", "aa:bb:cc-dd-ee-ff"},
       {"aa:bb:cc:dd:ee:fff", "aa:bb:cc:dd:ee:fff"},
-      {"aabbccddeeff and aa.bb.cc.dd.ee.ff", "aabbccddeeff and aa.bb.cc.dd.ee.ff"},
+      {"aabbccddeeff and aa.bb.cc.dd.ee.ff",
+       "aabbccddeeff and aa.bb.cc.dd.ee.ff"},
       /* curl's messages name the host bare */
       {"Could not resolve host: eu.ninjarmm.com",
        "Could not resolve host: [host]"},
       {"GET failed: Could not resolve host: sim.internal (curl error 6)",
        "GET failed: Could not resolve host: [host] (curl error 6)"},
-      {"Could not resolve proxy: proxy.corp.", "Could not resolve proxy: [host]."},
+      {"Could not resolve proxy: proxy.corp.",
+       "Could not resolve proxy: [host]."},
       {"Couldn't resolve host 'db-01'", "Couldn't resolve host '[host]'"},
       {"Failed to connect to api.example.com port 443 after 2 ms: "
        "Couldn't connect to server",
@@ -106,6 +108,35 @@ ParameterizedTestParameters(redact, replaces_addresses_and_url_hosts) {
 ParameterizedTest(struct redact_case *c, redact,
                   replaces_addresses_and_url_hosts) {
   char *got = rn__dashboard_redact(c->text);
+  cr_assert(got);
+  cr_expect_str_eq(got, c->want, "\"%s\": got \"%s\", want \"%s\"", c->text,
+                   got, c->want);
+  free(got);
+}
+
+/* A dead job's error is cut at 300 characters: what the cut left of an
+ * address goes with it, then the rest is redacted as usual. */
+ParameterizedTestParameters(redact, drops_an_address_the_cut_split) {
+  static struct redact_case cases[] = {
+      {"peer 10.20.30.", "peer "},
+      {"from 2001:db8:aa", "from "},
+      {"to [2001:db8::", "to "},
+      {"device aa:bb:cc:dd:e", "device "},
+      {"device aa-bb-cc-", "device "},
+      {"Could not resolve host: eu.ninj", "Could not resolve host: [host]"},
+      {"10.1.2.3 refused, then aa:bb:cc:dd:ee:ff, then 2001:d",
+       "[address] refused, then [mac], then "},
+      /* a cut after a word keeps the word, but not hex digits at its end */
+      {"timed out after 3 retries", "timed out after 3 retries"},
+      {"timed out after 3", "timed out after "},
+  };
+  return cr_make_param_array(struct redact_case, cases,
+                             sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(struct redact_case *c, redact,
+                  drops_an_address_the_cut_split) {
+  char *got = rn__dashboard_redact_cut(c->text);
   cr_assert(got);
   cr_expect_str_eq(got, c->want, "\"%s\": got \"%s\", want \"%s\"", c->text,
                    got, c->want);

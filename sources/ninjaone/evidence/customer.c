@@ -305,8 +305,7 @@ static int write_body(rn_devsrc_t *ds, void *data) {
   return rc;
 }
 
-static void written(rn_ctx_t *ctx, int status, const char *error,
-                    void *data) {
+static void written(rn_ctx_t *ctx, int status, const char *error, void *data) {
   (void)ctx;
   cust_t *c = data;
   if (status < 0) {

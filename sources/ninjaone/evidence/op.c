@@ -1,7 +1,6 @@
 /* op.c - what both jobs do the same way: parameters. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "evidence.h"
 
