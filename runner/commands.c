@@ -122,6 +122,21 @@ static const char *value_or(PGresult *res, int r, int c, const char *other) {
   return PQgetisnull(res, r, c) ? other : PQgetvalue(res, r, c);
 }
 
+/* A stored error in the text output: in full, as --json gives it, with each
+ * further line indented under its job and control characters (an escape
+ * sequence quoted from an upstream) shown as '?'. */
+static void print_error(const char *text) {
+  for (const char *p = text; *p; p++) {
+    if (*p == '\n')
+      fputs("\n      ", stdout);
+    else if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+      putchar('?');
+    else
+      putchar(*p);
+  }
+  putchar('\n');
+}
+
 static int cmd_jobs(rn__cli_t *cli) {
   if (cli->argc > 0)
     return rn__cli_usage_error("jobs takes no arguments besides --json");
@@ -193,17 +208,20 @@ static int cmd_jobs(rn__cli_t *cli) {
              PQgetvalue(running, r, 2), PQgetvalue(running, r, 3),
              PQgetvalue(running, r, 5), PQgetvalue(running, r, 4));
     printf("\nrecent failures, retrying (%d):\n", PQntuples(failing));
-    for (int r = 0; r < PQntuples(failing); r++)
-      printf("  %-8s %-32s attempt %s/%s, next at %s: %s\n",
+    for (int r = 0; r < PQntuples(failing); r++) {
+      printf("  %-8s %-32s attempt %s/%s, next at %s: ",
              PQgetvalue(failing, r, 0), PQgetvalue(failing, r, 1),
              PQgetvalue(failing, r, 2), PQgetvalue(failing, r, 3),
-             PQgetvalue(failing, r, 5), value_or(failing, r, 4, ""));
+             PQgetvalue(failing, r, 5));
+      print_error(value_or(failing, r, 4, ""));
+    }
     printf("\ndead (%d):\n", PQntuples(dead));
-    for (int r = 0; r < PQntuples(dead); r++)
-      printf("  %-8s %-32s after %s attempt(s) at %s: %s\n",
+    for (int r = 0; r < PQntuples(dead); r++) {
+      printf("  %-8s %-32s after %s attempt(s) at %s: ",
              PQgetvalue(dead, r, 0), PQgetvalue(dead, r, 1),
-             PQgetvalue(dead, r, 2), value_or(dead, r, 4, "?"),
-             value_or(dead, r, 3, ""));
+             PQgetvalue(dead, r, 2), value_or(dead, r, 4, "?"));
+      print_error(value_or(dead, r, 3, ""));
+    }
     if (PQntuples(dead))
       printf("revive one with: regentra-runner retry JOB_ID\n");
   }

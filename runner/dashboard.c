@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "dashboard.h"
@@ -205,6 +206,71 @@ static size_t bracketed_ipv6_at(const char *p) {
   return n && p[1 + n] == ']' ? n + 2 : 0;
 }
 
+/* Length of a MAC address at p (six pairs of hex digits joined by all
+ * colons or all hyphens), or 0. Not one when the run goes on: a seventh
+ * pair or more digits, or when a pair and the same separator come before
+ * p ("00:aa:bb:cc:dd:ee:ff" is no MAC, and not one from its second pair). */
+static size_t mac_at(const char *start, const char *p) {
+  char sep = p[0] && p[1] ? p[2] : '\0';
+  if (sep != ':' && sep != '-')
+    return 0;
+  size_t n = 0;
+  for (int pair = 0; pair < 6; pair++) {
+    if (!is_hex(p[n]) || !is_hex(p[n + 1]))
+      return 0;
+    n += 2;
+    if (pair < 5) {
+      if (p[n] != sep)
+        return 0;
+      n++;
+    }
+  }
+  if (is_alnum(p[n]) || (p[n] == sep && is_hex(p[n + 1])))
+    return 0;
+  size_t before = (size_t)(p - start);
+  if (before >= 3 && p[-1] == sep && is_hex(p[-2]) && is_hex(p[-3]) &&
+      (before == 3 || !is_alnum(p[-4])))
+    return 0;
+  return n;
+}
+
+/* curl's messages name the host bare, not in a URL; the phrases that come
+ * right before it (libcurl 7.x and 8.x: hostip.c, connect.c, vtls). */
+static const char *const host_phrases[] = {
+    "Could not resolve host: ", "Could not resolve proxy: ",
+    "Couldn't resolve host '",  "Couldn't resolve proxy '",
+    "Failed to connect to ",    "target host name '",
+    "subject name '",
+};
+
+/* Length of a host-naming phrase at p, or 0. */
+static size_t host_phrase_at(const char *p) {
+  for (size_t i = 0; i < sizeof host_phrases / sizeof host_phrases[0]; i++) {
+    size_t n = strlen(host_phrases[i]);
+    if (strncasecmp(p, host_phrases[i], n) == 0)
+      return n;
+  }
+  return 0;
+}
+
+/* Length of a bare host name at p: labels of letters, digits, '-' and '_'
+ * joined by dots ("*." for a certificate's wildcard); a full stop after it
+ * is the sentence's. */
+static size_t host_name_at(const char *p) {
+  size_t n = strncmp(p, "*.", 2) == 0 ? 2 : 0;
+  for (;;) {
+    size_t label = 0;
+    while (is_alnum(p[n + label]) || p[n + label] == '-' || p[n + label] == '_')
+      label++;
+    if (label == 0)
+      return n && p[n - 1] == '.' ? n - 1 : n;
+    n += label;
+    if (p[n] != '.' || !is_alnum(p[n + 1]))
+      return n;
+    n++;
+  }
+}
+
 /* At p, "scheme://": the length of the scheme and its "://", or 0. */
 static size_t url_scheme_at(const char *p) {
   if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
@@ -289,6 +355,23 @@ char *rn__dashboard_redact(const char *text) {
       ok = text_add(&out, &len, &cap, p, n);
       p += n;
       p += redact_authority(p, &out, &len, &cap, &ok);
+    } else if (word_start && (n = host_phrase_at(p))) {
+      /* The phrase stays; the host after it goes (an address as one). */
+      ok = text_add(&out, &len, &cap, p, n);
+      p += n;
+      size_t literal = bracketed_ipv6_at(p);
+      if (!literal)
+        literal = ipv6_at(p);
+      if (!literal)
+        literal = ipv4_at(p);
+      size_t name = literal ? 0 : host_name_at(p);
+      if (literal || name)
+        ok = ok && text_add(&out, &len, &cap, literal ? "[address]" : "[host]",
+                            literal ? 9 : 6);
+      p += literal ? literal : name;
+    } else if (word_start && (n = mac_at(text, p))) {
+      ok = text_add(&out, &len, &cap, "[mac]", 5);
+      p += n;
     } else if ((n = bracketed_ipv6_at(p)) || (word_start && (n = ipv6_at(p))) ||
                (ipv4_start && (n = ipv4_at(p)))) {
       ok = text_add(&out, &len, &cap, "[address]", 9);
@@ -305,10 +388,25 @@ char *rn__dashboard_redact(const char *text) {
   return out;
 }
 
-/* An error text as html_text does, with addresses and URL hosts replaced:
- * an error may quote the peer a connection failed to reach. */
-static void html_error(html_t *h, const char *s) {
-  char *redacted = rn__dashboard_redact(s);
+char *rn__dashboard_redact_cut(const char *text) {
+  /* The cut may have split an address (IPv4 or IPv6, bracketed or not, or
+   * a MAC address): drop a trailing part of one. */
+  size_t len = strlen(text);
+  while (len && (is_hex(text[len - 1]) || text[len - 1] == '.' ||
+                 text[len - 1] == ':' || text[len - 1] == '-' ||
+                 text[len - 1] == '['))
+    len--;
+  char *kept = strndup(text, len);
+  char *redacted = kept ? rn__dashboard_redact(kept) : NULL;
+  free(kept);
+  return redacted;
+}
+
+/* An error text as html_text does, with addresses and hosts replaced: an
+ * error may quote the peer a connection failed to reach, or a device.
+ * cut: the text was cut short. */
+static void html_error(html_t *h, const char *s, bool cut) {
+  char *redacted = cut ? rn__dashboard_redact_cut(s) : rn__dashboard_redact(s);
   if (!redacted) {
     h->failed = true;
     return;
@@ -635,21 +733,7 @@ static void render_dead(html_t *h, PGresult *res) {
     html_add(h, "</td><td>");
     html_duration(h, num(res, row, 5));
     html_add(h, " ago</td><td><div class=\"err\">");
-    char *error = strdup(str(res, row, 6));
-    if (!error) {
-      h->failed = true;
-      return;
-    }
-    if (num(res, row, 7) > ERROR_CHARS) {
-      /* The cut may have split an address (IPv4 or IPv6, bracketed or
-       * not): drop a trailing part of one. */
-      size_t len = strlen(error);
-      while (len && (is_hex(error[len - 1]) || error[len - 1] == '.' ||
-                     error[len - 1] == ':' || error[len - 1] == '['))
-        error[--len] = '\0';
-    }
-    html_error(h, error);
-    free(error);
+    html_error(h, str(res, row, 6), num(res, row, 7) > ERROR_CHARS);
     if (num(res, row, 7) > ERROR_CHARS)
       html_add(h, "\xE2\x80\xA6"); /* … */
     html_add(h, "</div></td></tr>");

@@ -23,8 +23,15 @@ typedef struct rn__dashboard_s rn__dashboard_t;
 /* text (an error message) with every IPv4 and IPv6 address (bracketed,
  * v4-mapped, with a zone) replaced by "[address]", and in every
  * scheme://authority the user information dropped and the host replaced by
- * "[host]" (or "[address]"), its port kept. New; NULL when out of memory. */
+ * "[host]" (or "[address]"), its port kept; the host curl names after
+ * "Could not resolve host: " and its other phrases replaced by "[host]"
+ * (or "[address]"), and every MAC address by "[mac]". New; NULL when out of
+ * memory. */
 char *rn__dashboard_redact(const char *text);
+/* rn__dashboard_redact of a text that was cut short: what is left at its
+ * end of an address the cut split (hex digits, '.', ':', '-', '[') is
+ * dropped first. New; NULL when out of memory. */
+char *rn__dashboard_redact_cut(const char *text);
 
 /* NULL when out of memory. wake(wake_data) is called after a connection
  * was resumed, to let the server run (not from inside the server). */

@@ -1,6 +1,7 @@
 /* transaction.c - one devsrc transaction: db_transaction, rn_devsrc_init
  * and the error text, done once for every plugin. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,13 +57,28 @@ static void tx_done(rn_ctx_t *ctx, int status, void *data) {
 int rn_devsrc_transaction(const rn_host_t *host, rn_ctx_t *ctx,
                           rn_devsrc_tx_fn body, rn_devsrc_done_cb done,
                           void *data) {
+  return rn_devsrc_transaction_with(host, ctx, NULL, body, done, data);
+}
+
+int rn_devsrc_transaction_with(const rn_host_t *host, rn_ctx_t *ctx,
+                               const rn_devsrc_tx_opts_t *opts,
+                               rn_devsrc_tx_fn body, rn_devsrc_done_cb done,
+                               void *data) {
+  /* Only the fields inside the caller's struct_size: those its headers did
+   * not know stay 0. */
+  rn_devsrc_tx_opts_t o = {0};
+  if (opts && opts->struct_size < sizeof opts->struct_size)
+    return RN_EINVAL;
+  if (opts && opts->struct_size >=
+                  offsetof(rn_devsrc_tx_opts_t, now_ms) + sizeof opts->now_ms)
+    o.now_ms = opts->now_ms;
   if (!RN_HOST_HAS(host, db_transaction))
     return RN_ENOSYS;
   tx_t *t = host->calloc(1, sizeof *t);
   if (!t)
     return RN_ENOMEM;
   *t = (tx_t){.host = host,
-              .now_ms = host->now_ms(ctx),
+              .now_ms = o.now_ms ? o.now_ms : host->now_ms(ctx),
               .body = body,
               .done = done,
               .data = data};

@@ -1,6 +1,7 @@
 /* The command line through the regentra-runner binary: help that never
- * runs anything, and usage failures as JSON. No database involved: a
- * command that ran would fail for the lack of one, and say so. */
+ * runs anything, and usage failures as JSON. No database involved unless a
+ * test gives one: a command that ran would fail for the lack of one, and
+ * say so. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -166,6 +167,89 @@ Test(cli, an_empty_sweep_says_it_swept_nothing_rather_than_queued) {
   cr_expect(strstr(out, "\"mode\": \"none\""), "%s", out);
   cr_expect(strstr(out, "\"customers\": 0"), "%s", out);
   cr_expect(!strstr(out, "queued"), "%s", out);
+  free(out);
+  free(err);
+}
+
+/* The sweep's --msp-org must name an MSP: a customer's organization, or no
+ * organization, is refused before anything is listed, with its code. */
+Test(cli, a_sweep_of_a_customer_or_of_no_organization_is_refused_by_code) {
+  const char *dsn = rt_pg_fresh_db();
+  rt_pg_apply_dir(dsn, RT_SOURCE_DIR "/sdk/devsrc/migrations");
+  char *customer = rt_pg_query(dsn, "INSERT INTO organization (name, kind)"
+                                    " VALUES ('Contoso', 'CUSTOMER')"
+                                    " RETURNING id");
+  cr_assert(customer);
+  char db_env[700], want[160];
+  snprintf(db_env, sizeof db_env, "REGENTRA_DATABASE_URL=%s", dsn);
+  char *env[] = {db_env, NULL};
+  struct {
+    const char *msp_org, *code;
+    char message[160];
+  } cases[] = {{customer, "not_an_msp", ""},
+               {"999999", "unknown_msp_org",
+                "unknown MSP organization 999999"}};
+  snprintf(cases[0].message, sizeof cases[0].message,
+           "organization %s is a CUSTOMER organization, not an MSP", customer);
+  for (size_t i = 0; i < 2; i++) {
+    char *argv[] = {RT_RUNNER, "ninjaone", "sweep", "-c", conf, "--msp-org",
+                    (char *)cases[i].msp_org, "--json", NULL};
+    char *out, *err;
+    int rc = rt_run(argv, env, NULL, &out, &err);
+    cr_expect_eq(rc, 1, "%s%s", out, err);
+    snprintf(want, sizeof want, "\"error\": \"%s\"", cases[i].code);
+    cr_expect(strstr(out, want), "%s", out);
+    cr_expect(strstr(out, cases[i].message), "%s", out);
+    cr_expect(strstr(out, "\"hint\": \"--msp-org takes"), "%s", out);
+    free(out);
+    free(err);
+  }
+  free(customer);
+}
+
+/* jobs shows a stored error in full, as stored, in text and in --json; the
+ * text keeps further lines under their job and never writes a control
+ * character to the terminal. */
+Test(cli, jobs_shows_last_errors_in_full_in_text_and_json) {
+  const char *dsn = rt_pg_fresh_db();
+  char db_env[700];
+  snprintf(db_env, sizeof db_env, "REGENTRA_DATABASE_URL=%s", dsn);
+  char *env[] = {db_env, NULL};
+  rt_pg_apply_dir(dsn, RT_SOURCE_DIR "/runner/migrations");
+  char *out, *err;
+  const char *error = "GET to eu.ninjarmm.com:443: Could not resolve host: "
+                      "eu.ninjarmm.com\n  device aa:bb:cc:dd:ee:ff at "
+                      "10.20.30.40\x1b[2J";
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO runner.job (name, state, attempt, max_attempts,"
+           " last_error, finished_at) VALUES ('rec', 'dead', 3, 3, $$%s$$,"
+           " now()), ('retrying', 'available', 1, 3, $$%s$$, NULL)",
+           error, error);
+  free(rt_pg_query(dsn, sql));
+
+  char *json_argv[] = {RT_RUNNER, "jobs", "--json", "-c", conf, NULL};
+  cr_assert_eq(rt_run(json_argv, env, NULL, &out, &err), 0, "%s", err);
+  json_t *j = json_loads(out, 0, NULL);
+  cr_assert(j, "%s", out);
+  const char *lists[] = {"dead", "recent_failures"};
+  for (size_t i = 0; i < 2; i++) {
+    json_t *row = json_array_get(json_object_get(j, lists[i]), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(row, "last_error")),
+                     error, "%s", lists[i]);
+  }
+  json_decref(j);
+  free(out);
+  free(err);
+
+  char *text_argv[] = {RT_RUNNER, "jobs", "-c", conf, NULL};
+  cr_assert_eq(rt_run(text_argv, env, NULL, &out, &err), 0, "%s", err);
+  const char *shown = "GET to eu.ninjarmm.com:443: Could not resolve host: "
+                      "eu.ninjarmm.com\n        device aa:bb:cc:dd:ee:ff at "
+                      "10.20.30.40?[2J\n";
+  const char *first = strstr(out, shown);
+  cr_expect(first && strstr(first + 1, shown), "twice, in full: %s", out);
+  cr_expect(!strchr(out, '\x1b'), "%s", out);
   free(out);
   free(err);
 }

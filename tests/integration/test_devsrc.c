@@ -912,3 +912,92 @@ Test(devsrc, old_sync_runs_go_but_not_those_last_seen_reads) {
                      (long long)(start / 1000)),
                201);
 }
+
+/* ---------------------------------- rn_devsrc_transaction_with's clock */
+
+typedef struct clock_tx_s {
+  cred_t cred;
+  int fail; /* 0, or the error the body fails with after its save */
+  int64_t body_now_ms;
+  bool done;
+  int status;
+  char error[1024];
+} clock_tx_t;
+
+static int clock_body(rn_devsrc_t *ds, void *data) {
+  clock_tx_t *t = data;
+  t->body_now_ms = ds->now_ms;
+  int rc = do_cred(ds, &t->cred);
+  if (rc == 0 && t->fail)
+    rc = rn_devsrc_fail(ds, t->fail, "refused after the save of %s",
+                        t->cred.sealed);
+  return rc;
+}
+
+static void clock_done(rn_ctx_t *ctx, int status, const char *error,
+                       void *data) {
+  (void)ctx;
+  clock_tx_t *t = data;
+  t->done = true;
+  t->status = status;
+  snprintf(t->error, sizeof t->error, "%s", error ? error : "(none)");
+}
+
+static int run_clock_tx(const rn_devsrc_tx_opts_t *opts, clock_tx_t *t) {
+  int rc = rn_devsrc_transaction_with(host.api, host.ctx, opts, clock_body,
+                                      clock_done, t);
+  if (rc == 0)
+    cr_assert(rt_host_run_until(&host, &t->done, 30000), "transaction hung");
+  return rc;
+}
+
+Test(devsrc, a_transaction_given_a_clock_writes_every_row_at_it) {
+  rn_devsrc_tx_opts_t opts = RN_DEVSRC_TX_OPTS_INIT;
+  opts.now_ms = tx_now_ms + 90061000; /* 2026-01-02T01:01:01Z */
+  clock_tx_t t = {.cred = {.sealed = "v1:AAAA", .step = 0}};
+  cr_assert_eq(run_clock_tx(&opts, &t), 0);
+  cr_expect_eq(t.status, 0, "%s", t.error);
+  cr_expect_str_eq(t.error, "(none)");
+  cr_expect_eq(t.body_now_ms, opts.now_ms);
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential WHERE"
+                     " connected_at = '2026-01-02T01:01:01Z' AND updated_at ="
+                     " connected_at"),
+               1);
+}
+
+Test(devsrc, a_failed_body_rolls_back_and_done_says_why) {
+  rn_devsrc_tx_opts_t opts = RN_DEVSRC_TX_OPTS_INIT;
+  opts.now_ms = tx_now_ms;
+  clock_tx_t t = {.cred = {.sealed = "v1:AAAA", .step = 0},
+                  .fail = RN_ESTATE};
+  cr_assert_eq(run_clock_tx(&opts, &t), 0);
+  cr_expect_eq(t.status, RN_ESTATE);
+  cr_expect_str_eq(t.error, "refused after the save of v1:AAAA");
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential"), 0);
+}
+
+Test(devsrc, without_a_clock_a_transaction_runs_at_the_hosts_now) {
+  /* NULL, and options whose size stops before now_ms (an older layout):
+   * both the default, the host's clock at the call. */
+  rn_devsrc_tx_opts_t shorter = {.struct_size = sizeof(uint32_t),
+                                 .now_ms = 1};
+  const rn_devsrc_tx_opts_t *cases[] = {NULL, &shorter};
+  for (size_t i = 0; i < 2; i++) {
+    clock_tx_t t = {.cred = {.sealed = "v1:AAAA", .step = 0}};
+    int64_t before = host.api->now_ms(host.ctx);
+    cr_assert_eq(run_clock_tx(cases[i], &t), 0);
+    int64_t after = host.api->now_ms(host.ctx);
+    cr_expect_eq(t.status, 0, "%s", t.error);
+    cr_expect(t.body_now_ms >= before && t.body_now_ms <= after,
+              "case %zu: %lld not in [%lld, %lld]", i,
+              (long long)t.body_now_ms, (long long)before, (long long)after);
+  }
+}
+
+Test(devsrc, transaction_options_without_a_size_are_refused_at_once) {
+  rn_devsrc_tx_opts_t unsized = {.now_ms = tx_now_ms};
+  clock_tx_t t = {.cred = {.sealed = "v1:AAAA", .step = 0}};
+  cr_expect_eq(run_clock_tx(&unsized, &t), RN_EINVAL);
+  cr_expect(!t.done, "done was called");
+  cr_expect_eq(q_int("SELECT count(*) FROM integration_credential"), 0);
+}

@@ -29,6 +29,14 @@
 
 #include "regentra/plugin.h"
 
+/* The library's version: like the kit's (<regentra/kit.h>), a promise about
+ * the source. A minor release only appends functions, and fields at the end
+ * of a struct below its "append below this line" comment; test
+ * RN_DEVSRC_VERSION_MINOR with #if for a feature a later minor added.
+ * 1.1: rn_devsrc_transaction_with and rn_devsrc_tx_opts_t. */
+#define RN_DEVSRC_VERSION_MAJOR 1
+#define RN_DEVSRC_VERSION_MINOR 1
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -81,6 +89,26 @@ typedef void (*rn_devsrc_done_cb)(rn_ctx_t *ctx, int status, const char *error,
 int rn_devsrc_transaction(const rn_host_t *host, rn_ctx_t *ctx,
                           rn_devsrc_tx_fn body, rn_devsrc_done_cb done,
                           void *data);
+
+/* Devsrc 1.1. How rn_devsrc_transaction_with runs a transaction. Write it
+ * with RN_DEVSRC_TX_OPTS_INIT; a field left 0 is the default. */
+typedef struct rn_devsrc_tx_opts_s {
+  uint32_t struct_size; /* set by RN_DEVSRC_TX_OPTS_INIT */
+  /* The clock of the transaction's rows (epoch ms), for a run whose writes
+   * must all carry the run's own "now"; 0 = host->now_ms(ctx) at the call. */
+  int64_t now_ms;
+  /* Devsrc 1.1+: append below this line only. */
+} rn_devsrc_tx_opts_t;
+
+#define RN_DEVSRC_TX_OPTS_INIT {sizeof(rn_devsrc_tx_opts_t), 0}
+
+/* rn_devsrc_transaction with options (borrowed; NULL = the defaults). Read
+ * up to opts->struct_size: fields after it read as 0. RN_EINVAL, without
+ * calling done, when struct_size does not cover itself. */
+int rn_devsrc_transaction_with(const rn_host_t *host, rn_ctx_t *ctx,
+                               const rn_devsrc_tx_opts_t *opts,
+                               rn_devsrc_tx_fn body, rn_devsrc_done_cb done,
+                               void *data);
 
 /* --------------------------------------------------------- credentials */
 

@@ -29,6 +29,7 @@ struct cust_s {
   ev_customer_cb cb;
   void *cb_data;
   int64_t now_ms;
+  rn_devsrc_tx_opts_t tx; /* every transaction of the run writes at now_ms */
   /* read by the first transaction */
   int64_t company_id;
   char client_id[256];
@@ -92,8 +93,7 @@ static void finish(cust_t *c) {
 
 /* The mapping must still bind this NinjaOne org, for this MSP and region,
  * to a company promoted to exactly this customer organization. */
-static int check_mapping(cust_t *c, rn_devsrc_t *ds, char *err,
-                         size_t errlen) {
+static int check_mapping(cust_t *c, rn_devsrc_t *ds) {
   char mapping_id[24], msp_org_id[24], customer_org_id[24];
   ev_itoa(c->t.mapping_id, mapping_id);
   ev_itoa(c->t.msp_org_id, msp_org_id);
@@ -110,29 +110,27 @@ static int check_mapping(cust_t *c, rn_devsrc_t *ds, char *err,
       " AND m.region = $3 AND m.external_org_id = $4 AND m.state = 'MAPPED'"
       " AND pc.converted_to_organization_id = $5",
       5, params, &res);
-  if (rc < 0) {
-    snprintf(err, errlen, "database: %s", host->db_tx_error(ds->tx));
-    return rc;
-  }
+  if (rc < 0)
+    return rn_devsrc_fail(ds, rc, "database: %s", host->db_tx_error(ds->tx));
   if (host->db_rows(res) != 1) {
     host->db_result_free(res);
-    snprintf(err, errlen,
-             "mapping %lld no longer binds NinjaOne organization %s (%s) of "
-             "MSP organization %lld to a company promoted to customer "
-             "organization %lld; nothing was written",
-             (long long)c->t.mapping_id, c->t.external_org_id,
-             nj_region_name(c->t.region), (long long)c->t.msp_org_id,
-             (long long)c->t.customer_org_id);
-    return RN_ESTATE;
+    return rn_devsrc_fail(
+        ds, RN_ESTATE,
+        "mapping %lld no longer binds NinjaOne organization %s (%s) of MSP "
+        "organization %lld to a company promoted to customer organization "
+        "%lld; nothing was written",
+        (long long)c->t.mapping_id, c->t.external_org_id,
+        nj_region_name(c->t.region), (long long)c->t.msp_org_id,
+        (long long)c->t.customer_org_id);
   }
   c->company_id = strtoll(host->db_value(res, 0, 0), NULL, 10);
   host->db_result_free(res);
   return 0;
 }
 
-static int load_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
+static int load_body(rn_devsrc_t *ds, void *data) {
   cust_t *c = data;
-  int rc = check_mapping(c, ds, err, errlen);
+  int rc = check_mapping(c, ds);
   if (rc < 0)
     return rc;
   rn_credential_t cred;
@@ -145,11 +143,11 @@ static int load_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
     return rc;
   if (!cred.is_active || !cred.sealed_secret) {
     rn_credential_release(host, &cred);
-    snprintf(err, errlen,
-             "the NinjaOne credential of MSP organization %lld in region %s "
-             "is disconnected",
-             (long long)c->t.msp_org_id, nj_region_name(c->t.region));
-    return RN_ESTATE;
+    return rn_devsrc_fail(ds, RN_ESTATE,
+                          "the NinjaOne credential of MSP organization %lld "
+                          "in region %s is disconnected",
+                          (long long)c->t.msp_org_id,
+                          nj_region_name(c->t.region));
   }
   c->sealed = cred.sealed_secret;
   cred.sealed_secret = NULL;
@@ -161,10 +159,7 @@ static int load_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
 
 /* --------------------------------------------------------- failures */
 
-static int record_failure_body(void *data, rn_devsrc_t *ds, char *err,
-                               size_t errlen) {
-  (void)err;
-  (void)errlen;
+static int record_failure_body(rn_devsrc_t *ds, void *data) {
   cust_t *c = data;
   json_t *details = json_pack(
       "{s:I, s:I, s:s, s:s, s:s}", "customer_org_id",
@@ -187,10 +182,11 @@ static int record_failure_body(void *data, rn_devsrc_t *ds, char *err,
   return rc;
 }
 
-static void failure_recorded(void *data, int status, const char *error) {
+static void failure_recorded(rn_ctx_t *ctx, int status, const char *error,
+                             void *data) {
   cust_t *c = data;
   if (status < 0)
-    host->log(c->ctx, RN_LOG_WARNING,
+    host->log(ctx, RN_LOG_WARNING,
               "customer organization %lld: the failed run was not recorded: "
               "%s",
               (long long)c->t.customer_org_id, error);
@@ -206,8 +202,8 @@ static void finish_later(rn_ctx_t *ctx, int status, void *data) {
 /* Ends a run that failed after the checks. Always leaves the current
  * callback first: the client may not be freed from inside its own. */
 static void fail_run(cust_t *c) {
-  if (ev_transaction(c->ctx, c->now_ms, record_failure_body, failure_recorded,
-                     c) == 0)
+  if (rn_devsrc_transaction_with(host, c->ctx, &c->tx, record_failure_body,
+                                 failure_recorded, c) == 0)
     return;
   if (host->timer_start(c->ctx, 0, finish_later, c, NULL) == 0)
     return;
@@ -231,9 +227,9 @@ static const char *action_name(rn_ticket_action_t a) {
   }
 }
 
-static int write_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
+static int write_body(rn_devsrc_t *ds, void *data) {
   cust_t *c = data;
-  int rc = check_mapping(c, ds, err, errlen);
+  int rc = check_mapping(c, ds);
   if (rc < 0)
     return rc;
   rn_msp_org_t msp = RN_MSP_ORG(c->t.msp_org_id);
@@ -309,7 +305,8 @@ static int write_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
   return rc;
 }
 
-static void written(void *data, int status, const char *error) {
+static void written(rn_ctx_t *ctx, int status, const char *error, void *data) {
+  (void)ctx;
   cust_t *c = data;
   if (status < 0) {
     set_error(c, status, "nothing was written: %s", error);
@@ -346,7 +343,8 @@ static void compute_and_write(cust_t *c) {
     }
   }
   c->computed = true;
-  int rc = ev_transaction(c->ctx, c->now_ms, write_body, written, c);
+  int rc =
+      rn_devsrc_transaction_with(host, c->ctx, &c->tx, write_body, written, c);
   if (rc < 0) {
     set_error(c, rc, "no database: %s", host->strerror(rc));
     fail_run(c);
@@ -491,7 +489,9 @@ static int make_client(cust_t *c) {
   return rc;
 }
 
-static void loaded(void *data, int status, const char *error) {
+static void loaded(rn_ctx_t *ctx, int status, const char *error,
+                   void *data) {
+  (void)ctx;
   cust_t *c = data;
   if (status < 0) {
     /* Refused before any call: nothing to record against the credential
@@ -530,6 +530,8 @@ int ev_customer_sweep(rn_ctx_t *ctx, ev_state_t *state,
   c->cb = cb;
   c->cb_data = data;
   c->now_ms = host->now_ms(ctx);
+  c->tx = (rn_devsrc_tx_opts_t)RN_DEVSRC_TX_OPTS_INIT;
+  c->tx.now_ms = c->now_ms;
   c->report = json_pack(
       "{s:I, s:I, s:I, s:s, s:s}", "msp_org_id", (json_int_t)target->msp_org_id,
       "customer_org_id", (json_int_t)target->customer_org_id, "mapping_id",
@@ -537,7 +539,8 @@ int ev_customer_sweep(rn_ctx_t *ctx, ev_state_t *state,
       "external_org_id", target->external_org_id);
   int64_t external = strtoll(target->external_org_id, NULL, 10);
   ev_agg_init(&c->agg, c->now_ms, external);
-  int rc = c->report ? ev_transaction(ctx, c->now_ms, load_body, loaded, c)
+  int rc = c->report ? rn_devsrc_transaction_with(host, ctx, &c->tx, load_body,
+                                                  loaded, c)
                      : RN_ENOMEM;
   if (rc < 0) {
     json_decref(c->report);

@@ -58,14 +58,6 @@ int ev_customer_sweep(rn_ctx_t *ctx, ev_state_t *state,
                       const ev_target_t *target, ev_customer_cb cb,
                       void *data);
 
-/* Runs body(data, ds) in one transaction; done gets the status and the
- * error text (borrowed). */
-typedef int (*ev_tx_fn)(void *data, rn_devsrc_t *ds, char *err,
-                        size_t errlen);
-typedef void (*ev_tx_done)(void *data, int status, const char *error);
-int ev_transaction(rn_ctx_t *ctx, int64_t now_ms, ev_tx_fn body,
-                   ev_tx_done done, void *data);
-
 /* Helpers for JSON parameters given as numbers or decimal strings. */
 bool ev_param_int(json_t *params, const char *name, int64_t *out);
 

@@ -12,6 +12,7 @@
 #include "evidence.h"
 #include "ninjaone/explain.h"
 #include "pacing.h"
+#include "regentra/kit/card.h"
 
 #define TICK_PERIOD_S (6 * 3600)
 #define TICK_OFFSET_S (30 * 60)
@@ -474,7 +475,8 @@ static pace_group_t *group_of(sweep_t *s, int64_t msp_org_id,
   return g;
 }
 
-static void listed(void *data, int status, const char *error) {
+static void listed(rn_ctx_t *ctx, int status, const char *error, void *data) {
+  (void)ctx;
   sweep_t *s = data;
   if (status < 0) {
     sweep_error(s, status, "%s", error);
@@ -525,8 +527,7 @@ static void listed(void *data, int status, const char *error) {
 /* Each credential's asset sync as `ninjaone plan` counts it: the
  * organizations list, and a devices-detailed page per 1,000 devices of each
  * mapped customer (promoted or not). */
-static int sync_estimate(sweep_t *s, rn_devsrc_t *ds, char *err,
-                         size_t errlen) {
+static int sync_estimate(sweep_t *s, rn_devsrc_t *ds) {
   char msp_org_id[24];
   if (s->msp_filter)
     ev_itoa(s->msp_filter, msp_org_id);
@@ -548,10 +549,8 @@ static int sync_estimate(sweep_t *s, rn_devsrc_t *ds, char *err,
       " WHERE c.provider = 'ninjaone' AND c.is_active"
       " AND ($1::bigint IS NULL OR c.msp_org_id = $1::bigint)",
       1, params, &res);
-  if (rc < 0) {
-    snprintf(err, errlen, "database: %s", host->db_tx_error(ds->tx));
-    return rc;
-  }
+  if (rc < 0)
+    return rn_devsrc_fail(ds, rc, "database: %s", host->db_tx_error(ds->tx));
   for (int r = 0; r < host->db_rows(res); r++) {
     nj_region_t region;
     if (nj_region_parse(host->db_value(res, r, 1), &region) < 0)
@@ -567,29 +566,14 @@ static int sync_estimate(sweep_t *s, rn_devsrc_t *ds, char *err,
   return 0;
 }
 
-static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
+static int list_body(rn_devsrc_t *ds, void *data) {
   sweep_t *s = data;
   char msp_org_id[24] = "";
   rn_db_result_t *res;
   int rc;
   if (s->msp_filter) {
     ev_itoa(s->msp_filter, msp_org_id);
-    const char *p[] = {msp_org_id};
-    rc = host->db_tx_exec(ds->tx, "SELECT kind FROM organization WHERE id = $1",
-                          1, p, &res);
-    if (rc < 0) {
-      snprintf(err, errlen, "database: %s", host->db_tx_error(ds->tx));
-      return rc;
-    }
-    const char *kind = host->db_rows(res) ? host->db_value(res, 0, 0) : NULL;
-    rc = !kind ? RN_ENOENT : strcmp(kind, "MSP") != 0 ? RN_ETENANT : 0;
-    if (rc < 0)
-      snprintf(err, errlen,
-               rc == RN_ENOENT ? "unknown MSP organization %lld"
-                               : "organization %lld is not an MSP "
-                                 "organization",
-               (long long)s->msp_filter);
-    host->db_result_free(res);
+    rc = rk_check_msp(ds, s->msp_filter);
     if (rc < 0)
       return rc;
   }
@@ -597,10 +581,8 @@ static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
    * cost high enough to JIT-compile these few-millisecond queries, which
    * takes seconds. */
   rc = host->db_tx_exec(ds->tx, "SET LOCAL jit = off", 0, NULL, &res);
-  if (rc < 0) {
-    snprintf(err, errlen, "database: %s", host->db_tx_error(ds->tx));
-    return rc;
-  }
+  if (rc < 0)
+    return rn_devsrc_fail(ds, rc, "database: %s", host->db_tx_error(ds->tx));
   host->db_result_free(res);
   const char *params[] = {s->msp_filter ? msp_org_id : NULL};
   rc = host->db_tx_exec(
@@ -621,10 +603,8 @@ static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
       " AND ($1::bigint IS NULL OR c.msp_org_id = $1::bigint)"
       " ORDER BY c.msp_org_id, customer_org_id, m.id",
       1, params, &res);
-  if (rc < 0) {
-    snprintf(err, errlen, "database: %s", host->db_tx_error(ds->tx));
-    return rc;
-  }
+  if (rc < 0)
+    return rn_devsrc_fail(ds, rc, "database: %s", host->db_tx_error(ds->tx));
   int rows = host->db_rows(res);
   s->targets = host->calloc(rows ? (size_t)rows : 1, sizeof *s->targets);
   if (!s->targets) {
@@ -655,7 +635,7 @@ static int list_body(void *data, rn_devsrc_t *ds, char *err, size_t errlen) {
     s->n++;
   }
   host->db_result_free(res);
-  return s->ngroups ? sync_estimate(s, ds, err, errlen) : 0;
+  return s->ngroups ? sync_estimate(s, ds) : 0;
 }
 
 static int run_sweep(rn_ctx_t *ctx, void *state, rn_job_t *job) {
@@ -680,7 +660,11 @@ static int run_sweep(rn_ctx_t *ctx, void *state, rn_job_t *job) {
   }
   json_decref(params);
   s->msp_filter = msp;
-  int rc = s->results ? ev_transaction(ctx, s->now_ms, list_body, listed, s)
+  /* The listing reads at the sweep's clock, the one its tick is of. */
+  rn_devsrc_tx_opts_t tx = RN_DEVSRC_TX_OPTS_INIT;
+  tx.now_ms = s->now_ms;
+  int rc = s->results ? rn_devsrc_transaction_with(host, ctx, &tx, list_body,
+                                                   listed, s)
                       : RN_ENOMEM;
   if (rc < 0) {
     sweep_error(s, rc,
