@@ -161,10 +161,19 @@ Test(ninjaone_plan, failures_carry_an_error_code_and_a_message) {
   j = plan_json(1, rt_nj_id(customer));
   cr_expect_str_eq(json_string_value(json_object_get(j, "error")),
                    "not_an_msp");
-  cr_expect(json_is_string(json_object_get(j, "message")));
+  /* The same words as every other command's MSP check. */
+  char want[96];
+  snprintf(want, sizeof want,
+           "organization %lld is a CUSTOMER organization, not an MSP",
+           customer);
+  const char *msg = json_string_value(json_object_get(j, "message"));
+  cr_expect(msg && strstr(msg, want), "%s", msg ? msg : "(none)");
   json_decref(j);
   j = plan_json(1, "999999");
   cr_expect_str_eq(json_string_value(json_object_get(j, "error")), "not_found");
+  msg = json_string_value(json_object_get(j, "message"));
+  cr_expect(msg && strstr(msg, "unknown MSP organization 999999"), "%s",
+            msg ? msg : "(none)");
   json_decref(j);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "assets.h"
+#include "regentra/kit/card.h"
 
 static int fail(run_t *run, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -76,24 +77,8 @@ static int resolve_mapping(run_t *run, rn_devsrc_t *ds) {
 }
 
 static int check_msp(run_t *run, rn_devsrc_t *ds) {
-  char id[24];
-  snprintf(id, sizeof id, "%lld", (long long)run->param_msp);
-  const char *params[] = {id};
-  rn_db_result_t *res;
-  int rc = query(run, ds, "SELECT kind FROM organization WHERE id = $1", 1,
-                 params, &res);
-  if (rc < 0)
-    return rc;
-  const char *kind = host->db_rows(res) ? host->db_value(res, 0, 0) : NULL;
-  if (!kind)
-    rc = fail(run, RN_ENOENT, "unknown MSP organization %lld",
-              (long long)run->param_msp);
-  else if (strcmp(kind, "MSP") != 0)
-    rc = fail(run, RN_ETENANT,
-              "organization %lld is a %s organization, not an MSP",
-              (long long)run->param_msp, kind);
-  host->db_result_free(res);
-  return rc;
+  int rc = rk_check_msp(ds, run->param_msp);
+  return rc < 0 ? fail(run, rc, "%s", rn_devsrc_error(ds)) : 0;
 }
 
 /* Credential of an MSP by region, among those loaded. */

@@ -118,15 +118,12 @@ int plan_query(rn_db_tx_t *tx, int64_t msp_org_id, cred_plan_t **creds,
 
 static int plan_tx(rn_devsrc_t *ds, void *data) {
   plan_t *p = data;
-  /* The card's MSP check, in this command's words. */
+  /* The card's MSP check and its words. */
   int rc = rk_check_msp(ds, p->msp_org_id);
   if (rc == RN_ENOENT)
-    return fail(p, "not_found", RN_ENOENT, "no organization %lld",
-                (long long)p->msp_org_id);
+    return fail(p, "not_found", RN_ENOENT, "%s", rn_devsrc_error(ds));
   if (rc == RN_ETENANT)
-    return fail(p, "not_an_msp", RN_EINVAL,
-                "organization %lld is not an MSP organization",
-                (long long)p->msp_org_id);
+    return fail(p, "not_an_msp", RN_EINVAL, "%s", rn_devsrc_error(ds));
   if (rc < 0)
     return fail(p, "database", rc, "%s", rn_devsrc_error(ds));
   rc = plan_query(ds->tx, p->msp_org_id, &p->creds, &p->ncreds, p->message,
