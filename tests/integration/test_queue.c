@@ -527,6 +527,27 @@ Test(queue, each_finished_job_names_the_runner_that_ran_it) {
   free(dead_by);
 }
 
+/* A run whose runner vanished and whose lease ran out on its last attempt
+ * dies by a peer's reclaim: finished_by names the runner that lost it. */
+Test(queue, a_job_dead_by_an_expired_lease_names_the_runner_that_lost_it) {
+  configure(1, "lease = 2s\n", NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, state, attempt, "
+                        "max_attempts, lease_owner, lease_expires_at) VALUES"
+                        " ('qprobe.noop', 'running', 1, 1, "
+                        "'gone-host:4242:0badf00d', now() - interval "
+                        "'1 minute')"));
+  start_runner(NULL);
+  bool dead = rt_pg_wait_count(dsn,
+                               "SELECT count(*) FROM runner.job WHERE state"
+                               " = 'dead'",
+                               1, 20000);
+  stop_runner(0);
+  cr_assert(dead, "the expired lease was not reclaimed");
+  char *by = rt_pg_query(dsn, "SELECT finished_by FROM runner.job");
+  cr_expect_str_eq(by, "gone-host:4242:0badf00d");
+  free(by);
+}
+
 /* The tick of a cron job, as the scheduler queues it (tick_sql). */
 static void queue_tick(const char *job, const char *payload) {
   char sql[1024];
