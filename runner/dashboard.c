@@ -9,9 +9,10 @@
  * a timer bounds the wait by cancelling what has not answered.
  *
  * What the page prints is chosen so that it never shows a secret, token,
- * device identifier, hostname or address: lease owners (host:pid:nonce) are
- * shown as a short digest, rate keys are the digests the sources already
- * use, errors are escaped and truncated, and signal metadata is left out. */
+ * device identifier, hostname or address: lease owners and finishers
+ * (host:pid:nonce) are shown as a short digest, rate keys are the digests
+ * the sources already use, errors are escaped and truncated, and signal
+ * metadata is left out. */
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
