@@ -440,8 +440,8 @@ static const char style[] =
 
 /* The runner that ended a row's last attempt: "self" for this process ($2),
  * else a digest of host:pid:nonce (never the host name); NULL when unknown. */
-#define FINISHER_SQL                                                        \
-  " CASE WHEN finished_by = $2 THEN 'self'"                                 \
+#define FINISHER_SQL                                                           \
+  " CASE WHEN finished_by = $2 THEN 'self'"                                    \
   " ELSE left(md5(finished_by), 8) END"
 
 /* Rows of (section, order, a..g), all text. $1: the names of the sweep
