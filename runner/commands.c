@@ -164,22 +164,31 @@ static int cmd_jobs(rn__cli_t *cli) {
       " (extract(epoch FROM now() - started_at) * 1000)::bigint AS running_ms"
       " FROM runner.job WHERE state = 'running' ORDER BY started_at LIMIT 50",
       0, NULL) : NULL;
+  /* finished_by: the runner whose attempt ended last (lease_owner is gone
+   * by then); NULL for rows that ended before migration 0004. */
   PGresult *failing = running ? query(
       pg,
       "SELECT id, name, attempt, max_attempts, last_error,"
       " to_char(run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-      " AS retry_at FROM runner.job WHERE state = 'available' AND"
-      " last_error IS NOT NULL ORDER BY id DESC LIMIT 20",
+      " AS retry_at, finished_by FROM runner.job WHERE state = 'available'"
+      " AND last_error IS NOT NULL ORDER BY id DESC LIMIT 20",
       0, NULL) : NULL;
   PGresult *dead = failing ? query(
       pg,
       "SELECT id, name, attempt, last_error,"
       " to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-      " AS died_at FROM runner.job WHERE state = 'dead'"
+      " AS died_at, finished_by FROM runner.job WHERE state = 'dead'"
       " ORDER BY finished_at DESC, id DESC LIMIT 20",
       0, NULL) : NULL;
-  int rc = dead ? 0 : 1;
-  if (dead && cli->json) {
+  PGresult *completed = dead ? query(
+      pg,
+      "SELECT id, name, attempt,"
+      " to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+      " AS finished_at, duration_ms, finished_by FROM runner.job"
+      " WHERE state = 'completed' ORDER BY finished_at DESC, id DESC LIMIT 20",
+      0, NULL) : NULL;
+  int rc = completed ? 0 : 1;
+  if (completed && cli->json) {
     json_t *out = json_object();
     json_t *by_state = json_object();
     for (int r = 0; r < PQntuples(depth); r++)
@@ -191,11 +200,12 @@ static int cmd_jobs(rn__cli_t *cli) {
     json_object_set_new(out, "running", rows_json(running));
     json_object_set_new(out, "recent_failures", rows_json(failing));
     json_object_set_new(out, "dead", rows_json(dead));
+    json_object_set_new(out, "recently_completed", rows_json(completed));
     char *text = json_dumps(out, JSON_INDENT(2));
     puts(text);
     free(text);
     json_decref(out);
-  } else if (dead) {
+  } else if (completed) {
     printf("queue depth:");
     for (int r = 0; r < PQntuples(depth); r++)
       printf(" %s %s%s", PQgetvalue(depth, r, 0), PQgetvalue(depth, r, 1),
@@ -209,26 +219,37 @@ static int cmd_jobs(rn__cli_t *cli) {
              PQgetvalue(running, r, 5), PQgetvalue(running, r, 4));
     printf("\nrecent failures, retrying (%d):\n", PQntuples(failing));
     for (int r = 0; r < PQntuples(failing); r++) {
-      printf("  %-8s %-32s attempt %s/%s, next at %s: ",
+      printf("  %-8s %-32s attempt %s/%s%s%s, next at %s: ",
              PQgetvalue(failing, r, 0), PQgetvalue(failing, r, 1),
              PQgetvalue(failing, r, 2), PQgetvalue(failing, r, 3),
-             PQgetvalue(failing, r, 5));
+             PQgetisnull(failing, r, 6) ? "" : " on ",
+             value_or(failing, r, 6, ""), PQgetvalue(failing, r, 5));
       print_error(value_or(failing, r, 4, ""));
     }
     printf("\ndead (%d):\n", PQntuples(dead));
     for (int r = 0; r < PQntuples(dead); r++) {
-      printf("  %-8s %-32s after %s attempt(s) at %s: ",
+      printf("  %-8s %-32s after %s attempt(s) at %s%s%s: ",
              PQgetvalue(dead, r, 0), PQgetvalue(dead, r, 1),
-             PQgetvalue(dead, r, 2), value_or(dead, r, 4, "?"));
+             PQgetvalue(dead, r, 2), value_or(dead, r, 4, "?"),
+             PQgetisnull(dead, r, 5) ? "" : " on ", value_or(dead, r, 5, ""));
       print_error(value_or(dead, r, 3, ""));
     }
     if (PQntuples(dead))
       printf("revive one with: regentra-runner retry JOB_ID\n");
+    printf("\nrecently completed (%d):\n", PQntuples(completed));
+    for (int r = 0; r < PQntuples(completed); r++)
+      printf("  %-8s %-32s attempt %s at %s in %s ms%s%s\n",
+             PQgetvalue(completed, r, 0), PQgetvalue(completed, r, 1),
+             PQgetvalue(completed, r, 2), value_or(completed, r, 3, "?"),
+             value_or(completed, r, 4, "?"),
+             PQgetisnull(completed, r, 5) ? "" : " on ",
+             value_or(completed, r, 5, ""));
   }
   PQclear(depth);
   PQclear(running);
   PQclear(failing);
   PQclear(dead);
+  PQclear(completed);
   PQfinish(pg);
   return rc;
 }
@@ -528,7 +549,8 @@ const rn__cli_command_t rn__cli_extra_commands[] = {
     {"migrate", cmd_migrate, "",
      "apply database migrations (runner and platform) in order", NULL},
     {"jobs", cmd_jobs, "[--json]",
-     "queue depth by state, running jobs, recent failures, dead jobs", NULL},
+     "queue depth by state, running jobs, recent failures, dead jobs, "
+     "recently completed ones, and the runner that ran each", NULL},
     {"enqueue", cmd_enqueue, "EVENT ['{json}' | -] [--idempotency-key K ...]",
      "add a job: a [job] name or PLUGIN.JOB, with a JSON object payload "
      "(- reads it from standard input)",

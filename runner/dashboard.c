@@ -9,9 +9,10 @@
  * a timer bounds the wait by cancelling what has not answered.
  *
  * What the page prints is chosen so that it never shows a secret, token,
- * device identifier, hostname or address: lease owners (host:pid:nonce) are
- * shown as a short digest, rate keys are the digests the sources already
- * use, errors are escaped and truncated, and signal metadata is left out. */
+ * device identifier, hostname or address: lease owners and finishers
+ * (host:pid:nonce) are shown as a short digest, rate keys are the digests
+ * the sources already use, errors are escaped and truncated, and signal
+ * metadata is left out. */
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -535,17 +536,24 @@ static const char style[] =
 
 /* ------------------------------------------------------------- queries */
 
-/* Rows of (section, order, a..f), all text. $1: the names of the sweep
- * jobs (text[]), NULL for every job. */
+/* The runner that ended a row's last attempt: "self" for this process ($2),
+ * else a digest of host:pid:nonce (never the host name); NULL when unknown. */
+#define FINISHER_SQL                                                           \
+  " CASE WHEN finished_by = $2 THEN 'self'"                                    \
+  " ELSE left(md5(finished_by), 8) END"
+
+/* Rows of (section, order, a..g), all text. $1: the names of the sweep
+ * jobs (text[]), NULL for every job; $2: this process's queue identity. */
 static const char runner_sql[] =
     "SELECT 0 AS sec, 0::bigint AS ord, state AS a, count(*)::text AS b,"
-    " NULL::text AS c, NULL::text AS d, NULL::text AS e, NULL::text AS f"
+    " NULL::text AS c, NULL::text AS d, NULL::text AS e, NULL::text AS f,"
+    " NULL::text AS g"
     "  FROM runner.job GROUP BY state "
     "UNION ALL "
     "SELECT 1, row_number() OVER (ORDER BY started_at, id), id::text, name,"
     " left(md5(lease_owner), 8),"
     " floor(extract(epoch FROM now() - started_at))::bigint::text,"
-    " attempt::text, max_attempts::text"
+    " attempt::text, max_attempts::text, NULL"
     "  FROM (SELECT * FROM runner.job WHERE state = 'running'"
     "         ORDER BY started_at, id LIMIT 50) r "
     "UNION ALL "
@@ -553,23 +561,26 @@ static const char runner_sql[] =
     " id DESC), id::text, name, attempt::text || '/' || max_attempts,"
     " floor(extract(epoch FROM now() - coalesce(finished_at,"
     " created_at)))::bigint::text,"
-    " left(last_error, " ERROR_CHARS_TEXT "), length(last_error)::text"
+    " left(last_error, " ERROR_CHARS_TEXT "), length(last_error)::text,"
+    FINISHER_SQL
     "  FROM (SELECT * FROM runner.job WHERE state = 'dead'"
     "         ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 20) d "
     "UNION ALL "
     "SELECT 3, row_number() OVER (ORDER BY name, finished_at DESC, id DESC),"
     " name, state, floor(extract(epoch FROM now() - finished_at))::bigint"
-    "::text, duration_ms::text, attempt::text, NULL"
+    "::text, duration_ms::text, attempt::text," FINISHER_SQL ", NULL"
     /* Among the latest finished rows of each outcome, read backwards
      * over job_finished_idx: a bounded read however long the history. */
     "  FROM (SELECT *, row_number() OVER (PARTITION BY name"
     "                  ORDER BY finished_at DESC, id DESC) AS nth"
-    "         FROM ((SELECT name, state, finished_at, duration_ms, attempt, id"
+    "         FROM ((SELECT name, state, finished_at, duration_ms, attempt, id,"
+    "                       finished_by"
     "                  FROM runner.job WHERE state = 'completed'"
     "                   AND finished_at > now() - interval '7 days'"
     "                 ORDER BY finished_at DESC LIMIT " RECENT_RUNS_TEXT ")"
     "               UNION ALL"
-    "               (SELECT name, state, finished_at, duration_ms, attempt, id"
+    "               (SELECT name, state, finished_at, duration_ms, attempt, id,"
+    "                       finished_by"
     "                  FROM runner.job WHERE state = 'dead'"
     "                   AND finished_at > now() - interval '7 days'"
     "                 ORDER BY finished_at DESC LIMIT " RECENT_RUNS_TEXT ")) f"
@@ -580,7 +591,7 @@ static const char runner_sql[] =
     "'period_ms')::bigint),"
     " b.key, e.w ->> 'limit', e.w ->> 'period_ms', coalesce(u.used, 0)::text,"
     " greatest(floor(extract(epoch FROM b.paused_until - now())), 0)"
-    "::bigint::text, NULL"
+    "::bigint::text, NULL, NULL"
     "  FROM (SELECT * FROM runner.rate_bucket ORDER BY key LIMIT 100) b"
     "  CROSS JOIN LATERAL (SELECT value AS w FROM"
     "   jsonb_array_elements(b.windows) LIMIT 8) e"
@@ -592,7 +603,7 @@ static const char runner_sql[] =
     /* Clock hours (UTC), so that a box matches the hour over it. */
     "SELECT 5, row_number() OVER (ORDER BY name, h), name,"
     " (extract(epoch FROM date_trunc('hour', now() AT TIME ZONE 'UTC') - h)"
-    "  / 3600)::int::text, ok::text, bad::text, NULL, NULL"
+    "  / 3600)::int::text, ok::text, bad::text, NULL, NULL, NULL"
     "  FROM (SELECT name, date_trunc('hour', finished_at AT TIME ZONE 'UTC')"
     "   AS h, count(*) FILTER (WHERE state = 'completed') AS ok,"
     "   count(*) FILTER (WHERE state = 'dead') AS bad"
@@ -604,7 +615,7 @@ static const char runner_sql[] =
     "UNION ALL "
     "SELECT 6, 0, extract(hour FROM now() AT TIME ZONE 'UTC')::int::text,"
     " to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
-    " NULL, NULL, NULL, NULL "
+    " NULL, NULL, NULL, NULL, NULL "
     "ORDER BY 1, 2";
 
 enum {
@@ -715,6 +726,15 @@ static void render_running(html_t *h, const rn__runner_t *runner,
   html_add(h, "</section>");
 }
 
+/* The runner of a finished row (FINISHER_SQL): this process, a peer by
+ * digest, or nothing for rows that ended before it was recorded. */
+static void html_finisher(html_t *h, const char *finisher) {
+  if (strcmp(finisher, "self") == 0)
+    html_add(h, "<span class=\"pill mine\">this runner</span>");
+  else if (*finisher)
+    html_add(h, "runner %s", finisher);
+}
+
 static void render_dead(html_t *h, PGresult *res) {
   section_open(h, "dead", "Dead jobs", "latest 20, out of attempts");
   bool any = false;
@@ -724,7 +744,7 @@ static void render_dead(html_t *h, PGresult *res) {
     if (!any)
       html_add(h, "<table><tr><th class=\"n\">id</th><th>job</th>"
                   "<th class=\"n\">attempts</th>"
-                  "<th>died</th><th>last error</th></tr>");
+                  "<th>died</th><th>runner</th><th>last error</th></tr>");
     any = true;
     html_add(h, "<tr><td class=\"n\">%lld</td><td>", num(res, row, 2));
     html_text(h, str(res, row, 3));
@@ -732,7 +752,9 @@ static void render_dead(html_t *h, PGresult *res) {
     html_text(h, str(res, row, 4));
     html_add(h, "</td><td>");
     html_duration(h, num(res, row, 5));
-    html_add(h, " ago</td><td><div class=\"err\">");
+    html_add(h, " ago</td><td>");
+    html_finisher(h, str(res, row, 8));
+    html_add(h, "</td><td><div class=\"err\">");
     html_error(h, str(res, row, 6), num(res, row, 7) > ERROR_CHARS);
     if (num(res, row, 7) > ERROR_CHARS)
       html_add(h, "\xE2\x80\xA6"); /* … */
@@ -754,7 +776,7 @@ static void render_runs(html_t *h, PGresult *res) {
     if (!any)
       html_add(h, "<table><tr><th>job</th><th>last outcome</th>"
                   "<th>finished</th><th class=\"n\">duration</th>"
-                  "<th class=\"n\">attempt</th>"
+                  "<th class=\"n\">attempt</th><th>runner</th>"
                   "<th>last 5</th></tr>");
     any = true;
     if (name && strcmp(name, str(res, row, 2)) == 0)
@@ -769,8 +791,9 @@ static void render_runs(html_t *h, PGresult *res) {
     html_duration(h, num(res, row, 4));
     html_add(h, " ago</td><td class=\"n\">");
     html_ms(h, num(res, row, 5));
-    html_add(h, "</td><td class=\"n\">%lld</td><td class=\"runs\">",
-             num(res, row, 6));
+    html_add(h, "</td><td class=\"n\">%lld</td><td>", num(res, row, 6));
+    html_finisher(h, str(res, row, 7));
+    html_add(h, "</td><td class=\"runs\">");
     for (int r = row; r < PQntuples(res) && num(res, r, 0) == SEC_RUNS &&
                       strcmp(str(res, r, 2), name) == 0;
          r++) {
@@ -1201,9 +1224,9 @@ static int page_start(rn__dashboard_t *dash, page_t *page) {
     return 0; /* the default banner: unavailable */
   char *names = sweep_names(runner);
   page->sweeps_only = names != NULL;
-  const char *params[] = {names};
+  const char *params[] = {names, rn__queue_owner(runner)};
   page->holds++;
-  int rc = rn__db_exec(db, runner_sql, 1, params, runner_answered, page,
+  int rc = rn__db_exec(db, runner_sql, 2, params, runner_answered, page,
                        &page->runner_query);
   free(names);
   if (rc < 0) {

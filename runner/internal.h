@@ -624,6 +624,9 @@ void rn__queue_stop(rn__runner_t *runner);
 bool rn__queue_idle(const rn__runner_t *runner);
 /* Closes the queue's handles; leases still held expire on their own. */
 void rn__queue_close(rn__runner_t *runner);
+/* This process's identity in lease_owner and finished_by (host:pid:nonce;
+ * borrowed), or NULL without a queue. */
+const char *rn__queue_owner(const rn__runner_t *runner);
 /* host->emit for a run claimed from the queue: buffered on the run and
  * inserted in the transaction that records its completion. */
 int rn__queue_job_emit(rn_job_t *job, const char *event, const char *payload,

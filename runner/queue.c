@@ -413,10 +413,14 @@ static void start_run(rn__queue_t *q, qrun_t *run) {
 
 /* ------------------------------------------------------ outcome writes */
 
+/* Each statement that ends an attempt writes its runner into finished_by:
+ * it clears lease_owner, and nothing else would say which process ran it. */
+
 static const char *const complete_sql =
     "WITH done AS ("
     " UPDATE runner.job SET state = 'completed', result = $3::jsonb,"
     "  summary = $4, duration_ms = $5::bigint, finished_at = now(),"
+    "  finished_by = $2,"
     "  lease_owner = NULL, lease_expires_at = NULL, last_error = NULL,"
     "  lease_lost_by = NULL"
     " WHERE id = $1::bigint AND ((lease_owner = $2 AND state = 'running')"
@@ -446,7 +450,7 @@ static const char *const fail_sql =
     "  ELSE now() + $4::bigint * interval '1 millisecond' END,"
     " finished_at = CASE WHEN $5::bool OR attempt >= max_attempts"
     "  THEN now() END,"
-    " last_error = $3, duration_ms = $6::bigint,"
+    " last_error = $3, duration_ms = $6::bigint, finished_by = $2,"
     " lease_owner = NULL, lease_expires_at = NULL"
     " WHERE id = $1::bigint AND lease_owner = $2 AND state = 'running'"
     " RETURNING state, attempt, max_attempts";
@@ -790,7 +794,7 @@ static const char *const reclaim_sql =
     " finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,"
     " last_error = 'lease of ' || j.lease_owner || ' expired (the runner "
     "stopped or lost the database)',"
-    " lease_lost_by = j.lease_owner,"
+    " lease_lost_by = j.lease_owner, finished_by = j.lease_owner,"
     " lease_owner = NULL, lease_expires_at = NULL"
     " FROM expired WHERE j.id = expired.id RETURNING j.id";
 
@@ -1083,6 +1087,10 @@ bool rn__queue_idle(const rn__runner_t *runner) {
   uint64_t now = uv_now(runner->loop);
   return runner->drain_cancelled && now > runner->drain_deadline +
                                               STOP_GIVE_UP_MS;
+}
+
+const char *rn__queue_owner(const rn__runner_t *runner) {
+  return runner->queue ? runner->queue->owner : NULL;
 }
 
 static void queue_handle_closed(uv_handle_t *handle) {

@@ -265,11 +265,14 @@ static void seed_rate_grant(void) {
                    "3600000}]', 10, NULL, 0, 0)"));
 }
 
-/* A dead row with markup and a long error, as a plugin could leave one. */
+/* A dead row with markup and a long error, as a plugin could leave one,
+ * last run by another runner (PEER). */
+#define PEER "peer-host-7:4242:0badf00d"
 static void seed_hostile_dead_job(void) {
   free(rt_pg_query(
       dsn, "INSERT INTO runner.job (name, state, attempt, max_attempts,"
-           " last_error, finished_at) VALUES ('rec', 'dead', 3, 3,"
+           " finished_by, last_error, finished_at) VALUES ('rec', 'dead', 3,"
+           " 3, '" PEER "',"
            " rpad('<script>alert(1)</script> & \"quoted\" from 10.20.30.40,"
            " [2001:db8::7]:443, ::ffff:10.9.8.7 and"
            " https://user:pw@device-0042.customer.example/v2 ', 290, 'x') ||"
@@ -424,13 +427,23 @@ Test(dashboard, shows_the_queue_runs_budgets_and_signals_of_the_database) {
                           "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
                           "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
             "300 characters at most");
+  /* Which runner ran each: the flaky one here, the other by a digest of
+   * its identity, never by its host name. */
+  char *digest = rt_pg_query(dsn, "SELECT 'runner ' || left(md5('" PEER
+                                  "'), 8)");
+  cr_expect(strstr(dead, "<td><span class=\"pill mine\">this runner</span>"
+                         "</td>") && strstr(dead, digest),
+            "expected this runner and %s in:\n%s", digest, dead);
+  cr_expect(!strstr(html, "peer-host-7"), "the peer's host name leaked");
+  free(digest);
   free(dead);
 
-  /* Last runs: one row per job name that finished. */
+  /* Last runs: one row per job name that finished, with its runner. */
   char *runs = element_markup(html, "runs", "</section>");
   cr_expect(strstr(runs, "<td>rec</td>") && strstr(runs, "<td>flaky</td>") &&
                 strstr(runs, "<td>evidence-sweep</td>"),
             "%s", runs);
+  cr_expect(strstr(runs, "this runner"), "%s", runs);
   cr_expect(!strstr(runs, "<td>hold</td>"), "a running job has no outcome");
   free(runs);
 

@@ -336,18 +336,6 @@ Test(ninjaone_budget_shared,
   free(err);
   rt_nj_connect(&h, msp, "sim-eu-client");
   map_all(SHARED_CUSTOMERS);
-  /* Who claimed each job: the lease owner is cleared when the outcome is
-   * written, so a trigger keeps it. */
-  free(q_text("CREATE TABLE job_claim (job_id bigint, owner text);"
-              " CREATE FUNCTION keep_job_claim() RETURNS trigger LANGUAGE"
-              " plpgsql AS $$ BEGIN INSERT INTO job_claim VALUES (NEW.id,"
-              " NEW.lease_owner); RETURN NULL; END $$;"
-              " CREATE TRIGGER keep_job_claim AFTER UPDATE OF state ON"
-              " runner.job FOR EACH ROW WHEN (NEW.state = 'running')"
-              " EXECUTE FUNCTION keep_job_claim()"));
-  cr_assert_eq(q_int("SELECT count(*) FROM pg_trigger WHERE tgname ="
-                     " 'keep_job_claim'"),
-               1);
   cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
 
   char confd[320], path[400];
@@ -414,22 +402,22 @@ Test(ninjaone_budget_shared,
   cr_expect_eq(q_int("SELECT count(DISTINCT idempotency_key) FROM runner.job"
                      " WHERE name = 'ninjaone-evidence.customer'"),
                SHARED_CUSTOMERS);
-  /* Swept once: one claim of each, none retried. */
+  /* Swept once: one claim of each, none retried, each ended by a runner. */
   cr_expect_eq(q_int("SELECT count(*) FROM runner.job WHERE name ="
                      " 'ninjaone-evidence.customer' AND attempt <> 1"),
                0);
-  cr_expect_eq(q_int("SELECT count(*) FROM job_claim c JOIN runner.job j ON"
-                     " j.id = c.job_id WHERE j.name ="
-                     " 'ninjaone-evidence.customer'"),
+  cr_expect_eq(q_int("SELECT count(*) FROM runner.job WHERE name ="
+                     " 'ninjaone-evidence.customer' AND finished_by IS NOT"
+                     " NULL"),
                SHARED_CUSTOMERS);
 
-  /* Each runner ran some of the customers: the owner is host:pid:nonce. */
+  /* Each runner ran some of the customers: finished_by names the runner
+   * of a row's (only) attempt as host:pid:nonce. */
   long long per_runner[SHARED_RUNNERS];
   for (int i = 0; i < SHARED_RUNNERS; i++) {
-    per_runner[i] = q_int("SELECT count(*) FROM job_claim c JOIN runner.job j"
-                          " ON j.id = c.job_id WHERE j.name ="
+    per_runner[i] = q_int("SELECT count(*) FROM runner.job WHERE name ="
                           " 'ninjaone-evidence.customer' AND"
-                          " split_part(c.owner, ':', 2) = '%ld'",
+                          " split_part(finished_by, ':', 2) = '%ld'",
                           (long)pids[i]);
     cr_expect_gt(per_runner[i], 0, "runner %d (pid %ld) ran no customer", i,
                  (long)pids[i]);

@@ -452,6 +452,169 @@ Test(queue, a_lower_priority_value_is_claimed_first) {
   free(order);
 }
 
+/* lease_owner is cleared when a run ends; finished_by keeps which of two
+ * runners ended each row's last attempt, as host:pid:nonce. */
+Test(queue, each_finished_job_names_the_runner_that_ran_it) {
+  configure(4, NULL, NULL);
+  start_runner(NULL);
+  start_runner(NULL);
+  pid_t pids[2] = {procs[0].pid, procs[1].pid};
+  for (int i = 0; i < 2; i++)
+    cr_assert(rt_wait_for_text(procs[i].err_path, "using the queue", 1,
+                               15000),
+              "runner %d did not start its queue", i);
+  /* 200 that complete, one that fails once first, one dead at once. */
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) SELECT "
+                        "'qprobe.record', jsonb_build_object('n', g, "
+                        "'sleep_ms', 20) FROM generate_series(1, 200) g"));
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload) VALUES "
+                        "('qprobe.record', '{\"n\":1001,\"fail_until\":2}'),"
+                        " ('qprobe.record', '{\"n\":1002,\"raise\":"
+                        "\"23505\"}')"));
+  cr_assert(rt_pg_wait_count(dsn,
+                             "SELECT count(*) FROM runner.job WHERE state IN "
+                             "('completed', 'dead')",
+                             202, 60000),
+            "the jobs did not finish");
+  stop_runner(0);
+  stop_runner(1);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE "
+                                "finished_by IS NULL OR finished_by !~ "
+                                "'^[^:]*:[0-9]+:[0-9a-f]{8}$'"),
+               0, "a finished row names no runner");
+  /* Each row's finisher is the process that recorded its last run. */
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job j CROSS "
+                                "JOIN LATERAL (SELECT r.pid FROM qprobe_run r"
+                                " WHERE r.n = (j.payload->>'n')::int ORDER BY"
+                                " r.id DESC LIMIT 1) last WHERE split_part("
+                                "j.finished_by, ':', 2)::int = last.pid"),
+               202);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(DISTINCT finished_by) FROM "
+                                "runner.job"),
+               2);
+  char sql[256];
+  for (int i = 0; i < 2; i++) {
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM runner.job WHERE "
+             "split_part(finished_by, ':', 2) = '%ld'", (long)pids[i]);
+    cr_expect_gt(rt_pg_count(dsn, sql), 0, "runner %d finished nothing", i);
+  }
+  cr_expect_eq(rt_pg_count(dsn, "SELECT attempt FROM runner.job WHERE "
+                                "payload->>'n' = '1001' AND state = "
+                                "'completed'"),
+               2);
+
+  /* `jobs` shows it, as text and in --json. */
+  char *dead_by = rt_pg_query(dsn, "SELECT finished_by FROM runner.job "
+                                   "WHERE state = 'dead'");
+  cr_assert(dead_by && *dead_by);
+  char *argv[] = {RT_RUNNER, "jobs", "-c", runner.conf, NULL};
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(rt_run(argv, NULL, NULL, &out, &err), 0, "%s", err);
+  char expect[256];
+  snprintf(expect, sizeof expect, " on %s: ", dead_by);
+  cr_expect(strstr(out, expect), "no \"%s\" in:\n%s", expect, out);
+  cr_expect(strstr(out, "recently completed (20):"), "%s", out);
+  free(out);
+  free(err);
+  char *json_argv[] = {RT_RUNNER, "jobs", "--json", "-c", runner.conf, NULL};
+  cr_assert_eq(rt_run(json_argv, NULL, NULL, &out, &err), 0, "%s", err);
+  snprintf(expect, sizeof expect, "\"finished_by\": \"%s\"", dead_by);
+  cr_expect(strstr(out, expect), "no %s in:\n%s", expect, out);
+  char *completed = strstr(out, "\"recently_completed\"");
+  cr_expect(completed && strstr(completed, "\"finished_by\": \""), "%s", out);
+  free(out);
+  free(err);
+  free(dead_by);
+}
+
+/* A run whose runner vanished and whose lease ran out on its last attempt
+ * dies by a peer's reclaim: finished_by names the runner that lost it. */
+Test(queue, a_job_dead_by_an_expired_lease_names_the_runner_that_lost_it) {
+  configure(1, "lease = 2s\n", NULL);
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, state, attempt, "
+                        "max_attempts, lease_owner, lease_expires_at) VALUES"
+                        " ('qprobe.noop', 'running', 1, 1, "
+                        "'gone-host:4242:0badf00d', now() - interval "
+                        "'1 minute')"));
+  start_runner(NULL);
+  bool dead = rt_pg_wait_count(dsn,
+                               "SELECT count(*) FROM runner.job WHERE state"
+                               " = 'dead'",
+                               1, 20000);
+  stop_runner(0);
+  cr_assert(dead, "the expired lease was not reclaimed");
+  char *by = rt_pg_query(dsn, "SELECT finished_by FROM runner.job");
+  cr_expect_str_eq(by, "gone-host:4242:0badf00d");
+  free(by);
+}
+
+/* The tick of a cron job, as the scheduler queues it (tick_sql). */
+static void queue_tick(const char *job, const char *payload) {
+  char sql[1024];
+  snprintf(sql, sizeof sql,
+           "WITH tick AS (INSERT INTO runner.cron_tick (job_name, "
+           "scheduled_at, job_id) VALUES ('%s', date_trunc('minute', now()),"
+           " nextval(pg_get_serial_sequence('runner.job', 'id'))) RETURNING"
+           " job_name, scheduled_at, job_id) INSERT INTO runner.job (id, "
+           "name, payload, max_attempts, scheduled_at, concurrency_key, "
+           "concurrency_limit) SELECT job_id, job_name, '%s', 5, "
+           "scheduled_at, 'cron:' || job_name, 1 FROM tick",
+           job, payload);
+  free(rt_pg_query(dsn, sql));
+}
+
+/* A due cron tick (which only fans out) is claimed at the next free slot,
+ * not after every fan-out row queued before it at its priority; it stays
+ * behind a lower priority value, and behind its own running limit. */
+Test(queue, a_due_cron_tick_is_claimed_ahead_of_queued_fan_out_children) {
+  configure(1, NULL,
+            "[job \"sweep\"]\nplugin = qprobe\njob = record\n\n"
+            "[job \"held\"]\nplugin = qprobe\njob = record\n");
+  /* 30 due children of one completed run (due a minute ago), ... */
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, state, attempt, "
+                        "finished_at) VALUES ('qprobe.record', 'completed',"
+                        " 1, now())"));
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload, parent_id, "
+                        "run_at) SELECT 'qprobe.record', jsonb_build_object("
+                        "'n', g, 'key', 'child'), (SELECT min(id) FROM "
+                        "runner.job), now() - interval '1 minute' FROM "
+                        "generate_series(1, 30) g"));
+  /* ... then an urgent event at a lower priority value, ... */
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, payload, priority) "
+                        "VALUES ('qprobe.record', '{\"key\":\"urgent\"}', "
+                        "-1)"));
+  /* ... the due tick of "sweep", and one of "held", whose previous tick
+   * another runner still runs. */
+  queue_tick("sweep", "{\"key\":\"tick\"}");
+  free(rt_pg_query(dsn, "INSERT INTO runner.job (name, state, attempt, "
+                        "concurrency_key, concurrency_limit, lease_owner, "
+                        "lease_expires_at) VALUES ('held', 'running', 1, "
+                        "'cron:held', 1, 'elsewhere', now() + interval "
+                        "'1 hour')"));
+  queue_tick("held", "{\"key\":\"held\"}");
+  start_runner(NULL);
+  bool done = rt_pg_wait_count(dsn,
+                               "SELECT count(*) FROM qprobe_run WHERE "
+                               "finished_at IS NOT NULL",
+                               32, 30000);
+  stop_runner(0);
+  cr_assert(done, "only %ld of 32 runs finished",
+            rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run WHERE "
+                             "finished_at IS NOT NULL"));
+  char *order = rt_pg_query(dsn, "SELECT string_agg(key, ',' ORDER BY id) "
+                                 "FROM (SELECT id, key FROM qprobe_run "
+                                 "ORDER BY id LIMIT 3) f");
+  cr_expect_str_eq(order, "urgent,tick,child");
+  free(order);
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM qprobe_run WHERE key ="
+                                " 'held'"),
+               0, "a tick ran beside its previous one");
+  cr_expect_eq(rt_pg_count(dsn, "SELECT count(*) FROM runner.job WHERE name ="
+                                " 'held' AND state = 'available' AND attempt "
+                                "= 0"),
+               1);
+}
+
 static void missed_runs(const char *policy, long expect_runs) {
   char jobs[256];
   snprintf(jobs, sizeof jobs,
