@@ -350,22 +350,30 @@ static const char stubborn_cron_job[] =
     "[job \"t\"]\nplugin = stubborn\njob = timer\nschedule = * * * * *\n"
     "duration = 10m\nagain = true\n";
 
-Test(lifecycle, sigterm_with_a_job_without_cancel_hook_exits_after_the_grace) {
-  configure_stubborn("drain_timeout = 500ms\ncancel_grace = 1s",
-                     stubborn_cron_job);
+/* Serves the stubborn job of `jobs` (drain_timeout 500 ms, cancel_grace
+ * 1 s) until it has started, then stops the daemon with SIGTERM; prints
+ * how long the exit took and returns the log. */
+static char *serve_then_sigterm(const char *jobs, const char *started,
+                                const char *what) {
+  configure_stubborn("drain_timeout = 500ms\ncancel_grace = 1s", jobs);
   start_daemon();
-  cr_assert(log_has("stubborn.timer waiting", 1, WAIT_MS), "never started");
+  cr_assert(log_has(started, 1, WAIT_MS), "never started");
   long long t0 = mono_ms();
   rt_proc_kill(&daemon_proc, SIGTERM);
   cr_assert(rt_proc_wait(&daemon_proc, 20000),
             "SIGTERM never ended the daemon");
-  long long took = mono_ms() - t0;
   fprintf(stderr,
-          "SIGTERM with a stubborn job: drain_timeout 500 ms, "
-          "cancel_grace 1000 ms: exit after %lld ms\n",
-          took);
+          "SIGTERM with %s: drain_timeout 500 ms, cancel_grace 1000 ms: "
+          "exit after %lld ms\n",
+          what, mono_ms() - t0);
   char *log = rt_read_file(daemon_proc.err_path);
   cr_expect_eq(daemon_proc.status, 0, "%s", log);
+  return log;
+}
+
+Test(lifecycle, sigterm_with_a_job_without_cancel_hook_exits_after_the_grace) {
+  char *log = serve_then_sigterm(stubborn_cron_job, "stubborn.timer waiting",
+                                 "a stubborn job");
   cr_expect(strstr(log, "drain deadline reached"), "%s", log);
   cr_expect(strstr(log, "stubborn.timer: still running 1000 ms after it was "
                         "cancelled; the host ends it"),
@@ -380,22 +388,10 @@ Test(lifecycle, sigterm_with_a_job_without_cancel_hook_exits_after_the_grace) {
 /* Work on a worker thread cannot be stopped, and libuv joins its workers
  * at exit: a stopping runner waits cancel_grace for it, then leaves it. */
 Test(lifecycle, sigterm_leaves_work_that_never_returns_after_the_grace) {
-  configure_stubborn("drain_timeout = 500ms\ncancel_grace = 1s",
-                     "[job \"w\"]\nplugin = stubborn\njob = work\n"
-                     "schedule = * * * * *\nduration = 10m\n");
-  start_daemon();
-  cr_assert(log_has("stubborn.work waiting", 1, WAIT_MS), "never started");
-  long long t0 = mono_ms();
-  rt_proc_kill(&daemon_proc, SIGTERM);
-  cr_assert(rt_proc_wait(&daemon_proc, 20000),
-            "SIGTERM never ended the daemon");
-  long long took = mono_ms() - t0;
-  fprintf(stderr,
-          "SIGTERM with 10 min of work on a worker thread: drain_timeout "
-          "500 ms, cancel_grace 1000 ms: exit after %lld ms\n",
-          took);
-  char *log = rt_read_file(daemon_proc.err_path);
-  cr_expect_eq(daemon_proc.status, 0, "%s", log);
+  char *log = serve_then_sigterm("[job \"w\"]\nplugin = stubborn\njob = work\n"
+                                 "schedule = * * * * *\nduration = 10m\n",
+                                 "stubborn.work waiting",
+                                 "10 min of work on a worker thread");
   cr_expect(strstr(log, "stubborn.work: still running 1000 ms after it was "
                         "cancelled; the host ends it"),
             "%s", log);
