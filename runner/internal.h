@@ -73,6 +73,9 @@ int rn__cron_parse(const char *expr, rn__cron_t *out, char *err, size_t errlen);
 /* The first matching time strictly after `after` (epoch seconds, UTC), or -1
  * when none exists within five years (e.g. "0 0 31 2 *"). */
 int64_t rn__cron_next(const rn__cron_t *cron, int64_t after);
+
+/* How far back the scheduler catches up ticks it missed in a stall. */
+#define RN__SCHED_CATCH_UP_S (60 * 60)
 /* False when no date of any year matches (e.g. "0 0 30 2 *", "0 0 31 4 *"). */
 bool rn__cron_can_fire(const rn__cron_t *cron);
 

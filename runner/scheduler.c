@@ -112,29 +112,60 @@ int rn__run_in_process(rn__runner_t *runner, rn__gen_job_t *job,
 
 static void arm(rn__scheduler_t *s);
 
+/* The latest minute in (after, upto] that cron matches, or -1. */
+static int64_t latest_match(const rn__cron_t *cron, int64_t after,
+                            int64_t upto) {
+  int64_t found = -1;
+  for (int64_t t = rn__cron_next(cron, after); t > 0 && t <= upto;
+       t = rn__cron_next(cron, t))
+    found = t;
+  return found;
+}
+
 static void on_tick(uv_timer_t *timer) {
   rn__scheduler_t *s = timer->data;
   rn__runner_t *runner = s->runner;
   int64_t now_s = rn__now_ms(runner) / 1000;
   int64_t minute = now_s - now_s % 60;
   /* Each minute boundary is handled once, even if the timer fires early
-   * or late. A long stall runs the latest minute only. */
+   * or late. After a stall (a busy loop, a paused process, a clock step)
+   * the minutes it skipped are caught up, each job once at its latest
+   * missed tick (missed_runs = once, as after downtime), as cron does for a
+   * short jump; ticks older than RN__SCHED_CATCH_UP_S are let go. */
   if (minute > s->last_tick_s && runner->gen && !runner->stopping) {
+    int64_t from = s->last_tick_s;
+    if (minute - from > RN__SCHED_CATCH_UP_S) {
+      rn__log(RN_LOG_WARNING, NULL,
+              "the scheduler missed %lld minute(s); ticks older than %d "
+              "minutes are not caught up",
+              (long long)((minute - from) / 60 - 1),
+              RN__SCHED_CATCH_UP_S / 60);
+      from = minute - RN__SCHED_CATCH_UP_S;
+    }
     s->last_tick_s = minute;
     rn__generation_t *gen = runner->gen;
     for (size_t i = 0; i < gen->njobs; i++) {
       rn__gen_job_t *job = &gen->jobs[i];
       if (!job->valid || !job->conf->enabled || !job->conf->schedule)
         continue;
-      if (rn__cron_next(&job->conf->cron, minute - 1) != minute)
+      int64_t tick =
+          job->conf->missed_runs_skip
+              ? latest_match(&job->conf->cron, minute - 1, minute)
+              : latest_match(&job->conf->cron, from, minute);
+      if (tick < 0)
         continue;
       if (is_running(s, job->conf->name)) {
         rn__log(RN_LOG_WARNING, job->conf->name,
                 "tick %lld skipped: the previous run is still going",
-                (long long)minute);
+                (long long)tick);
         continue;
       }
-      runner->dispatch_tick(runner, job, minute);
+      if (tick < minute)
+        rn__log(RN_LOG_NOTICE, job->conf->name,
+                "tick %lld caught up %lld s late (missed_runs = once)",
+                (long long)tick,
+                (long long)(now_s - tick));
+      runner->dispatch_tick(runner, job, tick);
     }
   }
   arm(s);
