@@ -52,7 +52,6 @@ void rt_sim_stop(rt_sim_t *sim) {
     rt_proc_kill(&sim->proc, SIGTERM);
     rt_proc_wait(&sim->proc, 10000);
     sim_report_errors(sim);
-    rt_proc_remove_files(&sim->proc);
   }
 }
 
