@@ -66,23 +66,6 @@ static void write_conf(int per_hour) {
                         per_hour, h.dsn, NULL);
 }
 
-/* Every organization (the simulator's `customers`) mapped to a company
- * promoted to a customer, in one bulk map. */
-static void map_all(int customers) {
-  char path[400];
-  snprintf(path, sizeof path, "%s/map.csv", h.dir);
-  cr_assert_eq(rt_cadence_map_file(h.dsn, msp, path), customers);
-  char *out, *err;
-  int rc = rt_nj_run(&h, &out, &err, NULL, "map", "--msp-org", rt_nj_id(msp),
-                     "--from-file", path, "--apply", NULL);
-  cr_assert_eq(rc, 0, "map: %s%s", out, err);
-  free(out);
-  free(err);
-  cr_assert_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
-                     " state = 'MAPPED'"),
-               customers);
-}
-
 /* `serve` on the sped-up clock from start_ms, with its budget windows
  * sped up alike. */
 static void serve(rt_proc_t *p, const char *confd, long long start_ms,
@@ -117,7 +100,7 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
   cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
   free(err);
   rt_nj_connect(&h, msp, "sim-eu-client");
-  map_all(CUSTOMERS);
+  rt_nj_map_all(&h, msp, CUSTOMERS);
   cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
 
   /* The :15 sync first, alone: the :30 tick is not left to fall while it
@@ -128,22 +111,16 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
   rt_cadence_write_confd(confd, RT_CADENCE_SYNC);
   rt_proc_t runner;
   serve(&runner, confd, CLOCK_START_MS, SCALE);
-  bool synced = rt_pg_wait_count(h.dsn,
-                                 "SELECT count(*) FROM runner.job WHERE name"
-                                 " = 'ninjaone-asset-sync' AND state ="
-                                 " 'completed'",
-                                 1, 300000);
+  bool synced = rt_cadence_wait_jobs(h.dsn, "ninjaone-asset-sync",
+                                     "'completed'", 1, 300000);
   stop(&runner, synced, "the asset sync did not complete");
   /* Then both cadences as shipped, from 00:26, on the same budget: the
    * sweep ticks at :30 and paces its customers over about 80 minutes of
    * the runner's clock, two minutes of real time. */
   rt_cadence_write_confd(confd, RT_CADENCE_SYNC | RT_CADENCE_SWEEP);
   serve(&runner, confd, SWEEP_CLOCK_START_MS, SCALE);
-  bool swept = rt_pg_wait_count(h.dsn,
-                                "SELECT count(*) FROM runner.job WHERE name ="
-                                " 'ninjaone-evidence.customer' AND state IN"
-                                " ('completed', 'dead')",
-                                CUSTOMERS, 600000);
+  bool swept = rt_cadence_wait_jobs(h.dsn, "ninjaone-evidence.customer",
+                                    "'completed', 'dead'", CUSTOMERS, 600000);
   stop(&runner, swept, "the sweep did not complete");
 
   /* The pacing the sweep chose, as its result says. */
@@ -286,7 +263,7 @@ Test(ninjaone_budget_shared,
   cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
   free(err);
   rt_nj_connect(&h, msp, "sim-eu-client");
-  map_all(SHARED_CUSTOMERS);
+  rt_nj_map_all(&h, msp, SHARED_CUSTOMERS);
   /* Who claimed each job: the lease owner is cleared when the outcome is
    * written, so a trigger keeps it. */
   free(q_text("CREATE TABLE job_claim (job_id bigint, owner text);"
@@ -308,11 +285,9 @@ Test(ninjaone_budget_shared,
   for (int i = 0; i < SHARED_RUNNERS; i++)
     serve(&runners[i], confd, SHARED_CLOCK_START_MS, SHARED_SCALE);
   /* Half a minute of real time on an idle machine; nine allowed. */
-  bool swept = rt_pg_wait_count(h.dsn,
-                                "SELECT count(*) FROM runner.job WHERE name ="
-                                " 'ninjaone-evidence.customer' AND state IN"
-                                " ('completed', 'dead')",
-                                SHARED_CUSTOMERS, 540000);
+  bool swept = rt_cadence_wait_jobs(h.dsn, "ninjaone-evidence.customer",
+                                    "'completed', 'dead'", SHARED_CUSTOMERS,
+                                    540000);
   double wall_s = rt_now_s() - t0;
   pid_t pids[SHARED_RUNNERS];
   for (int i = 0; i < SHARED_RUNNERS; i++) {

@@ -328,18 +328,7 @@ Test(ninjaone_cadence, both_cadences_complete_unthrottled_as_planned) {
   free(err);
   rt_nj_connect(&h, msp, "sim-eu-client");
   /* Every organization mapped to a company promoted to a customer. */
-  char path[400];
-  snprintf(path, sizeof path, "%s/map.csv", h.dir);
-  cr_assert_eq(rt_cadence_map_file(h.dsn, msp, path), CAD_CUSTOMERS);
-  char *out;
-  int rc = rt_nj_run(&h, &out, &err, NULL, "map", "--msp-org", rt_nj_id(msp),
-                     "--from-file", path, "--apply", NULL);
-  cr_assert_eq(rc, 0, "map: %s%s", out, err);
-  free(out);
-  free(err);
-  cr_assert_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
-                     " state = 'MAPPED'"),
-               CAD_CUSTOMERS);
+  rt_nj_map_all(&h, msp, CAD_CUSTOMERS);
   /* Only what the cadences send from here on. */
   cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
   char confd[320];
@@ -353,22 +342,13 @@ Test(ninjaone_cadence, both_cadences_complete_unthrottled_as_planned) {
   int64_t t0 = (int64_t)time(NULL);
   rt_proc_start(&runner, serve, env, NULL);
   /* 30 x 6 requests and more at 57 a minute: about 4 minutes. */
-  bool synced = rt_pg_wait_count(h.dsn,
-                                 "SELECT count(*) FROM runner.job WHERE name"
-                                 " = 'ninjaone-asset-sync' AND state ="
-                                 " 'completed'",
-                                 1, 600000);
-  bool swept = synced && rt_pg_wait_count(h.dsn,
-                                          "SELECT count(*) FROM runner.job"
-                                          " WHERE name ="
-                                          " 'ninjaone-evidence.customer' AND"
-                                          " state IN ('completed', 'dead')",
-                                          CAD_CUSTOMERS, 720000);
-  swept = swept && rt_pg_wait_count(h.dsn,
-                                    "SELECT count(*) FROM runner.job WHERE"
-                                    " name = 'ninjaone-evidence-sweep' AND"
-                                    " state = 'completed'",
-                                    1, 60000);
+  bool synced = rt_cadence_wait_jobs(h.dsn, "ninjaone-asset-sync",
+                                     "'completed'", 1, 600000);
+  bool swept = synced && rt_cadence_wait_jobs(
+                             h.dsn, "ninjaone-evidence.customer",
+                             "'completed', 'dead'", CAD_CUSTOMERS, 720000);
+  swept = swept && rt_cadence_wait_jobs(h.dsn, "ninjaone-evidence-sweep",
+                                        "'completed'", 1, 60000);
   int64_t wall_s = (int64_t)time(NULL) - t0;
   rt_proc_kill(&runner, SIGTERM);
   cr_expect(rt_proc_wait(&runner, 30000));

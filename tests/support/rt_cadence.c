@@ -104,6 +104,16 @@ long rt_cadence_map_file(const char *dsn, long long msp, const char *path) {
   return n;
 }
 
+bool rt_cadence_wait_jobs(const char *dsn, const char *name,
+                          const char *states, long want, int timeout_ms) {
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM runner.job WHERE name = '%s' AND state IN"
+           " (%s)",
+           name, states);
+  return rt_pg_wait_count(dsn, sql, want, timeout_ms);
+}
+
 long long rt_sim_tenant_stat(json_t *stats, const char *tenant,
                              const char *key) {
   json_t *t = json_object_get(json_object_get(stats, "tenants"), tenant);

@@ -48,6 +48,11 @@ char **rt_clock_env(rt_clock_env_t *c, char *db_env, long long start_ms,
  * there is none). */
 long rt_cadence_map_file(const char *dsn, long long msp, const char *path);
 
+/* Waits (up to timeout_ms) until at least want jobs named name are in one
+ * of states (an SQL list: "'completed'", "'completed', 'dead'"). */
+bool rt_cadence_wait_jobs(const char *dsn, const char *name,
+                          const char *states, long want, int timeout_ms);
+
 /* A figure of tenant (region) in the simulator's /_sim/stats (0 when
  * absent). */
 long long rt_sim_tenant_stat(json_t *stats, const char *tenant,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_cadence.h"
 #include "rt_ninjaone.h"
 
 void rt_sim_start(rt_sim_t *sim, const char *args) {
@@ -197,6 +198,24 @@ void rt_nj_connect(const rt_nj_t *h, long long msp_org_id,
   cr_assert_eq(rc, 0, "connect failed: %s%s", out, err);
   free(out);
   free(err);
+}
+
+void rt_nj_map_all(const rt_nj_t *h, long long msp_org_id, long customers) {
+  char path[400];
+  snprintf(path, sizeof path, "%s/map.csv", h->dir);
+  cr_assert_eq(rt_cadence_map_file(h->dsn, msp_org_id, path), customers);
+  char *out, *err;
+  int rc = rt_nj_run(h, &out, &err, NULL, "map", "--msp-org",
+                     rt_nj_id(msp_org_id), "--from-file", path, "--apply",
+                     NULL);
+  cr_assert_eq(rc, 0, "map: %s%s", out, err);
+  free(out);
+  free(err);
+  cr_assert_eq(rt_nj_int(h,
+                         "SELECT count(*) FROM integration_org_mapping WHERE"
+                         " msp_org_id = %lld AND state = 'MAPPED'",
+                         msp_org_id),
+               customers);
 }
 
 static char *vquery(const rt_nj_t *h, const char *fmt, va_list ap) {
