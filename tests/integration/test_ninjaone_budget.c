@@ -70,22 +70,7 @@ static void write_conf(int per_hour) {
  * sped up alike. */
 static void serve(rt_proc_t *p, const char *confd, long long start_ms,
                   double scale) {
-  rt_clock_env_t clock;
-  char **env = rt_clock_env(&clock, h.db_env, start_ms, scale, true);
-  char *argv[] = {RT_RUNNER, "serve", "-c", h.conf, "-d", (char *)confd,
-                  NULL};
-  rt_proc_start(p, argv, env, NULL);
-}
-
-/* SIGTERM, a clean exit and a log without a sanitizer report; the log
- * goes with a failure. */
-static void stop(rt_proc_t *p, bool ok, const char *what) {
-  rt_proc_kill(p, SIGTERM);
-  cr_expect(rt_proc_wait(p, 30000), "the runner did not stop");
-  char *log = rt_read_file(p->err_path);
-  cr_assert(ok, "%s:\n%s", what, log);
-  cr_expect(!strstr(log ? log : "", "Sanitizer"), "%s", log);
-  free(log);
+  rt_cadence_serve(p, h.conf, confd, h.db_env, start_ms, scale, true);
 }
 
 /* The sweep of a fleet too big for one hour beside the asset sync: its
@@ -113,7 +98,7 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
   serve(&runner, confd, CLOCK_START_MS, SCALE);
   bool synced = rt_cadence_wait_jobs(h.dsn, "ninjaone-asset-sync",
                                      "'completed'", 1, 300000);
-  stop(&runner, synced, "the asset sync did not complete");
+  rt_nj_stop_serve(&runner, synced, "the asset sync did not complete");
   /* Then both cadences as shipped, from 00:26, on the same budget: the
    * sweep ticks at :30 and paces its customers over about 80 minutes of
    * the runner's clock, two minutes of real time. */
@@ -121,7 +106,7 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
   serve(&runner, confd, SWEEP_CLOCK_START_MS, SCALE);
   bool swept = rt_cadence_wait_jobs(h.dsn, "ninjaone-evidence.customer",
                                     "'completed', 'dead'", CUSTOMERS, 600000);
-  stop(&runner, swept, "the sweep did not complete");
+  rt_nj_stop_serve(&runner, swept, "the sweep did not complete");
 
   /* The pacing the sweep chose, as its result says. */
   char *text = q_text("SELECT result FROM runner.job WHERE name ="

@@ -79,6 +79,16 @@ char **rt_clock_env(rt_clock_env_t *c, char *db_env, long long start_ms,
   return c->env;
 }
 
+void rt_cadence_serve(rt_proc_t *p, const char *conf, const char *confd,
+                      char *db_env, long long start_ms, double scale,
+                      bool scale_budget) {
+  rt_clock_env_t clock;
+  char **env = rt_clock_env(&clock, db_env, start_ms, scale, scale_budget);
+  char *argv[] = {RT_RUNNER, "serve", "-c", (char *)conf, "-d", (char *)confd,
+                  NULL};
+  rt_proc_start(p, argv, env, NULL); /* env is copied into the child */
+}
+
 long rt_cadence_map_file(const char *dsn, long long msp, const char *path) {
   char sql[1024];
   snprintf(sql, sizeof sql,

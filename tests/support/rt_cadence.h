@@ -3,12 +3,14 @@
  * them: runner.conf, conf.d, the clock's environment, the bulk map of a
  * generated fleet and the simulator's figures per tenant. No Criterion:
  * files are written or the program aborts; callers check what is
- * returned. Needs RT_PLUGIN_DIR and RT_SOURCE_DIR. */
+ * returned. Needs RT_RUNNER, RT_PLUGIN_DIR and RT_SOURCE_DIR. */
 #ifndef RT_CADENCE_H
 #define RT_CADENCE_H
 
 #include <jansson.h>
 #include <stdbool.h>
+
+#include "rt.h"
 
 /* Writes runner.conf at conf: [runner] with the build's plugins, state in
  * dir, key_file as master key, log_level warning and runner_extra (lines
@@ -41,6 +43,12 @@ typedef struct rt_clock_env_s {
 } rt_clock_env_t;
 char **rt_clock_env(rt_clock_env_t *c, char *db_env, long long start_ms,
                     double scale, bool scale_budget);
+
+/* Starts `RT_RUNNER serve -c conf -d confd` on the sped-up clock (see
+ * rt_clock_env). */
+void rt_cadence_serve(rt_proc_t *p, const char *conf, const char *confd,
+                      char *db_env, long long start_ms, double scale,
+                      bool scale_budget);
 
 /* Promotes every organization of the MSP msp's mappings to a customer
  * with a portal company, and writes the CSV `ninjaone map --from-file

@@ -218,6 +218,15 @@ void rt_nj_map_all(const rt_nj_t *h, long long msp_org_id, long customers) {
                customers);
 }
 
+void rt_nj_stop_serve(rt_proc_t *p, bool ok, const char *what) {
+  rt_proc_kill(p, SIGTERM);
+  cr_expect(rt_proc_wait(p, 30000), "the runner did not stop");
+  char *log = rt_read_file(p->err_path);
+  cr_assert(ok, "%s:\n%s", what, log);
+  cr_expect(!strstr(log ? log : "", "Sanitizer"), "%s", log);
+  free(log);
+}
+
 static char *vquery(const rt_nj_t *h, const char *fmt, va_list ap) {
   char sql[4096];
   int n = vsnprintf(sql, sizeof sql, fmt, ap);

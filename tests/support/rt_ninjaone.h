@@ -77,6 +77,10 @@ void rt_nj_connect(const rt_nj_t *h, long long msp_org_id,
  * (rt_cadence_map_file); asserts that customers are MAPPED. */
 void rt_nj_map_all(const rt_nj_t *h, long long msp_org_id, long customers);
 
+/* Stops a `serve` (SIGTERM) and expects a clean exit and a log without a
+ * sanitizer report; asserts ok, with the log and what as the message. */
+void rt_nj_stop_serve(rt_proc_t *p, bool ok, const char *what);
+
 /* SQL on h->dsn, printf-style: the first value as a number (-1 if none),
  * or as text (new; NULL if none). */
 long long rt_nj_int(const rt_nj_t *h, const char *fmt, ...)
