@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "rt_cadence.h"
 #include "sim_client.h"
 
 /* 2026-01-01T00:14:30Z: the sync ticks 30 s of runner time later. */
@@ -44,12 +45,6 @@
 
 static const char *dsn;
 static char dir[256], conf[320], confd[320], db_env[700];
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, const char *detail) {
   fprintf(stderr, "bench_cadence: %s%s%s\n", what, detail ? ": " : "",
@@ -107,8 +102,7 @@ static long rss_kib(pid_t pid) {
 }
 
 static long long tenant_stat(json_t *stats, const char *key) {
-  json_t *eu = json_object_get(json_object_get(stats, "tenants"), "eu");
-  return (long long)json_integer_value(json_object_get(eu, key));
+  return rt_sim_tenant_stat(stats, "eu", key);
 }
 
 static long long json_at(json_t *o, const char *a, const char *b,
@@ -163,8 +157,6 @@ int main(int argc, char **argv) {
   char path[512], text[8192];
   snprintf(conf, sizeof conf, "%s/runner.conf", dir);
   snprintf(confd, sizeof confd, "%s/conf.d", dir);
-  if (mkdir(confd, 0755) != 0)
-    die("mkdir", strerror(errno));
   snprintf(path, sizeof path, "%s/secret", dir);
   rt_write_file(path, "sim-eu-secret\n", 0600);
   char secret_file[512];
@@ -194,33 +186,13 @@ int main(int argc, char **argv) {
   dsn = rt_pg_fresh_db();
   rt_pg_apply_dir(dsn, RT_SOURCE_DIR "/sdk/devsrc/migrations");
   snprintf(db_env, sizeof db_env, "REGENTRA_DATABASE_URL=%s", dsn);
-  int n = snprintf(text, sizeof text,
-                   "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
-                   "master_key_file = %s\nlog_level = warning\n",
-                   RT_PLUGIN_DIR, dir, path);
+  char runner_extra[64] = "";
   if (max_pages_held > 0)
-    n += snprintf(text + n, sizeof text - (size_t)n, "max_pages_held = %ld\n",
-                  max_pages_held);
-  /* One connection profile that every NinjaOne plugin reads. */
-  n += snprintf(text + n, sizeof text - (size_t)n,
-                "\n[source \"ninjaone\"]\nbase_url_eu = http://127.0.0.1:%d/eu\n"
-                "rate_per_minute = %ld\nrate_per_hour = %ld\n",
-                sim.port, per_minute, per_hour);
-  snprintf(text + n, sizeof text - (size_t)n,
-           "\n[database]\nurl = %s\nmigrations_dir = %s\n"
-           "poll_interval = 200ms\n",
-           dsn, RT_SOURCE_DIR "/runner/migrations");
-  rt_write_file(conf, text, 0644);
-  snprintf(path, sizeof path, "%s/20-assets.conf", confd);
-  rt_write_file(path,
-                "[job \"ninjaone-asset-sync\"]\nplugin = ninjaone-assets\n"
-                "job = sync\nschedule = 15 */4 * * *\n",
-                0644);
-  snprintf(path, sizeof path, "%s/30-evidence.conf", confd);
-  rt_write_file(path,
-                "[job \"ninjaone-evidence-sweep\"]\nplugin ="
-                " ninjaone-evidence\njob = sweep\nschedule = 30 */6 * * *\n",
-                0644);
+    snprintf(runner_extra, sizeof runner_extra, "max_pages_held = %ld\n",
+             max_pages_held);
+  rt_cadence_write_conf(conf, dir, path, sim.port, per_minute, per_hour, dsn,
+                        runner_extra);
+  rt_cadence_write_confd(confd, RT_CADENCE_SYNC | RT_CADENCE_SWEEP);
   runner_cli(NULL, "migrate", NULL);
 
   /* Connect, then map every organization to a company promoted to a
@@ -232,33 +204,18 @@ int main(int argc, char **argv) {
   runner_cli(NULL, "ninjaone", "connect", "--msp-org", msp_s, "--region",
              "eu", "--client-id", "sim-eu-client", "--client-secret-file",
              secret_file, NULL);
-  snprintf(text, sizeof text,
-           "WITH m AS (SELECT external_org_id FROM integration_org_mapping"
-           " WHERE msp_org_id = %lld), o AS (INSERT INTO organization (name,"
-           " kind) SELECT 'Customer ' || external_org_id, 'CUSTOMER' FROM m"
-           " RETURNING id, name), c AS (INSERT INTO portal_company"
-           " (msp_org_id, name, converted_to_organization_id) SELECT %lld,"
-           " o.name, o.id FROM o RETURNING id, name)"
-           " SELECT string_agg(substr(name, 10) || ',use-existing,' || id,"
-           " E'\\n') FROM c",
-           msp, msp);
-  char *rows = rt_pg_query(dsn, text);
-  if (!rows)
-    die("no organizations discovered", NULL);
   snprintf(path, sizeof path, "%s/map.csv", dir);
-  rt_write_file(path, rows, 0644);
-  free(rows);
+  if (rt_cadence_map_file(dsn, msp, path) == 0)
+    die("no organizations discovered", NULL);
   runner_cli(NULL, "ninjaone", "map", "--msp-org", msp_s, "--from-file",
              path, "--apply", NULL);
   simc_control(&sim, "reset-stats", "{}");
 
   /* The runners, each with its log. */
   pid_t pids[MAX_RUNNERS];
-  char clock_start[64], clock_scale[64];
-  snprintf(clock_start, sizeof clock_start, "REGENTRA_CLOCK_START_MS=%lld",
-           CLOCK_START_MS);
-  snprintf(clock_scale, sizeof clock_scale, "REGENTRA_CLOCK_SCALE=%g", scale);
-  double t0 = now_s();
+  rt_clock_env_t clock;
+  char **env = rt_clock_env(&clock, db_env, CLOCK_START_MS, scale, true);
+  double t0 = rt_now_s();
   for (int i = 0; i < runners; i++) {
     pids[i] = fork();
     if (pids[i] < 0)
@@ -267,10 +224,8 @@ int main(int argc, char **argv) {
       snprintf(path, sizeof path, "%s/runner-%d.log", dir, i);
       if (!freopen(path, "w", stderr))
         _exit(127);
-      putenv(db_env);
-      putenv(clock_start);
-      putenv(clock_scale);
-      putenv("REGENTRA_CLOCK_SCALE_BUDGET=1");
+      for (char **e = env; *e; e++)
+        putenv(*e);
       execl(RT_RUNNER, RT_RUNNER, "serve", "-c", conf, "-d", confd,
             (char *)NULL);
       _exit(127);
@@ -282,7 +237,7 @@ int main(int argc, char **argv) {
   /* Sampled each second: the most resident memory of each runner while a
    * sync runs, and while only customer sweeps do. */
   long rss_sync[MAX_RUNNERS] = {0}, rss_sweep[MAX_RUNNERS] = {0};
-  while (!done && now_s() - t0 < (double)timeout_min * 60) {
+  while (!done && rt_now_s() - t0 < (double)timeout_min * 60) {
     sleep(1);
     bool syncing = q_int("SELECT count(*) FROM runner.job WHERE name ="
                          " 'ninjaone-asset-sync' AND state = 'running'") > 0;
@@ -295,7 +250,7 @@ int main(int argc, char **argv) {
     if (!sync_done_s &&
         q_int("SELECT count(*) FROM runner.job WHERE name ="
               " 'ninjaone-asset-sync' AND state = 'completed'") > 0)
-      sync_done_s = now_s() - t0;
+      sync_done_s = rt_now_s() - t0;
     done = sync_done_s &&
            q_int("SELECT count(*) FROM runner.job WHERE name ="
                  " 'ninjaone-evidence-sweep' AND state = 'completed'") > 0 &&
@@ -305,7 +260,7 @@ int main(int argc, char **argv) {
            q_int("SELECT count(*) FROM runner.job WHERE name ="
                  " 'ninjaone-asset-sync' AND state <> 'completed'") == 0;
   }
-  double wall = now_s() - t0;
+  double wall = rt_now_s() - t0;
   simc_resp_t r = simc_get(&sim, "/_sim/stats", NULL);
   json_t *stats = r.json ? json_incref(r.json) : NULL;
   simc_resp_free(&r);

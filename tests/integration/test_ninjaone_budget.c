@@ -5,15 +5,13 @@
  * REGENTRA_CLOCK_SCALE_BUDGET=1), so that hours of budget pass in minutes;
  * and three `serve` processes sharing one minute's budget. */
 #include <criterion/criterion.h>
-#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
+#include "rt_cadence.h"
 #include "rt_ninjaone.h"
 
 #define SECRET "sim-eu-secret"
@@ -23,9 +21,10 @@
 #define PER_MINUTE 60
 #define PER_HOUR 150
 #define SCALE 40
-/* 2026-01-01T00:14:30Z: the :15 sync ticks 30 s (0.75 s real) later, the
- * :30 sweep 15.5 minutes (23 s real) later. */
+/* 2026-01-01T00:14:30Z: the :15 sync ticks 30 s (0.75 s real) later. */
 #define CLOCK_START_MS 1767226470000LL
+/* 2026-01-01T00:26:00Z: the :30 sweep ticks 4 minutes (6 s real) later. */
+#define SWEEP_CLOCK_START_MS 1767227160000LL
 #define SWEEP_PERIOD_MS (6LL * 3600 * 1000)
 
 static rt_nj_t h;
@@ -63,66 +62,15 @@ TestSuite(ninjaone_budget, .init = setup, .fini = teardown, .timeout = 900);
 /* runner.conf: the connection profile with the budget (per_hour an hour),
  * and the queue. */
 static void write_conf(int per_hour) {
-  char text[4096];
-  int n = snprintf(text, sizeof text,
-                   "[runner]\nplugin_dir = %s\nstate_dir = %s/state\n"
-                   "master_key_file = %s\nlog_level = warning\n",
-                   RT_PLUGIN_DIR, h.dir, h.key_file);
-  n += snprintf(text + n, sizeof text - (size_t)n,
-                "\n[source \"ninjaone\"]\nbase_url_eu = "
-                "http://127.0.0.1:%d/eu\nrate_per_minute = %d\n"
-                "rate_per_hour = %d\n",
-                h.sim.port, PER_MINUTE, per_hour);
-  n += snprintf(text + n, sizeof text - (size_t)n,
-                "\n[database]\nurl = %s\nmigrations_dir = %s\n"
-                "poll_interval = 200ms\n",
-                h.dsn, RT_SOURCE_DIR "/runner/migrations");
-  cr_assert_lt((size_t)n, sizeof text);
-  rt_write_file(h.conf, text, 0644);
+  rt_cadence_write_conf(h.conf, h.dir, h.key_file, h.sim.port, PER_MINUTE,
+                        per_hour, h.dsn, NULL);
 }
 
-static bool wait_count(const char *sql, long long want, int timeout_ms) {
-  for (int waited = 0; waited <= timeout_ms; waited += 500) {
-    if (q_int("%s", sql) >= want)
-      return true;
-    struct timespec ts = {0, 500 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-  }
-  return false;
-}
-
-static long long tenant_stat(json_t *stats, const char *key) {
-  json_t *eu = json_object_get(json_object_get(stats, "tenants"), "eu");
-  return (long long)json_integer_value(json_object_get(eu, key));
-}
-
-/* Every organization (the simulator's `customers`) mapped to a company
- * promoted to a customer, in one bulk map. */
-static void map_all(int customers) {
-  char *rows =
-      q_text("WITH m AS (SELECT external_org_id FROM integration_org_mapping"
-             " WHERE msp_org_id = %lld), o AS (INSERT INTO organization (name,"
-             " kind) SELECT 'Customer ' || external_org_id, 'CUSTOMER' FROM m"
-             " RETURNING id, name), c AS (INSERT INTO portal_company"
-             " (msp_org_id, name, converted_to_organization_id) SELECT %lld,"
-             " o.name, o.id FROM o RETURNING id, name)"
-             " SELECT string_agg(substr(name, 10) || ',use-existing,' || id,"
-             " E'\\n') FROM c",
-             msp, msp);
-  cr_assert_not_null(rows);
-  char path[400];
-  snprintf(path, sizeof path, "%s/map.csv", h.dir);
-  rt_write_file(path, rows, 0644);
-  free(rows);
-  char *out, *err;
-  int rc = rt_nj_run(&h, &out, &err, NULL, "map", "--msp-org", rt_nj_id(msp),
-                     "--from-file", path, "--apply", NULL);
-  cr_assert_eq(rc, 0, "map: %s%s", out, err);
-  free(out);
-  free(err);
-  cr_assert_eq(q_int("SELECT count(*) FROM integration_org_mapping WHERE"
-                     " state = 'MAPPED'"),
-               customers);
+/* `serve` on the sped-up clock from start_ms, with its budget windows
+ * sped up alike. */
+static void serve(rt_proc_t *p, const char *confd, long long start_ms,
+                  double scale) {
+  rt_cadence_serve(p, h.conf, confd, h.db_env, start_ms, scale, true);
 }
 
 /* The sweep of a fleet too big for one hour beside the asset sync: its
@@ -137,45 +85,28 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
   cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
   free(err);
   rt_nj_connect(&h, msp, "sim-eu-client");
-  map_all(CUSTOMERS);
+  rt_nj_map_all(&h, msp, CUSTOMERS);
   cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
 
-  char confd[320], path[400];
+  /* The :15 sync first, alone: the :30 tick is not left to fall while it
+   * runs, when a loop held up for 1.5 s (a minute of the runner's clock, on
+   * a busy machine) would skip it until 06:30, nine minutes later. */
+  char confd[320];
   snprintf(confd, sizeof confd, "%s/conf.d", h.dir);
-  cr_assert(mkdir(confd, 0755) == 0 || errno == EEXIST);
-  snprintf(path, sizeof path, "%s/20-assets.conf", confd);
-  rt_write_file(path,
-                "[job \"ninjaone-asset-sync\"]\nplugin = ninjaone-assets\n"
-                "job = sync\nschedule = 15 */4 * * *\n",
-                0644);
-  snprintf(path, sizeof path, "%s/30-evidence.conf", confd);
-  rt_write_file(path,
-                "[job \"ninjaone-evidence-sweep\"]\nplugin ="
-                " ninjaone-evidence\njob = sweep\nschedule = 30 */6 * * *\n",
-                0644);
-  char clock_start[64], clock_scale[64];
-  snprintf(clock_start, sizeof clock_start, "REGENTRA_CLOCK_START_MS=%lld",
-           CLOCK_START_MS);
-  snprintf(clock_scale, sizeof clock_scale, "REGENTRA_CLOCK_SCALE=%d", SCALE);
-  char *env[] = {h.db_env, clock_start, clock_scale,
-                 "REGENTRA_CLOCK_SCALE_BUDGET=1", NULL};
-  char *serve[] = {RT_RUNNER, "serve", "-c", h.conf, "-d", confd, NULL};
+  rt_cadence_write_confd(confd, RT_CADENCE_SYNC);
   rt_proc_t runner;
-  rt_proc_start(&runner, serve, env, NULL);
-  /* About 100 minutes of the runner's clock: 2.5 minutes. */
-  bool synced = wait_count("SELECT count(*) FROM runner.job WHERE name ="
-                           " 'ninjaone-asset-sync' AND state = 'completed'",
-                           1, 300000);
-  bool swept = synced && wait_count("SELECT count(*) FROM runner.job WHERE"
-                                    " name = 'ninjaone-evidence.customer' AND"
-                                    " state IN ('completed', 'dead')",
-                                    CUSTOMERS, 600000);
-  rt_proc_kill(&runner, SIGTERM);
-  cr_expect(rt_proc_wait(&runner, 30000));
-  char *log = rt_read_file(runner.err_path);
-  cr_assert(synced && swept, "the cadences did not complete:\n%s", log);
-  cr_expect(!strstr(log, "Sanitizer"), "%s", log);
-  free(log);
+  serve(&runner, confd, CLOCK_START_MS, SCALE);
+  bool synced = rt_cadence_wait_jobs(h.dsn, "ninjaone-asset-sync",
+                                     "'completed'", 1, 300000);
+  rt_nj_stop_serve(&runner, synced, "the asset sync did not complete");
+  /* Then both cadences as shipped, from 00:26, on the same budget: the
+   * sweep ticks at :30 and paces its customers over about 80 minutes of
+   * the runner's clock, two minutes of real time. */
+  rt_cadence_write_confd(confd, RT_CADENCE_SYNC | RT_CADENCE_SWEEP);
+  serve(&runner, confd, SWEEP_CLOCK_START_MS, SCALE);
+  bool swept = rt_cadence_wait_jobs(h.dsn, "ninjaone-evidence.customer",
+                                    "'completed', 'dead'", CUSTOMERS, 600000);
+  rt_nj_stop_serve(&runner, swept, "the sweep did not complete");
 
   /* The pacing the sweep chose, as its result says. */
   char *text = q_text("SELECT result FROM runner.job WHERE name ="
@@ -198,14 +129,7 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
       json_object_get(pacing, "estimated_requests_per_hour"));
   long long last_offset_ms =
       json_integer_value(json_object_get(pacing, "last_start_offset_ms"));
-  /* The same estimate as `ninjaone plan`, from the sync's device counts
-   * (when the sync was done before the sweep listed its customers: a
-   * machine too busy to finish it in 15 minutes of the sped-up clock leaves
-   * the sweep the assets' counts). */
-  bool sync_first = q_int("SELECT count(*) FROM runner.job s, runner.job y"
-                          " WHERE s.name = 'ninjaone-evidence-sweep' AND"
-                          " y.name = 'ninjaone-asset-sync' AND y.finished_at"
-                          " < s.started_at") > 0;
+  /* The same estimate as `ninjaone plan`, from the sync's device counts. */
   char *out = NULL;
   cr_assert_eq(
       rt_nj_run(&h, &out, NULL, NULL, "plan", "--msp-org", rt_nj_id(msp), NULL),
@@ -214,17 +138,12 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
   free(out);
   json_t *cred = json_array_get(json_object_get(plan, "credentials"), 0);
   json_t *cadences = json_object_get(cred, "cadences");
-  if (sync_first) {
-    cr_expect_eq(json_integer_value(json_object_get(
-                     json_object_get(cadences, "evidence_sweep"), "requests")),
-                 estimated);
-    cr_expect_eq(json_integer_value(json_object_get(
-                     json_object_get(cadences, "asset_sync"), "requests")),
-                 sync_requests);
-  } else {
-    fprintf(stderr, "pacing: the sync finished after the sweep started; the"
-                    " estimate is not compared with plan's\n");
-  }
+  cr_expect_eq(json_integer_value(json_object_get(
+                   json_object_get(cadences, "evidence_sweep"), "requests")),
+               estimated);
+  cr_expect_eq(json_integer_value(json_object_get(
+                   json_object_get(cadences, "asset_sync"), "requests")),
+               sync_requests);
   json_decref(plan);
   /* More than an hour beside the sync, so more than an hour of spread. */
   cr_expect_gt(estimated + sync_requests + 1, PER_HOUR * 95 / 100);
@@ -264,10 +183,10 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
   json_t *stats = json_loads(text ? text : "", 0, NULL);
   free(text);
   cr_assert_not_null(stats);
-  long long requests = tenant_stat(stats, "requests");
-  long long throttled = tenant_stat(stats, "throttled");
-  long long peak_minute = tenant_stat(stats, "peakPerMinute");
-  long long peak_hour = tenant_stat(stats, "peakPerHour");
+  long long requests = rt_sim_tenant_stat(stats, "eu", "requests");
+  long long throttled = rt_sim_tenant_stat(stats, "eu", "throttled");
+  long long peak_minute = rt_sim_tenant_stat(stats, "eu", "peakPerMinute");
+  long long peak_hour = rt_sim_tenant_stat(stats, "eu", "peakPerHour");
   json_decref(stats);
   fprintf(stderr,
           "pacing: %d customers, sweep estimate %lld + sync %lld requests,"
@@ -287,8 +206,8 @@ Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
 #define SHARED_CUSTOMERS 300
 #define SHARED_RUNNERS 3
 #define SHARED_PER_HOUR 100000 /* the sweep's 1,800 requests fit in it */
-/* 1,800 requests at 57 a minute: about 32 minutes of the sped-up clock,
- * a minute of real time. */
+/* 1,800 requests at 57 a minute: about 32 minutes of the sped-up clock, a
+ * minute of real time. */
 #define SHARED_SCALE 30
 /* 2026-01-01T00:29:00Z: the :30 sweep ticks a minute (2 s real) later. */
 #define SHARED_CLOCK_START_MS 1767227340000LL
@@ -316,12 +235,6 @@ static void teardown_shared(void) {
 TestSuite(ninjaone_budget_shared, .init = setup_shared, .fini = teardown_shared,
           .timeout = 600);
 
-static double real_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Three `serve` processes on one database and one credential sweep 300
  * customers of one tenant, enqueued once by the :30 tick, under a budget
  * of 60 a minute: every customer is swept once, the runners share the
@@ -335,34 +248,20 @@ Test(ninjaone_budget_shared,
   cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
   free(err);
   rt_nj_connect(&h, msp, "sim-eu-client");
-  map_all(SHARED_CUSTOMERS);
+  rt_nj_map_all(&h, msp, SHARED_CUSTOMERS);
   cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
 
-  char confd[320], path[400];
+  char confd[320];
   snprintf(confd, sizeof confd, "%s/conf.d", h.dir);
-  cr_assert(mkdir(confd, 0755) == 0 || errno == EEXIST);
-  snprintf(path, sizeof path, "%s/30-evidence.conf", confd);
-  rt_write_file(path,
-                "[job \"ninjaone-evidence-sweep\"]\nplugin ="
-                " ninjaone-evidence\njob = sweep\nschedule = 30 */6 * * *\n",
-                0644);
-  char clock_start[64], clock_scale[64];
-  snprintf(clock_start, sizeof clock_start, "REGENTRA_CLOCK_START_MS=%lld",
-           SHARED_CLOCK_START_MS);
-  snprintf(clock_scale, sizeof clock_scale, "REGENTRA_CLOCK_SCALE=%d",
-           SHARED_SCALE);
-  char *env[] = {h.db_env, clock_start, clock_scale,
-                 "REGENTRA_CLOCK_SCALE_BUDGET=1", NULL};
-  char *serve[] = {RT_RUNNER, "serve", "-c", h.conf, "-d", confd, NULL};
-  double t0 = real_s();
+  rt_cadence_write_confd(confd, RT_CADENCE_SWEEP);
+  double t0 = rt_now_s();
   for (int i = 0; i < SHARED_RUNNERS; i++)
-    rt_proc_start(&runners[i], serve, env, NULL);
-  /* A minute of real time on an idle machine; ten allowed. */
-  bool swept = wait_count("SELECT count(*) FROM runner.job WHERE name ="
-                          " 'ninjaone-evidence.customer' AND state IN"
-                          " ('completed', 'dead')",
-                          SHARED_CUSTOMERS, 540000);
-  double wall_s = real_s() - t0;
+    serve(&runners[i], confd, SHARED_CLOCK_START_MS, SHARED_SCALE);
+  /* A minute of real time on an idle machine; nine allowed. */
+  bool swept = rt_cadence_wait_jobs(h.dsn, "ninjaone-evidence.customer",
+                                    "'completed', 'dead'", SHARED_CUSTOMERS,
+                                    540000);
+  double wall_s = rt_now_s() - t0;
   pid_t pids[SHARED_RUNNERS];
   for (int i = 0; i < SHARED_RUNNERS; i++) {
     pids[i] = runners[i].pid;
@@ -428,9 +327,9 @@ Test(ninjaone_budget_shared,
   json_t *stats = json_loads(text ? text : "", 0, NULL);
   free(text);
   cr_assert_not_null(stats);
-  long long requests = tenant_stat(stats, "requests");
-  long long throttled = tenant_stat(stats, "throttled");
-  long long peak_minute = tenant_stat(stats, "peakPerMinute");
+  long long requests = rt_sim_tenant_stat(stats, "eu", "requests");
+  long long throttled = rt_sim_tenant_stat(stats, "eu", "throttled");
+  long long peak_minute = rt_sim_tenant_stat(stats, "eu", "peakPerMinute");
   json_decref(stats);
   fprintf(stderr,
           "shared sweep: %d customers, %d runners, clock x%d; simulator: %lld"

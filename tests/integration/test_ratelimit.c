@@ -479,12 +479,6 @@ static void spin(int ms) {
   rt_host_run_until(&h, &never, ms);
 }
 
-static int64_t real_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 Test(ratelimit_http, paces_a_simulated_tenant_evenly_under_its_budget,
      .timeout = 60) {
   enum { N = 60 };
@@ -494,14 +488,14 @@ Test(ratelimit_http, paces_a_simulated_tenant_evenly_under_its_budget,
   cr_assert_eq(h.api->rate_configure(h.ctx, "ninjaone/eu/test",
                                      ninjaone_windows, 2),
                0);
-  int64_t t0 = real_ms();
+  int64_t t0 = rt_now_ms();
   for (int i = 0; i < N; i++) {
     res[i].done = &done;
     cr_assert_eq(send_one("ninjaone/eu/test", &res[i]), 0);
   }
   for (int i = 0; i < 200 && done < 6; i++)
     spin(50);
-  int64_t elapsed = real_ms() - t0;
+  int64_t elapsed = rt_now_ms() - t0;
   cr_assert_geq(done, 6, "paced requests never went out");
   /* 95% of 200 a minute, evenly: one admission per 315 ms, the first at
    * once. A burst would have sent all 60 now. */
@@ -628,7 +622,7 @@ typedef struct sample_s {
 static sample_t sample_sim(void) {
   simc_resp_t r;
   json_t *eu = eu_stats(&r);
-  sample_t s = {.at_ms = real_ms(),
+  sample_t s = {.at_ms = rt_now_ms(),
                 .requests = (long)json_integer_value(json_object_get(eu, "requests")),
                 .throttled = (long)json_integer_value(json_object_get(eu, "throttled"))};
   simc_resp_free(&r);
@@ -659,7 +653,7 @@ Test(ratelimit_shared, three_runner_processes_stay_within_one_budget_of_60_a_min
   enum { RUNNERS = 3, MAX_SAMPLES = 4000 };
   pid_t pids[RUNNERS];
   char figures[RUNNERS][256];
-  int64_t t0 = real_ms();
+  int64_t t0 = rt_now_ms();
   for (int i = 0; i < RUNNERS; i++) {
     snprintf(figures[i], sizeof figures[i], "%s/runner-%d.txt", dir, i);
     pids[i] = fork();
@@ -682,7 +676,7 @@ Test(ratelimit_shared, three_runner_processes_stay_within_one_budget_of_60_a_min
     usleep(100 * 1000); /* the sampling period, not a wait for a state */
   }
   samples[nsamples++] = sample_sim();
-  int64_t wall = real_ms() - t0;
+  int64_t wall = rt_now_ms() - t0;
   cr_assert_eq(running, 0);
   long max_minute = 0;
   for (int i = 0; i < nsamples; i++)
@@ -725,7 +719,7 @@ Test(ratelimit_shared, a_dead_holders_grant_counts_until_it_ages_out,
   char *got = rt_pg_query(dsn, sql);
   cr_expect_str_eq(got, "5 0");
   free(got);
-  int64_t granted_at = real_ms();
+  int64_t granted_at = rt_now_ms();
   snprintf(sql, sizeof sql, take, "live", 5);
   got = rt_pg_query(dsn, sql);
   cr_expect_str_eq(got, "1 0", "the dead holder's tokens were given again");
@@ -740,7 +734,7 @@ Test(ratelimit_shared, a_dead_holders_grant_counts_until_it_ages_out,
     tokens = atoi(got);
     free(got);
     if (tokens)
-      first_again = real_ms();
+      first_again = rt_now_ms();
     else
       usleep(20 * 1000); /* polling the bucket's answer */
   }

@@ -45,8 +45,12 @@ void rt_proc_start(rt_proc_t *p, char *const argv[], char *const env[],
                    const char *stdin_text);
 /* Removes the output files (after the last read of them). */
 void rt_proc_remove_files(const rt_proc_t *p);
-/* Waits up to timeout_ms; returns false if it is still running. */
+/* Waits up to timeout_ms; returns false if it is still running. A process
+ * reaped here is handed to rt_proc_reaped, when set: in a Criterion test
+ * (rt_outcome.c) its output files are removed when the test ends, unless
+ * the test failed, when they are kept and named. */
 bool rt_proc_wait(rt_proc_t *p, int timeout_ms);
+extern void (*rt_proc_reaped)(const char *out_path, const char *err_path);
 void rt_proc_kill(rt_proc_t *p, int sig);
 /* Waits until file contains needle `count` times; false on timeout. */
 bool rt_wait_for_text(const char *path, const char *needle, int count,
@@ -56,6 +60,10 @@ int rt_count_text(const char *path, const char *needle);
  * outputs are read into *out and *err (new; may pass NULL). */
 int rt_run(char *const argv[], char *const env[], const char *stdin_text,
            char **out, char **err);
+
+/* The monotonic clock, for wall times and deadlines. */
+long long rt_now_ms(void);
+double rt_now_s(void);
 
 /* Files. */
 char *rt_read_file(const char *path); /* new; NULL if unreadable */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_cadence.h"
 #include "rt_ninjaone.h"
 
 void rt_sim_start(rt_sim_t *sim, const char *args) {
@@ -52,7 +53,6 @@ void rt_sim_stop(rt_sim_t *sim) {
     rt_proc_kill(&sim->proc, SIGTERM);
     rt_proc_wait(&sim->proc, 10000);
     sim_report_errors(sim);
-    rt_proc_remove_files(&sim->proc);
   }
 }
 
@@ -198,6 +198,33 @@ void rt_nj_connect(const rt_nj_t *h, long long msp_org_id,
   cr_assert_eq(rc, 0, "connect failed: %s%s", out, err);
   free(out);
   free(err);
+}
+
+void rt_nj_map_all(const rt_nj_t *h, long long msp_org_id, long customers) {
+  char path[400];
+  snprintf(path, sizeof path, "%s/map.csv", h->dir);
+  cr_assert_eq(rt_cadence_map_file(h->dsn, msp_org_id, path), customers);
+  char *out, *err;
+  int rc = rt_nj_run(h, &out, &err, NULL, "map", "--msp-org",
+                     rt_nj_id(msp_org_id), "--from-file", path, "--apply",
+                     NULL);
+  cr_assert_eq(rc, 0, "map: %s%s", out, err);
+  free(out);
+  free(err);
+  cr_assert_eq(rt_nj_int(h,
+                         "SELECT count(*) FROM integration_org_mapping WHERE"
+                         " msp_org_id = %lld AND state = 'MAPPED'",
+                         msp_org_id),
+               customers);
+}
+
+void rt_nj_stop_serve(rt_proc_t *p, bool ok, const char *what) {
+  rt_proc_kill(p, SIGTERM);
+  cr_expect(rt_proc_wait(p, 30000), "the runner did not stop");
+  char *log = rt_read_file(p->err_path);
+  cr_assert(ok, "%s:\n%s", what, log);
+  cr_expect(!strstr(log ? log : "", "Sanitizer"), "%s", log);
+  free(log);
 }
 
 static char *vquery(const rt_nj_t *h, const char *fmt, va_list ap) {

@@ -72,6 +72,15 @@ int rt_nj_run(const rt_nj_t *h, char **out, char **err, const char *stdin_text,
 void rt_nj_connect(const rt_nj_t *h, long long msp_org_id,
                    const char *client_id);
 
+/* Every organization of the MSP's mappings promoted to a customer with a
+ * portal company and mapped to it, in one `map --from-file --apply`
+ * (rt_cadence_map_file); asserts that customers are MAPPED. */
+void rt_nj_map_all(const rt_nj_t *h, long long msp_org_id, long customers);
+
+/* Stops a `serve` (SIGTERM) and expects a clean exit and a log without a
+ * sanitizer report; asserts ok, with the log and what as the message. */
+void rt_nj_stop_serve(rt_proc_t *p, bool ok, const char *what);
+
 /* SQL on h->dsn, printf-style: the first value as a number (-1 if none),
  * or as text (new; NULL if none). */
 long long rt_nj_int(const rt_nj_t *h, const char *fmt, ...)

@@ -14,10 +14,18 @@
 
 extern char **environ;
 
-static long now_ms(void) {
+void (*rt_proc_reaped)(const char *out_path, const char *err_path);
+
+long long rt_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double rt_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* A new, empty file of this process's own, open for the child to write:
@@ -82,8 +90,9 @@ void rt_proc_remove_files(const rt_proc_t *p) {
   unlink(p->err_path);
 }
 
-bool rt_proc_wait(rt_proc_t *p, int timeout_ms) {
-  long deadline = now_ms() + timeout_ms;
+/* rt_proc_wait; the reaped process is handed on when tell. */
+static bool reap(rt_proc_t *p, int timeout_ms, bool tell) {
+  long long deadline = rt_now_ms() + timeout_ms;
   for (;;) {
     int status;
     pid_t r = waitpid(p->pid, &status, WNOHANG);
@@ -91,12 +100,18 @@ bool rt_proc_wait(rt_proc_t *p, int timeout_ms) {
       p->status = WIFEXITED(status) ? WEXITSTATUS(status)
                                     : 128 + WTERMSIG(status);
       p->pid = 0;
+      if (tell && rt_proc_reaped)
+        rt_proc_reaped(p->out_path, p->err_path);
       return true;
     }
-    if (now_ms() > deadline)
+    if (rt_now_ms() > deadline)
       return false;
     usleep(10000);
   }
+}
+
+bool rt_proc_wait(rt_proc_t *p, int timeout_ms) {
+  return reap(p, timeout_ms, true);
 }
 
 void rt_proc_kill(rt_proc_t *p, int sig) {
@@ -132,9 +147,9 @@ int rt_count_text(const char *path, const char *needle) {
 
 bool rt_wait_for_text(const char *path, const char *needle, int count,
                       int timeout_ms) {
-  long deadline = now_ms() + timeout_ms;
+  long long deadline = rt_now_ms() + timeout_ms;
   while (rt_count_text(path, needle) < count) {
-    if (now_ms() > deadline)
+    if (rt_now_ms() > deadline)
       return false;
     usleep(20000);
   }
@@ -145,9 +160,10 @@ int rt_run(char *const argv[], char *const env[], const char *stdin_text,
            char **out, char **err) {
   rt_proc_t p;
   rt_proc_start(&p, argv, env, stdin_text);
-  if (!rt_proc_wait(&p, 60000)) {
+  /* Its output is read and removed here. */
+  if (!reap(&p, 60000, false)) {
     rt_proc_kill(&p, SIGKILL);
-    rt_proc_wait(&p, 5000);
+    reap(&p, 5000, false);
     p.status = -1;
   }
   if (out)

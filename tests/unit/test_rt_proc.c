@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,4 +36,25 @@ Test(rt_proc, never_reads_an_earlier_process_file_as_the_childs_output,
   cr_expect(rt_proc_wait(&p, 5000));
   unlink(p.out_path);
   unlink(p.err_path);
+}
+
+/* A reaped process's output files are listed for the runner process, which
+ * removes them when the test passed (and names them when it failed). */
+Test(rt_proc, a_reaped_process_is_listed_for_removal, .timeout = 30) {
+  const char *dir = getenv("RT_OUTCOME_DIR");
+  cr_assert_not_null(dir, "no RT_OUTCOME_DIR: rt_outcome.c is not linked");
+  char *argv[] = {"/bin/echo", "hello", NULL};
+  rt_proc_t p;
+  rt_proc_start(&p, argv, NULL, NULL);
+  cr_assert(rt_proc_wait(&p, 10000));
+  char path[512];
+  snprintf(path, sizeof path, "%s/rt_proc.a_reaped_process_is_listed_for_removal",
+           dir);
+  char *list = rt_read_file(path);
+  cr_assert_not_null(list, "no list at %s", path);
+  cr_expect(strstr(list, p.out_path), "%s not in: %s", p.out_path, list);
+  cr_expect(strstr(list, p.err_path), "%s not in: %s", p.err_path, list);
+  free(list);
+  /* Read after the wait, as the tests read a daemon's log. */
+  cr_expect_eq(rt_count_text(p.out_path, "hello"), 1);
 }
