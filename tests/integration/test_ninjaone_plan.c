@@ -294,10 +294,11 @@ Test(ninjaone_plan, status_warns_when_the_shipped_cadences_do_not_fit) {
 
 /* Both shipped cadences under `serve`, the runner's clock sped up so that
  * the :15 asset sync and then the :30 sweep tick within seconds of real
- * time, against a mixed fleet of 5-2,000 devices per customer. The budget is real
- * time on both sides (the simulator limits by its wall clock, the runner
- * paces by its monotonic one), so the suite runs it scaled down: 30
- * customers at 60 a minute. Every request of both runs, counted by the
+ * time, against a mixed fleet of 5-2,000 devices per customer. The budget
+ * is sped up with the clock on both sides (the simulator's limiter counts
+ * on --clock-scale, the runner's windows shrink with
+ * REGENTRA_CLOCK_SCALE_BUDGET=1), so a minute of the runner's clock holds
+ * a minute's budget: 30 customers at 60 a minute. Every request of both runs, counted by the
  * simulator, is what `plan` predicts from the sync's device counts, within
  * 5%, and none is throttled. (The sync sent one request fewer than
  * planned with 30 customers and with 15: at 15, 1 in 16 is over 5%.) */
@@ -313,8 +314,8 @@ static void cadence_setup(void) {
   char args[256];
   snprintf(args, sizeof args,
            "--generate --seed 7 --orgs %d --devices-per-org 5-2000"
-           " --rate-limit-minute %d --rate-limit-hour 1500",
-           CAD_CUSTOMERS, CAD_PER_MINUTE);
+           " --rate-limit-minute %d --rate-limit-hour 1500 --clock-scale %d",
+           CAD_CUSTOMERS, CAD_PER_MINUTE, CAD_CLOCK_SCALE);
   rt_nj_setup(&h, "njcad", "sim-eu-secret",
               "1 8f1e2d3c4b5a69788796a5b4c3d2e1f0"
               "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
@@ -351,16 +352,16 @@ Test(ninjaone_cadence, both_cadences_complete_unthrottled_as_planned) {
   rt_proc_t runner;
   int64_t t0 = (int64_t)time(NULL);
   rt_cadence_serve(&runner, h.conf, confd, h.db_env, CAD_CLOCK_START_MS,
-                   CAD_CLOCK_SCALE, false);
+                   CAD_CLOCK_SCALE, true);
   bool synced = rt_cadence_wait_jobs(h.dsn, "ninjaone-asset-sync",
                                      "'completed'", 1, 600000);
   rt_nj_stop_serve(&runner, synced, "the asset sync did not complete");
   /* Then both cadences as shipped, from 00:28, on the same budget (kept in
    * the database): the sweep ticks at :30. 30 x 6 requests and more at 57
-   * a minute: about 4 minutes. */
+   * a minute: about 4 minutes of the runner's clock, 12 s of real time. */
   rt_cadence_write_confd(confd, RT_CADENCE_SYNC | RT_CADENCE_SWEEP);
   rt_cadence_serve(&runner, h.conf, confd, h.db_env, CAD_SWEEP_CLOCK_START_MS,
-                   CAD_CLOCK_SCALE, false);
+                   CAD_CLOCK_SCALE, true);
   bool swept = rt_cadence_wait_jobs(h.dsn, "ninjaone-evidence.customer",
                                     "'completed', 'dead'", CAD_CUSTOMERS,
                                     720000) &&
