@@ -438,10 +438,11 @@ Test(lifecycle, reload_unloads_the_old_image_of_a_job_without_cancel_hook) {
  * minute runs that tick once it goes on, instead of waiting an hour. */
 Test(lifecycle, a_tick_missed_in_a_stall_is_caught_up) {
   /* start_daemon's clock crosses a minute boundary 5 ms after it starts,
-   * then one a second: the job's minute is the 20th, about 20 s in. */
+   * then one a second: the job's minute is the 40th, about 40 s in, which
+   * leaves a slow start on a busy machine time to serve before it. */
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  long long minute_of_hour = ((long long)ts.tv_sec / 60 + 1 + 20) % 60;
+  long long minute_of_hour = ((long long)ts.tv_sec / 60 + 1 + 40) % 60;
   char jobs[256];
   snprintf(jobs, sizeof jobs,
            "[job \"t\"]\nplugin = stubborn\njob = timer\n"
@@ -450,12 +451,12 @@ Test(lifecycle, a_tick_missed_in_a_stall_is_caught_up) {
   configure_stubborn("", jobs);
   long long t0 = mono_ms();
   start_daemon();
-  cr_assert(log_has("runner: serving", 1, 15000),
-            "the runner did not serve within 15 s: too slow to stall it "
+  cr_assert(log_has("runner: serving", 1, 35000),
+            "the runner did not serve within 35 s: too slow to stall it "
             "before the job's minute");
   cr_assert_eq(kill(daemon_proc.pid, SIGSTOP), 0);
   /* The stall itself: from before the job's minute to two minutes past. */
-  while (mono_ms() - t0 < 22000)
+  while (mono_ms() - t0 < 42000)
     usleep(100 * 1000);
   cr_assert_eq(kill(daemon_proc.pid, SIGCONT), 0);
   cr_expect(log_has("caught up", 1, WAIT_MS), "the missed tick was lost");

@@ -73,24 +73,30 @@ static void serve(rt_proc_t *p, const char *confd, long long start_ms,
   rt_cadence_serve(p, h.conf, confd, h.db_env, start_ms, scale, true);
 }
 
+/* The runner configured with a budget of per_hour, migrated, connected,
+ * every organization mapped to a promoted customer; the simulator's
+ * figures reset, so that they count only what the cadences send. */
+static void connect_and_map(int per_hour, long customers) {
+  write_conf(per_hour);
+  char *migrate[] = {RT_RUNNER, "migrate", "-c", h.conf, NULL};
+  char *err = NULL;
+  cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
+  free(err);
+  rt_nj_connect(&h, msp, "sim-eu-client");
+  rt_nj_map_all(&h, msp, customers);
+  cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
+}
+
 /* The sweep of a fleet too big for one hour beside the asset sync: its
  * customer jobs are spread over more than an hour of the runner's clock,
  * the last well before the next tick, each customer once; the simulator
  * sees no minute or hour over the budget and no 429, and the sync
  * completes. */
 Test(ninjaone_budget, a_big_sweep_is_spread_across_its_window) {
-  write_conf(PER_HOUR);
-  char *migrate[] = {RT_RUNNER, "migrate", "-c", h.conf, NULL};
-  char *err = NULL;
-  cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
-  free(err);
-  rt_nj_connect(&h, msp, "sim-eu-client");
-  rt_nj_map_all(&h, msp, CUSTOMERS);
-  cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
+  connect_and_map(PER_HOUR, CUSTOMERS);
 
-  /* The :15 sync first, alone: the :30 tick is not left to fall while it
-   * runs, when a loop held up for 1.5 s (a minute of the runner's clock, on
-   * a busy machine) would skip it until 06:30, nine minutes later. */
+  /* The :15 sync first, alone, then the :30 tick: the sweep's pacing then
+   * reads this sync's device counts, as `plan` does. */
   char confd[320];
   snprintf(confd, sizeof confd, "%s/conf.d", h.dir);
   rt_cadence_write_confd(confd, RT_CADENCE_SYNC);
@@ -242,14 +248,7 @@ TestSuite(ninjaone_budget_shared, .init = setup_shared, .fini = teardown_shared,
  * timestamps, sees no minute over 60 and no 429. */
 Test(ninjaone_budget_shared,
      three_runners_sweep_300_customers_within_60_a_minute) {
-  write_conf(SHARED_PER_HOUR);
-  char *migrate[] = {RT_RUNNER, "migrate", "-c", h.conf, NULL};
-  char *err = NULL;
-  cr_assert_eq(rt_run(migrate, NULL, NULL, NULL, &err), 0, "%s", err);
-  free(err);
-  rt_nj_connect(&h, msp, "sim-eu-client");
-  rt_nj_map_all(&h, msp, SHARED_CUSTOMERS);
-  cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
+  connect_and_map(SHARED_PER_HOUR, SHARED_CUSTOMERS);
 
   char confd[320];
   snprintf(confd, sizeof confd, "%s/conf.d", h.dir);

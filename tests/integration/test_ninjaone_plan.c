@@ -345,9 +345,8 @@ Test(ninjaone_cadence, both_cadences_complete_unthrottled_as_planned) {
   cr_assert_eq(rt_sim_post(&h.sim, "reset-stats", "{}", NULL), 0);
   char confd[320];
   snprintf(confd, sizeof confd, "%s/conf.d", h.dir);
-  /* The :15 sync first, alone: the :30 tick is not left to fall while it
-   * runs, when a loop held up for 3 s (a minute of the runner's clock, on a
-   * busy machine) would skip it until 06:30, eighteen minutes later. */
+  /* The :15 sync first, alone, then the :30 tick: the sweep's pacing then
+   * reads this sync's device counts, as `plan` does. */
   rt_cadence_write_confd(confd, RT_CADENCE_SYNC);
   rt_proc_t runner;
   int64_t t0 = (int64_t)time(NULL);
