@@ -449,7 +449,8 @@ int nj__decode_page(nj_endpoint_t ep, const char *body, size_t len,
   out->endpoint = ep;
   out->last_id = out->min_id = NJ_ABSENT;
   const char *path = nj_endpoint_path(ep);
-  /* The first chunk holds every string: none is longer than its JSON. */
+  /* The first chunk is the text's size: no string is longer than its JSON,
+   * so it holds most of what the rows keep. */
   dec_t d = {.ep = path, .out = out, .chunk_size = len + 1, .msg = msg,
              .msglen = msglen};
   page_read_t pr = {.d = &d, .ep = ep};
